@@ -1,0 +1,492 @@
+//! Limiters: a budget, a period, an upstream, and the secret code that names them in a URL.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rand::{RngCore, TryRngCore};
+use serde::{Deserialize, Serialize};
+use url::Url;
+use uuid::Uuid;
+
+use crate::{Money, Period, Window};
+
+/// A limiter's identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LimiterId(pub Uuid);
+
+impl LimiterId {
+    /// A fresh random id.
+    pub fn new() -> Self {
+        LimiterId(Uuid::new_v4())
+    }
+}
+
+impl Default for LimiterId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for LimiterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for LimiterId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(LimiterId)
+    }
+}
+
+/// The public proxy code in `/v1/{code}/...`: 128 bits from the operating system's CSPRNG,
+/// written as 32 lowercase hex digits (URL-safe). Whoever holds it can spend the limiter's
+/// budget, so it is rotatable ([`crate::BudgetStore::rotate_code`]).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LimiterCode(String);
+
+impl LimiterCode {
+    /// A new random code.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        rand::rngs::OsRng.try_fill_bytes(&mut bytes).unwrap_or_else(|_| {
+            // The OS RNG failing is not recoverable in a meaningful way; fall back to the
+            // thread RNG, which is itself seeded from the OS and cryptographically secure.
+            rand::rng().fill_bytes(&mut bytes)
+        });
+        let mut s = String::with_capacity(32);
+        for b in bytes {
+            s.push_str(&format!("{b:02x}"));
+        }
+        LimiterCode(s)
+    }
+
+    /// Check a code taken from a URL: 16 to 128 characters of `[A-Za-z0-9_-]`.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let ok = (16..=128).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(LimiterCode(s.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "code",
+                "must be 16 to 128 characters of letters, digits, '-' or '_'",
+            ))
+        }
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LimiterCode {
+    /// Only a prefix: the code is a credential and must not leak into logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LimiterCode({}…)", &self.0[..self.0.len().min(4)])
+    }
+}
+
+impl fmt::Display for LimiterCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for LimiterCode {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        LimiterCode::parse(&s)
+    }
+}
+
+impl From<LimiterCode> for String {
+    fn from(c: LimiterCode) -> String {
+        c.0
+    }
+}
+
+/// Which API the upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// OpenAI (`{base_url}/v1/...`), or anything OpenAI-compatible.
+    #[default]
+    #[serde(alias = "open_ai")]
+    Openai,
+    /// Azure OpenAI (`{base_url}/openai/deployments/{deployment}/...`, `{base_url}/openai/v1/...`).
+    #[serde(alias = "azure_openai")]
+    Azure,
+}
+
+/// How strictly the budget is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnforcementMode {
+    /// Admit a request while `spent + held < budget`. Requests already in flight when the
+    /// budget runs out still finish, so spend can pass the budget by at most what was in
+    /// flight. This is the original product's behaviour.
+    #[default]
+    Soft,
+    /// Admit a request only if its worst-case cost fits: `spent + held + worst_case <= budget`.
+    /// Spend can never pass the budget.
+    Strict,
+}
+
+/// What to do with a request for a model the price table does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnpricedPolicy {
+    /// Let it through and record its usage flagged as unpriced (cost $0, but visibly so).
+    #[default]
+    Admit,
+    /// Refuse it with a 400 naming the model.
+    Refuse,
+}
+
+/// A budget for one customer, department, project or user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limiter {
+    /// Identifier.
+    pub id: LimiterId,
+    /// Human name, e.g. `Customer A - $20/day`.
+    pub name: String,
+    /// The proxy code (`/v1/{code}/...`).
+    pub code: LimiterCode,
+    /// The budget per period.
+    pub budget_limit: Money,
+    /// How often the budget resets.
+    pub period_type: Period,
+    /// Where day/week/month/year begin (UTC by default).
+    pub timezone: Tz,
+    /// The upstream, e.g. `https://api.openai.com` or `https://x.openai.azure.com`. May carry a
+    /// path prefix.
+    pub base_url: Url,
+    /// Which API the upstream speaks.
+    pub provider: Provider,
+    /// Soft or strict enforcement.
+    pub mode: EnforcementMode,
+    /// Unknown models: admit flagged, or refuse.
+    pub unpriced: UnpricedPolicy,
+    /// Inactive limiters refuse every request.
+    pub is_active: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it was deleted; its code no longer works, its usage stays for statistics.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl Limiter {
+    /// The budget window containing `t`.
+    pub fn window_at(&self, t: DateTime<Utc>) -> Window {
+        self.period_type.window_at_in(t, self.timezone)
+    }
+
+    /// Build a new limiter from validated input, with a fresh id and code.
+    pub fn create(new: NewLimiter, now: DateTime<Utc>) -> Result<Limiter, ValidationError> {
+        new.validate()?;
+        Ok(Limiter {
+            id: LimiterId::new(),
+            name: new.name.trim().to_owned(),
+            code: LimiterCode::generate(),
+            budget_limit: new.budget_limit,
+            period_type: new.period_type,
+            timezone: new.timezone.unwrap_or(Tz::UTC),
+            base_url: parse_base_url(&new.base_url)?,
+            provider: new.provider.unwrap_or_default(),
+            mode: new.mode.unwrap_or_default(),
+            unpriced: new.unpriced.unwrap_or_default(),
+            is_active: new.is_active.unwrap_or(true),
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        })
+    }
+
+    /// Apply a partial update (validated first; on error nothing changes).
+    pub fn apply(&mut self, update: &LimiterUpdate, now: DateTime<Utc>) -> Result<(), ValidationError> {
+        update.validate()?;
+        if let Some(name) = &update.name {
+            self.name = name.trim().to_owned();
+        }
+        if let Some(b) = update.budget_limit {
+            self.budget_limit = b;
+        }
+        if let Some(p) = update.period_type {
+            self.period_type = p;
+        }
+        if let Some(tz) = update.timezone {
+            self.timezone = tz;
+        }
+        if let Some(u) = &update.base_url {
+            self.base_url = parse_base_url(u)?;
+        }
+        if let Some(p) = update.provider {
+            self.provider = p;
+        }
+        if let Some(m) = update.mode {
+            self.mode = m;
+        }
+        if let Some(u) = update.unpriced {
+            self.unpriced = u;
+        }
+        if let Some(a) = update.is_active {
+            self.is_active = a;
+        }
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
+/// The body of "create limiter": the seed's fields plus optional ones with defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLimiter {
+    /// Human name (1–200 characters).
+    pub name: String,
+    /// Budget per period, more than $0.
+    pub budget_limit: Money,
+    /// `minute | hour | day | week | month | year`.
+    pub period_type: Period,
+    /// Upstream URL (http or https).
+    pub base_url: String,
+    /// IANA time zone for day/week/month/year (default UTC).
+    #[serde(default)]
+    pub timezone: Option<Tz>,
+    /// `openai` (default) or `azure`.
+    #[serde(default)]
+    pub provider: Option<Provider>,
+    /// `soft` (default) or `strict`.
+    #[serde(default)]
+    pub mode: Option<EnforcementMode>,
+    /// `admit` (default) or `refuse`.
+    #[serde(default)]
+    pub unpriced: Option<UnpricedPolicy>,
+    /// Default true.
+    #[serde(default)]
+    pub is_active: Option<bool>,
+}
+
+impl NewLimiter {
+    /// A new limiter input with the required fields and defaults for the rest.
+    pub fn new(name: impl Into<String>, budget_limit: Money, period_type: Period, base_url: impl Into<String>) -> Self {
+        NewLimiter {
+            name: name.into(),
+            budget_limit,
+            period_type,
+            base_url: base_url.into(),
+            timezone: None,
+            provider: None,
+            mode: None,
+            unpriced: None,
+            is_active: None,
+        }
+    }
+
+    /// Check every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_name(&self.name)?;
+        validate_budget(self.budget_limit)?;
+        parse_base_url(&self.base_url)?;
+        Ok(())
+    }
+}
+
+/// A partial update: absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimiterUpdate {
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New budget.
+    #[serde(default)]
+    pub budget_limit: Option<Money>,
+    /// New period.
+    #[serde(default)]
+    pub period_type: Option<Period>,
+    /// New time zone.
+    #[serde(default)]
+    pub timezone: Option<Tz>,
+    /// New upstream.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// New provider.
+    #[serde(default)]
+    pub provider: Option<Provider>,
+    /// New enforcement mode.
+    #[serde(default)]
+    pub mode: Option<EnforcementMode>,
+    /// New unpriced-model policy.
+    #[serde(default)]
+    pub unpriced: Option<UnpricedPolicy>,
+    /// Activate or deactivate.
+    #[serde(default)]
+    pub is_active: Option<bool>,
+}
+
+impl LimiterUpdate {
+    /// Check every present field.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(n) = &self.name {
+            validate_name(n)?;
+        }
+        if let Some(b) = self.budget_limit {
+            validate_budget(b)?;
+        }
+        if let Some(u) = &self.base_url {
+            parse_base_url(u)?;
+        }
+        Ok(())
+    }
+}
+
+/// A field that failed validation, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[error("{field}: {reason}")]
+pub struct ValidationError {
+    /// The field's name as in the JSON body.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ValidationError {
+    /// An error about `field`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        ValidationError { field, reason: reason.into() }
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), ValidationError> {
+    let n = name.trim();
+    if n.is_empty() {
+        return Err(ValidationError::new("name", "must not be empty"));
+    }
+    if n.chars().count() > 200 {
+        return Err(ValidationError::new("name", "must be at most 200 characters"));
+    }
+    if n.chars().any(char::is_control) {
+        return Err(ValidationError::new("name", "must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn validate_budget(b: Money) -> Result<(), ValidationError> {
+    if b <= Money::ZERO {
+        return Err(ValidationError::new("budget_limit", "must be greater than 0"));
+    }
+    if b > Money::from_dollars(1_000_000_000) {
+        return Err(ValidationError::new("budget_limit", "must be at most $1,000,000,000"));
+    }
+    Ok(())
+}
+
+/// Parse and check an upstream base URL: absolute http(s), a host, no query, fragment or
+/// credentials. A trailing `/` is removed so paths join cleanly.
+pub fn parse_base_url(s: &str) -> Result<Url, ValidationError> {
+    let field = "base_url";
+    let mut url = Url::parse(s.trim())
+        .map_err(|e| ValidationError::new(field, format!("not a valid URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ValidationError::new(field, "must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ValidationError::new(field, "must have a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ValidationError::new(field, "must not have a query string or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ValidationError::new(field, "must not contain credentials"));
+    }
+    let trimmed = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&trimmed);
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new() -> NewLimiter {
+        NewLimiter::new("Customer A", Money::from_dollars(20), Period::Day, "https://api.openai.com")
+    }
+
+    #[test]
+    fn codes_are_random_and_url_safe() {
+        let a = LimiterCode::generate();
+        let b = LimiterCode::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 32);
+        assert!(LimiterCode::parse(a.as_str()).is_ok());
+        assert!(LimiterCode::parse("short").is_err());
+        assert!(LimiterCode::parse("has/slash/in/it/xxxxxxxx").is_err());
+        assert!(!format!("{a:?}").contains(a.as_str()));
+    }
+
+    #[test]
+    fn create_validates_and_defaults() {
+        let l = Limiter::create(new(), Utc::now()).unwrap();
+        assert_eq!(l.provider, Provider::Openai);
+        assert_eq!(l.mode, EnforcementMode::Soft);
+        assert!(l.is_active);
+        assert_eq!(l.timezone, Tz::UTC);
+        assert_eq!(l.base_url.as_str(), "https://api.openai.com/");
+
+        let mut bad = new();
+        bad.name = "  ".into();
+        assert_eq!(Limiter::create(bad, Utc::now()).unwrap_err().field, "name");
+        let mut bad = new();
+        bad.budget_limit = Money::ZERO;
+        assert_eq!(Limiter::create(bad, Utc::now()).unwrap_err().field, "budget_limit");
+        for url in ["ftp://x", "not a url", "https://x/?a=b", "https://u:p@x", "/relative"] {
+            let mut bad = new();
+            bad.base_url = url.into();
+            let e = Limiter::create(bad, Utc::now()).unwrap_err();
+            assert_eq!(e.field, "base_url", "{url}");
+        }
+    }
+
+    #[test]
+    fn base_url_keeps_path_prefix() {
+        let u = parse_base_url("https://gateway.example.com/openai/").unwrap();
+        assert_eq!(u.path(), "/openai");
+    }
+
+    #[test]
+    fn seed_body_deserializes_and_unknown_fields_are_refused() {
+        let body = r#"{"name":"Customer A - $20/day","budget_limit":20.00,"period_type":"day","base_url":"https://api.openai.com"}"#;
+        let n: NewLimiter = serde_json::from_str(body).unwrap();
+        assert_eq!(n.budget_limit, Money::from_dollars(20));
+        let bad = r#"{"name":"x","budget_limit":1,"period_type":"day","base_url":"https://a.b","colour":"red"}"#;
+        assert!(serde_json::from_str::<NewLimiter>(bad).unwrap_err().to_string().contains("colour"));
+        let bad = r#"{"name":"x","budget_limit":1,"period_type":"fortnight","base_url":"https://a.b"}"#;
+        assert!(serde_json::from_str::<NewLimiter>(bad).is_err());
+    }
+
+    #[test]
+    fn update_is_partial_and_atomic() {
+        let mut l = Limiter::create(new(), Utc::now()).unwrap();
+        let before = l.clone();
+        let bad = LimiterUpdate {
+            name: Some("New".into()),
+            budget_limit: Some(Money::from_dollars(-1)),
+            ..Default::default()
+        };
+        assert_eq!(l.apply(&bad, Utc::now()).unwrap_err().field, "budget_limit");
+        assert_eq!(l, before);
+        let ok = LimiterUpdate { is_active: Some(false), ..Default::default() };
+        l.apply(&ok, Utc::now()).unwrap();
+        assert!(!l.is_active);
+        assert_eq!(l.name, before.name);
+    }
+}

@@ -1,0 +1,387 @@
+//! The values that cross the [`BudgetStore`](super::BudgetStore) boundary.
+
+use std::fmt;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::usage::{Endpoint, Usage};
+use crate::{LimiterId, Money, Period, Window};
+
+/// Identifies one reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReservationId(pub Uuid);
+
+impl ReservationId {
+    /// A fresh random id.
+    pub fn new() -> Self {
+        ReservationId(Uuid::new_v4())
+    }
+}
+
+impl Default for ReservationId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for ReservationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Ask to hold `amount` of a limiter's budget for a request admitted at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveRequest {
+    /// The limiter to spend from.
+    pub limiter_id: LimiterId,
+    /// What to hold: the request's estimated (soft) or worst-case (strict) cost.
+    pub amount: Money,
+    /// When the request arrived; picks the budget window.
+    pub at: DateTime<Utc>,
+}
+
+/// An admitted request's hold on a budget window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// Its id.
+    pub id: ReservationId,
+    /// The limiter it spends from.
+    pub limiter_id: LimiterId,
+    /// The window it is charged to.
+    pub window: Window,
+    /// The amount held.
+    pub amount: Money,
+    /// When the request was admitted.
+    pub at: DateTime<Utc>,
+    /// The limiter's budget at admission.
+    pub budget: Money,
+    /// Spend + holds of the window at admission, this reservation included.
+    pub committed: Money,
+}
+
+impl Reservation {
+    /// Budget left after this reservation's admission (never negative).
+    pub fn remaining(&self) -> Money {
+        self.budget.saturating_sub(self.committed).non_negative()
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenialReason {
+    /// The window's budget is used up (soft), or the request would pass it (strict).
+    BudgetExceeded,
+    /// The limiter is switched off.
+    Inactive,
+}
+
+/// A refusal, with the figures that explain it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denial {
+    /// The limiter.
+    pub limiter_id: LimiterId,
+    /// Why.
+    pub reason: DenialReason,
+    /// Settled spend in the window.
+    pub spent: Money,
+    /// Held by requests in flight.
+    pub held: Money,
+    /// What this request asked to hold.
+    pub requested: Money,
+    /// The budget.
+    pub budget: Money,
+    /// The limiter's period.
+    pub period: Period,
+    /// The window.
+    pub window: Window,
+}
+
+impl Denial {
+    /// The product's 429 message:
+    /// `Budget limit exceeded: $20.50/$20.00 per day. Current usage: 102.5%`.
+    ///
+    /// The usage shown is spend plus holds (what the budget is committed to), or, in strict
+    /// mode when that is still under budget, what it would be with this request.
+    pub fn message(&self) -> String {
+        match self.reason {
+            DenialReason::Inactive => "This limiter is inactive".to_owned(),
+            DenialReason::BudgetExceeded => {
+                let mut used = self.spent.saturating_add(self.held);
+                if used < self.budget {
+                    used = used.saturating_add(self.requested);
+                }
+                format!(
+                    "Budget limit exceeded: {used}/{} per {}. Current usage: {}%",
+                    self.budget,
+                    self.period,
+                    format_percent_bp(used.percent_of_bp(self.budget).unwrap_or(0))
+                )
+            }
+        }
+    }
+}
+
+/// Basis points (1/100 %) as a percentage with one decimal: 10 250 → `102.5`.
+pub fn format_percent_bp(bp: i64) -> String {
+    let tenths = (bp + if bp >= 0 { 5 } else { -5 }) / 10;
+    format!("{}.{}", tenths / 10, (tenths % 10).abs())
+}
+
+/// The outcome of [`BudgetStore::reserve`](super::BudgetStore::reserve).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// Admitted, with a hold to settle or release.
+    Reserved(Reservation),
+    /// Refused.
+    Denied(Denial),
+}
+
+/// A window's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSpend {
+    /// The window.
+    pub window: Window,
+    /// Settled spend.
+    pub spent: Money,
+    /// Held by reservations not yet settled or released.
+    pub held: Money,
+    /// Number of such reservations.
+    pub in_flight: u64,
+}
+
+/// One metered request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// When the request was admitted (the window it counts in).
+    pub at: DateTime<Utc>,
+    /// The limiter charged.
+    pub limiter_id: LimiterId,
+    /// The model that served it, if known.
+    pub model: Option<String>,
+    /// The end user it was for (OpenAI `user` field or a header).
+    pub user: Option<String>,
+    /// Which API.
+    pub endpoint: Endpoint,
+    /// Input tokens.
+    pub prompt_tokens: u64,
+    /// Cached input tokens (inside `prompt_tokens`).
+    pub cached_tokens: u64,
+    /// Output tokens.
+    pub completion_tokens: u64,
+    /// Reasoning tokens (inside `completion_tokens`).
+    pub reasoning_tokens: u64,
+    /// What it cost.
+    pub cost: Money,
+    /// The model had no price: `cost` is not a real $0.
+    pub unpriced: bool,
+    /// Some counts were estimated (stream cut short, no usage block).
+    pub estimated: bool,
+    /// HTTP status returned to the client.
+    pub status: u16,
+    /// Whether the response was a stream.
+    pub streamed: bool,
+    /// Time from admission to the end of the response, in milliseconds.
+    pub latency_ms: u64,
+}
+
+impl UsageRecord {
+    /// A record of `usage` for `limiter_id`; status 200, not streamed, no user.
+    pub fn new(limiter_id: LimiterId, at: DateTime<Utc>, endpoint: Endpoint, usage: &Usage, cost: Option<Money>) -> Self {
+        UsageRecord {
+            id: Uuid::new_v4(),
+            at,
+            limiter_id,
+            model: usage.model.clone(),
+            user: None,
+            endpoint,
+            prompt_tokens: usage.prompt_tokens,
+            cached_tokens: usage.cached_tokens,
+            completion_tokens: usage.completion_tokens,
+            reasoning_tokens: usage.reasoning_tokens,
+            cost: cost.unwrap_or(Money::ZERO),
+            unpriced: cost.is_none(),
+            estimated: usage.estimated,
+            status: 200,
+            streamed: false,
+            latency_ms: 0,
+        }
+    }
+
+    /// `prompt_tokens + completion_tokens`.
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
+/// Which records a statistics query covers: a limiter (or all, deleted ones included) and a
+/// half-open time range `[from, to)` (open-ended where `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageQuery {
+    /// Only this limiter.
+    pub limiter_id: Option<LimiterId>,
+    /// Records at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Records before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl UsageQuery {
+    /// Everything.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// One limiter's records in one window.
+    pub fn window(limiter_id: LimiterId, window: Window) -> Self {
+        UsageQuery { limiter_id: Some(limiter_id), from: Some(window.start), to: Some(window.end) }
+    }
+
+    /// Does `r` match?
+    pub fn matches(&self, r: &UsageRecord) -> bool {
+        self.limiter_id.is_none_or(|l| l == r.limiter_id)
+            && self.from.is_none_or(|f| r.at >= f)
+            && self.to.is_none_or(|t| r.at < t)
+    }
+}
+
+/// Aggregates over a set of usage records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    /// Requests.
+    pub requests: u64,
+    /// Input tokens.
+    pub prompt_tokens: u64,
+    /// Cached input tokens.
+    pub cached_tokens: u64,
+    /// Output tokens.
+    pub completion_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Input + output tokens.
+    pub total_tokens: u64,
+    /// Cost.
+    pub cost: Money,
+    /// Requests for unpriced models.
+    pub unpriced_requests: u64,
+    /// Requests with estimated counts.
+    pub estimated_requests: u64,
+    /// Requests answered with status ≥ 400.
+    pub error_requests: u64,
+    /// Distinct non-empty users.
+    pub distinct_users: u64,
+}
+
+impl UsageTotals {
+    /// Add one record (everything but `distinct_users`, which needs the set of users).
+    pub fn add(&mut self, r: &UsageRecord) {
+        self.requests += 1;
+        self.prompt_tokens += r.prompt_tokens;
+        self.cached_tokens += r.cached_tokens;
+        self.completion_tokens += r.completion_tokens;
+        self.reasoning_tokens += r.reasoning_tokens;
+        self.total_tokens += r.total_tokens();
+        self.cost += r.cost;
+        self.unpriced_requests += u64::from(r.unpriced);
+        self.estimated_requests += u64::from(r.estimated);
+        self.error_requests += u64::from(r.status >= 400);
+    }
+}
+
+/// What to break statistics down by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// Per limiter (key: the limiter id).
+    Limiter,
+    /// Per model.
+    Model,
+    /// Per end user.
+    User,
+}
+
+/// One row of a breakdown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageGroup {
+    /// The limiter id, model or user; `None` for records without one.
+    pub key: Option<String>,
+    /// Its totals.
+    pub totals: UsageTotals,
+}
+
+/// Time-series bucket width (UTC-aligned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BucketSize {
+    /// One minute.
+    Minute,
+    /// One hour.
+    Hour,
+    /// One day (UTC).
+    Day,
+}
+
+impl BucketSize {
+    /// The width.
+    pub fn width(self) -> TimeDelta {
+        match self {
+            BucketSize::Minute => TimeDelta::minutes(1),
+            BucketSize::Hour => TimeDelta::hours(1),
+            BucketSize::Day => TimeDelta::days(1),
+        }
+    }
+
+    /// The start of the bucket containing `t`.
+    pub fn floor(self, t: DateTime<Utc>) -> DateTime<Utc> {
+        t.duration_trunc(self.width()).unwrap_or(t)
+    }
+}
+
+/// One point of a time series.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageBucket {
+    /// Start of the bucket.
+    pub start: DateTime<Utc>,
+    /// Totals of records in `[start, start + width)`.
+    pub totals: UsageTotals,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_429_message() {
+        let t = Utc::now();
+        let d = Denial {
+            limiter_id: LimiterId::new(),
+            reason: DenialReason::BudgetExceeded,
+            spent: Money::from_cents(2050),
+            held: Money::ZERO,
+            requested: Money::from_cents(1),
+            budget: Money::from_dollars(20),
+            period: Period::Day,
+            window: Period::Day.window_at(t),
+        };
+        assert_eq!(
+            d.message(),
+            "Budget limit exceeded: $20.50/$20.00 per day. Current usage: 102.5%"
+        );
+        assert_eq!(format_percent_bp(10_000), "100.0");
+        assert_eq!(format_percent_bp(2_625), "26.3");
+        assert_eq!(format_percent_bp(0), "0.0");
+    }
+
+    #[test]
+    fn buckets_floor_to_utc() {
+        let t = DateTime::parse_from_rfc3339("2025-10-10T13:45:12Z").unwrap().with_timezone(&Utc);
+        assert_eq!(BucketSize::Hour.floor(t).to_rfc3339(), "2025-10-10T13:00:00+00:00");
+        assert_eq!(BucketSize::Day.floor(t).to_rfc3339(), "2025-10-10T00:00:00+00:00");
+    }
+}

@@ -1,0 +1,1 @@
+//! budget-store-sqlite: filled in by its own issue.

@@ -1,0 +1,1 @@
+//! budget-tower: filled in by its own issue.
