@@ -25,7 +25,7 @@
 //! let usage = meter.finish();
 //!
 //! let table = PriceTable::builtin();
-//! let cost = table.cost(&usage);
+//! let cost = table.cost(&usage, budget_core::Provider::Openai);
 //! // gpt-4o: $2.50 / 1M input, $10 / 1M output
 //! assert_eq!(cost.total().unwrap().to_string(), "$0.0075");
 //! ```
