@@ -1,1 +1,59 @@
-//! budget-tower: filled in by its own issue.
+//! `budget-tower`: a Tower layer that puts a hard dollar budget in front of any service that
+//! speaks the OpenAI API — a proxy, or your app's own OpenAI-compatible endpoint.
+//!
+//! One `.layer(BudgetLayer::new(store, prices))` gives every request:
+//!
+//! - **limiter resolution** — from a request extension your auth sets ([`UseLimiter`]), the
+//!   `/v1/{code}/...` path ([`BudgetLayer::by_path_code`]) or your own closure
+//!   ([`BudgetLayer::with_resolver`]); unknown → 404, inactive → 403, in OpenAI's error shape;
+//! - **atomic reservation** against the limiter's window (soft or strict mode) before the
+//!   inner service is called; over budget → 429 with the product's message,
+//!   `x-should-retry: false` (the official SDKs would otherwise retry twice) and `Retry-After`;
+//! - **metering without buffering** — [`MeteredBody`] forwards each frame the moment it
+//!   arrives and parses a copy on the side (JSON or SSE); streaming chat/completions requests
+//!   that did not ask for usage get `stream_options.include_usage` added upstream and the extra
+//!   usage chunk removed, so the client sees exactly what OpenAI would have sent;
+//! - **settlement** when the body ends or is dropped (client hang-up: charged for what was
+//!   delivered); a failed upstream call is charged nothing;
+//! - `x-budget-limit`, `x-budget-remaining` and `x-budget-reset` headers on admitted responses;
+//! - fail closed (503) when the store fails, or fail open if you choose.
+//!
+//! It works on an `axum::Router`, a bare hyper service and under `tower::ServiceBuilder`.
+//! Settling runs on the Tokio runtime (`tokio::spawn`).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{routing::post, Router};
+//! use budget_core::{pricing::PriceTable, BudgetStore, MemoryStore};
+//! use budget_tower::BudgetLayer;
+//!
+//! # async fn chat() -> &'static str { "{}" }
+//! # async fn run() {
+//! let store: Arc<dyn BudgetStore> = Arc::new(MemoryStore::new());
+//! let app: Router = Router::new()
+//!     .route("/v1/{code}/chat/completions", post(chat))
+//!     .layer(BudgetLayer::new(store, PriceTable::builtin()).by_path_code());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await.unwrap();
+//! axum::serve(listener, app).await.unwrap();
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+mod body;
+mod error;
+mod future;
+mod hooks;
+mod layer;
+mod resolve;
+mod service;
+
+pub use body::MeteredBody;
+pub use error::Refusal;
+pub use future::ResponseFuture;
+pub use hooks::{NoHooks, UsageHooks};
+pub use layer::BudgetLayer;
+pub use resolve::{LimiterKey, UseLimiter};
+pub use service::BudgetService;

@@ -50,6 +50,24 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// A store holding these limiters and usage records, e.g. loaded from a snapshot or
+    /// journal by a persistent store built on top of this one (see `examples/custom-store`).
+    /// Deleted limiters keep their records but their codes are not indexed.
+    pub fn from_parts(limiters: Vec<Limiter>, records: Vec<UsageRecord>) -> Self {
+        let store = MemoryStore::new();
+        {
+            let mut inner = store.lock();
+            for l in limiters {
+                if l.deleted_at.is_none() {
+                    inner.by_code.insert(l.code.as_str().to_owned(), l.id);
+                }
+                inner.limiters.insert(l.id, l);
+            }
+            inner.records = records;
+        }
+        store
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than refusing service forever would; keep going.

@@ -4,8 +4,62 @@
 //! JSON body a client sends; the response side ([`UsageMeter`]) is fed the response bytes as
 //! they stream past and produces a [`Usage`] at the end, estimated from the delivered text when
 //! the stream ended without a usage block.
+//!
+//! - [`Endpoint::from_path`]: which API a proxied path is for.
+//! - [`RequestInfo`]: model, streaming, limits, user and prompt text of a JSON or
+//!   `multipart/form-data` request body; [`RequestInfo::estimate_prompt_tokens`].
+//! - [`rewrite_include_usage`]: makes a streaming request ask for the final usage chunk, and
+//!   [`UsageChunkStripper`] removes that chunk again from the response when the client had not
+//!   asked for it.
+//! - [`SseReader`]: a bounded, split-invariant `text/event-stream` push parser.
+//! - [`UsageMeter`]: response bytes in, [`Usage`] out (JSON and SSE; chat, completions,
+//!   embeddings, Responses API, images, audio).
+//!
+//! ```
+//! use budget_core::usage::{rewrite_include_usage, Endpoint, RequestInfo, UsageMeter};
+//!
+//! let body = br#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#;
+//! let info = RequestInfo::parse(Endpoint::from_path("/v1/chat/completions"), body);
+//! // Ask the upstream for the usage chunk (the client did not).
+//! let forwarded = rewrite_include_usage(body).expect("streaming without include_usage");
+//! assert!(forwarded.starts_with(br#"{"stream_options":{"include_usage":true},"#));
+//!
+//! let mut meter = UsageMeter::for_content_type(&info, Some("text/event-stream"));
+//! meter.feed(b"data: {\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel");
+//! meter.feed(b"lo\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":1}}\n\n");
+//! meter.feed(b"data: [DONE]\n\n");
+//! let usage = meter.finish();
+//! assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.estimated), (9, 1, false));
+//! assert_eq!(usage.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
+//! ```
+//!
+//! # Estimates
+//!
+//! Token estimates use `tiktoken-rs`: `o200k_base` for gpt-4o, gpt-4.1, gpt-5, the o-series
+//! and anything newer or unknown, `cl100k_base` for gpt-3.5, gpt-4, embeddings and older
+//! models. Text is tokenized in word-aligned segments so that a pathological input (a 1 MiB
+//! "word") costs linear time. Output text is kept up to 256 KiB per response; past that the
+//! count is extrapolated by bytes. Prompt text is kept up to [`MAX_INPUT_TEXT`].
+//!
+//! # Bounds
+//!
+//! Nothing here grows with the response: an SSE event, or the copy of a JSON body, is kept up
+//! to `max_event_bytes` (4 MiB by default; larger events are skipped, a larger JSON body is
+//! read from its last 64 KiB), audio bodies are only counted, the stripper holds at most
+//! [`MAX_HELD_BYTES`] of an unfinished event.
 
 use serde::{Deserialize, Serialize};
+
+mod estimate;
+mod meter;
+mod request;
+mod sse;
+mod strip;
+
+pub use meter::{UsageMeter, DEFAULT_MAX_EVENT_BYTES};
+pub use request::{rewrite_include_usage, RequestInfo, MAX_INPUT_TEXT};
+pub use sse::{SseEvent, SseReader};
+pub use strip::{UsageChunkStripper, MAX_HELD_BYTES};
 
 /// Which OpenAI API a request is for, from its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,9 +135,87 @@ pub struct Usage {
     pub estimated: bool,
 }
 
+impl Endpoint {
+    /// The endpoint a request path is for. The path is what follows the proxy's prefix, with
+    /// or without a leading `/`, `v1/`, Azure's `openai/` and `openai/deployments/{name}/`
+    /// (in that order); a query string is ignored. Anything not listed on the variants
+    /// (`models`, `responses/{id}`, files, batches, ...) is [`Endpoint::Other`].
+    pub fn from_path(path: &str) -> Endpoint {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let mut segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        if segs.first().is_some_and(|s| eq(s, "openai")) {
+            segs.remove(0);
+        }
+        if segs.first().is_some_and(|s| eq(s, "v1")) {
+            segs.remove(0);
+        }
+        if segs.len() >= 2 && eq(segs[0], "deployments") {
+            segs.drain(..2);
+        }
+        let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+        match lower.as_slice() {
+            ["chat", "completions"] => Endpoint::ChatCompletions,
+            ["completions"] => Endpoint::Completions,
+            ["embeddings"] => Endpoint::Embeddings,
+            ["responses"] => Endpoint::Responses,
+            ["images", "generations" | "edits" | "variations"] => Endpoint::Images,
+            ["audio", "transcriptions" | "translations"] => Endpoint::AudioTranscription,
+            ["audio", "speech"] => Endpoint::AudioSpeech,
+            ["moderations"] => Endpoint::Moderations,
+            _ => Endpoint::Other,
+        }
+    }
+}
+
 impl Usage {
     /// `prompt_tokens + completion_tokens`.
     pub fn total_tokens(&self) -> u64 {
         self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_from_path() {
+        for (path, want) in [
+            ("chat/completions", Endpoint::ChatCompletions),
+            ("/v1/chat/completions", Endpoint::ChatCompletions),
+            (
+                "/v1/chat/completions?api-version=1",
+                Endpoint::ChatCompletions,
+            ),
+            (
+                "openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21",
+                Endpoint::ChatCompletions,
+            ),
+            ("/openai/deployments/emb/embeddings", Endpoint::Embeddings),
+            ("openai/v1/responses", Endpoint::Responses),
+            ("responses", Endpoint::Responses),
+            ("responses/", Endpoint::Responses),
+            ("embeddings", Endpoint::Embeddings),
+            ("completions", Endpoint::Completions),
+            ("images/generations", Endpoint::Images),
+            ("images/edits", Endpoint::Images),
+            ("images/variations", Endpoint::Images),
+            ("audio/transcriptions", Endpoint::AudioTranscription),
+            ("audio/translations", Endpoint::AudioTranscription),
+            ("audio/speech", Endpoint::AudioSpeech),
+            ("moderations", Endpoint::Moderations),
+            ("models", Endpoint::Other),
+            ("responses/resp_123", Endpoint::Other),
+            ("responses/resp_123/input_items", Endpoint::Other),
+            ("chat/completions/chatcmpl-1", Endpoint::Other),
+            ("files/file-1/content", Endpoint::Other),
+            ("deployments", Endpoint::Other),
+            ("", Endpoint::Other),
+            ("?chat/completions", Endpoint::Other),
+        ] {
+            assert_eq!(Endpoint::from_path(path), want, "{path}");
+        }
     }
 }

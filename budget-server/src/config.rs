@@ -1,0 +1,236 @@
+//! Configuration: command-line flags, environment variables, or a `.env` file (in that order
+//! of precedence), with safe defaults. Every variable is listed in `.env.example`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `budget-server` configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "budget-server", version, about = "A hard dollar budget in front of the OpenAI API: proxy, admin API and dashboard")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Where budgets and usage live: `sqlite:usage_data.db` (a file, created if missing) or
+    /// `memory` (nothing survives a restart).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:usage_data.db")]
+    pub database_url: String,
+
+    /// Secret that signs admin tokens (at least 32 bytes). Unset: a random one is generated
+    /// and tokens stop working when the server restarts.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// How long an admin token lasts, in hours.
+    #[arg(long, env = "JWT_EXPIRE_HOURS", default_value_t = 24)]
+    pub jwt_expire_hours: u32,
+
+    /// Admin user name.
+    #[arg(long, env = "ADMIN_USERNAME", default_value = "admin")]
+    pub admin_username: String,
+
+    /// Admin password (plain text, hashed with argon2 at start), or an argon2 PHC hash
+    /// (`$argon2id$...`).
+    #[arg(long, env = "ADMIN_PASSWORD", default_value = "changeme", hide_env_values = true)]
+    pub admin_password: String,
+
+    /// Default upstream for new limiters.
+    #[arg(long, env = "OPENAI_API_BASE_URL", default_value = "https://api.openai.com")]
+    pub openai_api_base_url: String,
+
+    /// Browser origins allowed to call the admin API (comma-separated; `*` for any). The
+    /// dashboard is served from the same origin and needs none.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', default_value = "")]
+    pub cors_origins: Vec<String>,
+
+    /// The URL clients reach this server at, used in limiters' `proxy_endpoint`
+    /// (default: from the request's `Host` header).
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Seconds to wait for a TCP/TLS connection to the upstream.
+    #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_SECS", default_value_t = 10)]
+    pub upstream_connect_timeout_secs: u64,
+
+    /// Seconds to wait for the upstream's response headers (long for slow reasoning models).
+    #[arg(long, env = "UPSTREAM_FIRST_BYTE_TIMEOUT_SECS", default_value_t = 600)]
+    pub upstream_first_byte_timeout_secs: u64,
+
+    /// Largest request body accepted, in bytes (audio uploads are the big ones).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// A JSON price file that overrides or extends the built-in prices (see docs/pricing.md).
+    #[arg(long, env = "PRICES_FILE")]
+    pub prices_file: Option<PathBuf>,
+
+    /// Record this request header as the end user (the body's `user` field otherwise).
+    #[arg(long, env = "USER_HEADER")]
+    pub user_header: Option<String>,
+
+    /// Let requests through unmetered when the store fails (default: refuse with 503).
+    #[arg(long, env = "FAIL_OPEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub fail_open: bool,
+
+    /// Enforce budgets (default). `false` turns the proxy into a plain pass-through (for
+    /// measuring the budget layer's cost).
+    #[arg(long, env = "BUDGETS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub budgets_enabled: bool,
+
+    /// Seconds that open streams get to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// A configuration value that stops start-up, with the variable it is about.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Config {
+    /// Defaults for tests: in-memory store, a fixed secret, loopback, port 0.
+    pub fn for_tests() -> Self {
+        let mut c = Config::parse_from(["budget-server"]);
+        c.host = "127.0.0.1".into();
+        c.port = 0;
+        c.database_url = "memory".into();
+        c.jwt_secret = Some("test-secret-test-secret-test-secret-0123".into());
+        c.shutdown_grace_secs = 5;
+        c
+    }
+
+    /// Check what clap cannot; the error names the variable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |variable, reason: String| Err(ConfigError { variable, reason });
+        if let Some(secret) = &self.jwt_secret {
+            if secret.len() < 32 {
+                return err("JWT_SECRET", format!("must be at least 32 bytes (got {})", secret.len()));
+            }
+        }
+        if self.jwt_expire_hours == 0 {
+            return err("JWT_EXPIRE_HOURS", "must be at least 1".into());
+        }
+        if self.admin_username.trim().is_empty() {
+            return err("ADMIN_USERNAME", "must not be empty".into());
+        }
+        if self.admin_password.is_empty() {
+            return err("ADMIN_PASSWORD", "must not be empty".into());
+        }
+        if let Err(e) = budget_core::limiter::parse_base_url(&self.openai_api_base_url) {
+            return err("OPENAI_API_BASE_URL", e.reason);
+        }
+        if let Some(u) = &self.public_url {
+            if let Err(e) = budget_core::limiter::parse_base_url(u) {
+                return err("PUBLIC_URL", e.reason);
+            }
+        }
+        if self.listen_addr().is_err() {
+            return err("HOST", format!("`{}` is not an IP address", self.host));
+        }
+        if !(self.database_url == "memory" || self.database_url.starts_with("sqlite:") || self.database_url.ends_with(".db")) {
+            return err("DATABASE_URL", format!("`{}`: expected sqlite:PATH or memory", self.database_url));
+        }
+        if self.max_body_bytes < 1024 {
+            return err("MAX_BODY_BYTES", "must be at least 1024".into());
+        }
+        if let Some(h) = &self.user_header {
+            if http::HeaderName::try_from(h.as_str()).is_err() {
+                return err("USER_HEADER", format!("`{h}` is not a valid header name"));
+            }
+        }
+        for origin in self.cors_origins.iter().filter(|o| !o.is_empty() && *o != "*") {
+            if http::HeaderValue::try_from(origin.as_str()).is_err() || url::Url::parse(origin).is_err() {
+                return err("CORS_ORIGINS", format!("`{origin}` is not an origin like https://app.example.com"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The socket address to bind.
+    pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        Ok(SocketAddr::new(host.parse()?, self.port))
+    }
+
+    /// Upstream connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream_connect_timeout_secs)
+    }
+
+    /// Upstream time-to-headers timeout.
+    pub fn first_byte_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream_first_byte_timeout_secs)
+    }
+
+    /// True while the seed's default admin password is in use.
+    pub fn default_password(&self) -> bool {
+        self.admin_password == "changeme"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let c = Config::parse_from(["budget-server"]);
+        assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 8000));
+        assert_eq!(c.database_url, "sqlite:usage_data.db");
+        assert_eq!((c.jwt_expire_hours, c.admin_username.as_str()), (24, "admin"));
+        assert!(c.default_password());
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let mut c = Config::for_tests();
+        c.jwt_secret = Some("short".into());
+        assert!(c.validate().unwrap_err().to_string().starts_with("invalid configuration: JWT_SECRET:"));
+        let mut c = Config::for_tests();
+        c.openai_api_base_url = "ftp://x".into();
+        assert_eq!(c.validate().unwrap_err().variable, "OPENAI_API_BASE_URL");
+        let mut c = Config::for_tests();
+        c.host = "not an ip".into();
+        assert_eq!(c.validate().unwrap_err().variable, "HOST");
+        let mut c = Config::for_tests();
+        c.database_url = "postgres://x".into();
+        assert_eq!(c.validate().unwrap_err().variable, "DATABASE_URL");
+        let mut c = Config::for_tests();
+        c.cors_origins = vec!["not an origin".into()];
+        assert_eq!(c.validate().unwrap_err().variable, "CORS_ORIGINS");
+    }
+
+    #[test]
+    fn flags_override() {
+        let c = Config::parse_from(["budget-server", "--port", "9000", "--budgets-enabled", "false"]);
+        assert_eq!(c.port, 9000);
+        assert!(!c.budgets_enabled);
+    }
+}

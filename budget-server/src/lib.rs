@@ -1,0 +1,77 @@
+//! `budget-server`: a hard dollar budget in front of the OpenAI API, in one binary.
+//!
+//! - **Proxy** — `/v1/{limiter_code}/...` forwards to the limiter's upstream (OpenAI or Azure
+//!   OpenAI) behind [`budget_tower::BudgetLayer`]: any OpenAI SDK works by changing `base_url`.
+//!   `GET /v1/{limiter_code}/budget` shows the key holder their remaining budget.
+//! - **Admin API** — `/api/...` with JWT auth (see `docs/admin-api.md`, and
+//!   `/api/openapi.json`).
+//! - **Dashboard** — the web UI at `/`, embedded in the binary.
+//! - **Operations** — `/health`, `/metrics` (Prometheus), graceful shutdown.
+//!
+//! `cargo run -p budget-server` starts it all on port 8000 with a SQLite file
+//! (`usage_data.db`); configuration is by environment, `.env` or flags (`--help`).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use budget_server::{app, config::Config, state::AppState};
+//! let state = AppState::build(Config::for_tests()).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! axum::serve(listener, app(state)).await?;
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod admin;
+pub mod config;
+pub mod dashboard;
+pub mod metrics;
+pub mod ops;
+pub mod proxy;
+pub mod state;
+
+use axum::routing::{any_service, get};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::proxy::ProxyService;
+use crate::state::AppState;
+
+/// The whole application: proxy, admin API, dashboard and operations endpoints.
+pub fn app(state: AppState) -> Router {
+    let proxy = ProxyService {
+        upstream: state.upstream.clone(),
+        metrics: state.metrics.clone(),
+        store: (!state.config.budgets_enabled).then(|| state.store.clone()),
+    };
+    let proxy_route = if state.config.budgets_enabled {
+        any_service(ServiceBuilder::new().layer(state.layer.clone()).service(proxy))
+    } else {
+        any_service(proxy)
+    };
+    let cors = cors(&state.config.cors_origins);
+    let api = admin::router().layer(cors);
+    Router::new()
+        .route("/v1/{code}/budget", get(ops::own_budget))
+        .route("/v1/{code}/{*rest}", proxy_route)
+        .nest("/api", api)
+        .route("/health", get(ops::health))
+        .route("/metrics", get(ops::metrics))
+        .fallback(dashboard::serve)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<_> = origins.iter().filter(|o| !o.is_empty()).collect();
+    let layer = CorsLayer::new()
+        .allow_methods([http::Method::GET, http::Method::POST, http::Method::PUT, http::Method::DELETE])
+        .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE]);
+    if origins.iter().any(|o| o.as_str() == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        layer.allow_origin(AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok())))
+    }
+}

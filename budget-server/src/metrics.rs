@@ -1,0 +1,151 @@
+//! Prometheus metrics at `/metrics`, fed by the budget layer's hooks and the proxy.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use budget_core::store::{Error as StoreError, UsageRecord};
+use budget_core::{BudgetStore, Limiter};
+use budget_tower::{Refusal, UsageHooks};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    limiter: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimiterLabels {
+    limiter: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    limiter: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    limiter: String,
+    name: String,
+}
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    store: Arc<dyn BudgetStore>,
+    requests: Family<RequestLabels, Counter>,
+    cost: Family<LimiterLabels, Counter<f64, AtomicU64>>,
+    tokens: Family<TokenLabels, Counter>,
+    unpriced: Family<LimiterLabels, Counter>,
+    estimated: Family<LimiterLabels, Counter>,
+    store_errors: Counter,
+    upstream_errors: Counter,
+    upstream_latency: Histogram,
+    budget_used: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
+    budget_limit: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Register every metric.
+    pub fn new(store: Arc<dyn BudgetStore>) -> Self {
+        let m = Metrics {
+            registry: Mutex::new(Registry::with_prefix("budget")),
+            store,
+            requests: Family::default(),
+            cost: Family::default(),
+            tokens: Family::default(),
+            unpriced: Family::default(),
+            estimated: Family::default(),
+            store_errors: Counter::default(),
+            upstream_errors: Counter::default(),
+            upstream_latency: Histogram::new(exponential_buckets(0.001, 2.0, 18)),
+            budget_used: Family::default(),
+            budget_limit: Family::default(),
+        };
+        {
+            let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
+            r.register("requests", "Proxied requests by limiter and HTTP status", m.requests.clone());
+            r.register("cost_dollars", "Cost charged, in US dollars", m.cost.clone());
+            r.register("tokens", "Tokens used, by kind (prompt, completion)", m.tokens.clone());
+            r.register("unpriced_requests", "Requests for models without a price", m.unpriced.clone());
+            r.register("estimated_requests", "Requests whose usage was estimated", m.estimated.clone());
+            r.register("store_errors", "Budget store failures", m.store_errors.clone());
+            r.register("upstream_errors", "Upstream connect failures and timeouts", m.upstream_errors.clone());
+            r.register("upstream_latency_seconds", "Time to the upstream's response headers", m.upstream_latency.clone());
+            r.register("budget_spent_dollars", "Spend in the current window per limiter", m.budget_used.clone());
+            r.register("budget_limit_dollars", "Budget per window per limiter", m.budget_limit.clone());
+        }
+        m
+    }
+
+    /// Record an upstream round trip to headers.
+    pub fn upstream_latency(&self, d: Duration) {
+        self.upstream_latency.observe(d.as_secs_f64());
+    }
+
+    /// Count an upstream failure.
+    pub fn upstream_error(&self) {
+        self.upstream_errors.inc();
+    }
+
+    /// The Prometheus text exposition, with budget gauges read from the store now.
+    pub async fn render(&self) -> String {
+        if let Ok(limiters) = self.store.list_limiters(false).await {
+            let now = chrono::Utc::now();
+            for l in limiters {
+                let labels = BudgetLabels { limiter: l.id.to_string(), name: l.name.clone() };
+                if let Ok(w) = self.store.window_spend(l.id, now).await {
+                    self.budget_used.get_or_create(&labels).set(w.spent.to_f64_lossy());
+                }
+                self.budget_limit.get_or_create(&labels).set(l.budget_limit.to_f64_lossy());
+            }
+        }
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl UsageHooks for Metrics {
+    fn refused(&self, limiter: Option<&Limiter>, refusal: &Refusal) {
+        let limiter = limiter.map_or_else(|| "unknown".to_owned(), |l| l.id.to_string());
+        self.requests.get_or_create(&RequestLabels { limiter, status: refusal.status.as_u16().to_string() }).inc();
+    }
+
+    fn settled(&self, limiter: &Limiter, record: &UsageRecord) {
+        let id = limiter.id.to_string();
+        self.requests.get_or_create(&RequestLabels { limiter: id.clone(), status: record.status.to_string() }).inc();
+        let l = LimiterLabels { limiter: id.clone() };
+        self.cost.get_or_create(&l).inc_by(record.cost.to_f64_lossy());
+        self.tokens.get_or_create(&TokenLabels { limiter: id.clone(), kind: "prompt".into() }).inc_by(record.prompt_tokens);
+        self.tokens.get_or_create(&TokenLabels { limiter: id, kind: "completion".into() }).inc_by(record.completion_tokens);
+        if record.unpriced {
+            self.unpriced.get_or_create(&l).inc();
+        }
+        if record.estimated {
+            self.estimated.get_or_create(&l).inc();
+        }
+    }
+
+    fn store_error(&self, _error: &StoreError) {
+        self.store_errors.inc();
+    }
+}

@@ -1,0 +1,56 @@
+//! `/health`, `/metrics` and the key holder's `GET /v1/{code}/budget`.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use budget_core::store::format_percent_bp;
+use budget_tower::Refusal;
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// `200 {"status":"ok"}` when the store answers, `503` otherwise.
+pub async fn health(State(state): State<AppState>) -> Response {
+    match state.store.health().await {
+        Ok(()) => Json(json!({"status": "ok", "uptime_seconds": state.started.elapsed().as_secs()})).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "error": e.to_string()}))).into_response(),
+    }
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render().await;
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+}
+
+/// What the holder of a limiter code may know: their budget, spend, remaining and reset time.
+/// The code is the credential; no admin token is needed.
+pub async fn own_budget(State(state): State<AppState>, Path(code): Path<String>) -> Response {
+    let limiter = match state.store.limiter_by_code(&code).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return Refusal::unknown_limiter().into_response(axum::body::Body::from),
+        Err(_) => return Refusal::store_unavailable().into_response(axum::body::Body::from),
+    };
+    let now = chrono::Utc::now();
+    let w = match state.store.window_spend(limiter.id, now).await {
+        Ok(w) => w,
+        Err(_) => return Refusal::store_unavailable().into_response(axum::body::Body::from),
+    };
+    let used = w.spent + w.held;
+    let pct = used.percent_of_bp(limiter.budget_limit).unwrap_or(0);
+    Json(json!({
+        "name": limiter.name,
+        "is_active": limiter.is_active,
+        "budget_limit": limiter.budget_limit,
+        "period_type": limiter.period_type,
+        "current_spend": w.spent,
+        "held": w.held,
+        "remaining_budget": limiter.budget_limit.saturating_sub(used).non_negative(),
+        "usage_percentage": format_percent_bp(pct).parse::<f64>().unwrap_or(0.0),
+        "period_start": w.window.start,
+        "period_end": w.window.end,
+        "resets_in_seconds": w.window.seconds_until_end(now),
+    }))
+    .into_response()
+}

@@ -1,0 +1,227 @@
+//! The transparent proxy: `/v1/{limiter_code}/{*rest}` to the limiter's upstream.
+//!
+//! - OpenAI limiters: `{base_url}/v1/{rest}` (or `{base_url}/{rest}` when the base URL already
+//!   ends in `/v1`).
+//! - Azure limiters: `{base_url}/{rest}`, for `openai/deployments/{deployment}/...` and
+//!   `openai/v1/...` paths as the `AzureOpenAI` SDK sends them.
+//!
+//! The query string (`api-version`) is kept; the client's own `Authorization` / `api-key`
+//! header goes upstream (the proxy holds no OpenAI key); hop-by-hop headers and `Host` are not
+//! forwarded; `Accept-Encoding` is set to `identity` so the meter reads plain bytes. Bodies are
+//! streamed both ways; nothing is buffered.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use budget_core::{Limiter, Provider};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use budget_tower::Refusal;
+
+/// The pooled HTTP(S) client to upstreams.
+#[derive(Clone)]
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    first_byte_timeout: std::time::Duration,
+}
+
+impl Upstream {
+    /// A client with the configured connect timeout, rustls with the Mozilla roots, HTTP/1.1
+    /// and HTTP/2.
+    pub fn new(config: &Config) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.connect_timeout()));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .build(https);
+        Upstream { client, first_byte_timeout: config.first_byte_timeout() }
+    }
+}
+
+/// Where a request for `rest` (the path after `/v1/{code}/`) goes.
+pub fn upstream_uri(limiter: &Limiter, rest: &str, query: Option<&str>) -> Result<Uri, http::uri::InvalidUri> {
+    let base = limiter.base_url.as_str().trim_end_matches('/');
+    let rest = rest.trim_start_matches('/');
+    let path = match limiter.provider {
+        Provider::Azure => format!("{base}/{rest}"),
+        Provider::Openai if base.ends_with("/v1") => format!("{base}/{rest}"),
+        Provider::Openai => format!("{base}/v1/{rest}"),
+    };
+    match query {
+        Some(q) if !q.is_empty() => format!("{path}?{q}").parse(),
+        _ => path.parse(),
+    }
+}
+
+/// Headers that describe one connection, not the message: never forwarded.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Remove hop-by-hop headers, and those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// The proxy as a Tower service (behind the budget layer, which puts the resolved
+/// [`Limiter`] in the request extensions).
+#[derive(Clone)]
+pub struct ProxyService {
+    pub(crate) upstream: Upstream,
+    pub(crate) metrics: std::sync::Arc<Metrics>,
+    /// Without the budget layer (BUDGETS_ENABLED=false) the proxy resolves codes itself.
+    pub(crate) store: Option<std::sync::Arc<dyn budget_core::BudgetStore>>,
+}
+
+impl tower::Service<Request> for ProxyService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.forward(req).await) })
+    }
+}
+
+fn error(status: StatusCode, message: &str, kind: &'static str, code: &'static str) -> Response {
+    let body = serde_json::json!({"error": {"message": message, "type": kind, "code": code}});
+    let mut res = Response::new(Body::from(body.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+impl ProxyService {
+    async fn forward(&self, req: Request) -> Response {
+        let (mut parts, body) = req.into_parts();
+        let mut segments = parts.uri.path().trim_start_matches('/').splitn(3, '/');
+        let (_v1, code, rest) = (segments.next(), segments.next().unwrap_or(""), segments.next().unwrap_or(""));
+        let limiter = match parts.extensions.remove::<Limiter>() {
+            Some(l) => l,
+            None => match &self.store {
+                Some(store) => match store.limiter_by_code(code).await {
+                    Ok(Some(l)) if l.is_active => l,
+                    Ok(Some(_)) => return Refusal::inactive().into_response(Body::from),
+                    Ok(None) => return Refusal::unknown_limiter().into_response(Body::from),
+                    Err(_) => return Refusal::store_unavailable().into_response(Body::from),
+                },
+                None => return Refusal::unknown_limiter().into_response(Body::from),
+            },
+        };
+        let uri = match upstream_uri(&limiter, rest, parts.uri.query()) {
+            Ok(u) => u,
+            Err(_) => return error(StatusCode::BAD_REQUEST, "The request path cannot be forwarded", "invalid_request_error", "invalid_path"),
+        };
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::HOST);
+        parts.headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        let req = Request::from_parts(parts, body);
+
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.upstream.first_byte_timeout, self.upstream.client.request(req)).await;
+        self.metrics.upstream_latency(started.elapsed());
+        match result {
+            Ok(Ok(res)) => {
+                let (mut head, incoming) = res.into_parts();
+                strip_hop_by_hop(&mut head.headers);
+                Response::from_parts(head, Body::new(incoming))
+            }
+            Ok(Err(e)) => {
+                let connect = e.is_connect();
+                tracing::warn!(limiter = %limiter.id, error = %e, connect, "upstream request failed");
+                self.metrics.upstream_error();
+                error(StatusCode::BAD_GATEWAY, "The upstream API could not be reached", "server_error", "upstream_unreachable")
+            }
+            Err(_) => {
+                tracing::warn!(limiter = %limiter.id, "upstream did not answer in time");
+                self.metrics.upstream_error();
+                error(StatusCode::GATEWAY_TIMEOUT, "The upstream API did not answer in time", "server_error", "upstream_timeout")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use budget_core::{Money, NewLimiter, Period};
+
+    fn limiter(base: &str, provider: Provider) -> Limiter {
+        let mut n = NewLimiter::new("t", Money::from_dollars(1), Period::Day, base);
+        n.provider = Some(provider);
+        Limiter::create(n, chrono::Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn upstream_paths() {
+        let l = limiter("https://api.openai.com", Provider::Openai);
+        assert_eq!(upstream_uri(&l, "chat/completions", None).unwrap(), "https://api.openai.com/v1/chat/completions");
+        let l = limiter("https://gw.example.com/openai/v1/", Provider::Openai);
+        assert_eq!(upstream_uri(&l, "embeddings", None).unwrap(), "https://gw.example.com/openai/v1/embeddings");
+        let l = limiter("https://x.openai.azure.com", Provider::Azure);
+        assert_eq!(
+            upstream_uri(&l, "openai/deployments/gpt4o/chat/completions", Some("api-version=2024-10-21")).unwrap(),
+            "https://x.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21"
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-private"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("authorization", HeaderValue::from_static("Bearer sk"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("authorization"));
+    }
+}

@@ -1,0 +1,103 @@
+//! Everything a request handler needs, built once at start-up.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use budget_core::pricing::PriceTable;
+use budget_core::{BudgetStore, MemoryStore};
+use budget_store_sqlite::SqliteStore;
+use budget_tower::BudgetLayer;
+
+use crate::admin::AdminAuth;
+use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::proxy::Upstream;
+
+/// Shared application state (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// Where budgets and usage live.
+    pub store: Arc<dyn BudgetStore>,
+    /// The SQLite store, when that is the store (closed on shutdown).
+    pub sqlite: Option<SqliteStore>,
+    /// The price table in force (built-in plus `PRICES_FILE`).
+    pub prices: PriceTable,
+    /// Admin credentials, token keys and the login throttle.
+    pub auth: Arc<AdminAuth>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The budget layer in front of the proxy.
+    pub layer: BudgetLayer,
+    /// The pooled upstream HTTP client.
+    pub upstream: Upstream,
+    /// When the server started.
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error("cannot open DATABASE_URL: {0}")]
+    Store(String),
+    /// The price file could not be loaded.
+    #[error("cannot load PRICES_FILE: {0}")]
+    Prices(String),
+}
+
+impl AppState {
+    /// Validate the configuration, open the store, load prices, set up auth and metrics.
+    pub async fn build(config: Config) -> Result<AppState, StartError> {
+        config.validate()?;
+        let (store, sqlite): (Arc<dyn BudgetStore>, Option<SqliteStore>) = if config.database_url == "memory" {
+            (Arc::new(MemoryStore::new()), None)
+        } else {
+            let s = SqliteStore::open(&config.database_url).await.map_err(|e| StartError::Store(e.to_string()))?;
+            (Arc::new(s.clone()), Some(s))
+        };
+        Self::with_store(config, store, sqlite)
+    }
+
+    /// Like [`build`](Self::build) with a store you provide (tests, custom stores).
+    pub fn with_store(config: Config, store: Arc<dyn BudgetStore>, sqlite: Option<SqliteStore>) -> Result<AppState, StartError> {
+        config.validate()?;
+        let mut prices = PriceTable::builtin();
+        if let Some(path) = &config.prices_file {
+            let extra = PriceTable::load_file(path).map_err(|e| StartError::Prices(e.to_string()))?;
+            prices = prices.with_overrides(extra);
+        }
+        let auth = Arc::new(AdminAuth::new(&config)?);
+        let metrics = Arc::new(Metrics::new(store.clone()));
+        let mut layer = BudgetLayer::new(store.clone(), prices.clone())
+            .by_path_code()
+            .with_fail_open(config.fail_open)
+            .with_max_request_bytes(config.max_body_bytes)
+            .with_hooks(metrics.clone());
+        if let Some(h) = &config.user_header {
+            layer = layer.with_user_header(h);
+        }
+        let upstream = Upstream::new(&config);
+        Ok(AppState {
+            config: Arc::new(config),
+            store,
+            sqlite,
+            prices,
+            auth,
+            metrics,
+            layer,
+            upstream,
+            started: Instant::now(),
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! Refusals in OpenAI's error shape: `{"error":{"message","type","code"}}`.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+use budget_core::store::Denial;
+
+/// A refusal the layer answers itself, before or instead of calling the inner service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Human message.
+    pub message: String,
+    /// OpenAI's `type` field.
+    pub kind: &'static str,
+    /// OpenAI's `code` field.
+    pub code: &'static str,
+    /// Seconds until the budget resets (429 only).
+    pub retry_after: Option<u64>,
+}
+
+impl Refusal {
+    /// 404: no limiter for this request.
+    pub fn unknown_limiter() -> Self {
+        Refusal::new(
+            StatusCode::NOT_FOUND,
+            "Unknown limiter: check the code in the URL (it may have been rotated or deleted)",
+            "invalid_request_error",
+            "limiter_not_found",
+        )
+    }
+
+    /// 403: the limiter is switched off.
+    pub fn inactive() -> Self {
+        Refusal::new(StatusCode::FORBIDDEN, "This limiter is inactive", "permission_error", "limiter_inactive")
+    }
+
+    /// 429: over budget, with the product's message and `Retry-After`.
+    pub fn budget_exceeded(denial: &Denial, now: chrono::DateTime<chrono::Utc>) -> Self {
+        Refusal {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: denial.message(),
+            kind: "429",
+            code: "budget_exceeded",
+            retry_after: Some(denial.window.seconds_until_end(now).max(1)),
+        }
+    }
+
+    /// 400: the model has no price and the limiter refuses unpriced models.
+    pub fn unpriced(model: Option<&str>) -> Self {
+        let message = match model {
+            Some(m) => format!("Model `{m}` has no known price and this limiter refuses unpriced models"),
+            None => "The request names no model, so its cost cannot be known; this limiter refuses unpriced requests".to_owned(),
+        };
+        Refusal::new(StatusCode::BAD_REQUEST, message, "invalid_request_error", "model_not_priced")
+    }
+
+    /// 503: the budget store failed and the layer fails closed.
+    pub fn store_unavailable() -> Self {
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The budget store is unavailable; the request was not sent",
+            "server_error",
+            "budget_store_unavailable",
+        )
+    }
+
+    /// 413: the request body is larger than the layer will read.
+    pub fn too_large(limit: usize) -> Self {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request body is larger than {limit} bytes"),
+            "invalid_request_error",
+            "request_too_large",
+        )
+    }
+
+    /// 400: the request body could not be read.
+    pub fn unreadable_body() -> Self {
+        Refusal::new(StatusCode::BAD_REQUEST, "The request body could not be read", "invalid_request_error", "invalid_body")
+    }
+
+    fn new(status: StatusCode, message: impl Into<String>, kind: &'static str, code: &'static str) -> Self {
+        Refusal { status, message: message.into(), kind, code, retry_after: None }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Bytes {
+        let v = serde_json::json!({
+            "error": { "message": self.message, "type": self.kind, "code": self.code }
+        });
+        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+    }
+
+    /// The whole response, with `x-should-retry: false` so the official SDKs do not retry a
+    /// refusal that cannot succeed on retry.
+    pub fn into_response<B>(self, wrap: impl FnOnce(Bytes) -> B) -> Response<B> {
+        let mut res = Response::new(wrap(self.body()));
+        *res.status_mut() = self.status;
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert("x-should-retry", HeaderValue::from_static("false"));
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}

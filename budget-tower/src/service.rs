@@ -1,0 +1,314 @@
+//! [`BudgetService`]: resolve → reserve → call → meter → settle.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use http::{header, HeaderMap, HeaderValue, Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tower::Service;
+
+use budget_core::store::{DenialReason, Error as StoreError, Reservation, ReserveOutcome, ReserveRequest, UsageRecord};
+use budget_core::usage::{rewrite_include_usage, Endpoint, RequestInfo, Usage, UsageMeter};
+use budget_core::{EnforcementMode, Limiter, Money, UnpricedPolicy};
+
+use crate::body::{settle, Settlement};
+use crate::layer::Config;
+use crate::{MeteredBody, Refusal, ResponseFuture};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The middleware [`BudgetLayer`](crate::BudgetLayer) produces.
+///
+/// The request body type must be buildable from [`Bytes`] (`axum::body::Body`,
+/// `http_body_util::Full<Bytes>`, …): the layer reads the (bounded) request body to learn
+/// the model and output limits, and may rewrite it to ask for streamed usage.
+#[derive(Clone)]
+pub struct BudgetService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for BudgetService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BudgetService").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+impl<S> BudgetService<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        BudgetService { inner, config }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BudgetService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Body + From<Bytes> + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+{
+    type Response = Response<MeteredBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // The clone is the one that was driven to readiness: take it, leave a fresh clone.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::new(Box::pin(handle(self.config.clone(), inner, req)))
+    }
+}
+
+fn refuse<B>(config: &Config, limiter: Option<&Limiter>, refusal: Refusal) -> Response<MeteredBody<B>> {
+    config.hooks.refused(limiter, &refusal);
+    refusal.into_response(MeteredBody::full)
+}
+
+async fn handle<S, ReqBody, ResBody>(
+    config: Arc<Config>,
+    mut inner: S,
+    req: Request<ReqBody>,
+) -> Result<Response<MeteredBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: Body + From<Bytes>,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes>,
+{
+    let now = Utc::now();
+    let (mut parts, body) = req.into_parts();
+
+    // 1. Which limiter?
+    let Some(key) = (config.resolver)(&parts) else {
+        return Ok(refuse(&config, None, Refusal::unknown_limiter()));
+    };
+    let limiter = match config.cache.get(&*config.store, &key).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return Ok(refuse(&config, None, Refusal::unknown_limiter())),
+        Err(e) => {
+            store_failed(&config, &e);
+            if config.fail_open {
+                return passthrough(inner, Request::from_parts(parts, body)).await;
+            }
+            return Ok(refuse(&config, None, Refusal::store_unavailable()));
+        }
+    };
+    if !limiter.is_active {
+        return Ok(refuse(&config, Some(&limiter), Refusal::inactive()));
+    }
+    // The inner service (e.g. a proxy) learns the upstream from here.
+    parts.extensions.insert(limiter.clone());
+
+    // 2. What is asked? Endpoints without usage (models, files…) pass straight through.
+    let endpoint = endpoint_of(parts.uri.path());
+    if endpoint == Endpoint::Other {
+        return passthrough(inner, Request::from_parts(parts, body)).await;
+    }
+    let bytes = match Limited::new(body, config.max_request_bytes).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Ok(refuse(&config, Some(&limiter), Refusal::too_large(config.max_request_bytes)));
+        }
+        Err(_) => return Ok(refuse(&config, Some(&limiter), Refusal::unreadable_body())),
+    };
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let info = RequestInfo::parse_with_content_type(endpoint, content_type, &bytes);
+
+    let priced = info.model.as_deref().is_some_and(|m| config.prices.lookup(m, limiter.provider).is_some());
+    if !priced && limiter.unpriced == UnpricedPolicy::Refuse {
+        return Ok(refuse(&config, Some(&limiter), Refusal::unpriced(info.model.as_deref())));
+    }
+
+    // 3. Ask for streamed usage if the client did not; hide it from the client again.
+    let mut strip = false;
+    let mut bytes = bytes;
+    if config.inject_usage
+        && info.stream
+        && !info.include_usage
+        && matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
+    {
+        if let Some(rewritten) = rewrite_include_usage(&bytes) {
+            bytes = Bytes::from(rewritten);
+            strip = true;
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        }
+    }
+
+    // 4. Reserve.
+    let amount = hold_amount(&config, &limiter, &info);
+    let request = ReserveRequest { limiter_id: limiter.id, amount, at: now };
+    let reservation = match config.store.reserve(&request).await {
+        Ok(ReserveOutcome::Reserved(r)) => r,
+        Ok(ReserveOutcome::Denied(d)) => {
+            let refusal = match d.reason {
+                DenialReason::Inactive => Refusal::inactive(),
+                DenialReason::BudgetExceeded => Refusal::budget_exceeded(&d, now),
+            };
+            return Ok(refuse(&config, Some(&limiter), refusal));
+        }
+        Err(StoreError::LimiterNotFound(_)) => {
+            config.cache.forget(&key);
+            return Ok(refuse(&config, Some(&limiter), Refusal::unknown_limiter()));
+        }
+        Err(e) => {
+            store_failed(&config, &e);
+            if config.fail_open {
+                return passthrough(inner, Request::from_parts(parts, ReqBody::from(bytes))).await;
+            }
+            return Ok(refuse(&config, Some(&limiter), Refusal::store_unavailable()));
+        }
+    };
+
+    // 5. Call the inner service.
+    let started = Instant::now();
+    let user = config
+        .user_header
+        .as_ref()
+        .and_then(|h| parts.headers.get(h))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| info.user.clone());
+    let res = match inner.call(Request::from_parts(parts, ReqBody::from(bytes))).await {
+        Ok(res) => res,
+        Err(e) => {
+            release(&config, &reservation).await;
+            return Err(e);
+        }
+    };
+    let status = res.status();
+    if status.is_client_error() || status.is_server_error() {
+        // The upstream refused or failed: nothing is billed. Record the request at $0 (its
+        // status shows in the statistics) and return the hold.
+        let mut record = UsageRecord::new(
+            limiter.id,
+            reservation.at,
+            endpoint,
+            &Usage { model: info.model.clone(), ..Usage::default() },
+            Some(Money::ZERO),
+        );
+        record.user = user;
+        record.status = status.as_u16();
+        record.streamed = info.stream;
+        record.latency_ms = started.elapsed().as_millis() as u64;
+        settle(&config, &limiter, &reservation, record).await;
+        return Ok(res.map(MeteredBody::passthrough));
+    }
+
+    // 6. Meter the body as it flows; settle when it ends or is dropped.
+    let (mut head, body) = res.into_parts();
+    let response_type = head.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let streamed = response_type.is_some_and(|ct| ct.starts_with("text/event-stream"));
+    let meter = UsageMeter::for_content_type(&info, response_type).with_max_event_bytes(config.max_event_bytes);
+    let strip = strip && streamed;
+    if strip {
+        head.headers.remove(header::CONTENT_LENGTH);
+    }
+    budget_headers(&mut head.headers, &reservation);
+    let settlement = Settlement {
+        config: config.clone(),
+        limiter,
+        reservation: Some(reservation),
+        endpoint,
+        user,
+        status,
+        streamed,
+        started,
+        meter: Some(meter),
+    };
+    Ok(Response::from_parts(head, MeteredBody::metered(body, settlement, strip)))
+}
+
+/// The OpenAI API a path ends in, whatever prefix it is mounted under (`/v1/{code}/`,
+/// `/ai/v1/`, Azure's `openai/deployments/{name}/`).
+fn endpoint_of(path: &str) -> Endpoint {
+    std::iter::once(0)
+        .chain(path.match_indices('/').map(|(i, _)| i))
+        .map(|i| Endpoint::from_path(&path[i..]))
+        .find(|e| *e != Endpoint::Other)
+        .unwrap_or(Endpoint::Other)
+}
+
+async fn passthrough<S, ReqBody, ResBody>(
+    mut inner: S,
+    req: Request<ReqBody>,
+) -> Result<Response<MeteredBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    Ok(inner.call(req).await?.map(MeteredBody::passthrough))
+}
+
+/// What to hold for a request: in strict mode its worst case (prompt at full input price plus
+/// `n ×` the output limit at the output price); in soft mode a cheap estimate of its prompt
+/// (bytes / 4 tokens), so concurrent requests see the budget being used.
+fn hold_amount(config: &Config, limiter: &Limiter, info: &RequestInfo) -> Money {
+    let Some(model) = info.model.as_deref() else { return Money::ZERO };
+    match limiter.mode {
+        EnforcementMode::Strict => config
+            .prices
+            .worst_case_cost(model, limiter.provider, info.estimate_prompt_tokens(), info.max_output_tokens, info.n)
+            .total()
+            .unwrap_or(Money::ZERO),
+        EnforcementMode::Soft => {
+            let usage = Usage {
+                model: Some(model.to_owned()),
+                prompt_tokens: (info.input_text.len() as u64).div_ceil(4),
+                ..Usage::default()
+            };
+            config.prices.cost(&usage, limiter.provider).total().unwrap_or(Money::ZERO)
+        }
+    }
+}
+
+async fn release(config: &Config, reservation: &Reservation) {
+    if let Err(e) = config.store.release(reservation).await {
+        tracing::error!(reservation = %reservation.id, error = %e, "releasing a reservation failed");
+        config.hooks.store_error(&e);
+    }
+}
+
+fn store_failed(config: &Config, e: &StoreError) {
+    tracing::error!(error = %e, fail_open = config.fail_open, "budget store failed");
+    config.hooks.store_error(e);
+}
+
+/// `x-budget-limit`, `x-budget-remaining` (dollars, after this request's hold) and
+/// `x-budget-reset` (RFC 3339 end of the window).
+fn budget_headers(headers: &mut HeaderMap, r: &Reservation) {
+    let dollars = |m: Money| m.to_string().replace(['$', ','], "");
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::try_from(value) {
+            headers.insert(name, v);
+        }
+    };
+    put("x-budget-limit", dollars(r.budget));
+    put("x-budget-remaining", dollars(r.remaining()));
+    put("x-budget-reset", r.window.end.to_rfc3339_opts(SecondsFormat::Secs, true));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_under_any_prefix() {
+        assert_eq!(endpoint_of("/v1/abc123/chat/completions"), Endpoint::ChatCompletions);
+        assert_eq!(endpoint_of("/ai/v1/embeddings"), Endpoint::Embeddings);
+        assert_eq!(endpoint_of("/v1/abc/openai/deployments/gpt4o/chat/completions"), Endpoint::ChatCompletions);
+        assert_eq!(endpoint_of("/v1/abc/openai/v1/responses"), Endpoint::Responses);
+        assert_eq!(endpoint_of("/chat/completions"), Endpoint::ChatCompletions);
+        assert_eq!(endpoint_of("/v1/abc/models"), Endpoint::Other);
+        assert_eq!(endpoint_of("/v1/abc/responses/resp_123"), Endpoint::Other);
+    }
+}
