@@ -1,0 +1,370 @@
+#!/usr/bin/env node
+// End-to-end test of the dashboard served by a running budget-server, in Debian's Chromium
+// driven by playwright-core (no browser download).
+//
+//   BASE_URL=http://127.0.0.1:18080 \
+//   MOCK_UPSTREAM_URL=http://127.0.0.1:18081 \
+//   ADMIN_USERNAME=admin ADMIN_PASSWORD=changeme \
+//   ARTIFACTS_DIR=.ci/artifacts/dashboard \
+//   node budget-server/dashboard/e2e/dashboard.e2e.mjs
+//
+// MOCK_UPSTREAM_URL is an OpenAI-compatible server the proxy forwards to (it becomes the new
+// limiter's base_url). Optional: CHROMIUM_PATH (default /usr/bin/chromium), E2E_TIMEOUT_MS.
+// Prints "N passed, 0 failed" and exits 0, or names the failed step and exits 1.
+
+import { mkdir } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, "..", "..", "..");
+const BASE_URL = (process.env.BASE_URL || "http://127.0.0.1:18080").replace(/\/+$/, "");
+const MOCK_UPSTREAM_URL = (process.env.MOCK_UPSTREAM_URL || "").replace(/\/+$/, "");
+const ADMIN_USERNAME = process.env.ADMIN_USERNAME || "admin";
+const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD || "changeme";
+const ARTIFACTS_DIR = resolve(process.env.ARTIFACTS_DIR || join(repoRoot, ".ci", "artifacts", "dashboard"));
+const CHROMIUM_PATH = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS || 20000);
+
+if (!MOCK_UPSTREAM_URL) {
+  console.error("MOCK_UPSTREAM_URL is required: an OpenAI-compatible upstream the proxy forwards to.");
+  process.exit(2);
+}
+
+class AssertionError extends Error {}
+function assert(cond, message) {
+  if (!cond) throw new AssertionError(message);
+}
+
+let passed = 0;
+let failed = 0;
+let page;
+const startedAt = Date.now();
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`  ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed++;
+    console.error(`  FAIL ${name}\n       ${e instanceof Error ? e.message : String(e)}`);
+    if (page) {
+      const file = join(ARTIFACTS_DIR, `failure-${passed + failed}.png`);
+      await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+      console.error(`       screenshot: ${file}; page: ${page.url()}`);
+    }
+    throw e;
+  }
+}
+
+async function shot(name) {
+  const file = join(ARTIFACTS_DIR, name);
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`       screenshot ${file}`);
+}
+
+/** Polls `fn` until it returns a truthy value or the timeout passes. */
+async function eventually(what, fn, timeout = TIMEOUT) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e instanceof Error ? e.message : e;
+    }
+    if (Date.now() > end) throw new AssertionError(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function adminToken() {
+  const t = await page.evaluate(() => localStorage.getItem("budget.token"));
+  assert(t, "no token in localStorage (key budget.token) after login");
+  return t;
+}
+
+async function adminApi(method, path, body) {
+  const token = await adminToken();
+  const res = await fetch(`${BASE_URL}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, text };
+}
+
+async function proxied(endpoint) {
+  const res = await fetch(`${endpoint}/chat/completions`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: "Bearer sk-test" },
+    body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] }),
+  });
+  const text = await res.text();
+  return { status: res.status, text };
+}
+
+const card = (id) => page.locator(`[data-testid="limiter-card"][data-limiter-id="${id}"]`);
+
+async function main() {
+  await mkdir(ARTIFACTS_DIR, { recursive: true });
+  console.log(`dashboard e2e against ${BASE_URL} (upstream ${MOCK_UPSTREAM_URL}); artifacts in ${ARTIFACTS_DIR}`);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
+  context.setDefaultTimeout(TIMEOUT);
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE_URL }).catch(() => {});
+  page = await context.newPage();
+  const consoleErrors = [];
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+  const name = `e2e limiter ${new Date().toISOString().replace(/[:.]/g, "-")}`;
+  let limiterId;
+  let endpoint;
+
+  try {
+    await step("server serves the app shell for client routes and never shadows the API", async () => {
+      for (const path of ["/", "/login", "/statistics"]) {
+        const res = await fetch(`${BASE_URL}${path}`);
+        const text = await res.text();
+        assert(res.status === 200 && /<div id="root">/.test(text), `GET ${path} should be the app shell (got ${res.status})`);
+      }
+      const health = await fetch(`${BASE_URL}/health`);
+      assert(health.status === 200 && /json/.test(health.headers.get("content-type") ?? ""), `GET /health should be JSON 200 (got ${health.status} ${health.headers.get("content-type")})`);
+      const unauth = await fetch(`${BASE_URL}/api/limiters`);
+      assert(unauth.status === 401, `GET /api/limiters without a token should be 401 (got ${unauth.status})`);
+    });
+
+    await step("login page: a bad password shows the API's error", async () => {
+      await page.goto(`${BASE_URL}/`);
+      await page.waitForURL(/\/login$/);
+      await page.locator("#username").fill(ADMIN_USERNAME);
+      await page.locator("#password").fill("definitely-not-the-password");
+      await shot("login.png");
+      await page.locator('[data-testid="login-submit"]').click();
+      const err = page.locator('[data-testid="login-error"]');
+      await err.waitFor({ state: "visible" });
+      const text = (await err.innerText()).trim();
+      assert(text.length > 0, "login error is empty");
+      assert(page.url().endsWith("/login"), `should stay on /login, at ${page.url()}`);
+      assert((await page.evaluate(() => localStorage.getItem("budget.token"))) === null, "a token was stored after a failed login");
+      console.log(`       error shown: "${text}"`);
+    });
+
+    await step("log in", async () => {
+      await page.locator("#password").fill(ADMIN_PASSWORD);
+      await page.locator('[data-testid="login-submit"]').click();
+      await page.waitForURL(`${BASE_URL}/`);
+      await page.locator('[data-testid="limiter-grid"], [data-testid="empty-limiters"]').first().waitFor({ state: "visible" });
+      await adminToken();
+      // A marker that disappears if the page reloads: figures must update by polling only.
+      await page.evaluate(() => {
+        window.__e2eNoReload = true;
+      });
+    });
+
+    await step("create dialog validates on the client", async () => {
+      await page.locator('[data-testid="create-limiter"]').click();
+      const dialog = page.locator('[data-testid="limiter-form-dialog"]');
+      await dialog.waitFor({ state: "visible" });
+      await dialog.locator('input[name="budget_limit"]').fill("0");
+      await dialog.locator('input[name="base_url"]').fill("ftp://example.com");
+      await page.locator('[data-testid="limiter-form-submit"]').click();
+      for (const field of ["name", "budget_limit", "base_url"]) {
+        const e = dialog.locator(`[data-testid="field-error-${field}"]`);
+        await e.waitFor({ state: "visible" });
+        assert((await e.innerText()).trim().length > 0, `no message for ${field}`);
+      }
+      assert(await dialog.isVisible(), "dialog closed on invalid input");
+    });
+
+    await step("create a limiter ($0.01/day, base URL = mock upstream)", async () => {
+      const dialog = page.locator('[data-testid="limiter-form-dialog"]');
+      await dialog.locator('input[name="name"]').fill(name);
+      await dialog.locator('input[name="budget_limit"]').fill("0.01");
+      await dialog.locator('select[name="period_type"]').selectOption("day");
+      await dialog.locator('select[name="provider"]').selectOption("openai");
+      await dialog.locator('select[name="mode"]').selectOption("soft");
+      await dialog.locator('input[name="base_url"]').fill(MOCK_UPSTREAM_URL);
+      await shot("create-dialog.png");
+      await page.locator('[data-testid="limiter-form-submit"]').click();
+      const formError = dialog.locator('[data-testid="form-error"], [data-testid^="field-error-"]');
+      await Promise.race([
+        dialog.waitFor({ state: "hidden" }),
+        formError.first().waitFor({ state: "visible" }).then(async () => {
+          throw new AssertionError(`create failed: ${await formError.first().innerText()}`);
+        }),
+      ]);
+      const c = page.locator('[data-testid="limiter-card"]', { has: page.locator('[data-testid="limiter-name"]', { hasText: name }) });
+      await c.waitFor({ state: "visible" });
+      limiterId = await c.getAttribute("data-limiter-id");
+      assert(limiterId, "card has no data-limiter-id");
+      const got = await adminApi("GET", `/api/limiters/${limiterId}`);
+      assert(got.status === 200, `GET /api/limiters/${limiterId} → ${got.status} ${got.text}`);
+      assert(got.json.budget_limit === 0.01, `budget_limit is ${got.json.budget_limit}, want 0.01`);
+      assert(got.json.period_type === "day", `period_type is ${got.json.period_type}`);
+      assert(got.json.is_active === true, "new limiter is not active");
+      assert((await card(limiterId).locator('[data-testid="limiter-spend"]').innerText()).includes("$0.01"), "card does not show the $0.01 budget");
+    });
+
+    await step("copy the limiter's endpoint", async () => {
+      const c = card(limiterId);
+      const shown = (await c.locator('[data-testid="proxy-endpoint"]').innerText()).trim();
+      assert(/\/v1\/[0-9a-f]{32}$/.test(shown), `endpoint looks wrong: ${shown}`);
+      await c.locator('[data-testid="copy-endpoint"]').click();
+      await c.locator('[data-testid="copy-endpoint"]', { hasText: "Copied" }).waitFor({ state: "visible" });
+      let clip = null;
+      try {
+        clip = await page.evaluate(() => navigator.clipboard.readText());
+      } catch (e) {
+        console.log(`       clipboard not readable here (${e instanceof Error ? e.message.split("\n")[0] : e}); using the displayed endpoint`);
+      }
+      if (clip !== null && clip !== "") assert(clip === shown, `clipboard has "${clip}", card shows "${shown}"`);
+      endpoint = clip || shown;
+      console.log(`       endpoint: ${endpoint}`);
+    });
+
+    await step("a real proxied request through the endpoint succeeds", async () => {
+      const r = await proxied(endpoint);
+      assert(r.status === 200, `POST ${endpoint}/chat/completions → ${r.status}: ${r.text.slice(0, 300)}`);
+      const j = JSON.parse(r.text);
+      assert(Array.isArray(j.choices), "response has no choices");
+    });
+
+    await step("the card's usage updates without a reload", async () => {
+      const spend = card(limiterId).locator('[data-testid="limiter-spend"]');
+      const value = await eventually("card spend > 0", async () => {
+        const v = Number(await spend.getAttribute("data-spend"));
+        return v > 0 ? v : false;
+      });
+      const text = await spend.innerText();
+      assert(!text.startsWith("$0.00 "), `card still shows ${text}`);
+      assert(await page.evaluate(() => window.__e2eNoReload === true), "the page was reloaded");
+      const bar = card(limiterId).locator('[data-testid="usage-bar"]');
+      assert(Number(await bar.getAttribute("aria-valuenow")) >= 0, "usage bar has no value");
+      console.log(`       spend ${value} shown as "${text.replace(/\s+/g, " ")}", bar level ${await bar.getAttribute("data-level")}`);
+      await shot("limiters.png");
+    });
+
+    await step("stats dialog shows the request", async () => {
+      await card(limiterId).locator('[data-testid="action-stats"]').click();
+      const dialog = page.locator('[data-testid="stats-dialog"]');
+      await dialog.waitFor({ state: "visible" });
+      await eventually("stats requests = 1", async () => (await dialog.locator('[data-testid="stats-requests"]').innerText()).trim() === "1");
+      const spend = (await dialog.locator('[data-testid="stats-spend"]').innerText()).trim();
+      assert(spend !== "$0.00", `stats spend is ${spend}`);
+      await dialog.locator('[data-testid="stats-chart"]').waitFor({ state: "visible" });
+      await eventually("a top-models row", async () => (await dialog.locator('[data-testid="stats-top-models-row"]').count()) > 0);
+      await shot("stats-dialog.png");
+      await page.keyboard.press("Escape");
+      await dialog.waitFor({ state: "hidden" });
+    });
+
+    await step("statistics page shows the request count and cost", async () => {
+      await page.locator('[data-testid="nav-statistics"]').click();
+      await page.waitForURL(`${BASE_URL}/statistics`);
+      const row = page.locator(`[data-testid="limiter-usage-row"][data-limiter-id="${limiterId}"]`);
+      await row.waitFor({ state: "visible" });
+      await eventually("usage row requests = 1", async () => (await row.locator('td[data-col="requests"]').innerText()).trim() === "1");
+      const cost = (await row.locator('td[data-col="cost"]').innerText()).trim();
+      assert(/^\$/.test(cost) && cost !== "$0.00", `usage row cost is ${cost}`);
+      const total = Number((await page.locator('[data-testid="overview-requests-value"]').innerText()).replace(/,/g, ""));
+      assert(total >= 1, `overview total requests is ${total}`);
+      const totalCost = (await page.locator('[data-testid="overview-cost-value"]').innerText()).trim();
+      assert(totalCost !== "$0.00", `overview total cost is ${totalCost}`);
+      // Sorting: clicking a header flips aria-sort.
+      const th = page.locator('[data-testid="limiter-usage-table-sort-requests"]');
+      await th.click();
+      assert((await th.locator("xpath=..").getAttribute("aria-sort")) === "descending", "requests column not sorted descending after one click");
+      await th.click();
+      assert((await th.locator("xpath=..").getAttribute("aria-sort")) === "ascending", "requests column not sorted ascending after two clicks");
+      assert(await page.evaluate(() => window.__e2eNoReload === true), "the page was reloaded");
+      await page.locator('[data-testid="spend-chart"]').waitFor({ state: "visible" });
+      await shot("statistics.png");
+    });
+
+    await step("toggle the limiter off; the proxy refuses with 403", async () => {
+      await page.locator('[data-testid="nav-limiters"]').click();
+      await page.waitForURL(`${BASE_URL}/`);
+      const sw = card(limiterId).locator('[data-testid="limiter-active-switch"]');
+      await sw.waitFor({ state: "visible" });
+      assert((await sw.getAttribute("aria-checked")) === "true", "switch is not on before toggling");
+      await sw.click();
+      await eventually("switch off and saved", async () => {
+        if ((await sw.getAttribute("aria-checked")) !== "false") return false;
+        const got = await adminApi("GET", `/api/limiters/${limiterId}`);
+        return got.status === 200 && got.json.is_active === false;
+      });
+      const r = await proxied(endpoint);
+      assert(r.status === 403, `inactive limiter answered ${r.status}, want 403: ${r.text.slice(0, 300)}`);
+      assert((await card(limiterId).getAttribute("data-active")) === "false", "card not marked inactive");
+    });
+
+    await step("delete the limiter (with confirmation); its card disappears", async () => {
+      await card(limiterId).locator('[data-testid="action-delete"]').click();
+      const dialog = page.locator('[data-testid="delete-dialog"]');
+      await dialog.waitFor({ state: "visible" });
+      await dialog.locator('[data-testid="confirm-delete"]').click();
+      await card(limiterId).waitFor({ state: "detached" });
+      const list = await adminApi("GET", "/api/limiters");
+      assert(list.status === 200 && !list.json.some((l) => l.id === limiterId), "limiter still listed by the API");
+      const r = await proxied(endpoint);
+      assert(r.status !== 200, `deleted limiter's endpoint still answers 200`);
+      // It stays visible in statistics, after a reload of the page this time.
+      await page.waitForTimeout(300);
+    });
+
+    await step("an expired token returns to /login; logout works", async () => {
+      await page.evaluate(() => localStorage.setItem("budget.token", "expired.or.revoked.token"));
+      await page.goto(`${BASE_URL}/statistics`);
+      await page.waitForURL(/\/login$/);
+      await page.locator('[data-testid="session-expired"]').waitFor({ state: "visible" });
+      await page.locator("#password").fill(ADMIN_PASSWORD);
+      await page.locator('[data-testid="login-submit"]').click();
+      await page.waitForURL((u) => !u.pathname.endsWith("/login"));
+      await page.locator('[data-testid="logout"]').click();
+      await page.waitForURL(/\/login$/);
+      assert((await page.evaluate(() => localStorage.getItem("budget.token"))) === null, "token still stored after logout");
+    });
+
+    await step("no uncaught errors in the page", async () => {
+      assert(consoleErrors.length === 0, `uncaught page errors: ${consoleErrors.join(" | ")}`);
+    });
+  } catch (e) {
+    if (!(e instanceof AssertionError) && !(e instanceof Error)) console.error(e);
+  } finally {
+    await browser.close().catch(() => {});
+  }
+  console.log(`${passed} passed, ${failed} failed (${((Date.now() - startedAt) / 1000).toFixed(1)} s)`);
+  process.exit(failed === 0 ? 0 : 1);
+}
+
+main().catch((e) => {
+  console.error(e);
+  console.log(`${passed} passed, ${failed + 1} failed`);
+  process.exit(1);
+});

@@ -1,0 +1,337 @@
+#!/usr/bin/env node
+// A throwaway stand-in for budget-server, for developing and screenshotting the dashboard
+// without the Rust build: it serves dist/ (index.html for every non-API path), fakes the
+// admin API of docs/admin-api.md in memory, proxies /v1/{code}/... to the limiter's
+// base_url, and is itself an OpenAI-compatible upstream at /upstream (use
+// http://127.0.0.1:PORT/upstream as a limiter's base URL).
+//
+//   node e2e/dev-mock-api.mjs [--port 18090] [--seed]
+//
+// --seed adds demo limiters and a week of synthetic usage. POST /__mock/expire revokes every
+// token (to try the "session expired" path). Not used by the real server or by CI.
+
+import { createServer } from "node:http";
+import { randomBytes, randomUUID } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
+import { extname, join, normalize, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const args = process.argv.slice(2);
+const PORT = Number(args[args.indexOf("--port") + 1] || process.env.PORT || 18090) || 18090;
+const SEED = args.includes("--seed");
+const DIST = join(dirname(fileURLToPath(import.meta.url)), "..", "dist");
+const ADMIN_USERNAME = process.env.ADMIN_USERNAME || "admin";
+const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD || "changeme";
+
+const PRICES = {
+  // dollars per 1M tokens: input, output
+  "gpt-4o": [2.5, 10],
+  "gpt-4o-mini": [0.15, 0.6],
+  "gpt-4.1": [2, 8],
+  "o3-mini": [1.1, 4.4],
+  "text-embedding-3-small": [0.02, 0],
+};
+
+const tokens = new Set();
+/** @type {Map<string, any>} */
+const limiters = new Map();
+/** @type {Array<{ts:number, limiter_id:string, model:string, user:string, prompt_tokens:number, completion_tokens:number, cost:number, unpriced:boolean}>} */
+const usage = [];
+
+const PERIOD_MS = { minute: 60e3, hour: 3600e3 };
+function windowOf(period, now = Date.now()) {
+  const d = new Date(now);
+  if (PERIOD_MS[period]) {
+    const s = Math.floor(now / PERIOD_MS[period]) * PERIOD_MS[period];
+    return [s, s + PERIOD_MS[period]];
+  }
+  const Y = d.getUTCFullYear(), M = d.getUTCMonth(), D = d.getUTCDate();
+  switch (period) {
+    case "day": return [Date.UTC(Y, M, D), Date.UTC(Y, M, D + 1)];
+    case "week": {
+      const dow = (d.getUTCDay() + 6) % 7; // Monday = 0
+      return [Date.UTC(Y, M, D - dow), Date.UTC(Y, M, D - dow + 7)];
+    }
+    case "month": return [Date.UTC(Y, M, 1), Date.UTC(Y, M + 1, 1)];
+    default: return [Date.UTC(Y, 0, 1), Date.UTC(Y + 1, 0, 1)];
+  }
+}
+const iso = (t) => new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z");
+const round9 = (n) => Math.round(n * 1e9) / 1e9;
+
+function view(l, origin) {
+  const [s, e] = windowOf(l.period_type);
+  const spend = round9(usage.filter((u) => u.limiter_id === l.id && u.ts >= s && u.ts < e).reduce((a, u) => a + u.cost, 0));
+  return {
+    ...l,
+    proxy_endpoint: `${origin}/v1/${l.code}`,
+    current_spend: spend,
+    remaining_budget: round9(Math.max(0, l.budget_limit - spend)),
+    usage_percentage: l.budget_limit > 0 ? (spend / l.budget_limit) * 100 : 0,
+    period_start: iso(s),
+    period_end: iso(e),
+  };
+}
+
+function send(res, status, body, headers = {}) {
+  if (status === 204) { res.writeHead(204, headers); return res.end(); }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-store", ...headers });
+  res.end(text);
+}
+const fail = (res, status, message, code = null, field = null, type = "invalid_request_error") =>
+  send(res, status, { error: { message, type, code, ...(field ? { field } : {}) } });
+
+async function body(req) {
+  const chunks = [];
+  for await (const c of req) chunks.push(c);
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (!text) return {};
+  try { return JSON.parse(text); } catch { return { __invalid: true }; }
+}
+
+function validate(b, partial) {
+  const has = (k) => b[k] !== undefined;
+  if (!partial || has("name")) {
+    if (typeof b.name !== "string" || !b.name.trim()) return ["name", "name: must not be empty"];
+    if (b.name.length > 200) return ["name", "name: must be at most 200 characters"];
+  }
+  if (!partial || has("budget_limit")) {
+    if (typeof b.budget_limit !== "number" || !(b.budget_limit > 0)) return ["budget_limit", "budget_limit: must be greater than 0"];
+  }
+  if (!partial || has("period_type")) {
+    if (!["minute", "hour", "day", "week", "month", "year"].includes(b.period_type)) return ["period_type", "period_type: must be one of minute, hour, day, week, month, year"];
+  }
+  if (!partial || has("base_url")) {
+    if (typeof b.base_url !== "string" || !/^https?:\/\/[^/]+/.test(b.base_url)) return ["base_url", "base_url: must be an http(s) URL"];
+    if (/\.invalid(\/|:|$)/.test(b.base_url)) return ["base_url", "base_url: host does not resolve (mock rule: *.invalid)"];
+  }
+  if (has("provider") && !["openai", "azure"].includes(b.provider)) return ["provider", "provider: must be openai or azure"];
+  if (has("mode") && !["soft", "strict"].includes(b.mode)) return ["mode", "mode: must be soft or strict"];
+  if (has("unpriced") && !["admit", "refuse"].includes(b.unpriced)) return ["unpriced", "unpriced: must be admit or refuse"];
+  if (has("timezone") && b.timezone !== null) {
+    try { new Intl.DateTimeFormat("en", { timeZone: b.timezone }); } catch { return ["timezone", `timezone: unknown time zone ${b.timezone}`]; }
+  }
+  if (has("is_active") && typeof b.is_active !== "boolean") return ["is_active", "is_active: must be a boolean"];
+  return null;
+}
+
+function createLimiter(b) {
+  const now = iso(Date.now());
+  const l = {
+    id: randomUUID(), name: b.name.trim(), code: randomBytes(16).toString("hex"),
+    budget_limit: b.budget_limit, period_type: b.period_type, timezone: b.timezone ?? "UTC",
+    base_url: b.base_url, provider: b.provider ?? "openai", mode: b.mode ?? "soft", unpriced: b.unpriced ?? "admit",
+    is_active: b.is_active ?? true, created_at: now, updated_at: now, deleted_at: null,
+  };
+  limiters.set(l.id, l);
+  return l;
+}
+
+function range(url) {
+  const from = url.searchParams.get("from"), to = url.searchParams.get("to"), lid = url.searchParams.get("limiter_id");
+  const f = from ? Date.parse(from) : -Infinity, t = to ? Date.parse(to) : Infinity;
+  return usage.filter((u) => u.ts >= f && u.ts < t && (!lid || u.limiter_id === lid));
+}
+
+function breakdown(rows, by) {
+  const m = new Map();
+  for (const u of rows) {
+    const key = by === "model" ? u.model : by === "user" ? u.user : u.limiter_id;
+    const label = by === "limiter" ? limiters.get(u.limiter_id)?.name ?? key : key;
+    const r = m.get(key) ?? { key, label, requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost: 0, unpriced_requests: 0 };
+    r.requests++; r.prompt_tokens += u.prompt_tokens; r.completion_tokens += u.completion_tokens;
+    r.total_tokens += u.prompt_tokens + u.completion_tokens; r.cost = round9(r.cost + u.cost); r.unpriced_requests += u.unpriced ? 1 : 0;
+    m.set(key, r);
+  }
+  return [...m.values()].sort((a, b) => b.cost - a.cost);
+}
+
+function record(l, model, user, pt, ct, ts = Date.now()) {
+  const p = PRICES[model];
+  const cost = p ? round9((pt * p[0] + ct * p[1]) / 1e6) : 0;
+  usage.push({ ts, limiter_id: l.id, model, user, prompt_tokens: pt, completion_tokens: ct, cost, unpriced: !p });
+}
+
+async function api(req, res, url) {
+  const path = url.pathname;
+  const origin = `http://${req.headers.host}`;
+  if (path === "/api/auth/login" && req.method === "POST") {
+    const b = await body(req);
+    if (b.username !== ADMIN_USERNAME || b.password !== ADMIN_PASSWORD) return fail(res, 401, "Invalid username or password", "invalid_credentials", null, "authentication_error");
+    const token = randomBytes(24).toString("base64url");
+    tokens.add(token);
+    return send(res, 200, { token, username: b.username, expires_at: iso(Date.now() + 24 * 3600e3) });
+  }
+  const auth = req.headers.authorization ?? "";
+  if (!auth.startsWith("Bearer ") || !tokens.has(auth.slice(7))) return fail(res, 401, "Missing or expired token", "unauthorized", null, "authentication_error");
+
+  let m;
+  if (path === "/api/limiters" && req.method === "GET") {
+    const all = url.searchParams.get("include_deleted") === "true";
+    return send(res, 200, [...limiters.values()].filter((l) => all || !l.deleted_at).map((l) => view(l, origin)));
+  }
+  if (path === "/api/limiters" && req.method === "POST") {
+    const b = await body(req);
+    const bad = validate(b, false);
+    if (bad) return fail(res, 422, bad[1], "validation_failed", bad[0]);
+    return send(res, 201, view(createLimiter(b), origin));
+  }
+  if ((m = path.match(/^\/api\/limiters\/([^/]+)(\/stats|\/rotate-code)?$/))) {
+    const l = limiters.get(decodeURIComponent(m[1]));
+    if (!l || l.deleted_at) return fail(res, 404, "limiter not found", "not_found");
+    if (!m[2] && req.method === "GET") return send(res, 200, view(l, origin));
+    if (!m[2] && req.method === "PUT") {
+      const b = await body(req);
+      const bad = validate(b, true);
+      if (bad) return fail(res, 422, bad[1], "validation_failed", bad[0]);
+      for (const k of ["name", "budget_limit", "period_type", "base_url", "provider", "mode", "unpriced", "timezone", "is_active"]) if (b[k] !== undefined) l[k] = b[k];
+      l.updated_at = iso(Date.now());
+      return send(res, 200, view(l, origin));
+    }
+    if (!m[2] && req.method === "DELETE") { l.deleted_at = iso(Date.now()); return send(res, 204); }
+    if (m[2] === "/rotate-code" && req.method === "POST") { l.code = randomBytes(16).toString("hex"); return send(res, 200, view(l, origin)); }
+    if (m[2] === "/stats" && req.method === "GET") {
+      const v = view(l, origin);
+      const rows = usage.filter((u) => u.limiter_id === l.id && u.ts >= Date.parse(v.period_start));
+      const pt = rows.reduce((a, u) => a + u.prompt_tokens, 0), ct = rows.reduce((a, u) => a + u.completion_tokens, 0);
+      return send(res, 200, {
+        limiter_id: l.id, limiter_name: l.name, current_spend: v.current_spend, budget_limit: l.budget_limit,
+        remaining_budget: v.remaining_budget, usage_percentage: v.usage_percentage, total_requests: rows.length,
+        period_start: v.period_start, period_end: v.period_end, held: 0, in_flight: 0,
+        prompt_tokens: pt, completion_tokens: ct, total_tokens: pt + ct,
+        unpriced_requests: rows.filter((u) => u.unpriced).length, estimated_requests: 0,
+      });
+    }
+  }
+  if (path === "/api/stats" && req.method === "GET") {
+    const rows = range(url);
+    const byL = new Map(breakdown(rows, "limiter").map((r) => [r.key, r]));
+    return send(res, 200, {
+      total_requests: rows.length,
+      total_tokens: rows.reduce((a, u) => a + u.prompt_tokens + u.completion_tokens, 0),
+      total_cost: round9(rows.reduce((a, u) => a + u.cost, 0)),
+      active_users: new Set(rows.map((u) => u.user)).size,
+      unpriced_requests: rows.filter((u) => u.unpriced).length,
+      estimated_requests: 0, error_requests: 0,
+      limiters: [...limiters.values()]
+        .filter((l) => !l.deleted_at || byL.has(l.id))
+        .map((l) => {
+          const v = view(l, origin), r = byL.get(l.id);
+          return {
+            limiter_id: l.id, limiter_name: l.name, is_active: l.is_active, is_deleted: !!l.deleted_at,
+            requests: r?.requests ?? 0, total_tokens: r?.total_tokens ?? 0, cost: r?.cost ?? 0,
+            current_spend: v.current_spend, budget_limit: l.budget_limit, usage_percentage: v.usage_percentage,
+          };
+        }),
+    });
+  }
+  if (path === "/api/stats/timeseries" && req.method === "GET") {
+    const step = { minute: 60e3, hour: 3600e3, day: 86400e3 }[url.searchParams.get("bucket") ?? "hour"];
+    if (!step) return fail(res, 422, "bucket: must be minute, hour or day", "validation_failed", "bucket");
+    const m2 = new Map();
+    for (const u of range(url)) {
+      const k = Math.floor(u.ts / step) * step;
+      const r = m2.get(k) ?? { start: iso(k), requests: 0, total_tokens: 0, cost: 0 };
+      r.requests++; r.total_tokens += u.prompt_tokens + u.completion_tokens; r.cost = round9(r.cost + u.cost);
+      m2.set(k, r);
+    }
+    return send(res, 200, [...m2.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]));
+  }
+  if (path === "/api/stats/breakdown" && req.method === "GET") {
+    const by = url.searchParams.get("by") ?? "model";
+    if (!["model", "user", "limiter"].includes(by)) return fail(res, 422, "by: must be model, user or limiter", "validation_failed", "by");
+    return send(res, 200, breakdown(range(url), by).slice(0, Number(url.searchParams.get("limit") ?? 50)));
+  }
+  return fail(res, 404, `no route ${req.method} ${path}`, "not_found");
+}
+
+async function proxy(req, res, url) {
+  const m = url.pathname.match(/^\/v1\/([0-9a-f]{32})(\/.*)?$/);
+  const l = m && [...limiters.values()].find((x) => x.code === m[1] && !x.deleted_at);
+  if (!l) return fail(res, 404, "Unknown limiter", "limiter_not_found");
+  if (!l.is_active) return fail(res, 403, "This limiter is inactive", "limiter_inactive", null, "permission_error");
+  const v = view(l, `http://${req.headers.host}`);
+  if (v.current_spend >= l.budget_limit) {
+    return send(res, 429, { error: { message: `Budget limit exceeded: $${v.current_spend}/$${l.budget_limit} per ${l.period_type}. Current usage: ${v.usage_percentage.toFixed(1)}%`, type: "429", code: "budget_exceeded" } }, { "x-should-retry": "false", "Retry-After": String(Math.ceil((Date.parse(v.period_end) - Date.now()) / 1000)) });
+  }
+  const b = await body(req);
+  const upstream = `${l.base_url.replace(/\/+$/, "")}/v1${m[2] ?? ""}`;
+  let r;
+  try {
+    r = await fetch(upstream, { method: req.method, headers: { "Content-Type": "application/json", Authorization: req.headers.authorization ?? "" }, body: req.method === "GET" ? undefined : JSON.stringify(b) });
+  } catch (e) {
+    return fail(res, 502, `upstream unreachable: ${e.message}`, "upstream_error", null, "api_error");
+  }
+  const text = await r.text();
+  try {
+    const j = JSON.parse(text);
+    if (r.ok && j.usage) record(l, j.model ?? b.model ?? "unknown", b.user ?? "anonymous", j.usage.prompt_tokens ?? 0, j.usage.completion_tokens ?? 0);
+  } catch { /* not JSON */ }
+  res.writeHead(r.status, { "Content-Type": r.headers.get("content-type") ?? "application/json" });
+  res.end(text);
+}
+
+async function upstream(req, res, url) {
+  const b = await body(req);
+  if (!url.pathname.endsWith("/chat/completions")) return fail(res, 404, "mock upstream only does chat/completions");
+  send(res, 200, {
+    id: "chatcmpl-mock", object: "chat.completion", created: Math.floor(Date.now() / 1000), model: b.model ?? "gpt-4o",
+    choices: [{ index: 0, message: { role: "assistant", content: "Hello from the mock upstream." }, finish_reason: "stop" }],
+    usage: { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21 },
+  });
+}
+
+const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png", ".json": "application/json" };
+async function serveStatic(res, path) {
+  const file = normalize(join(DIST, path));
+  if (file.startsWith(DIST) && path !== "/") {
+    try {
+      if ((await stat(file)).isFile()) {
+        res.writeHead(200, { "Content-Type": TYPES[extname(file)] ?? "application/octet-stream", "Cache-Control": "public, max-age=31536000, immutable" });
+        return res.end(await readFile(file));
+      }
+    } catch { /* fall through to index.html */ }
+    if (path.startsWith("/assets/")) { res.writeHead(404); return res.end("not found"); }
+  }
+  res.writeHead(200, { "Content-Type": TYPES[".html"], "Cache-Control": "no-cache" });
+  res.end(await readFile(join(DIST, "index.html")));
+}
+
+function seed() {
+  const up = `http://127.0.0.1:${PORT}/upstream`;
+  const a = createLimiter({ name: "Customer A - $20/day", budget_limit: 20, period_type: "day", base_url: up });
+  const b = createLimiter({ name: "Marketing team", budget_limit: 100, period_type: "week", base_url: up, mode: "strict" });
+  const c = createLimiter({ name: "Free tier", budget_limit: 1, period_type: "day", base_url: up, unpriced: "refuse" });
+  const d = createLimiter({ name: "Azure POC", budget_limit: 50, period_type: "month", base_url: "https://contoso.openai.azure.com", provider: "azure", timezone: "Europe/Berlin", is_active: false });
+  const now = Date.now();
+  const users = ["alice", "bob", "carol", "dave", "erin"];
+  let x = 42;
+  const rnd = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let i = 0; i < 900; i++) {
+    const ts = now - Math.floor(rnd() ** 1.6 * 7 * 86400e3);
+    const l = [a, a, b, b, b, c, d][Math.floor(rnd() * 7)];
+    const model = ["gpt-4o", "gpt-4o-mini", "gpt-4o-mini", "gpt-4.1", "o3-mini", "my-finetune"][Math.floor(rnd() * 6)];
+    record(l, model, users[Math.floor(rnd() * users.length)], 200 + Math.floor(rnd() * 3000), 50 + Math.floor(rnd() * 900), ts);
+  }
+  // push "Free tier" near its budget and "Customer A" past 75 %
+  const [ds] = windowOf("day");
+  for (let i = 0; i < 30; i++) record(c, "gpt-4o", "erin", 10000, 1500, ds + 60e3 + i * 1000);
+  for (let i = 0; i < 60; i++) record(a, "gpt-4.1", "alice", 60000, 8000, ds + Math.floor(((now - ds) * i) / 60));
+}
+if (SEED) seed();
+
+createServer(async (req, res) => {
+  const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`);
+  try {
+    if (url.pathname === "/__mock/expire" && req.method === "POST") { tokens.clear(); return send(res, 204); }
+    if (url.pathname === "/health") return send(res, 200, { status: "ok" });
+    if (url.pathname.startsWith("/api/")) return await api(req, res, url);
+    if (url.pathname.startsWith("/v1/")) return await proxy(req, res, url);
+    if (url.pathname.startsWith("/upstream/")) return await upstream(req, res, url);
+    return await serveStatic(res, url.pathname);
+  } catch (e) {
+    console.error(e);
+    fail(res, 500, String(e?.message ?? e), "internal", null, "api_error");
+  }
+}).listen(PORT, "127.0.0.1", () => console.log(`dev mock on http://127.0.0.1:${PORT} (upstream: http://127.0.0.1:${PORT}/upstream)${SEED ? " [seeded]" : ""}`));

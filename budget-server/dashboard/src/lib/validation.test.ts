@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { EMPTY_FORM, formFieldFor, parseBudget, toLimiterInput, validateLimiterForm, type LimiterFormValues } from "./validation";
+
+const valid: LimiterFormValues = { ...EMPTY_FORM, name: "Customer A", budget_limit: "20" };
+
+describe("validateLimiterForm", () => {
+  it("accepts a valid form", () => {
+    expect(validateLimiterForm(valid)).toEqual({});
+    expect(validateLimiterForm({ ...valid, timezone: "Europe/Berlin", provider: "azure", mode: "strict", unpriced: "refuse" })).toEqual({});
+  });
+  it("requires a name of at most 200 characters", () => {
+    expect(validateLimiterForm({ ...valid, name: "   " }).name).toMatch(/required/);
+    expect(validateLimiterForm({ ...valid, name: "x".repeat(200) }).name).toBeUndefined();
+    expect(validateLimiterForm({ ...valid, name: "x".repeat(201) }).name).toMatch(/200/);
+  });
+  it("requires a positive budget", () => {
+    expect(validateLimiterForm({ ...valid, budget_limit: "" }).budget_limit).toMatch(/required/);
+    expect(validateLimiterForm({ ...valid, budget_limit: "0" }).budget_limit).toMatch(/greater/);
+    expect(validateLimiterForm({ ...valid, budget_limit: "-3" }).budget_limit).toMatch(/greater/);
+    expect(validateLimiterForm({ ...valid, budget_limit: "abc" }).budget_limit).toMatch(/number/);
+    expect(validateLimiterForm({ ...valid, budget_limit: "0.01" }).budget_limit).toBeUndefined();
+  });
+  it("requires an http(s) base URL", () => {
+    expect(validateLimiterForm({ ...valid, base_url: "" }).base_url).toMatch(/required/);
+    expect(validateLimiterForm({ ...valid, base_url: "ftp://x.com" }).base_url).toMatch(/http/);
+    expect(validateLimiterForm({ ...valid, base_url: "api.openai.com" }).base_url).toMatch(/http/);
+    expect(validateLimiterForm({ ...valid, base_url: "http://127.0.0.1:9000" }).base_url).toBeUndefined();
+    expect(validateLimiterForm({ ...valid, base_url: "https://x.openai.azure.com/" }).base_url).toBeUndefined();
+  });
+  it("checks the choices", () => {
+    expect(validateLimiterForm({ ...valid, period_type: "fortnight" }).period_type).toBeDefined();
+    expect(validateLimiterForm({ ...valid, provider: "anthropic" }).provider).toBeDefined();
+    expect(validateLimiterForm({ ...valid, mode: "hard" }).mode).toBeDefined();
+    expect(validateLimiterForm({ ...valid, unpriced: "maybe" }).unpriced).toBeDefined();
+  });
+  it("checks the time zone only when given", () => {
+    expect(validateLimiterForm({ ...valid, timezone: "" }).timezone).toBeUndefined();
+    expect(validateLimiterForm({ ...valid, timezone: "Mars/Olympus" }).timezone).toMatch(/time zone/);
+  });
+});
+
+describe("parseBudget and toLimiterInput", () => {
+  it("parses dollars", () => {
+    expect(parseBudget("20")).toBe(20);
+    expect(parseBudget(" $1,000.50 ")).toBe(1000.5);
+    expect(parseBudget(".5")).toBe(0.5);
+    expect(parseBudget("-$2")).toBe(-2);
+    expect(parseBudget("1e3")).toBeNaN();
+    expect(parseBudget("")).toBeNaN();
+  });
+  it("builds the request body, leaving out an empty time zone", () => {
+    expect(toLimiterInput({ ...valid, name: "  A  ", budget_limit: "0.01", base_url: " http://m:1 " })).toEqual({
+      name: "A",
+      budget_limit: 0.01,
+      period_type: "day",
+      base_url: "http://m:1",
+      provider: "openai",
+      mode: "soft",
+      unpriced: "admit",
+    });
+    expect(toLimiterInput({ ...valid, timezone: "Asia/Tokyo" }).timezone).toBe("Asia/Tokyo");
+  });
+  it("maps server fields onto the form", () => {
+    expect(formFieldFor("budget_limit")).toBe("budget_limit");
+    expect(formFieldFor("code")).toBeNull();
+    expect(formFieldFor(null)).toBeNull();
+  });
+});
