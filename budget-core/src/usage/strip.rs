@@ -3,7 +3,9 @@
 //! When the proxy itself added `stream_options.include_usage` to a request (see
 //! [`rewrite_include_usage`](super::rewrite_include_usage)), the client did not ask for the
 //! final usage chunk and may not expect a chunk with `"choices": []`. [`UsageChunkStripper`]
-//! forwards the upstream bytes unchanged except for that chunk.
+//! forwards the upstream bytes unchanged except for that chunk, and for the `"usage":null`
+//! member OpenAI adds to every other chunk once usage is requested, so the client receives
+//! what it would have received had the proxy not asked.
 
 use serde_json::Value;
 
@@ -11,12 +13,15 @@ use serde_json::Value;
 /// realistic stream (those are well under 1 KiB).
 pub const MAX_HELD_BYTES: usize = 16 * 1024;
 
-/// Forwards an SSE byte stream, dropping the usage-only chat completions chunks.
+/// Forwards an SSE byte stream, dropping the usage-only chat completions chunks and the
+/// `,"usage":null` members of the others.
 ///
 /// An event (the bytes up to and including the blank line that ends it) is removed when all of
 /// its lines are `data:` lines whose joined data is a JSON object with `"choices": []` and a
 /// non-null `usage`. Everything else passes byte for byte: other events, comments, `[DONE]`,
-/// Azure's first chunk (empty `choices` but no `usage`), line endings as sent.
+/// Azure's first chunk (empty `choices` but no `usage`), line endings as sent — except that
+/// the exact bytes `,"usage":null` are removed wherever they occur (they cannot occur inside a
+/// JSON string, where `"` is escaped, so only the member itself matches).
 ///
 /// Bytes are not delayed: complete events are forwarded at once, and the event in progress is
 /// held back only while it could still be the usage chunk. It is released as soon as its first
@@ -42,6 +47,45 @@ pub struct UsageChunkStripper {
     cr_tail: Option<bool>,
     scan: Scan,
     stripped: u64,
+    /// Removes `,"usage":null` from what the event logic forwards.
+    null_usage: NullUsageFilter,
+    /// Scratch buffer between the two stages.
+    scratch: Vec<u8>,
+}
+
+/// The member OpenAI adds to every chunk of a stream that asked for usage.
+const NULL_USAGE: &[u8] = b",\"usage\":null";
+
+/// A streaming filter that deletes every occurrence of [`NULL_USAGE`], holding back at most
+/// its length minus one byte, and only while they could begin it.
+#[derive(Debug, Default)]
+struct NullUsageFilter {
+    matched: usize,
+}
+
+impl NullUsageFilter {
+    fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        for &b in bytes {
+            if b == NULL_USAGE[self.matched] {
+                self.matched += 1;
+                if self.matched == NULL_USAGE.len() {
+                    self.matched = 0;
+                }
+                continue;
+            }
+            // `,` occurs once in the pattern, so a mismatch can only restart at this byte.
+            out.extend_from_slice(&NULL_USAGE[..self.matched]);
+            self.matched = usize::from(b == NULL_USAGE[0]);
+            if self.matched == 0 {
+                out.push(b);
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&NULL_USAGE[..self.matched]);
+        self.matched = 0;
+    }
 }
 
 impl UsageChunkStripper {
@@ -57,14 +101,20 @@ impl UsageChunkStripper {
 
     /// Feeds the next piece of the upstream stream; appends what may be forwarded now to `out`.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        let mut raw = std::mem::take(&mut self.scratch);
         for &b in bytes {
-            self.byte(b, out);
+            self.byte(b, &mut raw);
         }
+        self.null_usage.push(&raw, out);
+        raw.clear();
+        self.scratch = raw;
     }
 
     /// Ends the stream: appends whatever is still held (an unfinished event is forwarded).
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        out.append(&mut self.held);
+        let held = std::mem::take(&mut self.held);
+        self.null_usage.push(&held, out);
+        self.null_usage.finish(out);
         *self = Self {
             stripped: self.stripped,
             ..Self::default()
@@ -349,6 +399,11 @@ mod tests {
         parts.concat()
     }
 
+    /// What a client that never asked for usage receives.
+    fn unasked(s: &str) -> String {
+        s.replace(",\"usage\":null", "")
+    }
+
     #[test]
     fn removes_only_the_usage_chunk() {
         let input = stream(&[
@@ -359,7 +414,8 @@ mod tests {
             USAGE,
             DONE,
         ]);
-        let expected = stream(&[AZURE_FIRST, ": keep-alive\n\n", CONTENT, CONTENT, DONE]);
+        let expected = unasked(&stream(&[AZURE_FIRST, ": keep-alive\n\n", CONTENT, CONTENT, DONE]));
+        assert!(!expected.contains("usage"));
         let mut s = UsageChunkStripper::new();
         let mut out = Vec::new();
         s.push(input.as_bytes(), &mut out);
@@ -372,7 +428,7 @@ mod tests {
     fn crlf_and_cr_streams() {
         for nl in ["\r\n", "\r"] {
             let input = stream(&[CONTENT, USAGE, DONE]).replace('\n', nl);
-            let expected = stream(&[CONTENT, DONE]).replace('\n', nl);
+            let expected = unasked(&stream(&[CONTENT, DONE])).replace('\n', nl);
             assert_eq!(strip_whole(input.as_bytes()), expected.as_bytes());
         }
     }
@@ -394,7 +450,7 @@ mod tests {
             ": comment\n\n",
             "\n\n\n",
         ] {
-            assert_eq!(strip_whole(keep.as_bytes()), keep.as_bytes(), "{keep}");
+            assert_eq!(strip_whole(keep.as_bytes()), unasked(keep).as_bytes(), "{keep}");
         }
         // Multi-line data and no space after the colon are still recognised.
         let multi = "data:{\"choices\":[],\ndata: \"usage\":{\"total_tokens\":1}}\n\n";
@@ -410,7 +466,15 @@ mod tests {
         s.push(&CONTENT.as_bytes()[..cut], &mut out);
         assert_eq!(out, &CONTENT.as_bytes()[..cut]);
         s.push(&CONTENT.as_bytes()[cut..], &mut out);
-        assert_eq!(out, CONTENT.as_bytes());
+        assert_eq!(out, unasked(CONTENT).as_bytes());
+        // Only a possible start of `,"usage":null` is ever held back.
+        out.clear();
+        let text = CONTENT.replace("\"Hel\"", "\"a,b\"");
+        let comma = text.find(",\"usage").unwrap();
+        s.push(&text.as_bytes()[..comma + 4], &mut out);
+        assert_eq!(out, &text.as_bytes()[..comma]);
+        s.push(&text.as_bytes()[comma + 4..], &mut out);
+        assert_eq!(out, unasked(&text).as_bytes());
         // A comment is forwarded at its first byte.
         out.clear();
         s.push(b":", &mut out);
@@ -451,6 +515,13 @@ mod tests {
         s.push(end, &mut out);
         s.finish(&mut out);
         assert_eq!(out.len(), big.len() + end.len());
+        // The null-usage filter holds at most the pattern's length.
+        let mut s = UsageChunkStripper::new();
+        let mut out = Vec::new();
+        s.push(b": x\n\n,\"usage\":nul", &mut out);
+        assert_eq!(out, b": x\n\n");
+        s.finish(&mut out);
+        assert_eq!(out, b": x\n\n,\"usage\":nul");
     }
 
     proptest! {
@@ -481,9 +552,10 @@ mod tests {
             s.push(&input.as_bytes()[prev..], &mut out);
             s.finish(&mut out);
             prop_assert_eq!(&out, &whole);
-            // Without usage chunks (and with complete events), the stream is unchanged.
+            // Without usage chunks (and with complete events), the stream is unchanged but for
+            // the `"usage":null` members.
             if !parts.contains(&USAGE) && !parts.contains(&"data: {\"choices\":[],\n") {
-                prop_assert_eq!(whole, input.as_bytes());
+                prop_assert_eq!(whole, unasked(&input).into_bytes());
             }
         }
 

@@ -1,0 +1,439 @@
+//! Admin authentication: the argon2id password check, HS256 JWTs, the [`AdminUser`]
+//! extractor and a per-client login throttle.
+//!
+//! - The admin password is kept only as an argon2id PHC hash. `ADMIN_PASSWORD` may be that
+//!   hash already (`$argon2id$v=19$...`); a plain password is hashed at start with
+//!   [`HASH_PARAMS`] (m = 19 MiB, t = 2, p = 1: OWASP's minimum for argon2id, about 20–40 ms
+//!   in a release build, so start-up and tests stay quick). A plain password hashed once is
+//!   remembered for the life of the process, so test suites that build many servers hash it
+//!   once.
+//! - A login always runs the argon2 verification, whatever the user name, and compares the
+//!   user name in constant time ([`subtle`]), so neither timing nor the answer tells which of
+//!   the two was wrong.
+//! - Tokens are HS256 JWTs (`sub`, `iat`, `exp`) signed with `JWT_SECRET`, or with a random
+//!   64-byte secret when it is unset (tokens then die with the process). Expiry is checked
+//!   with no leeway.
+//! - Failed logins are counted per client IP address (IPv6 per /64) from the connection
+//!   (`ConnectInfo`); forwarding headers are not trusted. Without connection info (a server
+//!   not started with `into_make_service_with_connect_info`, or tests) every client shares one
+//!   bucket. [`MAX_FAILURES`] failures within [`THROTTLE_WINDOW`] get `429` with `Retry-After`
+//!   until the window ends; a success clears the client's count. At most
+//!   [`THROTTLE_CAPACITY`] clients are tracked.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::Json;
+use chrono::{DateTime, TimeDelta, Utc};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use super::error::{ApiError, ApiJson};
+use crate::config::{Config, ConfigError};
+use crate::state::AppState;
+
+/// Argon2id cost used to hash a plain `ADMIN_PASSWORD`: (memory KiB, iterations, lanes).
+pub const HASH_PARAMS: (u32, u32, u32) = (19 * 1024, 2, 1);
+/// Failed logins a client may make within [`THROTTLE_WINDOW`].
+pub const MAX_FAILURES: u32 = 5;
+/// The window failed logins are counted in.
+pub const THROTTLE_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// Most clients the throttle remembers (oldest forgotten first).
+pub const THROTTLE_CAPACITY: usize = 10_000;
+
+/// Admin credentials, token keys and the login throttle.
+pub struct AdminAuth {
+    username: String,
+    password_hash: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    expire: TimeDelta,
+    throttle: LoginThrottle,
+}
+
+impl std::fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAuth")
+            .field("username", &self.username)
+            .field("expire", &self.expire)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The claims of an admin token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The admin user name.
+    pub sub: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+}
+
+/// A freshly issued token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The JWT.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl AdminAuth {
+    /// From the configuration: hash a plain `ADMIN_PASSWORD` (or check a given PHC hash), and
+    /// set up the token keys (`JWT_SECRET`, or a random 64-byte secret).
+    pub fn new(config: &Config) -> Result<AdminAuth, ConfigError> {
+        let password_hash = if config.admin_password.starts_with("$argon2") {
+            let bad = |why: String| ConfigError {
+                variable: "ADMIN_PASSWORD",
+                reason: format!("looks like an argon2 hash but is not a valid one: {why}"),
+            };
+            let hash = PasswordHash::new(&config.admin_password).map_err(|e| bad(e.to_string()))?;
+            Algorithm::try_from(hash.algorithm).map_err(|e| bad(e.to_string()))?;
+            Params::try_from(&hash).map_err(|e| bad(e.to_string()))?;
+            if hash.salt.is_none() || hash.hash.is_none() {
+                return Err(bad("salt or hash missing".into()));
+            }
+            config.admin_password.clone()
+        } else {
+            hash_once(&config.admin_password)?
+        };
+        let secret = match &config.jwt_secret {
+            Some(s) => s.as_bytes().to_vec(),
+            None => {
+                let mut bytes = vec![0u8; 64];
+                rand::rng().fill_bytes(&mut bytes);
+                bytes
+            }
+        };
+        Ok(AdminAuth {
+            username: config.admin_username.clone(),
+            password_hash,
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
+            expire: TimeDelta::hours(i64::from(config.jwt_expire_hours)),
+            throttle: LoginThrottle::default(),
+        })
+    }
+
+    /// The admin user name.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// Check a user name and password. Always runs the argon2 verification (tens of
+    /// milliseconds of CPU: call it off the async runtime) and compares the name in constant
+    /// time.
+    pub fn check_credentials(&self, username: &str, password: &str) -> bool {
+        let password_ok = PasswordHash::new(&self.password_hash)
+            .map(|hash| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &hash)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        let username_ok: bool = username.as_bytes().ct_eq(self.username.as_bytes()).into();
+        password_ok & username_ok
+    }
+
+    /// Issue a token for the admin, valid for `JWT_EXPIRE_HOURS` from `now`.
+    pub fn issue(&self, now: DateTime<Utc>) -> Result<IssuedToken, ApiError> {
+        let expires_at = now + self.expire;
+        let claims = Claims {
+            sub: self.username.clone(),
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+        };
+        let token = jsonwebtoken::encode(&Header::default(), &claims, &self.encoding)
+            .map_err(|e| ApiError::internal(format!("cannot sign token: {e}")))?;
+        Ok(IssuedToken { token, expires_at })
+    }
+
+    /// Check a token's signature, expiry and subject.
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
+            |e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::unauthorized("token_expired", "The token has expired; log in again")
+                }
+                _ => ApiError::unauthorized("invalid_token", "The token is not valid"),
+            },
+        )?;
+        if data.claims.sub != self.username {
+            return Err(ApiError::unauthorized(
+                "invalid_token",
+                "The token is not valid",
+            ));
+        }
+        Ok(data.claims)
+    }
+}
+
+/// Hash a plain password with [`HASH_PARAMS`], once per process per password.
+fn hash_once(password: &str) -> Result<String, ConfigError> {
+    static MEMO: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(hash) = memo
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(password)
+    {
+        return Ok(hash.clone());
+    }
+    let hash = hash_password(password).map_err(|e| ConfigError {
+        variable: "ADMIN_PASSWORD",
+        reason: format!("cannot hash: {e}"),
+    })?;
+    let mut memo = memo.lock().unwrap_or_else(PoisonError::into_inner);
+    if memo.len() < 16 {
+        memo.insert(password.to_owned(), hash.clone());
+    }
+    Ok(hash)
+}
+
+/// An argon2id PHC string for `password` with [`HASH_PARAMS`] and a random salt.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let (m, t, p) = HASH_PARAMS;
+    let params = Params::new(m, t, p, None)?;
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt)?;
+    let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)?;
+    Ok(hash.to_string())
+}
+
+/// The signed-in admin: extracting it checks `Authorization: Bearer <jwt>` and answers `401`
+/// otherwise.
+#[derive(Debug, Clone)]
+pub struct AdminUser {
+    /// The token's claims.
+    pub claims: Claims,
+}
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_token",
+                "Missing `Authorization: Bearer <token>` header",
+            )
+        })?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized("invalid_token", "Expected `Authorization: Bearer <token>`")
+            })?;
+        let claims = state.auth.verify(token)?;
+        Ok(AdminUser { claims })
+    }
+}
+
+/// Who is logging in, for the throttle: the peer address when the server provides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(Option<IpAddr>);
+
+impl ClientKey {
+    /// The throttle bucket of a peer address: IPv4 as is, IPv6 by /64.
+    pub fn of(addr: Option<SocketAddr>) -> Self {
+        ClientKey(addr.map(|a| match a.ip() {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let s = v6.segments();
+                    IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+                }
+            },
+            v4 => v4,
+        }))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientKey::of(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Attempts {
+    failures: u32,
+    first: Instant,
+}
+
+/// Failed-login counts per client (fixed window from the first failure).
+#[derive(Debug, Default)]
+struct LoginThrottle {
+    clients: Mutex<HashMap<ClientKey, Attempts>>,
+}
+
+impl LoginThrottle {
+    /// Count an attempt before checking it (so parallel guesses are bounded too); `Err` with
+    /// the seconds to wait when the client is over the limit.
+    fn begin(&self, key: ClientKey, now: Instant) -> Result<(), u64> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if clients.len() >= THROTTLE_CAPACITY && !clients.contains_key(&key) {
+            clients.retain(|_, a| now.duration_since(a.first) < THROTTLE_WINDOW);
+            if clients.len() >= THROTTLE_CAPACITY {
+                if let Some(oldest) = clients.iter().min_by_key(|(_, a)| a.first).map(|(k, _)| *k) {
+                    clients.remove(&oldest);
+                }
+            }
+        }
+        let entry = clients.entry(key).or_insert(Attempts {
+            failures: 0,
+            first: now,
+        });
+        let elapsed = now.duration_since(entry.first);
+        if elapsed >= THROTTLE_WINDOW {
+            *entry = Attempts {
+                failures: 0,
+                first: now,
+            };
+        }
+        if entry.failures >= MAX_FAILURES {
+            let wait = THROTTLE_WINDOW.saturating_sub(now.duration_since(entry.first));
+            return Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        }
+        entry.failures += 1;
+        Ok(())
+    }
+
+    /// The client got in: forget its failures.
+    fn succeeded(&self, key: ClientKey) {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key);
+    }
+}
+
+/// `POST /auth/login` body.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoginRequest {
+    /// Admin user name.
+    pub username: String,
+    /// Admin password.
+    pub password: String,
+}
+
+/// `POST /auth/login` answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginResponse {
+    /// The bearer token.
+    pub token: String,
+    /// The admin user name.
+    pub username: String,
+    /// When the token stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `POST /auth/login`: `200 {token, username, expires_at}`, `401` on wrong credentials, `429`
+/// after too many failures from one client.
+pub async fn login(
+    State(state): State<AppState>,
+    client: ClientKey,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    state
+        .auth
+        .throttle
+        .begin(client, Instant::now())
+        .map_err(ApiError::too_many_attempts)?;
+    let auth = state.auth.clone();
+    let ok =
+        tokio::task::spawn_blocking(move || auth.check_credentials(&body.username, &body.password))
+            .await
+            .map_err(|e| ApiError::internal(format!("password check failed: {e}")))?;
+    if !ok {
+        tracing::warn!(client = ?client.0, "admin login failed");
+        return Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "Invalid username or password",
+        ));
+    }
+    state.auth.throttle.succeeded(client);
+    let issued = state.auth.issue(Utc::now())?;
+    Ok(Json(LoginResponse {
+        token: issued.token,
+        username: state.auth.username.clone(),
+        expires_at: issued.expires_at,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_blocks_after_max_failures_and_resets_on_success() {
+        let t = LoginThrottle::default();
+        let k = ClientKey::of(None);
+        let now = Instant::now();
+        for _ in 0..MAX_FAILURES {
+            assert!(t.begin(k, now).is_ok());
+        }
+        let wait = t.begin(k, now).unwrap_err();
+        assert!(wait > 0 && wait <= THROTTLE_WINDOW.as_secs());
+        // Another client is not affected.
+        let other = ClientKey::of(Some("10.0.0.2:1".parse().unwrap()));
+        assert!(t.begin(other, now).is_ok());
+        // After the window the client may try again.
+        assert!(t.begin(k, now + THROTTLE_WINDOW).is_ok());
+        t.succeeded(k);
+        assert!(t.clients.lock().unwrap().get(&k).is_none());
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let a = ClientKey::of(Some("[2001:db8:1:2:aaaa::1]:5".parse().unwrap()));
+        let b = ClientKey::of(Some("[2001:db8:1:2:bbbb::9]:6".parse().unwrap()));
+        assert_eq!(a, b);
+        let mapped = ClientKey::of(Some("[::ffff:10.0.0.1]:1".parse().unwrap()));
+        assert_eq!(mapped, ClientKey::of(Some("10.0.0.1:2".parse().unwrap())));
+    }
+
+    #[test]
+    fn phc_hashes_verify() {
+        let mut c = Config::for_tests();
+        c.admin_password = hash_password("s3cret").unwrap();
+        let auth = AdminAuth::new(&c).unwrap();
+        assert!(auth.check_credentials("admin", "s3cret"));
+        assert!(!auth.check_credentials("admin", "nope"));
+        assert!(!auth.check_credentials("root", "s3cret"));
+        c.admin_password = "$argon2id$garbage".into();
+        assert_eq!(AdminAuth::new(&c).unwrap_err().variable, "ADMIN_PASSWORD");
+    }
+}

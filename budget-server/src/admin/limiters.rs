@@ -1,0 +1,361 @@
+//! Limiter management: create, list, read, update, delete, rotate the code, and the seed's
+//! per-limiter stats.
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::Json;
+use budget_core::store::{UsageQuery, WindowSpend};
+use budget_core::{Limiter, LimiterId, LimiterUpdate, Money, NewLimiter};
+use budget_tower::LimiterKey;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::auth::AdminUser;
+use super::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+/// A limiter as the admin API shows it: the stored limiter, its proxy URL and the figures of
+/// its current budget window.
+#[derive(Debug, Clone, Serialize)]
+pub struct LimiterView {
+    /// The stored limiter.
+    #[serde(flatten)]
+    pub limiter: Limiter,
+    /// `{PUBLIC_URL or http(s)://{Host}}/v1/{code}`: what an SDK's `base_url` is set to.
+    pub proxy_endpoint: String,
+    /// Settled spend in the current window.
+    pub current_spend: Money,
+    /// Budget minus spend and holds of requests in flight, never negative.
+    pub remaining_budget: Money,
+    /// Spend and holds as a percentage of the budget, two decimals.
+    pub usage_percentage: f64,
+    /// Start of the current window.
+    pub period_start: DateTime<Utc>,
+    /// End of the current window.
+    pub period_end: DateTime<Utc>,
+}
+
+/// The seed's `GET /limiters/{id}/stats` answer, plus holds and token counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct LimiterStats {
+    /// The limiter's id.
+    pub limiter_id: LimiterId,
+    /// Its name.
+    pub limiter_name: String,
+    /// Settled spend in the current window.
+    pub current_spend: Money,
+    /// The budget per period.
+    pub budget_limit: Money,
+    /// Budget minus spend and holds, never negative.
+    pub remaining_budget: Money,
+    /// Spend and holds as a percentage of the budget, two decimals.
+    pub usage_percentage: f64,
+    /// Requests recorded in the current window.
+    pub total_requests: u64,
+    /// Start of the current window.
+    pub period_start: DateTime<Utc>,
+    /// End of the current window.
+    pub period_end: DateTime<Utc>,
+    /// Held by requests in flight.
+    pub held: Money,
+    /// Requests in flight.
+    pub in_flight: u64,
+    /// Input tokens in the current window.
+    pub prompt_tokens: u64,
+    /// Output tokens in the current window.
+    pub completion_tokens: u64,
+    /// Input + output tokens in the current window.
+    pub total_tokens: u64,
+    /// Requests for unpriced models in the current window.
+    pub unpriced_requests: u64,
+    /// Requests with estimated counts in the current window.
+    pub estimated_requests: u64,
+}
+
+/// `(remaining, percentage)` of a window: spend and holds count as used.
+pub(crate) fn budget_use(budget: Money, w: &WindowSpend) -> (Money, f64) {
+    let used = w.spent.saturating_add(w.held);
+    let bp = used.percent_of_bp(budget).unwrap_or(0);
+    (
+        budget.saturating_sub(used).non_negative(),
+        bp as f64 / 100.0,
+    )
+}
+
+/// The limiter's current window figures; an empty window where the store has none (a deleted
+/// limiter in some stores).
+pub(crate) async fn window_of(
+    state: &AppState,
+    limiter: &Limiter,
+    now: DateTime<Utc>,
+) -> Result<WindowSpend, ApiError> {
+    match state.store.window_spend(limiter.id, now).await {
+        Ok(w) => Ok(w),
+        Err(budget_core::store::Error::LimiterNotFound(_)) => Ok(WindowSpend {
+            window: limiter.window_at(now),
+            spent: Money::ZERO,
+            held: Money::ZERO,
+            in_flight: 0,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Where clients reach this server: `PUBLIC_URL`, else `http(s)://{Host}` from the request.
+#[derive(Debug, Clone)]
+pub struct PublicBase(pub String);
+
+impl FromRequestParts<AppState> for PublicBase {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(url) = &state.config.public_url {
+            return Ok(PublicBase(url.trim_end_matches('/').to_owned()));
+        }
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+            .or_else(|| parts.uri.authority().cloned());
+        // Only for display: a TLS-terminating reverse proxy says the outside scheme here.
+        let scheme = match parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some("https") => "https",
+            _ => parts
+                .uri
+                .scheme_str()
+                .filter(|s| *s == "https")
+                .unwrap_or("http"),
+        };
+        let base = match host {
+            Some(h) => format!("{scheme}://{h}"),
+            None => format!("http://localhost:{}", state.config.port),
+        };
+        Ok(PublicBase(base))
+    }
+}
+
+impl PublicBase {
+    /// The limiter's proxy endpoint.
+    pub fn endpoint(&self, limiter: &Limiter) -> String {
+        format!("{}/v1/{}", self.0, limiter.code)
+    }
+}
+
+async fn view(
+    state: &AppState,
+    base: &PublicBase,
+    limiter: Limiter,
+    now: DateTime<Utc>,
+) -> Result<LimiterView, ApiError> {
+    let w = window_of(state, &limiter, now).await?;
+    let (remaining_budget, usage_percentage) = budget_use(limiter.budget_limit, &w);
+    Ok(LimiterView {
+        proxy_endpoint: base.endpoint(&limiter),
+        current_spend: w.spent,
+        remaining_budget,
+        usage_percentage,
+        period_start: w.window.start,
+        period_end: w.window.end,
+        limiter,
+    })
+}
+
+/// Parse a limiter id from the path; a malformed one is as unknown as a missing one.
+pub(crate) fn parse_id(raw: &str) -> Result<LimiterId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found(format!("limiter {raw} not found")))
+}
+
+/// A live limiter by id, `404` for unknown and deleted ones.
+async fn live_limiter(state: &AppState, raw: &str) -> Result<Limiter, ApiError> {
+    let id = parse_id(raw)?;
+    match state.store.get_limiter(id).await? {
+        Some(l) if l.deleted_at.is_none() => Ok(l),
+        _ => Err(ApiError::not_found(format!("limiter {id} not found"))),
+    }
+}
+
+/// Make the proxy drop its cached copy of the limiter.
+fn forget(state: &AppState, limiter: &Limiter) {
+    state
+        .layer
+        .forget_limiter(&LimiterKey::Code(limiter.code.as_str().to_owned()));
+    state.layer.forget_limiter(&LimiterKey::Id(limiter.id));
+}
+
+/// `GET /limiters` query.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListQuery {
+    /// Include deleted limiters.
+    #[serde(default)]
+    pub include_deleted: Option<bool>,
+}
+
+/// `GET /limiters`: live limiters, oldest first (`?include_deleted=true` adds deleted ones).
+pub async fn list(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    base: PublicBase,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<LimiterView>>, ApiError> {
+    let Query(q) =
+        query.map_err(|_| ApiError::bad_param("include_deleted", "must be true or false"))?;
+    let now = Utc::now();
+    let limiters = state
+        .store
+        .list_limiters(q.include_deleted.unwrap_or(false))
+        .await?;
+    let views =
+        futures::future::try_join_all(limiters.into_iter().map(|l| view(&state, &base, l, now)))
+            .await?;
+    Ok(Json(views))
+}
+
+/// `POST /limiters`: the seed's `{name, budget_limit, period_type, base_url}` plus optional
+/// fields; `base_url` defaults to `OPENAI_API_BASE_URL`. `201` with the limiter.
+pub async fn create(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    base: PublicBase,
+    ApiJson(mut body): ApiJson<serde_json::Value>,
+) -> Result<(StatusCode, Json<LimiterView>), ApiError> {
+    let Some(fields) = body.as_object_mut() else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request_error",
+            "invalid_body",
+            "The body must be a JSON object",
+        ));
+    };
+    if fields
+        .get("base_url")
+        .is_none_or(serde_json::Value::is_null)
+    {
+        fields.insert(
+            "base_url".into(),
+            state.config.openai_api_base_url.clone().into(),
+        );
+    }
+    let new: NewLimiter = ApiJson::<NewLimiter>::from_value(&body)?;
+    let now = Utc::now();
+    let limiter = Limiter::create(new, now)?;
+    state.store.create_limiter(&limiter).await?;
+    tracing::info!(limiter = %limiter.id, name = %limiter.name, "limiter created");
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, &base, limiter, now).await?),
+    ))
+}
+
+/// `GET /limiters/{id}`.
+pub async fn get(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    base: PublicBase,
+    Path(id): Path<String>,
+) -> Result<Json<LimiterView>, ApiError> {
+    let limiter = live_limiter(&state, &id).await?;
+    Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
+}
+
+/// `PUT /limiters/{id}`: any subset of the create fields.
+pub async fn update(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    base: PublicBase,
+    Path(id): Path<String>,
+    ApiJson(update): ApiJson<LimiterUpdate>,
+) -> Result<Json<LimiterView>, ApiError> {
+    let id = parse_id(&id)?;
+    update.validate()?;
+    let limiter = state.store.update_limiter(id, &update).await?;
+    forget(&state, &limiter);
+    tracing::info!(limiter = %limiter.id, "limiter updated");
+    Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
+}
+
+/// `DELETE /limiters/{id}` query.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteQuery {
+    /// Also delete the limiter's usage records.
+    #[serde(default)]
+    pub purge: Option<bool>,
+}
+
+/// `DELETE /limiters/{id}`: `204`; the code stops working at once. `?purge=true` also deletes
+/// its usage (and works on an already deleted limiter).
+pub async fn delete(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Query(q) = query.map_err(|_| ApiError::bad_param("purge", "must be true or false"))?;
+    let purge = q.purge.unwrap_or(false);
+    let id = parse_id(&id)?;
+    let limiter = match state.store.get_limiter(id).await? {
+        Some(l) if purge || l.deleted_at.is_none() => l,
+        _ => return Err(ApiError::not_found(format!("limiter {id} not found"))),
+    };
+    state.store.delete_limiter(id, purge).await?;
+    forget(&state, &limiter);
+    tracing::info!(limiter = %id, purge, "limiter deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /limiters/{id}/rotate-code`: a new code; the old one stops working at once.
+pub async fn rotate_code(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    base: PublicBase,
+    Path(id): Path<String>,
+) -> Result<Json<LimiterView>, ApiError> {
+    let old = live_limiter(&state, &id).await?;
+    let limiter = state.store.rotate_code(old.id).await?;
+    forget(&state, &old);
+    tracing::info!(limiter = %limiter.id, "limiter code rotated");
+    Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
+}
+
+/// `GET /limiters/{id}/stats`: the current window's spend, budget and request count.
+pub async fn stats(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<LimiterStats>, ApiError> {
+    let limiter = live_limiter(&state, &id).await?;
+    let now = Utc::now();
+    let w = window_of(&state, &limiter, now).await?;
+    let totals = state
+        .store
+        .usage_totals(&UsageQuery::window(limiter.id, w.window))
+        .await?;
+    let (remaining_budget, usage_percentage) = budget_use(limiter.budget_limit, &w);
+    Ok(Json(LimiterStats {
+        limiter_id: limiter.id,
+        limiter_name: limiter.name,
+        current_spend: w.spent,
+        budget_limit: limiter.budget_limit,
+        remaining_budget,
+        usage_percentage,
+        total_requests: totals.requests,
+        period_start: w.window.start,
+        period_end: w.window.end,
+        held: w.held,
+        in_flight: w.in_flight,
+        prompt_tokens: totals.prompt_tokens,
+        completion_tokens: totals.completion_tokens,
+        total_tokens: totals.total_tokens,
+        unpriced_requests: totals.unpriced_requests,
+        estimated_requests: totals.estimated_requests,
+    }))
+}

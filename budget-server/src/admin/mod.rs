@@ -1,0 +1,65 @@
+//! The JWT admin API, mounted at `/api` (contract: `docs/admin-api.md`; machine-readable:
+//! `GET /api/openapi.json`).
+//!
+//! - [`auth`]: login, tokens, the [`AdminUser`] extractor and the login throttle.
+//! - [`error`]: the one error shape ([`ApiError`]) and the [`ApiJson`] body extractor.
+//! - [`limiters`]: limiter CRUD, code rotation and per-limiter stats.
+//! - [`stats`]: overview, time series, breakdowns, recent usage and prices.
+//! - [`openapi`]: the OpenAPI 3.1 document.
+//!
+//! Every route but `POST /auth/login` and `GET /openapi.json` needs
+//! `Authorization: Bearer <token>`.
+
+pub mod auth;
+pub mod error;
+pub mod limiters;
+pub mod openapi;
+pub mod stats;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use auth::{AdminAuth, AdminUser};
+pub use error::{ApiError, ApiJson};
+
+use crate::state::AppState;
+
+/// Every `(method, path)` the router serves, paths relative to `/api` in OpenAPI syntax. The
+/// OpenAPI document and the tests are checked against this list.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/auth/login"),
+    ("GET", "/limiters"),
+    ("POST", "/limiters"),
+    ("GET", "/limiters/{id}"),
+    ("PUT", "/limiters/{id}"),
+    ("DELETE", "/limiters/{id}"),
+    ("POST", "/limiters/{id}/rotate-code"),
+    ("GET", "/limiters/{id}/stats"),
+    ("GET", "/stats"),
+    ("GET", "/stats/timeseries"),
+    ("GET", "/stats/breakdown"),
+    ("GET", "/usage/recent"),
+    ("GET", "/pricing"),
+    ("GET", "/openapi.json"),
+];
+
+/// The admin API's routes, to be nested at `/api`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/limiters", get(limiters::list).post(limiters::create))
+        .route(
+            "/limiters/{id}",
+            get(limiters::get)
+                .put(limiters::update)
+                .delete(limiters::delete),
+        )
+        .route("/limiters/{id}/rotate-code", post(limiters::rotate_code))
+        .route("/limiters/{id}/stats", get(limiters::stats))
+        .route("/stats", get(stats::overview))
+        .route("/stats/timeseries", get(stats::timeseries))
+        .route("/stats/breakdown", get(stats::breakdown))
+        .route("/usage/recent", get(stats::recent))
+        .route("/pricing", get(stats::pricing))
+        .route("/openapi.json", get(openapi::serve))
+}
