@@ -67,7 +67,8 @@ fn flavor(path: &str) -> Flavor<'_> {
     if let Some(i) = path.find("/openai/deployments/") {
         let rest = &path[i + "/openai/deployments/".len()..];
         Flavor::AzureDeployment(rest.split('/').next().unwrap_or(""))
-    } else if path.contains("/openai/v1/") {
+    } else if path.contains("/openai/v1/") || path.contains("/openai/responses") {
+        // `/openai/responses?api-version=…` is where `AzureOpenAI().responses` goes.
         Flavor::AzureV1
     } else {
         Flavor::OpenAi

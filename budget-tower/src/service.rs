@@ -170,6 +170,10 @@ where
         }
     };
 
+    // From here until the response is handed over, a dropped future (the client gave up
+    // before the upstream answered) must still return the hold.
+    let mut guard = ReservationGuard { config: config.clone(), reservation: Some(reservation) };
+
     // 5. Call the inner service.
     let started = Instant::now();
     let user = config
@@ -182,10 +186,13 @@ where
     let res = match inner.call(Request::from_parts(parts, ReqBody::from(bytes))).await {
         Ok(res) => res,
         Err(e) => {
-            release(&config, &reservation).await;
+            if let Some(reservation) = guard.reservation.take() {
+                release(&config, &reservation).await;
+            }
             return Err(e);
         }
     };
+    let reservation = guard.reservation.take().expect("held until here");
     let status = res.status();
     if status.is_client_error() || status.is_server_error() {
         // The upstream refused or failed: nothing is billed. Record the request at $0 (its
@@ -267,6 +274,25 @@ fn hold_amount(config: &Config, limiter: &Limiter, info: &RequestInfo) -> Money 
                 ..Usage::default()
             };
             config.prices.cost(&usage, limiter.provider).total().unwrap_or(Money::ZERO)
+        }
+    }
+}
+
+/// Releases its reservation if dropped while still holding it.
+struct ReservationGuard {
+    config: Arc<Config>,
+    reservation: Option<Reservation>,
+}
+
+impl Drop for ReservationGuard {
+    fn drop(&mut self) {
+        let Some(reservation) = self.reservation.take() else { return };
+        let config = self.config.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move { release(&config, &reservation).await });
+            }
+            Err(_) => tracing::error!(reservation = %reservation.id, "no Tokio runtime to release a reservation"),
         }
     }
 }

@@ -418,3 +418,18 @@ async fn oversized_request_bodies_get_413() {
     let (s, _) = status_and_error(svc.oneshot(chat_request(l.code.as_str(), &big)).await.unwrap()).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn a_client_that_gives_up_before_the_upstream_answers_gets_its_hold_back() {
+    let store = memory();
+    let l = limiter(&*store, "20", EnforcementMode::Strict).await;
+    let slow = service_fn(|_req: Request<Full<Bytes>>| async {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok::<_, Infallible>(json_response(CHAT_JSON))
+    });
+    let svc = BudgetLayer::new(store.clone(), prices()).by_path_code().layer_on(slow);
+    let call = svc.oneshot(chat_request(l.code.as_str(), r#"{"model":"gpt-4o","max_tokens":100,"messages":[]}"#));
+    assert!(tokio::time::timeout(Duration::from_millis(100), call).await.is_err(), "the client timed out");
+    let w = settled(&*store, &l).await;
+    assert_eq!((w.held, w.in_flight, w.spent), (money("0"), 0, money("0")));
+}

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# SDK compatibility suite: the official `openai` Python and Node packages against a real
+# budget-server in front of budget-mock-upstream. See docs/sdk-compatibility.md.
+#
+#   bash sdk-tests/run.sh
+#
+# Environment (all optional):
+#   SDK_VENV            Python venv to create/use            (default: sdk-tests/.venv)
+#   SDK_TESTS_NO_BUILD  1: use the existing binaries, don't run cargo build
+#   BUDGET_SERVER_BIN / MOCK_UPSTREAM_BIN   binaries to use   (default: $CARGO_TARGET_DIR/debug/…)
+#   SDK_SUITES          which suites to run: "python node"    (default: both)
+#   PYTEST_ARGS         extra pytest arguments (e.g. "-k azure -x")
+#
+# Quiet on success except each suite's summary; on failure prints the failing suite's full
+# output and the tail of the server and mock logs. Exits non-zero when any suite fails.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SDK="$ROOT/sdk-tests"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+SERVER_BIN="${BUDGET_SERVER_BIN:-$TARGET_DIR/debug/budget-server}"
+MOCK_BIN="${MOCK_UPSTREAM_BIN:-$TARGET_DIR/debug/budget-mock-upstream}"
+VENV="${SDK_VENV:-$SDK/.venv}"
+SUITES="${SDK_SUITES:-python node}"
+
+say() { printf 'sdk-tests: %s\n' "$*"; }
+die() { printf 'sdk-tests: error: %s\n' "$*" >&2; exit 2; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/budget-sdk-tests.XXXXXX")"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+show_logs() {
+  local f
+  for f in "$WORK/mock.err" "$WORK/server.err"; do
+    [ -s "$f" ] || continue
+    printf -- '--- last lines of %s ---\n' "$(basename "$f")" >&2
+    tail -n 40 "$f" >&2
+  done
+}
+
+# Wait until FILE's first line starts with "listening on http://"; print the URL.
+wait_listening() {
+  local file="$1" pid="$2" name="$3" i line
+  for i in $(seq 1 300); do
+    line="$(head -n 1 "$file" 2>/dev/null || true)"
+    case "$line" in
+      "listening on http://"*) printf '%s\n' "${line#listening on }"; return 0 ;;
+    esac
+    kill -0 "$pid" 2>/dev/null || { show_logs; die "$name exited before listening"; }
+    sleep 0.1
+  done
+  show_logs
+  die "$name did not print 'listening on' within 30 s"
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# --- binaries -------------------------------------------------------------------------------
+if [ "${SDK_TESTS_NO_BUILD:-0}" != 1 ]; then
+  (cd "$ROOT" && cargo build --quiet -p budget-server -p budget-mock-upstream) \
+    || die "cargo build -p budget-server -p budget-mock-upstream failed"
+fi
+[ -x "$SERVER_BIN" ] || die "no budget-server binary at $SERVER_BIN"
+[ -x "$MOCK_BIN" ] || die "no budget-mock-upstream binary at $MOCK_BIN"
+
+# --- SDK installs (before starting processes: the first run downloads packages) -------------
+for suite in $SUITES; do
+  case "$suite" in
+    python)
+      command -v python3 >/dev/null || die "python3 is needed for the Python suite"
+      if [ ! -x "$VENV/bin/python" ]; then
+        python3 -m venv "$VENV" || die "cannot create a venv at $VENV"
+      fi
+      stamp="$VENV/.budget-sdk-requirements"
+      if ! cmp -s "$SDK/python/requirements.txt" "$stamp" 2>/dev/null; then
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+          -r "$SDK/python/requirements.txt" || die "pip install failed"
+        cp "$SDK/python/requirements.txt" "$stamp"
+      fi
+      ;;
+    node)
+      command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are needed for the Node suite"
+      # npm ci when the lock file changed since the last install (or nothing is installed).
+      if [ ! -f "$SDK/node/node_modules/.package-lock.json" ] \
+         || [ "$SDK/node/package-lock.json" -nt "$SDK/node/node_modules/.package-lock.json" ]; then
+        (cd "$SDK/node" && npm ci --no-audit --no-fund --loglevel=error >"$WORK/npm.log" 2>&1) \
+          || { cat "$WORK/npm.log" >&2; die "npm ci failed"; }
+      fi
+      ;;
+    *) die "unknown suite '$suite' in SDK_SUITES (python, node)" ;;
+  esac
+done
+
+# --- mock upstream and server ---------------------------------------------------------------
+"$MOCK_BIN" --addr 127.0.0.1:0 >"$WORK/mock.out" 2>"$WORK/mock.err" &
+PIDS+=("$!")
+MOCK_URL="$(wait_listening "$WORK/mock.out" "${PIDS[-1]}" budget-mock-upstream)"
+
+export ADMIN_USERNAME="sdk-admin"
+export ADMIN_PASSWORD="sdk-pass-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
+PORT="$(free_port)"
+# Run from the temp dir so a developer's .env in the repo cannot change the set-up.
+(
+  cd "$WORK"
+  exec env HOST=127.0.0.1 PORT="$PORT" \
+    DATABASE_URL="sqlite:$WORK/budget.db" \
+    JWT_SECRET="sdk-tests-jwt-secret-0123456789abcdef" \
+    ADMIN_USERNAME="$ADMIN_USERNAME" ADMIN_PASSWORD="$ADMIN_PASSWORD" \
+    OPENAI_API_BASE_URL="$MOCK_URL" \
+    SHUTDOWN_GRACE_SECS=2 RUST_LOG="${RUST_LOG:-warn}" \
+    "$SERVER_BIN"
+) >"$WORK/server.out" 2>"$WORK/server.err" &
+PIDS+=("$!")
+BUDGET_URL="$(wait_listening "$WORK/server.out" "${PIDS[-1]}" budget-server)"
+BUDGET_URL="http://127.0.0.1:$PORT"
+
+for i in $(seq 1 100); do
+  if python3 - "$BUDGET_URL/health" <<'EOF' 2>/dev/null; then break; fi
+import sys, urllib.request
+sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)
+EOF
+  [ "$i" = 100 ] && { show_logs; die "GET /health did not answer 200"; }
+  sleep 0.1
+done
+export BUDGET_URL MOCK_URL
+
+# --- suites ---------------------------------------------------------------------------------
+PASSED=0
+FAILED=0
+FAILED_SUITES=()
+
+run_python() {
+  local out="$WORK/python.out" rc=0 summary
+  (cd "$SDK/python" && PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+      --junitxml="$WORK/python.xml" ${PYTEST_ARGS:-}) >"$out" 2>&1 || rc=$?
+  summary="$(tail -n 1 "$out")"
+  local counts
+  counts="$(python3 - "$WORK/python.xml" <<'EOF' 2>/dev/null || echo "0 1"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+tests = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skipped = sum(int(s.get("skipped", 0)) for s in suites)
+print(tests - bad - skipped, bad)
+EOF
+)"
+  PASSED=$((PASSED + ${counts% *}))
+  FAILED=$((FAILED + ${counts#* }))
+  if [ "$rc" -ne 0 ]; then
+    cat "$out"
+    FAILED_SUITES+=(python)
+    [ "${counts#* }" = 0 ] && FAILED=$((FAILED + 1))
+  fi
+  say "python (openai $("$VENV/bin/python" -c 'import openai; print(openai.__version__)')): $summary"
+}
+
+run_node() {
+  local out="$WORK/node.out" rc=0 pass fail todo
+  (cd "$SDK/node" && node --test --test-reporter=spec sdk.test.mjs) >"$out" 2>&1 || rc=$?
+  pass="$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$out" | tail -n 1)"
+  fail="$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$out" | tail -n 1)"
+  todo="$(sed -n 's/^ℹ todo \([0-9]*\)$/\1/p' "$out" | tail -n 1)"
+  pass="${pass:-0}"
+  fail="${fail:-0}"
+  [ "${todo:-0}" = 0 ] && todo=""
+  PASSED=$((PASSED + pass))
+  FAILED=$((FAILED + fail))
+  if [ "$rc" -ne 0 ]; then
+    cat "$out"
+    FAILED_SUITES+=(node)
+    [ "$fail" = 0 ] && FAILED=$((FAILED + 1))
+  fi
+  local version
+  version="$(node -p "require('$SDK/node/node_modules/openai/package.json').version" 2>/dev/null || echo '?')"
+  say "node (openai $version, node $(node --version)): $pass passed, $fail failed${todo:+, $todo todo (known gaps, see docs/sdk-compatibility.md)}"
+}
+
+for suite in $SUITES; do
+  "run_$suite"
+done
+
+if [ "${#FAILED_SUITES[@]}" -ne 0 ]; then
+  show_logs
+  say "FAILED suites: ${FAILED_SUITES[*]}"
+fi
+echo "sdk-tests: $PASSED passed, $FAILED failed"
+[ "${#FAILED_SUITES[@]}" -eq 0 ]
