@@ -63,6 +63,11 @@ async fn main() -> ExitCode {
         let _ = stop_tx.send(true);
     };
     let app = budget_server::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // axum 0.8 leaves Nagle on: small writes (SSE chunks, headers) would wait for the peer's
+    // delayed ACK, up to ~40 ms per chunk.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
     let mut stop_rx2 = stop_rx.clone();
     let result = tokio::select! {
