@@ -65,7 +65,12 @@ pub fn t0() -> DateTime<Utc> {
 }
 
 /// Create a limiter in `store` with the given budget (dollars as text), period and mode.
-pub async fn limiter(store: &dyn BudgetStore, budget: &str, period: Period, mode: EnforcementMode) -> Limiter {
+pub async fn limiter(
+    store: &dyn BudgetStore,
+    budget: &str,
+    period: Period,
+    mode: EnforcementMode,
+) -> Limiter {
     let mut new = NewLimiter::new(
         format!("conformance {budget}/{period}"),
         budget.parse().unwrap(),
@@ -79,7 +84,13 @@ pub async fn limiter(store: &dyn BudgetStore, budget: &str, period: Period, mode
 }
 
 /// A usage record for `limiter` at `at` costing `cost` (dollars as text).
-pub fn record(l: &Limiter, at: DateTime<Utc>, cost: &str, model: &str, user: Option<&str>) -> UsageRecord {
+pub fn record(
+    l: &Limiter,
+    at: DateTime<Utc>,
+    cost: &str,
+    model: &str,
+    user: Option<&str>,
+) -> UsageRecord {
     let usage = Usage {
         model: Some(model.to_owned()),
         prompt_tokens: 100,
@@ -88,19 +99,39 @@ pub fn record(l: &Limiter, at: DateTime<Utc>, cost: &str, model: &str, user: Opt
         reasoning_tokens: 5,
         ..Usage::default()
     };
-    let mut r = UsageRecord::new(l.id, at, Endpoint::ChatCompletions, &usage, Some(cost.parse().unwrap()));
+    let mut r = UsageRecord::new(
+        l.id,
+        at,
+        Endpoint::ChatCompletions,
+        &usage,
+        Some(cost.parse().unwrap()),
+    );
     r.user = user.map(str::to_owned);
     r
 }
 
-async fn reserve(store: &dyn BudgetStore, l: &Limiter, amount: &str, at: DateTime<Utc>) -> ReserveOutcome {
+async fn reserve(
+    store: &dyn BudgetStore,
+    l: &Limiter,
+    amount: &str,
+    at: DateTime<Utc>,
+) -> ReserveOutcome {
     store
-        .reserve(&ReserveRequest { limiter_id: l.id, amount: amount.parse().unwrap(), at })
+        .reserve(&ReserveRequest {
+            limiter_id: l.id,
+            amount: amount.parse().unwrap(),
+            at,
+        })
         .await
         .unwrap()
 }
 
-async fn reserved(store: &dyn BudgetStore, l: &Limiter, amount: &str, at: DateTime<Utc>) -> Reservation {
+async fn reserved(
+    store: &dyn BudgetStore,
+    l: &Limiter,
+    amount: &str,
+    at: DateTime<Utc>,
+) -> Reservation {
     match reserve(store, l, amount, at).await {
         ReserveOutcome::Reserved(r) => r,
         ReserveOutcome::Denied(d) => panic!("expected admission, got {d:?}"),
@@ -118,39 +149,90 @@ pub async fn limiter_crud(store: Arc<dyn BudgetStore>) {
     let a = limiter(s, "20", Period::Day, EnforcementMode::Soft).await;
     let b = limiter(s, "5", Period::Month, EnforcementMode::Strict).await;
     assert_eq!(s.get_limiter(a.id).await.unwrap().as_ref(), Some(&a));
-    let ids: Vec<_> = s.list_limiters(false).await.unwrap().into_iter().map(|l| l.id).collect();
+    let ids: Vec<_> = s
+        .list_limiters(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&a.id) && ids.contains(&b.id));
 
-    assert!(matches!(s.create_limiter(&a).await, Err(Error::Conflict(_))), "duplicate id");
+    assert!(
+        matches!(s.create_limiter(&a).await, Err(Error::Conflict(_))),
+        "duplicate id"
+    );
 
-    let up = LimiterUpdate { name: Some("Renamed".into()), budget_limit: Some(m("30")), ..Default::default() };
+    let up = LimiterUpdate {
+        name: Some("Renamed".into()),
+        budget_limit: Some(m("30")),
+        ..Default::default()
+    };
     let updated = s.update_limiter(a.id, &up).await.unwrap();
-    assert_eq!((updated.name.as_str(), updated.budget_limit), ("Renamed", m("30")));
+    assert_eq!(
+        (updated.name.as_str(), updated.budget_limit),
+        ("Renamed", m("30"))
+    );
     assert_eq!(updated.period_type, Period::Day, "absent fields unchanged");
     assert_eq!(updated.code, a.code);
     assert_eq!(s.get_limiter(a.id).await.unwrap().unwrap(), updated);
 
-    let bad = LimiterUpdate { name: Some("x".into()), budget_limit: Some(m("-1")), ..Default::default() };
-    assert!(matches!(s.update_limiter(a.id, &bad).await, Err(Error::Validation(e)) if e.field == "budget_limit"));
-    assert_eq!(s.get_limiter(a.id).await.unwrap().unwrap(), updated, "failed update changes nothing");
+    let bad = LimiterUpdate {
+        name: Some("x".into()),
+        budget_limit: Some(m("-1")),
+        ..Default::default()
+    };
+    assert!(
+        matches!(s.update_limiter(a.id, &bad).await, Err(Error::Validation(e)) if e.field == "budget_limit")
+    );
+    assert_eq!(
+        s.get_limiter(a.id).await.unwrap().unwrap(),
+        updated,
+        "failed update changes nothing"
+    );
 
     let ghost = crate::LimiterId::new();
     assert!(s.get_limiter(ghost).await.unwrap().is_none());
-    assert!(matches!(s.update_limiter(ghost, &up).await, Err(Error::LimiterNotFound(_))));
+    assert!(matches!(
+        s.update_limiter(ghost, &up).await,
+        Err(Error::LimiterNotFound(_))
+    ));
 }
 
 /// Find by code; rotation retires the old code at once.
 pub async fn code_lookup_and_rotation(store: Arc<dyn BudgetStore>) {
     let s = &*store;
     let a = limiter(s, "1", Period::Day, EnforcementMode::Soft).await;
-    assert_eq!(s.limiter_by_code(a.code.as_str()).await.unwrap().map(|l| l.id), Some(a.id));
-    assert!(s.limiter_by_code("0123456789abcdef0123456789abcdef").await.unwrap().is_none());
+    assert_eq!(
+        s.limiter_by_code(a.code.as_str())
+            .await
+            .unwrap()
+            .map(|l| l.id),
+        Some(a.id)
+    );
+    assert!(s
+        .limiter_by_code("0123456789abcdef0123456789abcdef")
+        .await
+        .unwrap()
+        .is_none());
     let rotated = s.rotate_code(a.id).await.unwrap();
     assert_ne!(rotated.code, a.code);
-    assert!(s.limiter_by_code(a.code.as_str()).await.unwrap().is_none(), "old code retired");
-    assert_eq!(s.limiter_by_code(rotated.code.as_str()).await.unwrap().map(|l| l.id), Some(a.id));
-    assert_eq!(s.get_limiter(a.id).await.unwrap().unwrap().code, rotated.code);
+    assert!(
+        s.limiter_by_code(a.code.as_str()).await.unwrap().is_none(),
+        "old code retired"
+    );
+    assert_eq!(
+        s.limiter_by_code(rotated.code.as_str())
+            .await
+            .unwrap()
+            .map(|l| l.id),
+        Some(a.id)
+    );
+    assert_eq!(
+        s.get_limiter(a.id).await.unwrap().unwrap().code,
+        rotated.code
+    );
 }
 
 /// Deleting retires the code and keeps usage for statistics; purging removes both.
@@ -158,25 +240,48 @@ pub async fn delete_keeps_history_and_purge_removes_it(store: Arc<dyn BudgetStor
     let s = &*store;
     let a = limiter(s, "10", Period::Day, EnforcementMode::Soft).await;
     let r = reserved(s, &a, "0.01", t0()).await;
-    s.settle(&r, record(&a, t0(), "0.50", "gpt-4o", Some("u1"))).await.unwrap();
+    s.settle(&r, record(&a, t0(), "0.50", "gpt-4o", Some("u1")))
+        .await
+        .unwrap();
     s.delete_limiter(a.id, false).await.unwrap();
 
     assert!(s.limiter_by_code(a.code.as_str()).await.unwrap().is_none());
-    assert!(s.get_limiter(a.id).await.unwrap().unwrap().deleted_at.is_some());
+    assert!(s
+        .get_limiter(a.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .deleted_at
+        .is_some());
     assert!(s.list_limiters(false).await.unwrap().is_empty());
     assert_eq!(s.list_limiters(true).await.unwrap().len(), 1);
     assert!(matches!(
-        s.reserve(&ReserveRequest { limiter_id: a.id, amount: Money::ZERO, at: t0() }).await,
+        s.reserve(&ReserveRequest {
+            limiter_id: a.id,
+            amount: Money::ZERO,
+            at: t0()
+        })
+        .await,
         Err(Error::LimiterNotFound(_))
     ));
-    assert!(matches!(s.update_limiter(a.id, &LimiterUpdate::default()).await, Err(Error::LimiterNotFound(_))));
-    assert!(matches!(s.delete_limiter(a.id, false).await, Err(Error::LimiterNotFound(_))));
+    assert!(matches!(
+        s.update_limiter(a.id, &LimiterUpdate::default()).await,
+        Err(Error::LimiterNotFound(_))
+    ));
+    assert!(matches!(
+        s.delete_limiter(a.id, false).await,
+        Err(Error::LimiterNotFound(_))
+    ));
     let all = s.usage_totals(&UsageQuery::all()).await.unwrap();
     assert_eq!((all.requests, all.cost), (1, m("0.50")), "history stays");
 
     s.delete_limiter(a.id, true).await.unwrap();
     assert!(s.get_limiter(a.id).await.unwrap().is_none());
-    assert_eq!(s.usage_totals(&UsageQuery::all()).await.unwrap().requests, 0, "purged");
+    assert_eq!(
+        s.usage_totals(&UsageQuery::all()).await.unwrap().requests,
+        0,
+        "purged"
+    );
 }
 
 /// Holds appear on reserve, turn into spend on settle, vanish on release; double settle fails.
@@ -190,7 +295,9 @@ pub async fn reserve_settle_release_accounting(store: Arc<dyn BudgetStore>) {
     let w = s.window_spend(a.id, t0()).await.unwrap();
     assert_eq!((w.spent, w.held, w.in_flight), (Money::ZERO, m("3.00"), 2));
 
-    s.settle(&r1, record(&a, t0(), "0.40", "gpt-4o", None)).await.unwrap();
+    s.settle(&r1, record(&a, t0(), "0.40", "gpt-4o", None))
+        .await
+        .unwrap();
     let w = s.window_spend(a.id, t0()).await.unwrap();
     assert_eq!((w.spent, w.held, w.in_flight), (m("0.40"), m("2.00"), 1));
 
@@ -199,11 +306,19 @@ pub async fn reserve_settle_release_accounting(store: Arc<dyn BudgetStore>) {
     assert_eq!((w.spent, w.held, w.in_flight), (m("0.40"), Money::ZERO, 0));
 
     assert!(matches!(
-        s.settle(&r1, record(&a, t0(), "0.40", "gpt-4o", None)).await,
+        s.settle(&r1, record(&a, t0(), "0.40", "gpt-4o", None))
+            .await,
         Err(Error::ReservationNotFound(_))
     ));
-    assert!(matches!(s.release(&r2).await, Err(Error::ReservationNotFound(_))));
-    assert_eq!(s.window_spend(a.id, t0()).await.unwrap().spent, m("0.40"), "no double charge");
+    assert!(matches!(
+        s.release(&r2).await,
+        Err(Error::ReservationNotFound(_))
+    ));
+    assert_eq!(
+        s.window_spend(a.id, t0()).await.unwrap().spent,
+        m("0.40"),
+        "no double charge"
+    );
 
     // The record is stamped with the reservation's time and limiter.
     let r3 = reserved(s, &a, "0", t0()).await;
@@ -228,7 +343,10 @@ pub async fn release_leaks_nothing(store: Arc<dyn BudgetStore>) {
         s.release(r).await.unwrap();
     }
     let w = s.window_spend(a.id, t0()).await.unwrap();
-    assert_eq!((w.spent, w.held, w.in_flight), (Money::ZERO, Money::ZERO, 0));
+    assert_eq!(
+        (w.spent, w.held, w.in_flight),
+        (Money::ZERO, Money::ZERO, 0)
+    );
 }
 
 /// Soft: admitted while spend + holds < budget, whatever the request's own amount.
@@ -236,17 +354,27 @@ pub async fn soft_mode_admits_until_spent(store: Arc<dyn BudgetStore>) {
     let s = &*store;
     let a = limiter(s, "1", Period::Day, EnforcementMode::Soft).await;
     let r = reserved(s, &a, "0.10", t0()).await;
-    s.settle(&r, record(&a, t0(), "0.99", "gpt-4o", None)).await.unwrap();
+    s.settle(&r, record(&a, t0(), "0.99", "gpt-4o", None))
+        .await
+        .unwrap();
     // 0.99 < 1: admitted even though this request may pass the budget.
     let r = reserved(s, &a, "5.00", t0()).await;
-    s.settle(&r, record(&a, t0(), "0.06", "gpt-4o", None)).await.unwrap();
+    s.settle(&r, record(&a, t0(), "0.06", "gpt-4o", None))
+        .await
+        .unwrap();
     // 1.05 >= 1: denied, with the figures.
     match reserve(s, &a, "0.01", t0()).await {
         ReserveOutcome::Denied(d) => {
             assert_eq!(d.reason, DenialReason::BudgetExceeded);
-            assert_eq!((d.spent, d.budget, d.period), (m("1.05"), m("1"), Period::Day));
+            assert_eq!(
+                (d.spent, d.budget, d.period),
+                (m("1.05"), m("1"), Period::Day)
+            );
             assert_eq!(d.window, Period::Day.window_at(t0()));
-            assert_eq!(d.message(), "Budget limit exceeded: $1.05/$1.00 per day. Current usage: 105.0%");
+            assert_eq!(
+                d.message(),
+                "Budget limit exceeded: $1.05/$1.00 per day. Current usage: 105.0%"
+            );
         }
         other => panic!("expected denial, got {other:?}"),
     }
@@ -257,13 +385,23 @@ pub async fn strict_mode_never_passes_budget(store: Arc<dyn BudgetStore>) {
     let s = &*store;
     let a = limiter(s, "1", Period::Day, EnforcementMode::Strict).await;
     let r1 = reserved(s, &a, "0.60", t0()).await;
-    assert!(matches!(reserve(s, &a, "0.60", t0()).await, ReserveOutcome::Denied(_)));
+    assert!(matches!(
+        reserve(s, &a, "0.60", t0()).await,
+        ReserveOutcome::Denied(_)
+    ));
     let r2 = reserved(s, &a, "0.40", t0()).await; // exactly the budget
     s.release(&r1).await.unwrap();
-    s.settle(&r2, record(&a, t0(), "0.40", "gpt-4o", None)).await.unwrap();
+    s.settle(&r2, record(&a, t0(), "0.40", "gpt-4o", None))
+        .await
+        .unwrap();
     let r3 = reserved(s, &a, "0.60", t0()).await;
-    assert!(matches!(reserve(s, &a, "0.000000001", t0()).await, ReserveOutcome::Denied(_)));
-    s.settle(&r3, record(&a, t0(), "0.60", "gpt-4o", None)).await.unwrap();
+    assert!(matches!(
+        reserve(s, &a, "0.000000001", t0()).await,
+        ReserveOutcome::Denied(_)
+    ));
+    s.settle(&r3, record(&a, t0(), "0.60", "gpt-4o", None))
+        .await
+        .unwrap();
     assert_eq!(s.window_spend(a.id, t0()).await.unwrap().spent, m("1"));
 }
 
@@ -271,12 +409,28 @@ pub async fn strict_mode_never_passes_budget(store: Arc<dyn BudgetStore>) {
 pub async fn inactive_limiter_is_denied(store: Arc<dyn BudgetStore>) {
     let s = &*store;
     let a = limiter(s, "100", Period::Day, EnforcementMode::Soft).await;
-    s.update_limiter(a.id, &LimiterUpdate { is_active: Some(false), ..Default::default() }).await.unwrap();
+    s.update_limiter(
+        a.id,
+        &LimiterUpdate {
+            is_active: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     match reserve(s, &a, "0", t0()).await {
         ReserveOutcome::Denied(d) => assert_eq!(d.reason, DenialReason::Inactive),
         other => panic!("expected denial, got {other:?}"),
     }
-    s.update_limiter(a.id, &LimiterUpdate { is_active: Some(true), ..Default::default() }).await.unwrap();
+    s.update_limiter(
+        a.id,
+        &LimiterUpdate {
+            is_active: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     reserved(s, &a, "0", t0()).await;
 }
 
@@ -285,21 +439,49 @@ pub async fn budget_update_takes_effect_at_once(store: Arc<dyn BudgetStore>) {
     let s = &*store;
     let a = limiter(s, "10", Period::Day, EnforcementMode::Soft).await;
     let r = reserved(s, &a, "0", t0()).await;
-    s.settle(&r, record(&a, t0(), "2", "gpt-4o", None)).await.unwrap();
-    s.update_limiter(a.id, &LimiterUpdate { budget_limit: Some(m("2")), ..Default::default() }).await.unwrap();
-    assert!(matches!(reserve(s, &a, "0", t0()).await, ReserveOutcome::Denied(_)));
-    s.update_limiter(a.id, &LimiterUpdate { budget_limit: Some(m("3")), ..Default::default() }).await.unwrap();
+    s.settle(&r, record(&a, t0(), "2", "gpt-4o", None))
+        .await
+        .unwrap();
+    s.update_limiter(
+        a.id,
+        &LimiterUpdate {
+            budget_limit: Some(m("2")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        reserve(s, &a, "0", t0()).await,
+        ReserveOutcome::Denied(_)
+    ));
+    s.update_limiter(
+        a.id,
+        &LimiterUpdate {
+            budget_limit: Some(m("3")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     reserved(s, &a, "0", t0()).await;
     // Switching to a month keeps the day's spend in the month's window.
     s.update_limiter(
         a.id,
-        &LimiterUpdate { period_type: Some(Period::Month), budget_limit: Some(m("2")), ..Default::default() },
+        &LimiterUpdate {
+            period_type: Some(Period::Month),
+            budget_limit: Some(m("2")),
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
     let w = s.window_spend(a.id, t0()).await.unwrap();
     assert_eq!((w.window, w.spent), (Period::Month.window_at(t0()), m("2")));
-    assert!(matches!(reserve(s, &a, "0", t0() + Duration::days(2)).await, ReserveOutcome::Denied(_)));
+    assert!(matches!(
+        reserve(s, &a, "0", t0() + Duration::days(2)).await,
+        ReserveOutcome::Denied(_)
+    ));
 }
 
 /// A new window starts at zero; the old one keeps its spend.
@@ -307,8 +489,13 @@ pub async fn window_rollover(store: Arc<dyn BudgetStore>) {
     let s = &*store;
     let a = limiter(s, "1", Period::Minute, EnforcementMode::Soft).await;
     let r = reserved(s, &a, "0", t0()).await;
-    s.settle(&r, record(&a, t0(), "1.50", "gpt-4o", None)).await.unwrap();
-    assert!(matches!(reserve(s, &a, "0", t0() + Duration::seconds(29)).await, ReserveOutcome::Denied(_)));
+    s.settle(&r, record(&a, t0(), "1.50", "gpt-4o", None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        reserve(s, &a, "0", t0() + Duration::seconds(29)).await,
+        ReserveOutcome::Denied(_)
+    ));
     let next = t0() + Duration::seconds(30); // 12:01:00, a new minute
     let r = reserved(s, &a, "0.10", next).await;
     assert_eq!(r.window.start, next);
@@ -323,14 +510,27 @@ pub async fn record_usage_without_reservation(store: Arc<dyn BudgetStore>) {
     let s = &*store;
     let a = limiter(s, "1", Period::Hour, EnforcementMode::Soft).await;
     let _ = s.window_spend(a.id, t0()).await.unwrap(); // a cached counter must be kept current
-    s.record_usage(record(&a, t0(), "0.25", "gpt-4o", None)).await.unwrap();
-    s.record_usage(record(&a, t0() - Duration::hours(1), "7", "gpt-4o", None)).await.unwrap();
+    s.record_usage(record(&a, t0(), "0.25", "gpt-4o", None))
+        .await
+        .unwrap();
+    s.record_usage(record(&a, t0() - Duration::hours(1), "7", "gpt-4o", None))
+        .await
+        .unwrap();
     assert_eq!(s.window_spend(a.id, t0()).await.unwrap().spent, m("0.25"));
-    assert_eq!(s.window_spend(a.id, t0() - Duration::hours(1)).await.unwrap().spent, m("7"));
+    assert_eq!(
+        s.window_spend(a.id, t0() - Duration::hours(1))
+            .await
+            .unwrap()
+            .spent,
+        m("7")
+    );
     let ghost = record(&a, t0(), "1", "gpt-4o", None);
     let mut ghost = ghost;
     ghost.limiter_id = crate::LimiterId::new();
-    assert!(matches!(s.record_usage(ghost).await, Err(Error::LimiterNotFound(_))));
+    assert!(matches!(
+        s.record_usage(ghost).await,
+        Err(Error::LimiterNotFound(_))
+    ));
 }
 
 /// Totals, breakdowns, time series and recent records agree with what was recorded.
@@ -356,21 +556,48 @@ pub async fn statistics(store: Arc<dyn BudgetStore>) {
     let all = s.usage_totals(&UsageQuery::all()).await.unwrap();
     assert_eq!(all.requests, 5);
     assert_eq!(all.cost, m("3.75"));
-    assert_eq!((all.prompt_tokens, all.completion_tokens, all.total_tokens), (500, 250, 750));
+    assert_eq!(
+        (all.prompt_tokens, all.completion_tokens, all.total_tokens),
+        (500, 250, 750)
+    );
     assert_eq!((all.cached_tokens, all.reasoning_tokens), (50, 25));
-    assert_eq!((all.unpriced_requests, all.estimated_requests, all.error_requests), (1, 1, 1));
+    assert_eq!(
+        (
+            all.unpriced_requests,
+            all.estimated_requests,
+            all.error_requests
+        ),
+        (1, 1, 1)
+    );
     assert_eq!(all.distinct_users, 3);
 
-    let qa = UsageQuery { limiter_id: Some(a.id), ..UsageQuery::default() };
+    let qa = UsageQuery {
+        limiter_id: Some(a.id),
+        ..UsageQuery::default()
+    };
     let ta = s.usage_totals(&qa).await.unwrap();
     assert_eq!((ta.requests, ta.cost, ta.distinct_users), (3, m("3.50"), 2));
 
-    let ranged = UsageQuery { from: Some(h(1)), to: Some(h(2)), ..UsageQuery::default() };
+    let ranged = UsageQuery {
+        from: Some(h(1)),
+        to: Some(h(2)),
+        ..UsageQuery::default()
+    };
     let tr = s.usage_totals(&ranged).await.unwrap();
-    assert_eq!((tr.requests, tr.cost), (2, m("2.25")), "[from, to) is half-open");
+    assert_eq!(
+        (tr.requests, tr.cost),
+        (2, m("2.25")),
+        "[from, to) is half-open"
+    );
 
-    let models = s.usage_breakdown(&UsageQuery::all(), GroupBy::Model, 10).await.unwrap();
-    let rows: Vec<_> = models.iter().map(|g| (g.key.as_deref(), g.totals.requests, g.totals.cost)).collect();
+    let models = s
+        .usage_breakdown(&UsageQuery::all(), GroupBy::Model, 10)
+        .await
+        .unwrap();
+    let rows: Vec<_> = models
+        .iter()
+        .map(|g| (g.key.as_deref(), g.totals.requests, g.totals.cost))
+        .collect();
     assert_eq!(
         rows,
         vec![
@@ -381,17 +608,44 @@ pub async fn statistics(store: Arc<dyn BudgetStore>) {
     );
     let users = s.usage_breakdown(&qa, GroupBy::User, 1).await.unwrap();
     assert_eq!(users.len(), 1, "limit applies");
-    assert_eq!((users[0].key.as_deref(), users[0].totals.cost), (Some("alice"), m("3.00")));
-    let users = s.usage_breakdown(&UsageQuery::all(), GroupBy::User, 10).await.unwrap();
-    assert!(users.iter().any(|g| g.key.is_none() && g.totals.requests == 1), "records without a user");
-    let limiters = s.usage_breakdown(&UsageQuery::all(), GroupBy::Limiter, 10).await.unwrap();
+    assert_eq!(
+        (users[0].key.as_deref(), users[0].totals.cost),
+        (Some("alice"), m("3.00"))
+    );
+    let users = s
+        .usage_breakdown(&UsageQuery::all(), GroupBy::User, 10)
+        .await
+        .unwrap();
+    assert!(
+        users
+            .iter()
+            .any(|g| g.key.is_none() && g.totals.requests == 1),
+        "records without a user"
+    );
+    let limiters = s
+        .usage_breakdown(&UsageQuery::all(), GroupBy::Limiter, 10)
+        .await
+        .unwrap();
     assert_eq!(limiters[0].key, Some(a.id.to_string()));
     assert_eq!(limiters[1].totals.cost, m("0.25"));
 
-    let series = s.usage_series(&UsageQuery::all(), BucketSize::Hour).await.unwrap();
-    let points: Vec<_> = series.iter().map(|b| (b.start, b.totals.requests, b.totals.cost)).collect();
+    let series = s
+        .usage_series(&UsageQuery::all(), BucketSize::Hour)
+        .await
+        .unwrap();
+    let points: Vec<_> = series
+        .iter()
+        .map(|b| (b.start, b.totals.requests, b.totals.cost))
+        .collect();
     let hour = |n| BucketSize::Hour.floor(h(n));
-    assert_eq!(points, vec![(hour(0), 2, m("1.50")), (hour(1), 2, m("2.25")), (hour(2), 1, Money::ZERO)]);
+    assert_eq!(
+        points,
+        vec![
+            (hour(0), 2, m("1.50")),
+            (hour(1), 2, m("2.25")),
+            (hour(2), 1, Money::ZERO)
+        ]
+    );
     let days = s.usage_series(&qa, BucketSize::Day).await.unwrap();
     assert_eq!(days.len(), 1);
     assert_eq!(days[0].totals.cost, m("3.50"));
@@ -413,7 +667,10 @@ pub async fn concurrent_strict_reservations_never_overspend(store: Arc<dyn Budge
                 match reserve(&*store, &a, "0.10", t0()).await {
                     ReserveOutcome::Reserved(r) => {
                         tokio::task::yield_now().await;
-                        store.settle(&r, record(&a, t0(), "0.10", "gpt-4o", None)).await.unwrap();
+                        store
+                            .settle(&r, record(&a, t0(), "0.10", "gpt-4o", None))
+                            .await
+                            .unwrap();
                         true
                     }
                     ReserveOutcome::Denied(_) => false,
@@ -421,7 +678,11 @@ pub async fn concurrent_strict_reservations_never_overspend(store: Arc<dyn Budge
             })
         })
         .collect();
-    let admitted = futures::future::join_all(tasks).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    let admitted = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
     assert_eq!(admitted, 10);
     let w = store.window_spend(a.id, t0()).await.unwrap();
     assert_eq!((w.spent, w.held, w.in_flight), (m("1"), Money::ZERO, 0));
@@ -441,7 +702,10 @@ pub async fn concurrent_soft_reservations_lose_nothing(store: Arc<dyn BudgetStor
                     if (i + j) % 3 == 0 {
                         store.release(&r).await.unwrap();
                     } else {
-                        store.settle(&r, record(&a, t0(), "0.001", "gpt-4o", None)).await.unwrap();
+                        store
+                            .settle(&r, record(&a, t0(), "0.001", "gpt-4o", None))
+                            .await
+                            .unwrap();
                     }
                 }
             })
@@ -450,9 +714,19 @@ pub async fn concurrent_soft_reservations_lose_nothing(store: Arc<dyn BudgetStor
     for t in futures::future::join_all(tasks).await {
         t.unwrap();
     }
-    let settled = (0..64).flat_map(|i| (0..10).map(move |j| (i + j) % 3 != 0)).filter(|s| *s).count();
+    let settled = (0..64)
+        .flat_map(|i| (0..10).map(move |j| (i + j) % 3 != 0))
+        .filter(|s| *s)
+        .count();
     let w = store.window_spend(a.id, t0()).await.unwrap();
     assert_eq!(w.spent, Money::from_nanos(1_000_000 * settled as i64));
     assert_eq!((w.held, w.in_flight), (Money::ZERO, 0));
-    assert_eq!(store.usage_totals(&UsageQuery::all()).await.unwrap().requests, settled as u64);
+    assert_eq!(
+        store
+            .usage_totals(&UsageQuery::all())
+            .await
+            .unwrap()
+            .requests,
+        settled as u64
+    );
 }

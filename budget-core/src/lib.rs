@@ -118,7 +118,6 @@ pub mod usage;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod conformance;
 
-
 pub use limiter::{
     EnforcementMode, Limiter, LimiterCode, LimiterId, LimiterUpdate, NewLimiter, Provider,
     UnpricedPolicy, ValidationError,

@@ -54,11 +54,13 @@ impl LimiterCode {
     /// A new random code.
     pub fn generate() -> Self {
         let mut bytes = [0u8; 16];
-        rand::rngs::OsRng.try_fill_bytes(&mut bytes).unwrap_or_else(|_| {
-            // The OS RNG failing is not recoverable in a meaningful way; fall back to the
-            // thread RNG, which is itself seeded from the OS and cryptographically secure.
-            rand::rng().fill_bytes(&mut bytes)
-        });
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut bytes)
+            .unwrap_or_else(|_| {
+                // The OS RNG failing is not recoverable in a meaningful way; fall back to the
+                // thread RNG, which is itself seeded from the OS and cryptographically secure.
+                rand::rng().fill_bytes(&mut bytes)
+            });
         let mut s = String::with_capacity(32);
         for b in bytes {
             s.push_str(&format!("{b:02x}"));
@@ -69,7 +71,8 @@ impl LimiterCode {
     /// Check a code taken from a URL: 16 to 128 characters of `[A-Za-z0-9_-]`.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
         let ok = (16..=128).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(LimiterCode(s.to_owned()))
         } else {
@@ -212,7 +215,11 @@ impl Limiter {
     }
 
     /// Apply a partial update (validated first; on error nothing changes).
-    pub fn apply(&mut self, update: &LimiterUpdate, now: DateTime<Utc>) -> Result<(), ValidationError> {
+    pub fn apply(
+        &mut self,
+        update: &LimiterUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<(), ValidationError> {
         update.validate()?;
         if let Some(name) = &update.name {
             self.name = name.trim().to_owned();
@@ -277,7 +284,12 @@ pub struct NewLimiter {
 
 impl NewLimiter {
     /// A new limiter input with the required fields and defaults for the rest.
-    pub fn new(name: impl Into<String>, budget_limit: Money, period_type: Period, base_url: impl Into<String>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        budget_limit: Money,
+        period_type: Period,
+        base_url: impl Into<String>,
+    ) -> Self {
         NewLimiter {
             name: name.into(),
             budget_limit,
@@ -362,7 +374,10 @@ pub struct ValidationError {
 impl ValidationError {
     /// An error about `field`.
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        ValidationError { field, reason: reason.into() }
+        ValidationError {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -372,20 +387,32 @@ fn validate_name(name: &str) -> Result<(), ValidationError> {
         return Err(ValidationError::new("name", "must not be empty"));
     }
     if n.chars().count() > 200 {
-        return Err(ValidationError::new("name", "must be at most 200 characters"));
+        return Err(ValidationError::new(
+            "name",
+            "must be at most 200 characters",
+        ));
     }
     if n.chars().any(char::is_control) {
-        return Err(ValidationError::new("name", "must not contain control characters"));
+        return Err(ValidationError::new(
+            "name",
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
 
 fn validate_budget(b: Money) -> Result<(), ValidationError> {
     if b <= Money::ZERO {
-        return Err(ValidationError::new("budget_limit", "must be greater than 0"));
+        return Err(ValidationError::new(
+            "budget_limit",
+            "must be greater than 0",
+        ));
     }
     if b > Money::from_dollars(1_000_000_000) {
-        return Err(ValidationError::new("budget_limit", "must be at most $1,000,000,000"));
+        return Err(ValidationError::new(
+            "budget_limit",
+            "must be at most $1,000,000,000",
+        ));
     }
     Ok(())
 }
@@ -397,13 +424,19 @@ pub fn parse_base_url(s: &str) -> Result<Url, ValidationError> {
     let mut url = Url::parse(s.trim())
         .map_err(|e| ValidationError::new(field, format!("not a valid URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(ValidationError::new(field, "must start with http:// or https://"));
+        return Err(ValidationError::new(
+            field,
+            "must start with http:// or https://",
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(ValidationError::new(field, "must have a host"));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(ValidationError::new(field, "must not have a query string or fragment"));
+        return Err(ValidationError::new(
+            field,
+            "must not have a query string or fragment",
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ValidationError::new(field, "must not contain credentials"));
@@ -418,7 +451,12 @@ mod tests {
     use super::*;
 
     fn new() -> NewLimiter {
-        NewLimiter::new("Customer A", Money::from_dollars(20), Period::Day, "https://api.openai.com")
+        NewLimiter::new(
+            "Customer A",
+            Money::from_dollars(20),
+            Period::Day,
+            "https://api.openai.com",
+        )
     }
 
     #[test]
@@ -447,8 +485,17 @@ mod tests {
         assert_eq!(Limiter::create(bad, Utc::now()).unwrap_err().field, "name");
         let mut bad = new();
         bad.budget_limit = Money::ZERO;
-        assert_eq!(Limiter::create(bad, Utc::now()).unwrap_err().field, "budget_limit");
-        for url in ["ftp://x", "not a url", "https://x/?a=b", "https://u:p@x", "/relative"] {
+        assert_eq!(
+            Limiter::create(bad, Utc::now()).unwrap_err().field,
+            "budget_limit"
+        );
+        for url in [
+            "ftp://x",
+            "not a url",
+            "https://x/?a=b",
+            "https://u:p@x",
+            "/relative",
+        ] {
             let mut bad = new();
             bad.base_url = url.into();
             let e = Limiter::create(bad, Utc::now()).unwrap_err();
@@ -468,8 +515,12 @@ mod tests {
         let n: NewLimiter = serde_json::from_str(body).unwrap();
         assert_eq!(n.budget_limit, Money::from_dollars(20));
         let bad = r#"{"name":"x","budget_limit":1,"period_type":"day","base_url":"https://a.b","colour":"red"}"#;
-        assert!(serde_json::from_str::<NewLimiter>(bad).unwrap_err().to_string().contains("colour"));
-        let bad = r#"{"name":"x","budget_limit":1,"period_type":"fortnight","base_url":"https://a.b"}"#;
+        assert!(serde_json::from_str::<NewLimiter>(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("colour"));
+        let bad =
+            r#"{"name":"x","budget_limit":1,"period_type":"fortnight","base_url":"https://a.b"}"#;
         assert!(serde_json::from_str::<NewLimiter>(bad).is_err());
     }
 
@@ -484,7 +535,10 @@ mod tests {
         };
         assert_eq!(l.apply(&bad, Utc::now()).unwrap_err().field, "budget_limit");
         assert_eq!(l, before);
-        let ok = LimiterUpdate { is_active: Some(false), ..Default::default() };
+        let ok = LimiterUpdate {
+            is_active: Some(false),
+            ..Default::default()
+        };
         l.apply(&ok, Utc::now()).unwrap();
         assert!(!l.is_active);
         assert_eq!(l.name, before.name);

@@ -61,8 +61,8 @@ impl Money {
 
     /// From pico-dollars, rounded up to the next nano-dollar (saturating).
     pub fn from_picos_ceil(picos: i128) -> Self {
-        let nanos = picos.div_euclid(PICOS_PER_NANO)
-            + i128::from(picos.rem_euclid(PICOS_PER_NANO) != 0);
+        let nanos =
+            picos.div_euclid(PICOS_PER_NANO) + i128::from(picos.rem_euclid(PICOS_PER_NANO) != 0);
         Money(nanos.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
     }
 
@@ -191,7 +191,9 @@ impl Money {
             }
         }
         let value = if neg { -value } else { value };
-        i64::try_from(value).map(Money).map_err(|_| MoneyError::Overflow)
+        i64::try_from(value)
+            .map(Money)
+            .map_err(|_| MoneyError::Overflow)
     }
 }
 
@@ -517,7 +519,10 @@ mod tests {
         assert_eq!(m.as_nanos(), 21_000);
         let m: Money = serde_json::from_str("0.1").unwrap();
         assert_eq!(m.as_nanos(), 100_000_000);
-        assert_eq!(serde_json::to_string(&Money::from_cents(525)).unwrap(), "5.25");
+        assert_eq!(
+            serde_json::to_string(&Money::from_cents(525)).unwrap(),
+            "5.25"
+        );
         assert!(serde_json::from_str::<Money>("true").is_err());
     }
 
@@ -529,8 +534,14 @@ mod tests {
         let cheapest = Rate::from_dollars_f64(2.5e-9).unwrap();
         assert_eq!(cheapest.as_picos(), 2_500);
         assert_eq!(cheapest.cost_of(1), Money::from_nanos(3)); // 2.5 nanos, rounded up
-        assert_eq!(Rate::from_dollars_f64(2.5e-06).unwrap().as_picos(), 2_500_000);
-        assert_eq!(Rate::from_dollars_f64(0.0001).unwrap().as_picos(), 100_000_000);
+        assert_eq!(
+            Rate::from_dollars_f64(2.5e-06).unwrap().as_picos(),
+            2_500_000
+        );
+        assert_eq!(
+            Rate::from_dollars_f64(0.0001).unwrap().as_picos(),
+            100_000_000
+        );
         assert_eq!(Rate::from_picos(2_500_000).per_million_string(), "2.5");
         assert_eq!(Rate::from_picos(75_000).per_million_string(), "0.075");
     }

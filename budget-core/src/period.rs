@@ -198,23 +198,44 @@ mod tests {
     fn seed_calendar() {
         let t = utc("2025-10-10T13:45:12Z"); // a Friday
         let w = Period::Day.window_at(t);
-        assert_eq!((w.start, w.end), (utc("2025-10-10T00:00:00Z"), utc("2025-10-11T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2025-10-10T00:00:00Z"), utc("2025-10-11T00:00:00Z"))
+        );
         let w = Period::Week.window_at(t);
-        assert_eq!((w.start, w.end), (utc("2025-10-06T00:00:00Z"), utc("2025-10-13T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2025-10-06T00:00:00Z"), utc("2025-10-13T00:00:00Z"))
+        );
         let w = Period::Month.window_at(t);
-        assert_eq!((w.start, w.end), (utc("2025-10-01T00:00:00Z"), utc("2025-11-01T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2025-10-01T00:00:00Z"), utc("2025-11-01T00:00:00Z"))
+        );
         let w = Period::Year.window_at(t);
-        assert_eq!((w.start, w.end), (utc("2025-01-01T00:00:00Z"), utc("2026-01-01T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2025-01-01T00:00:00Z"), utc("2026-01-01T00:00:00Z"))
+        );
         let w = Period::Hour.window_at(t);
-        assert_eq!((w.start, w.end), (utc("2025-10-10T13:00:00Z"), utc("2025-10-10T14:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2025-10-10T13:00:00Z"), utc("2025-10-10T14:00:00Z"))
+        );
         let w = Period::Minute.window_at(t);
-        assert_eq!((w.start, w.end), (utc("2025-10-10T13:45:00Z"), utc("2025-10-10T13:46:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2025-10-10T13:45:00Z"), utc("2025-10-10T13:46:00Z"))
+        );
     }
 
     #[test]
     fn leap_years_and_month_ends() {
         let w = Period::Month.window_at(utc("2024-02-29T23:59:59Z"));
-        assert_eq!((w.start, w.end), (utc("2024-02-01T00:00:00Z"), utc("2024-03-01T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2024-02-01T00:00:00Z"), utc("2024-03-01T00:00:00Z"))
+        );
         let w = Period::Month.window_at(utc("2023-02-28T12:00:00Z"));
         assert_eq!(w.end, utc("2023-03-01T00:00:00Z"));
         let w = Period::Month.window_at(utc("2025-12-31T23:59:59Z"));
@@ -234,7 +255,10 @@ mod tests {
         let tz: Tz = "America/New_York".parse().unwrap();
         // 02:00 UTC on Oct 10 is still Oct 9 in New York (EDT, UTC-4).
         let w = Period::Day.window_at_in(utc("2025-10-10T02:00:00Z"), tz);
-        assert_eq!((w.start, w.end), (utc("2025-10-09T04:00:00Z"), utc("2025-10-10T04:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2025-10-09T04:00:00Z"), utc("2025-10-10T04:00:00Z"))
+        );
         // The day of the DST change is 23 hours long.
         let w = Period::Day.window_at_in(utc("2025-03-09T12:00:00Z"), tz);
         assert_eq!(w.end - w.start, Duration::hours(23));
@@ -248,11 +272,18 @@ mod tests {
     #[test]
     fn parse_and_names() {
         assert_eq!("Day".parse::<Period>().unwrap(), Period::Day);
-        assert!("fortnight".parse::<Period>().unwrap_err().to_string().contains("minute, hour"));
+        assert!("fortnight"
+            .parse::<Period>()
+            .unwrap_err()
+            .to_string()
+            .contains("minute, hour"));
         assert_eq!(serde_json::to_string(&Period::Week).unwrap(), "\"week\"");
         assert_eq!(
-            Window { start: utc("2025-01-01T00:00:00Z"), end: utc("2025-01-01T00:01:00Z") }
-                .seconds_until_end(utc("2025-01-01T00:00:00.500Z")),
+            Window {
+                start: utc("2025-01-01T00:00:00Z"),
+                end: utc("2025-01-01T00:01:00Z")
+            }
+            .seconds_until_end(utc("2025-01-01T00:00:00.500Z")),
             60
         );
     }

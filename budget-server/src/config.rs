@@ -18,7 +18,11 @@ pub enum LogFormat {
 
 /// `budget-server` configuration.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "budget-server", version, about = "A hard dollar budget in front of the OpenAI API: proxy, admin API and dashboard")]
+#[command(
+    name = "budget-server",
+    version,
+    about = "A hard dollar budget in front of the OpenAI API: proxy, admin API and dashboard"
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value = "0.0.0.0")]
@@ -48,11 +52,20 @@ pub struct Config {
 
     /// Admin password (plain text, hashed with argon2 at start), or an argon2 PHC hash
     /// (`$argon2id$...`).
-    #[arg(long, env = "ADMIN_PASSWORD", default_value = "changeme", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ADMIN_PASSWORD",
+        default_value = "changeme",
+        hide_env_values = true
+    )]
     pub admin_password: String,
 
     /// Default upstream for new limiters.
-    #[arg(long, env = "OPENAI_API_BASE_URL", default_value = "https://api.openai.com")]
+    #[arg(
+        long,
+        env = "OPENAI_API_BASE_URL",
+        default_value = "https://api.openai.com"
+    )]
     pub openai_api_base_url: String,
 
     /// Browser origins allowed to call the admin API (comma-separated; `*` for any). The
@@ -130,7 +143,10 @@ impl Config {
         let err = |variable, reason: String| Err(ConfigError { variable, reason });
         if let Some(secret) = &self.jwt_secret {
             if secret.len() < 32 {
-                return err("JWT_SECRET", format!("must be at least 32 bytes (got {})", secret.len()));
+                return err(
+                    "JWT_SECRET",
+                    format!("must be at least 32 bytes (got {})", secret.len()),
+                );
             }
         }
         if self.jwt_expire_hours == 0 {
@@ -153,8 +169,14 @@ impl Config {
         if self.listen_addr().is_err() {
             return err("HOST", format!("`{}` is not an IP address", self.host));
         }
-        if !(self.database_url == "memory" || self.database_url.starts_with("sqlite:") || self.database_url.ends_with(".db")) {
-            return err("DATABASE_URL", format!("`{}`: expected sqlite:PATH or memory", self.database_url));
+        if !(self.database_url == "memory"
+            || self.database_url.starts_with("sqlite:")
+            || self.database_url.ends_with(".db"))
+        {
+            return err(
+                "DATABASE_URL",
+                format!("`{}`: expected sqlite:PATH or memory", self.database_url),
+            );
         }
         if self.max_body_bytes < 1024 {
             return err("MAX_BODY_BYTES", "must be at least 1024".into());
@@ -164,9 +186,18 @@ impl Config {
                 return err("USER_HEADER", format!("`{h}` is not a valid header name"));
             }
         }
-        for origin in self.cors_origins.iter().filter(|o| !o.is_empty() && *o != "*") {
-            if http::HeaderValue::try_from(origin.as_str()).is_err() || url::Url::parse(origin).is_err() {
-                return err("CORS_ORIGINS", format!("`{origin}` is not an origin like https://app.example.com"));
+        for origin in self
+            .cors_origins
+            .iter()
+            .filter(|o| !o.is_empty() && *o != "*")
+        {
+            if http::HeaderValue::try_from(origin.as_str()).is_err()
+                || url::Url::parse(origin).is_err()
+            {
+                return err(
+                    "CORS_ORIGINS",
+                    format!("`{origin}` is not an origin like https://app.example.com"),
+                );
             }
         }
         Ok(())
@@ -203,7 +234,10 @@ mod tests {
         let c = Config::parse_from(["budget-server"]);
         assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 8000));
         assert_eq!(c.database_url, "sqlite:usage_data.db");
-        assert_eq!((c.jwt_expire_hours, c.admin_username.as_str()), (24, "admin"));
+        assert_eq!(
+            (c.jwt_expire_hours, c.admin_username.as_str()),
+            (24, "admin")
+        );
         assert!(c.default_password());
         assert!(c.validate().is_ok());
     }
@@ -212,7 +246,11 @@ mod tests {
     fn invalid_values_name_the_variable() {
         let mut c = Config::for_tests();
         c.jwt_secret = Some("short".into());
-        assert!(c.validate().unwrap_err().to_string().starts_with("invalid configuration: JWT_SECRET:"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("invalid configuration: JWT_SECRET:"));
         let mut c = Config::for_tests();
         c.openai_api_base_url = "ftp://x".into();
         assert_eq!(c.validate().unwrap_err().variable, "OPENAI_API_BASE_URL");
@@ -229,7 +267,13 @@ mod tests {
 
     #[test]
     fn flags_override() {
-        let c = Config::parse_from(["budget-server", "--port", "9000", "--budgets-enabled", "false"]);
+        let c = Config::parse_from([
+            "budget-server",
+            "--port",
+            "9000",
+            "--budgets-enabled",
+            "false",
+        ]);
         assert_eq!(c.port, 9000);
         assert!(!c.budgets_enabled);
     }

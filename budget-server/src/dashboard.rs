@@ -25,15 +25,33 @@ pub async fn serve(uri: Uri) -> Response {
             .into_response();
     }
     if let Some(file) = Assets::get(path).filter(|_| !path.is_empty()) {
-        let cache = if path.starts_with("assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
+        let cache = if path.starts_with("assets/") {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
         return (
-            [(header::CONTENT_TYPE, file.metadata.mimetype().to_owned()), (header::CACHE_CONTROL, cache.to_owned())],
+            [
+                (header::CONTENT_TYPE, file.metadata.mimetype().to_owned()),
+                (header::CACHE_CONTROL, cache.to_owned()),
+            ],
             file.data,
         )
             .into_response();
     }
     match Assets::get("index.html") {
-        Some(index) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], index.data).into_response(),
-        None => (StatusCode::NOT_FOUND, "The dashboard was not built into this binary.\n").into_response(),
+        Some(index) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            index.data,
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "The dashboard was not built into this binary.\n",
+        )
+            .into_response(),
     }
 }

@@ -47,7 +47,11 @@ pub fn app(state: AppState) -> Router {
         store: (!state.config.budgets_enabled).then(|| state.store.clone()),
     };
     let proxy_route = if state.config.budgets_enabled {
-        any_service(ServiceBuilder::new().layer(state.layer.clone()).service(proxy))
+        any_service(
+            ServiceBuilder::new()
+                .layer(state.layer.clone())
+                .service(proxy),
+        )
     } else {
         any_service(proxy)
     };
@@ -67,11 +71,18 @@ pub fn app(state: AppState) -> Router {
 fn cors(origins: &[String]) -> CorsLayer {
     let origins: Vec<_> = origins.iter().filter(|o| !o.is_empty()).collect();
     let layer = CorsLayer::new()
-        .allow_methods([http::Method::GET, http::Method::POST, http::Method::PUT, http::Method::DELETE])
+        .allow_methods([
+            http::Method::GET,
+            http::Method::POST,
+            http::Method::PUT,
+            http::Method::DELETE,
+        ])
         .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE]);
     if origins.iter().any(|o| o.as_str() == "*") {
         layer.allow_origin(AllowOrigin::any())
     } else {
-        layer.allow_origin(AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok())))
+        layer.allow_origin(AllowOrigin::list(
+            origins.iter().filter_map(|o| o.parse().ok()),
+        ))
     }
 }

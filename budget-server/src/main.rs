@@ -47,7 +47,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     tracing::info!(
         addr = %local,
         database = %state.config.database_url,
@@ -59,10 +62,14 @@ async fn main() -> ExitCode {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         shutdown_signal().await;
-        tracing::info!(grace_secs = grace.as_secs(), "shutting down: letting open requests and streams finish");
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: letting open requests and streams finish"
+        );
         let _ = stop_tx.send(true);
     };
-    let app = budget_server::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = budget_server::app(state.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     // axum 0.8 leaves Nagle on: small writes (SSE chunks, headers) would wait for the peer's
     // delayed ACK, up to ~40 ms per chunk.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -101,8 +108,11 @@ async fn main() -> ExitCode {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

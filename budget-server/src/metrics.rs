@@ -79,16 +79,56 @@ impl Metrics {
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
-            r.register("requests", "Proxied requests by limiter and HTTP status", m.requests.clone());
-            r.register("cost_dollars", "Cost charged, in US dollars", m.cost.clone());
-            r.register("tokens", "Tokens used, by kind (prompt, completion)", m.tokens.clone());
-            r.register("unpriced_requests", "Requests for models without a price", m.unpriced.clone());
-            r.register("estimated_requests", "Requests whose usage was estimated", m.estimated.clone());
-            r.register("store_errors", "Budget store failures", m.store_errors.clone());
-            r.register("upstream_errors", "Upstream connect failures and timeouts", m.upstream_errors.clone());
-            r.register("upstream_latency_seconds", "Time to the upstream's response headers", m.upstream_latency.clone());
-            r.register("budget_spent_dollars", "Spend in the current window per limiter", m.budget_used.clone());
-            r.register("budget_limit_dollars", "Budget per window per limiter", m.budget_limit.clone());
+            r.register(
+                "requests",
+                "Proxied requests by limiter and HTTP status",
+                m.requests.clone(),
+            );
+            r.register(
+                "cost_dollars",
+                "Cost charged, in US dollars",
+                m.cost.clone(),
+            );
+            r.register(
+                "tokens",
+                "Tokens used, by kind (prompt, completion)",
+                m.tokens.clone(),
+            );
+            r.register(
+                "unpriced_requests",
+                "Requests for models without a price",
+                m.unpriced.clone(),
+            );
+            r.register(
+                "estimated_requests",
+                "Requests whose usage was estimated",
+                m.estimated.clone(),
+            );
+            r.register(
+                "store_errors",
+                "Budget store failures",
+                m.store_errors.clone(),
+            );
+            r.register(
+                "upstream_errors",
+                "Upstream connect failures and timeouts",
+                m.upstream_errors.clone(),
+            );
+            r.register(
+                "upstream_latency_seconds",
+                "Time to the upstream's response headers",
+                m.upstream_latency.clone(),
+            );
+            r.register(
+                "budget_spent_dollars",
+                "Spend in the current window per limiter",
+                m.budget_used.clone(),
+            );
+            r.register(
+                "budget_limit_dollars",
+                "Budget per window per limiter",
+                m.budget_limit.clone(),
+            );
         }
         m
     }
@@ -108,11 +148,18 @@ impl Metrics {
         if let Ok(limiters) = self.store.list_limiters(false).await {
             let now = chrono::Utc::now();
             for l in limiters {
-                let labels = BudgetLabels { limiter: l.id.to_string(), name: l.name.clone() };
+                let labels = BudgetLabels {
+                    limiter: l.id.to_string(),
+                    name: l.name.clone(),
+                };
                 if let Ok(w) = self.store.window_spend(l.id, now).await {
-                    self.budget_used.get_or_create(&labels).set(w.spent.to_f64_lossy());
+                    self.budget_used
+                        .get_or_create(&labels)
+                        .set(w.spent.to_f64_lossy());
                 }
-                self.budget_limit.get_or_create(&labels).set(l.budget_limit.to_f64_lossy());
+                self.budget_limit
+                    .get_or_create(&labels)
+                    .set(l.budget_limit.to_f64_lossy());
             }
         }
         let mut out = String::new();
@@ -127,16 +174,40 @@ impl Metrics {
 impl UsageHooks for Metrics {
     fn refused(&self, limiter: Option<&Limiter>, refusal: &Refusal) {
         let limiter = limiter.map_or_else(|| "unknown".to_owned(), |l| l.id.to_string());
-        self.requests.get_or_create(&RequestLabels { limiter, status: refusal.status.as_u16().to_string() }).inc();
+        self.requests
+            .get_or_create(&RequestLabels {
+                limiter,
+                status: refusal.status.as_u16().to_string(),
+            })
+            .inc();
     }
 
     fn settled(&self, limiter: &Limiter, record: &UsageRecord) {
         let id = limiter.id.to_string();
-        self.requests.get_or_create(&RequestLabels { limiter: id.clone(), status: record.status.to_string() }).inc();
-        let l = LimiterLabels { limiter: id.clone() };
-        self.cost.get_or_create(&l).inc_by(record.cost.to_f64_lossy());
-        self.tokens.get_or_create(&TokenLabels { limiter: id.clone(), kind: "prompt".into() }).inc_by(record.prompt_tokens);
-        self.tokens.get_or_create(&TokenLabels { limiter: id, kind: "completion".into() }).inc_by(record.completion_tokens);
+        self.requests
+            .get_or_create(&RequestLabels {
+                limiter: id.clone(),
+                status: record.status.to_string(),
+            })
+            .inc();
+        let l = LimiterLabels {
+            limiter: id.clone(),
+        };
+        self.cost
+            .get_or_create(&l)
+            .inc_by(record.cost.to_f64_lossy());
+        self.tokens
+            .get_or_create(&TokenLabels {
+                limiter: id.clone(),
+                kind: "prompt".into(),
+            })
+            .inc_by(record.prompt_tokens);
+        self.tokens
+            .get_or_create(&TokenLabels {
+                limiter: id,
+                kind: "completion".into(),
+            })
+            .inc_by(record.completion_tokens);
         if record.unpriced {
             self.unpriced.get_or_create(&l).inc();
         }

@@ -13,15 +13,29 @@ use crate::state::AppState;
 /// `200 {"status":"ok"}` when the store answers, `503` otherwise.
 pub async fn health(State(state): State<AppState>) -> Response {
     match state.store.health().await {
-        Ok(()) => Json(json!({"status": "ok", "uptime_seconds": state.started.elapsed().as_secs()})).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "error": e.to_string()}))).into_response(),
+        Ok(()) => {
+            Json(json!({"status": "ok", "uptime_seconds": state.started.elapsed().as_secs()}))
+                .into_response()
+        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "error": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let body = state.metrics.render().await;
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// What the holder of a limiter code may know: their budget, spend, remaining and reset time.

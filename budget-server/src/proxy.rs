@@ -55,12 +55,19 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .build(https);
-        Upstream { client, first_byte_timeout: config.first_byte_timeout() }
+        Upstream {
+            client,
+            first_byte_timeout: config.first_byte_timeout(),
+        }
     }
 }
 
 /// Where a request for `rest` (the path after `/v1/{code}/`) goes.
-pub fn upstream_uri(limiter: &Limiter, rest: &str, query: Option<&str>) -> Result<Uri, http::uri::InvalidUri> {
+pub fn upstream_uri(
+    limiter: &Limiter,
+    rest: &str,
+    query: Option<&str>,
+) -> Result<Uri, http::uri::InvalidUri> {
     let base = limiter.base_url.as_str().trim_end_matches('/');
     let rest = rest.trim_start_matches('/');
     let path = match limiter.provider {
@@ -133,7 +140,10 @@ fn error(status: StatusCode, message: &str, kind: &'static str, code: &'static s
     let body = serde_json::json!({"error": {"message": message, "type": kind, "code": code}});
     let mut res = Response::new(Body::from(body.to_string()));
     *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     res
 }
 
@@ -141,7 +151,11 @@ impl ProxyService {
     async fn forward(&self, req: Request) -> Response {
         let (mut parts, body) = req.into_parts();
         let mut segments = parts.uri.path().trim_start_matches('/').splitn(3, '/');
-        let (_v1, code, rest) = (segments.next(), segments.next().unwrap_or(""), segments.next().unwrap_or(""));
+        let (_v1, code, rest) = (
+            segments.next(),
+            segments.next().unwrap_or(""),
+            segments.next().unwrap_or(""),
+        );
         let limiter = match parts.extensions.remove::<Limiter>() {
             Some(l) => l,
             None => match &self.store {
@@ -156,17 +170,31 @@ impl ProxyService {
         };
         let uri = match upstream_uri(&limiter, rest, parts.uri.query()) {
             Ok(u) => u,
-            Err(_) => return error(StatusCode::BAD_REQUEST, "The request path cannot be forwarded", "invalid_request_error", "invalid_path"),
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "The request path cannot be forwarded",
+                    "invalid_request_error",
+                    "invalid_path",
+                )
+            }
         };
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::HOST);
-        parts.headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        parts.headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
         let req = Request::from_parts(parts, body);
 
         let started = Instant::now();
-        let result = tokio::time::timeout(self.upstream.first_byte_timeout, self.upstream.client.request(req)).await;
+        let result = tokio::time::timeout(
+            self.upstream.first_byte_timeout,
+            self.upstream.client.request(req),
+        )
+        .await;
         self.metrics.upstream_latency(started.elapsed());
         match result {
             Ok(Ok(res)) => {
@@ -178,12 +206,22 @@ impl ProxyService {
                 let connect = e.is_connect();
                 tracing::warn!(limiter = %limiter.id, error = %e, connect, "upstream request failed");
                 self.metrics.upstream_error();
-                error(StatusCode::BAD_GATEWAY, "The upstream API could not be reached", "server_error", "upstream_unreachable")
+                error(
+                    StatusCode::BAD_GATEWAY,
+                    "The upstream API could not be reached",
+                    "server_error",
+                    "upstream_unreachable",
+                )
             }
             Err(_) => {
                 tracing::warn!(limiter = %limiter.id, "upstream did not answer in time");
                 self.metrics.upstream_error();
-                error(StatusCode::GATEWAY_TIMEOUT, "The upstream API did not answer in time", "server_error", "upstream_timeout")
+                error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "The upstream API did not answer in time",
+                    "server_error",
+                    "upstream_timeout",
+                )
             }
         }
     }
@@ -203,9 +241,15 @@ mod tests {
     #[test]
     fn upstream_paths() {
         let l = limiter("https://api.openai.com", Provider::Openai);
-        assert_eq!(upstream_uri(&l, "chat/completions", None).unwrap(), "https://api.openai.com/v1/chat/completions");
+        assert_eq!(
+            upstream_uri(&l, "chat/completions", None).unwrap(),
+            "https://api.openai.com/v1/chat/completions"
+        );
         let l = limiter("https://gw.example.com/openai/v1/", Provider::Openai);
-        assert_eq!(upstream_uri(&l, "embeddings", None).unwrap(), "https://gw.example.com/openai/v1/embeddings");
+        assert_eq!(
+            upstream_uri(&l, "embeddings", None).unwrap(),
+            "https://gw.example.com/openai/v1/embeddings"
+        );
         let l = limiter("https://x.openai.azure.com", Provider::Azure);
         assert_eq!(
             upstream_uri(&l, "openai/deployments/gpt4o/chat/completions", Some("api-version=2024-10-21")).unwrap(),
@@ -216,7 +260,10 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_are_dropped() {
         let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("keep-alive, x-private"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
         h.insert("authorization", HeaderValue::from_static("Bearer sk"));

@@ -38,7 +38,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -60,21 +62,29 @@ impl AppState {
     /// Validate the configuration, open the store, load prices, set up auth and metrics.
     pub async fn build(config: Config) -> Result<AppState, StartError> {
         config.validate()?;
-        let (store, sqlite): (Arc<dyn BudgetStore>, Option<SqliteStore>) = if config.database_url == "memory" {
-            (Arc::new(MemoryStore::new()), None)
-        } else {
-            let s = SqliteStore::open(&config.database_url).await.map_err(|e| StartError::Store(e.to_string()))?;
-            (Arc::new(s.clone()), Some(s))
-        };
+        let (store, sqlite): (Arc<dyn BudgetStore>, Option<SqliteStore>) =
+            if config.database_url == "memory" {
+                (Arc::new(MemoryStore::new()), None)
+            } else {
+                let s = SqliteStore::open(&config.database_url)
+                    .await
+                    .map_err(|e| StartError::Store(e.to_string()))?;
+                (Arc::new(s.clone()), Some(s))
+            };
         Self::with_store(config, store, sqlite)
     }
 
     /// Like [`build`](Self::build) with a store you provide (tests, custom stores).
-    pub fn with_store(config: Config, store: Arc<dyn BudgetStore>, sqlite: Option<SqliteStore>) -> Result<AppState, StartError> {
+    pub fn with_store(
+        config: Config,
+        store: Arc<dyn BudgetStore>,
+        sqlite: Option<SqliteStore>,
+    ) -> Result<AppState, StartError> {
         config.validate()?;
         let mut prices = PriceTable::builtin();
         if let Some(path) = &config.prices_file {
-            let extra = PriceTable::load_file(path).map_err(|e| StartError::Prices(e.to_string()))?;
+            let extra =
+                PriceTable::load_file(path).map_err(|e| StartError::Prices(e.to_string()))?;
             prices = prices.with_overrides(extra);
         }
         let auth = Arc::new(AdminAuth::new(&config)?);

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use budget_core::store::UsageQuery;
-use budget_core::{BudgetStore, EnforcementMode, Limiter, MemoryStore, Money, NewLimiter, Period, Provider};
+use budget_core::{
+    BudgetStore, EnforcementMode, Limiter, MemoryStore, Money, NewLimiter, Period, Provider,
+};
 use budget_mock_upstream::{MockOptions, MockUpstream};
 use budget_server::config::Config;
 use budget_server::state::AppState;
@@ -44,7 +46,12 @@ async fn start(opts: MockOptions) -> Harness {
 
 impl Harness {
     async fn limiter(&self, budget: &str, provider: Provider, mode: EnforcementMode) -> Limiter {
-        let mut n = NewLimiter::new("proxy test", budget.parse().unwrap(), Period::Day, self.mock.url());
+        let mut n = NewLimiter::new(
+            "proxy test",
+            budget.parse().unwrap(),
+            Period::Day,
+            self.mock.url(),
+        );
         n.provider = Some(provider);
         n.mode = Some(mode);
         let l = Limiter::create(n, chrono::Utc::now()).unwrap();
@@ -52,25 +59,54 @@ impl Harness {
         l
     }
 
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (StatusCode, http::HeaderMap, String) {
-        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.url));
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, http::HeaderMap, String) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let res = self.client.request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await.unwrap();
+        let res = self
+            .client
+            .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
+            .await
+            .unwrap();
         let (parts, body) = res.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
-        (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     async fn chat(&self, l: &Limiter, body: &str) -> (StatusCode, http::HeaderMap, String) {
         let path = format!("/v1/{}/chat/completions", l.code);
-        self.send("POST", &path, &[("authorization", "Bearer sk-test"), ("content-type", "application/json")], body).await
+        self.send(
+            "POST",
+            &path,
+            &[
+                ("authorization", "Bearer sk-test"),
+                ("content-type", "application/json"),
+            ],
+            body,
+        )
+        .await
     }
 
     async fn settled(&self, l: &Limiter) -> budget_core::store::WindowSpend {
         for _ in 0..400 {
-            let w = self.store.window_spend(l.id, chrono::Utc::now()).await.unwrap();
+            let w = self
+                .store
+                .window_spend(l.id, chrono::Utc::now())
+                .await
+                .unwrap();
             if w.in_flight == 0 {
                 return w;
             }
@@ -80,27 +116,47 @@ impl Harness {
     }
 
     async fn last_record(&self) -> budget_core::store::UsageRecord {
-        self.store.recent_usage(&UsageQuery::all(), 1).await.unwrap().remove(0)
+        self.store
+            .recent_usage(&UsageQuery::all(), 1)
+            .await
+            .unwrap()
+            .remove(0)
     }
 }
 
 #[tokio::test]
 async fn chat_json_is_forwarded_with_the_clients_key_and_metered() {
     let h = start(MockOptions::default()).await;
-    let l = h.limiter("20", Provider::Openai, EnforcementMode::Soft).await;
+    let l = h
+        .limiter("20", Provider::Openai, EnforcementMode::Soft)
+        .await;
     let (status, headers, body) = h.chat(&l, r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hello there"}],"user":"u-42"}"#).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(headers.contains_key("x-budget-remaining"));
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let seen = h.mock.last_request().unwrap();
     assert_eq!(seen.path, "/v1/chat/completions");
-    assert_eq!(seen.header("authorization"), Some("Bearer sk-test"), "the client's key goes upstream");
+    assert_eq!(
+        seen.header("authorization"),
+        Some("Bearer sk-test"),
+        "the client's key goes upstream"
+    );
     assert_eq!(seen.header("accept-encoding"), Some("identity"));
-    assert_ne!(seen.header("host"), Some(h.url.trim_start_matches("http://")), "Host is the upstream's");
+    assert_ne!(
+        seen.header("host"),
+        Some(h.url.trim_start_matches("http://")),
+        "Host is the upstream's"
+    );
     h.settled(&l).await;
     let rec = h.last_record().await;
-    assert_eq!(rec.prompt_tokens, v["usage"]["prompt_tokens"].as_u64().unwrap());
-    assert_eq!(rec.completion_tokens, v["usage"]["completion_tokens"].as_u64().unwrap());
+    assert_eq!(
+        rec.prompt_tokens,
+        v["usage"]["prompt_tokens"].as_u64().unwrap()
+    );
+    assert_eq!(
+        rec.completion_tokens,
+        v["usage"]["completion_tokens"].as_u64().unwrap()
+    );
     assert_eq!(rec.user.as_deref(), Some("u-42"));
     assert!(rec.cost > Money::ZERO && !rec.estimated && !rec.unpriced);
 }
@@ -108,11 +164,24 @@ async fn chat_json_is_forwarded_with_the_clients_key_and_metered() {
 #[tokio::test]
 async fn streams_split_at_awkward_boundaries_arrive_intact_without_the_injected_usage() {
     let h = start(MockOptions::default().with_split_events(true)).await;
-    let l = h.limiter("20", Provider::Openai, EnforcementMode::Soft).await;
-    let (status, headers, body) = h.chat(&l, r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#).await;
+    let l = h
+        .limiter("20", Provider::Openai, EnforcementMode::Soft)
+        .await;
+    let (status, headers, body) = h
+        .chat(
+            &l,
+            r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-    assert!(!body.contains("\"usage\""), "client did not ask for usage: {body}");
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert!(
+        !body.contains("\"usage\""),
+        "client did not ask for usage: {body}"
+    );
     assert!(body.ends_with("data: [DONE]\n\n"));
     let sent = h.mock.last_request().unwrap().json().unwrap();
     assert_eq!(sent["stream_options"]["include_usage"], true);
@@ -129,16 +198,32 @@ async fn streams_split_at_awkward_boundaries_arrive_intact_without_the_injected_
 #[tokio::test]
 async fn other_apis_are_metered_too() {
     let h = start(MockOptions::default()).await;
-    let l = h.limiter("20", Provider::Openai, EnforcementMode::Soft).await;
-    let auth = [("authorization", "Bearer sk-test"), ("content-type", "application/json")];
+    let l = h
+        .limiter("20", Provider::Openai, EnforcementMode::Soft)
+        .await;
+    let auth = [
+        ("authorization", "Bearer sk-test"),
+        ("content-type", "application/json"),
+    ];
     let code = l.code.to_string();
     for (path, body) in [
-        ("embeddings", r#"{"model":"text-embedding-3-small","input":"hello world"}"#),
-        ("completions", r#"{"model":"gpt-3.5-turbo-instruct","prompt":"Say hi"}"#),
+        (
+            "embeddings",
+            r#"{"model":"text-embedding-3-small","input":"hello world"}"#,
+        ),
+        (
+            "completions",
+            r#"{"model":"gpt-3.5-turbo-instruct","prompt":"Say hi"}"#,
+        ),
         ("responses", r#"{"model":"gpt-4o","input":"Say hi"}"#),
-        ("responses", r#"{"model":"gpt-4o","input":"Say hi","stream":true}"#),
+        (
+            "responses",
+            r#"{"model":"gpt-4o","input":"Say hi","stream":true}"#,
+        ),
     ] {
-        let (status, _, text) = h.send("POST", &format!("/v1/{code}/{path}"), &auth, body).await;
+        let (status, _, text) = h
+            .send("POST", &format!("/v1/{code}/{path}"), &auth, body)
+            .await;
         assert_eq!(status, StatusCode::OK, "{path}: {text}");
         h.settled(&l).await;
         let rec = h.last_record().await;
@@ -146,47 +231,87 @@ async fn other_apis_are_metered_too() {
         assert!(rec.cost > Money::ZERO, "{path}");
     }
     // Endpoints without usage pass through unmetered.
-    let (status, _, text) = h.send("GET", &format!("/v1/{code}/models"), &auth, "").await;
+    let (status, _, text) = h
+        .send("GET", &format!("/v1/{code}/models"), &auth, "")
+        .await;
     assert_eq!(status, StatusCode::OK, "{text}");
 }
 
 #[tokio::test]
 async fn azure_deployments_keep_their_path_query_and_key() {
     let h = start(MockOptions::default()).await;
-    let l = h.limiter("20", Provider::Azure, EnforcementMode::Soft).await;
-    let path = format!("/v1/{}/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21", l.code);
+    let l = h
+        .limiter("20", Provider::Azure, EnforcementMode::Soft)
+        .await;
+    let path = format!(
+        "/v1/{}/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21",
+        l.code
+    );
     let (status, _, body) = h
-        .send("POST", &path, &[("api-key", "azure-key"), ("content-type", "application/json")], r#"{"messages":[{"role":"user","content":"Hi"}],"stream":true}"#)
+        .send(
+            "POST",
+            &path,
+            &[
+                ("api-key", "azure-key"),
+                ("content-type", "application/json"),
+            ],
+            r#"{"messages":[{"role":"user","content":"Hi"}],"stream":true}"#,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let seen = h.mock.last_request().unwrap();
-    assert_eq!(seen.path, "/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21");
+    assert_eq!(
+        seen.path,
+        "/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21"
+    );
     assert_eq!(seen.header("api-key"), Some("azure-key"));
     h.settled(&l).await;
     let rec = h.last_record().await;
-    assert!(rec.model.as_deref().is_some_and(|m| m.starts_with("gpt-4o")), "{rec:?}");
+    assert!(
+        rec.model
+            .as_deref()
+            .is_some_and(|m| m.starts_with("gpt-4o")),
+        "{rec:?}"
+    );
     assert!(!rec.unpriced && !rec.estimated, "{rec:?}");
 }
 
 #[tokio::test]
 async fn over_budget_is_refused_before_the_upstream_is_called() {
     let h = start(MockOptions::default()).await;
-    let l = h.limiter("0.000001", Provider::Openai, EnforcementMode::Soft).await;
-    let (status, _, _) = h.chat(&l, r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#).await;
+    let l = h
+        .limiter("0.000001", Provider::Openai, EnforcementMode::Soft)
+        .await;
+    let (status, _, _) = h
+        .chat(
+            &l,
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     h.settled(&l).await;
     let calls = h.mock.request_count();
-    let (status, headers, body) = h.chat(&l, r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#).await;
+    let (status, headers, body) = h
+        .chat(
+            &l,
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#,
+        )
+        .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(headers["x-should-retry"], "false");
     assert!(headers.contains_key("retry-after"));
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["type"], "429");
     assert_eq!(v["error"]["code"], "budget_exceeded");
-    assert!(v["error"]["message"].as_str().unwrap().starts_with("Budget limit exceeded: $"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Budget limit exceeded: $"));
     assert_eq!(h.mock.request_count(), calls, "the upstream was not called");
 
-    let (status, _, body) = h.send("GET", &format!("/v1/{}/budget", l.code), &[], "").await;
+    let (status, _, body) = h
+        .send("GET", &format!("/v1/{}/budget", l.code), &[], "")
+        .await;
     assert_eq!(status, StatusCode::OK);
     let b: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(b["remaining_budget"], 0.0);
@@ -198,12 +323,19 @@ async fn upstream_failures_map_to_openai_shaped_502_and_504() {
     let mut config = Config::for_tests();
     config.upstream_first_byte_timeout_secs = 1;
     let h = start_with(config, MockOptions::default()).await;
-    let l = h.limiter("20", Provider::Openai, EnforcementMode::Soft).await;
+    let l = h
+        .limiter("20", Provider::Openai, EnforcementMode::Soft)
+        .await;
     let (status, _, body) = h.chat(&l, r#"{"model":"mock-slow","messages":[]}"#).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
     assert!(body.contains("upstream_timeout"));
 
-    let mut n = NewLimiter::new("dead", Money::from_dollars(1), Period::Day, "http://127.0.0.1:9");
+    let mut n = NewLimiter::new(
+        "dead",
+        Money::from_dollars(1),
+        Period::Day,
+        "http://127.0.0.1:9",
+    );
     n.provider = Some(Provider::Openai);
     let dead = Limiter::create(n, chrono::Utc::now()).unwrap();
     h.store.create_limiter(&dead).await.unwrap();
@@ -212,10 +344,16 @@ async fn upstream_failures_map_to_openai_shaped_502_and_504() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], "upstream_unreachable");
     let w = h.settled(&dead).await;
-    assert_eq!((w.spent, w.held), (Money::ZERO, Money::ZERO), "failures charge nothing");
+    assert_eq!(
+        (w.spent, w.held),
+        (Money::ZERO, Money::ZERO),
+        "failures charge nothing"
+    );
 
     // Upstream errors pass through unchanged.
-    let (status, _, body) = h.chat(&l, r#"{"model":"mock-error-500","messages":[]}"#).await;
+    let (status, _, body) = h
+        .chat(&l, r#"{"model":"mock-error-500","messages":[]}"#)
+        .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(body.contains("\"error\""));
 }
@@ -225,20 +363,39 @@ async fn budgets_can_be_switched_off_for_plain_pass_through() {
     let mut config = Config::for_tests();
     config.budgets_enabled = false;
     let h = start_with(config, MockOptions::default()).await;
-    let l = h.limiter("0.000000001", Provider::Openai, EnforcementMode::Strict).await;
+    let l = h
+        .limiter("0.000000001", Provider::Openai, EnforcementMode::Strict)
+        .await;
     for _ in 0..2 {
         let (status, _, _) = h.chat(&l, r#"{"model":"gpt-4o","messages":[]}"#).await;
         assert_eq!(status, StatusCode::OK);
     }
-    assert!(h.store.recent_usage(&UsageQuery::all(), 10).await.unwrap().is_empty(), "nothing metered");
-    let (status, _, _) = h.chat(&Limiter { code: budget_core::LimiterCode::generate(), ..l }, "{}").await;
+    assert!(
+        h.store
+            .recent_usage(&UsageQuery::all(), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing metered"
+    );
+    let (status, _, _) = h
+        .chat(
+            &Limiter {
+                code: budget_core::LimiterCode::generate(),
+                ..l
+            },
+            "{}",
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn operations_endpoints_and_routing() {
     let h = start(MockOptions::default()).await;
-    let l = h.limiter("20", Provider::Openai, EnforcementMode::Soft).await;
+    let l = h
+        .limiter("20", Provider::Openai, EnforcementMode::Soft)
+        .await;
     h.chat(&l, r#"{"model":"gpt-4o","messages":[]}"#).await;
     h.settled(&l).await;
     let (status, _, body) = h.send("GET", "/health", &[], "").await;
@@ -246,18 +403,37 @@ async fn operations_endpoints_and_routing() {
     let (status, _, body) = h.send("GET", "/metrics", &[], "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("budget_requests_total"), "{body}");
-    assert!(body.contains(&format!("limiter=\"{}\",status=\"200\"", l.id)), "{body}");
+    assert!(
+        body.contains(&format!("limiter=\"{}\",status=\"200\"", l.id)),
+        "{body}"
+    );
     assert!(body.contains("budget_budget_limit_dollars"));
     // The dashboard's client-side routes get the app shell; API paths are never shadowed.
     for path in ["/", "/login", "/statistics"] {
         let (status, headers, _) = h.send("GET", path, &[], "").await;
         assert_eq!(status, StatusCode::OK, "{path}");
-        assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
     }
     let (status, headers, _) = h.send("GET", "/api/no-such-thing", &[], "").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("application/json"));
-    let (status, _, body) = h.send("POST", "/v1/0123456789abcdef0123456789abcdef/chat/completions", &[], "{}").await;
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let (status, _, body) = h
+        .send(
+            "POST",
+            "/v1/0123456789abcdef0123456789abcdef/chat/completions",
+            &[],
+            "{}",
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("limiter_not_found"));
 }

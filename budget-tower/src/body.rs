@@ -49,11 +49,17 @@ pin_project! {
 
 impl<B> MeteredBody<B> {
     pub(crate) fn full(data: Bytes) -> Self {
-        MeteredBody { kind: Kind::Full { data: Some(data).filter(|d| !d.is_empty()) } }
+        MeteredBody {
+            kind: Kind::Full {
+                data: Some(data).filter(|d| !d.is_empty()),
+            },
+        }
     }
 
     pub(crate) fn passthrough(inner: B) -> Self {
-        MeteredBody { kind: Kind::Passthrough { inner } }
+        MeteredBody {
+            kind: Kind::Passthrough { inner },
+        }
     }
 
     pub(crate) fn metered(inner: B, settlement: Settlement, strip: bool) -> Self {
@@ -85,11 +91,18 @@ where
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
             KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             KindProj::Passthrough { inner } => inner.poll_frame(cx),
-            KindProj::Metered { mut inner, settlement, strip } => loop {
+            KindProj::Metered {
+                mut inner,
+                settlement,
+                strip,
+            } => loop {
                 match ready!(inner.as_mut().poll_frame(cx)) {
                     Some(Ok(frame)) => {
                         let Some(data) = frame.data_ref() else {
@@ -120,7 +133,9 @@ where
                             stripper.finish(&mut out);
                         }
                         settlement.take();
-                        return Poll::Ready((!out.is_empty()).then(|| Ok(Frame::data(Bytes::from(out)))));
+                        return Poll::Ready(
+                            (!out.is_empty()).then(|| Ok(Frame::data(Bytes::from(out)))),
+                        );
                     }
                 }
             },
@@ -137,10 +152,16 @@ where
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
             Kind::Passthrough { inner } => inner.size_hint(),
             // Stripping can only make the body shorter.
-            Kind::Metered { inner, strip: Some(_), .. } => {
+            Kind::Metered {
+                inner,
+                strip: Some(_),
+                ..
+            } => {
                 let mut hint = SizeHint::new();
                 if let Some(upper) = inner.size_hint().upper() {
                     hint.set_upper(upper);
@@ -172,7 +193,8 @@ impl Drop for Settlement {
         };
         let config = self.config.clone();
         let limiter = self.limiter.clone();
-        let (endpoint, user, status, streamed) = (self.endpoint, self.user.take(), self.status, self.streamed);
+        let (endpoint, user, status, streamed) =
+            (self.endpoint, self.user.take(), self.status, self.streamed);
         let latency_ms = self.started.elapsed().as_millis() as u64;
         let reservation_id = reservation.id;
         let settle = async move {
@@ -180,7 +202,8 @@ impl Drop for Settlement {
             // here, off the body's poll path.
             let usage = meter.finish();
             let cost = config.prices.cost(&usage, limiter.provider);
-            let mut record = UsageRecord::new(limiter.id, reservation.at, endpoint, &usage, cost.total());
+            let mut record =
+                UsageRecord::new(limiter.id, reservation.at, endpoint, &usage, cost.total());
             record.user = user;
             record.status = status.as_u16();
             record.streamed = streamed;
@@ -200,7 +223,12 @@ impl Drop for Settlement {
 }
 
 /// Settle `reservation` with `record`, logging and reporting a store failure.
-pub(crate) async fn settle(config: &Config, limiter: &Limiter, reservation: &Reservation, record: UsageRecord) {
+pub(crate) async fn settle(
+    config: &Config,
+    limiter: &Limiter,
+    reservation: &Reservation,
+    record: UsageRecord,
+) {
     match config.store.settle(reservation, record.clone()).await {
         Ok(()) => config.hooks.settled(limiter, &record),
         Err(e) => {

@@ -33,7 +33,12 @@ impl Refusal {
 
     /// 403: the limiter is switched off.
     pub fn inactive() -> Self {
-        Refusal::new(StatusCode::FORBIDDEN, "This limiter is inactive", "permission_error", "limiter_inactive")
+        Refusal::new(
+            StatusCode::FORBIDDEN,
+            "This limiter is inactive",
+            "permission_error",
+            "limiter_inactive",
+        )
     }
 
     /// 429: over budget, with the product's message and `Retry-After`.
@@ -53,7 +58,12 @@ impl Refusal {
             Some(m) => format!("Model `{m}` has no known price and this limiter refuses unpriced models"),
             None => "The request names no model, so its cost cannot be known; this limiter refuses unpriced requests".to_owned(),
         };
-        Refusal::new(StatusCode::BAD_REQUEST, message, "invalid_request_error", "model_not_priced")
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            message,
+            "invalid_request_error",
+            "model_not_priced",
+        )
     }
 
     /// 503: the budget store failed and the layer fails closed.
@@ -78,11 +88,27 @@ impl Refusal {
 
     /// 400: the request body could not be read.
     pub fn unreadable_body() -> Self {
-        Refusal::new(StatusCode::BAD_REQUEST, "The request body could not be read", "invalid_request_error", "invalid_body")
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "The request body could not be read",
+            "invalid_request_error",
+            "invalid_body",
+        )
     }
 
-    fn new(status: StatusCode, message: impl Into<String>, kind: &'static str, code: &'static str) -> Self {
-        Refusal { status, message: message.into(), kind, code, retry_after: None }
+    fn new(
+        status: StatusCode,
+        message: impl Into<String>,
+        kind: &'static str,
+        code: &'static str,
+    ) -> Self {
+        Refusal {
+            status,
+            message: message.into(),
+            kind,
+            code,
+            retry_after: None,
+        }
     }
 
     /// The JSON body.
@@ -99,7 +125,10 @@ impl Refusal {
         let mut res = Response::new(wrap(self.body()));
         *res.status_mut() = self.status;
         let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         h.insert("x-should-retry", HeaderValue::from_static("false"));
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -9,7 +9,8 @@ use http::Response;
 
 use crate::MeteredBody;
 
-type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<MeteredBody<B>>, E>> + Send + 'static>>;
+type BoxFuture<B, E> =
+    Pin<Box<dyn Future<Output = Result<Response<MeteredBody<B>>, E>> + Send + 'static>>;
 
 /// Resolves to the inner service's response with a [`MeteredBody`], or to the layer's own
 /// refusal.

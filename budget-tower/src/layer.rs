@@ -95,7 +95,9 @@ impl BudgetLayer {
             },
         };
         f(&mut config);
-        BudgetLayer { config: Arc::new(config) }
+        BudgetLayer {
+            config: Arc::new(config),
+        }
     }
 
     /// Pick the limiter from the first path segment after `/v1/`: `/v1/{code}/chat/completions`.

@@ -51,16 +51,25 @@ pub(crate) struct LimiterCache {
 
 impl fmt::Debug for LimiterCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LimiterCache").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("LimiterCache")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
 impl LimiterCache {
     pub(crate) fn new(ttl: Duration) -> Self {
-        LimiterCache { ttl, entries: Arc::default() }
+        LimiterCache {
+            ttl,
+            entries: Arc::default(),
+        }
     }
 
-    pub(crate) async fn get(&self, store: &dyn BudgetStore, key: &LimiterKey) -> store::Result<Option<Limiter>> {
+    pub(crate) async fn get(
+        &self,
+        store: &dyn BudgetStore,
+        key: &LimiterKey,
+    ) -> store::Result<Option<Limiter>> {
         if !self.ttl.is_zero() {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((l, at)) = entries.get(key) {
@@ -71,7 +80,10 @@ impl LimiterCache {
         }
         let found = match key {
             LimiterKey::Code(code) => store.limiter_by_code(code).await?,
-            LimiterKey::Id(id) => store.get_limiter(*id).await?.filter(|l| l.deleted_at.is_none()),
+            LimiterKey::Id(id) => store
+                .get_limiter(*id)
+                .await?
+                .filter(|l| l.deleted_at.is_none()),
         };
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match &found {
@@ -89,6 +101,9 @@ impl LimiterCache {
     }
 
     pub(crate) fn forget(&self, key: &LimiterKey) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 }

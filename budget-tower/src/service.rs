@@ -11,7 +11,9 @@ use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::Service;
 
-use budget_core::store::{DenialReason, Error as StoreError, Reservation, ReserveOutcome, ReserveRequest, UsageRecord};
+use budget_core::store::{
+    DenialReason, Error as StoreError, Reservation, ReserveOutcome, ReserveRequest, UsageRecord,
+};
 use budget_core::usage::{rewrite_include_usage, Endpoint, RequestInfo, Usage, UsageMeter};
 use budget_core::{EnforcementMode, Limiter, Money, UnpricedPolicy};
 
@@ -34,7 +36,9 @@ pub struct BudgetService<S> {
 
 impl<S: std::fmt::Debug> std::fmt::Debug for BudgetService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BudgetService").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("BudgetService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,7 +74,11 @@ where
     }
 }
 
-fn refuse<B>(config: &Config, limiter: Option<&Limiter>, refusal: Refusal) -> Response<MeteredBody<B>> {
+fn refuse<B>(
+    config: &Config,
+    limiter: Option<&Limiter>,
+    refusal: Refusal,
+) -> Response<MeteredBody<B>> {
     config.hooks.refused(limiter, &refusal);
     refusal.into_response(MeteredBody::full)
 }
@@ -118,16 +126,30 @@ where
     let bytes = match Limited::new(body, config.max_request_bytes).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Ok(refuse(&config, Some(&limiter), Refusal::too_large(config.max_request_bytes)));
+            return Ok(refuse(
+                &config,
+                Some(&limiter),
+                Refusal::too_large(config.max_request_bytes),
+            ));
         }
         Err(_) => return Ok(refuse(&config, Some(&limiter), Refusal::unreadable_body())),
     };
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let info = RequestInfo::parse_with_content_type(endpoint, content_type, &bytes);
 
-    let priced = info.model.as_deref().is_some_and(|m| config.prices.lookup(m, limiter.provider).is_some());
+    let priced = info
+        .model
+        .as_deref()
+        .is_some_and(|m| config.prices.lookup(m, limiter.provider).is_some());
     if !priced && limiter.unpriced == UnpricedPolicy::Refuse {
-        return Ok(refuse(&config, Some(&limiter), Refusal::unpriced(info.model.as_deref())));
+        return Ok(refuse(
+            &config,
+            Some(&limiter),
+            Refusal::unpriced(info.model.as_deref()),
+        ));
     }
 
     // 3. Ask for streamed usage if the client did not; hide it from the client again.
@@ -141,13 +163,19 @@ where
         if let Some(rewritten) = rewrite_include_usage(&bytes) {
             bytes = Bytes::from(rewritten);
             strip = true;
-            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         }
     }
 
     // 4. Reserve.
     let amount = hold_amount(&config, &limiter, &info);
-    let request = ReserveRequest { limiter_id: limiter.id, amount, at: now };
+    let request = ReserveRequest {
+        limiter_id: limiter.id,
+        amount,
+        at: now,
+    };
     let reservation = match config.store.reserve(&request).await {
         Ok(ReserveOutcome::Reserved(r)) => r,
         Ok(ReserveOutcome::Denied(d)) => {
@@ -166,13 +194,20 @@ where
             if config.fail_open {
                 return passthrough(inner, Request::from_parts(parts, ReqBody::from(bytes))).await;
             }
-            return Ok(refuse(&config, Some(&limiter), Refusal::store_unavailable()));
+            return Ok(refuse(
+                &config,
+                Some(&limiter),
+                Refusal::store_unavailable(),
+            ));
         }
     };
 
     // From here until the response is handed over, a dropped future (the client gave up
     // before the upstream answered) must still return the hold.
-    let mut guard = ReservationGuard { config: config.clone(), reservation: Some(reservation) };
+    let mut guard = ReservationGuard {
+        config: config.clone(),
+        reservation: Some(reservation),
+    };
 
     // 5. Call the inner service.
     let started = Instant::now();
@@ -183,7 +218,10 @@ where
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| info.user.clone());
-    let res = match inner.call(Request::from_parts(parts, ReqBody::from(bytes))).await {
+    let res = match inner
+        .call(Request::from_parts(parts, ReqBody::from(bytes)))
+        .await
+    {
         Ok(res) => res,
         Err(e) => {
             if let Some(reservation) = guard.reservation.take() {
@@ -201,7 +239,10 @@ where
             limiter.id,
             reservation.at,
             endpoint,
-            &Usage { model: info.model.clone(), ..Usage::default() },
+            &Usage {
+                model: info.model.clone(),
+                ..Usage::default()
+            },
             Some(Money::ZERO),
         );
         record.user = user;
@@ -214,9 +255,13 @@ where
 
     // 6. Meter the body as it flows; settle when it ends or is dropped.
     let (mut head, body) = res.into_parts();
-    let response_type = head.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let response_type = head
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let streamed = response_type.is_some_and(|ct| ct.starts_with("text/event-stream"));
-    let meter = UsageMeter::for_content_type(&info, response_type).with_max_event_bytes(config.max_event_bytes);
+    let meter = UsageMeter::for_content_type(&info, response_type)
+        .with_max_event_bytes(config.max_event_bytes);
     let strip = strip && streamed;
     if strip {
         head.headers.remove(header::CONTENT_LENGTH);
@@ -233,7 +278,10 @@ where
         started,
         meter: Some(meter),
     };
-    Ok(Response::from_parts(head, MeteredBody::metered(body, settlement, strip)))
+    Ok(Response::from_parts(
+        head,
+        MeteredBody::metered(body, settlement, strip),
+    ))
 }
 
 /// The OpenAI API a path ends in, whatever prefix it is mounted under (`/v1/{code}/`,
@@ -260,11 +308,19 @@ where
 /// `n ×` the output limit at the output price); in soft mode a cheap estimate of its prompt
 /// (bytes / 4 tokens), so concurrent requests see the budget being used.
 fn hold_amount(config: &Config, limiter: &Limiter, info: &RequestInfo) -> Money {
-    let Some(model) = info.model.as_deref() else { return Money::ZERO };
+    let Some(model) = info.model.as_deref() else {
+        return Money::ZERO;
+    };
     match limiter.mode {
         EnforcementMode::Strict => config
             .prices
-            .worst_case_cost(model, limiter.provider, info.estimate_prompt_tokens(), info.max_output_tokens, info.n)
+            .worst_case_cost(
+                model,
+                limiter.provider,
+                info.estimate_prompt_tokens(),
+                info.max_output_tokens,
+                info.n,
+            )
             .total()
             .unwrap_or(Money::ZERO),
         EnforcementMode::Soft => {
@@ -273,7 +329,11 @@ fn hold_amount(config: &Config, limiter: &Limiter, info: &RequestInfo) -> Money 
                 prompt_tokens: (info.input_text.len() as u64).div_ceil(4),
                 ..Usage::default()
             };
-            config.prices.cost(&usage, limiter.provider).total().unwrap_or(Money::ZERO)
+            config
+                .prices
+                .cost(&usage, limiter.provider)
+                .total()
+                .unwrap_or(Money::ZERO)
         }
     }
 }
@@ -286,13 +346,17 @@ struct ReservationGuard {
 
 impl Drop for ReservationGuard {
     fn drop(&mut self) {
-        let Some(reservation) = self.reservation.take() else { return };
+        let Some(reservation) = self.reservation.take() else {
+            return;
+        };
         let config = self.config.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move { release(&config, &reservation).await });
             }
-            Err(_) => tracing::error!(reservation = %reservation.id, "no Tokio runtime to release a reservation"),
+            Err(_) => {
+                tracing::error!(reservation = %reservation.id, "no Tokio runtime to release a reservation")
+            }
         }
     }
 }
@@ -320,7 +384,10 @@ fn budget_headers(headers: &mut HeaderMap, r: &Reservation) {
     };
     put("x-budget-limit", dollars(r.budget));
     put("x-budget-remaining", dollars(r.remaining()));
-    put("x-budget-reset", r.window.end.to_rfc3339_opts(SecondsFormat::Secs, true));
+    put(
+        "x-budget-reset",
+        r.window.end.to_rfc3339_opts(SecondsFormat::Secs, true),
+    );
 }
 
 #[cfg(test)]
@@ -329,10 +396,19 @@ mod tests {
 
     #[test]
     fn endpoints_under_any_prefix() {
-        assert_eq!(endpoint_of("/v1/abc123/chat/completions"), Endpoint::ChatCompletions);
+        assert_eq!(
+            endpoint_of("/v1/abc123/chat/completions"),
+            Endpoint::ChatCompletions
+        );
         assert_eq!(endpoint_of("/ai/v1/embeddings"), Endpoint::Embeddings);
-        assert_eq!(endpoint_of("/v1/abc/openai/deployments/gpt4o/chat/completions"), Endpoint::ChatCompletions);
-        assert_eq!(endpoint_of("/v1/abc/openai/v1/responses"), Endpoint::Responses);
+        assert_eq!(
+            endpoint_of("/v1/abc/openai/deployments/gpt4o/chat/completions"),
+            Endpoint::ChatCompletions
+        );
+        assert_eq!(
+            endpoint_of("/v1/abc/openai/v1/responses"),
+            Endpoint::Responses
+        );
         assert_eq!(endpoint_of("/chat/completions"), Endpoint::ChatCompletions);
         assert_eq!(endpoint_of("/v1/abc/models"), Endpoint::Other);
         assert_eq!(endpoint_of("/v1/abc/responses/resp_123"), Endpoint::Other);

@@ -18,7 +18,8 @@ use budget_core::usage::{Endpoint, RequestInfo, Usage};
 use budget_core::{EnforcementMode, Money, Provider};
 use budget_tower::BudgetLayer;
 
-const PROMPT: &str = r#"{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"Hi"}]}"#;
+const PROMPT: &str =
+    r#"{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"Hi"}]}"#;
 const STREAM_PROMPT: &str = r#"{"model":"gpt-4o","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"Hi"}]}"#;
 
 /// A slow upstream (so many requests are in flight at once) reporting 1 prompt token and
@@ -26,8 +27,12 @@ const STREAM_PROMPT: &str = r#"{"model":"gpt-4o","max_tokens":100,"stream":true,
 fn upstream(
     now: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
-) -> impl tower::Service<Request<Full<Bytes>>, Response = http::Response<UpBody>, Error = Infallible, Future = impl Send>
-       + Clone
+) -> impl tower::Service<
+    Request<Full<Bytes>>,
+    Response = http::Response<UpBody>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
        + Send {
     service_fn(move |req: Request<Full<Bytes>>| {
         let (now, peak) = (now.clone(), peak.clone());
@@ -39,10 +44,15 @@ fn upstream(
             now.fetch_sub(1, Ordering::SeqCst);
             if v["stream"] == true {
                 let (s, _) = chat_stream(&["a"; 50], true);
-                let s = s.replace("gpt-4o-mini-2024-07-18", "gpt-4o").replace("\"prompt_tokens\":12,\"completion_tokens\":40", "\"prompt_tokens\":1,\"completion_tokens\":100");
+                let s = s.replace("gpt-4o-mini-2024-07-18", "gpt-4o").replace(
+                    "\"prompt_tokens\":12,\"completion_tokens\":40",
+                    "\"prompt_tokens\":1,\"completion_tokens\":100",
+                );
                 Ok(sse_response(chunked(s.as_bytes(), 50)))
             } else {
-                Ok(json_response(r#"{"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":100,"total_tokens":101}}"#))
+                Ok(json_response(
+                    r#"{"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":100,"total_tokens":101}}"#,
+                ))
             }
         }
     })
@@ -50,12 +60,24 @@ fn upstream(
 
 fn per_request_cost() -> Money {
     prices()
-        .cost(&Usage { model: Some("gpt-4o".into()), prompt_tokens: 1, completion_tokens: 100, ..Usage::default() }, Provider::Openai)
+        .cost(
+            &Usage {
+                model: Some("gpt-4o".into()),
+                prompt_tokens: 1,
+                completion_tokens: 100,
+                ..Usage::default()
+            },
+            Provider::Openai,
+        )
         .total()
         .unwrap()
 }
 
-async fn run(mode: EnforcementMode, budget: &str, stagger: Duration) -> (usize, usize, Money, usize, Money) {
+async fn run(
+    mode: EnforcementMode,
+    budget: &str,
+    stagger: Duration,
+) -> (usize, usize, Money, usize, Money) {
     let store = memory();
     let l = limiter(&*store, budget, mode).await;
     let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -67,7 +89,13 @@ async fn run(mode: EnforcementMode, budget: &str, stagger: Duration) -> (usize, 
             tokio::spawn(async move {
                 tokio::time::sleep(stagger * i).await;
                 let streaming = i % 2 == 1;
-                let res = svc.oneshot(chat_request(&code, if streaming { STREAM_PROMPT } else { PROMPT })).await.unwrap();
+                let res = svc
+                    .oneshot(chat_request(
+                        &code,
+                        if streaming { STREAM_PROMPT } else { PROMPT },
+                    ))
+                    .await
+                    .unwrap();
                 let status = res.status();
                 let mut frames = BodyStream::new(res.into_body());
                 if streaming && i % 4 == 1 {
@@ -81,24 +109,53 @@ async fn run(mode: EnforcementMode, budget: &str, stagger: Duration) -> (usize, 
             })
         })
         .collect();
-    let statuses: Vec<StatusCode> = futures::future::join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    let statuses: Vec<StatusCode> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     let admitted = statuses.iter().filter(|s| **s == StatusCode::OK).count();
-    let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
     assert_eq!(admitted + refused, 200, "{statuses:?}");
     let w = settled(&*store, &l).await;
-    assert_eq!((w.held, w.in_flight), (Money::ZERO, 0), "no reservation leaks");
-    (admitted, refused, w.spent, peak.load(Ordering::SeqCst), l.budget_limit)
+    assert_eq!(
+        (w.held, w.in_flight),
+        (Money::ZERO, 0),
+        "no reservation leaks"
+    );
+    (
+        admitted,
+        refused,
+        w.spent,
+        peak.load(Ordering::SeqCst),
+        l.budget_limit,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn strict_mode_admits_no_more_than_the_budget() {
     let hold = prices()
-        .worst_case_cost("gpt-4o", Provider::Openai, RequestInfo::parse(Endpoint::ChatCompletions, PROMPT.as_bytes()).estimate_prompt_tokens(), Some(100), 1)
+        .worst_case_cost(
+            "gpt-4o",
+            Provider::Openai,
+            RequestInfo::parse(Endpoint::ChatCompletions, PROMPT.as_bytes())
+                .estimate_prompt_tokens(),
+            Some(100),
+            1,
+        )
         .total()
         .unwrap();
     // Room for 30 worst cases.
     let budget = Money::from_nanos(hold.as_nanos() * 30);
-    let (admitted, refused, spent, _, limit) = run(EnforcementMode::Strict, &budget.to_string().replace('$', ""), Duration::ZERO).await;
+    let (admitted, refused, spent, _, limit) = run(
+        EnforcementMode::Strict,
+        &budget.to_string().replace('$', ""),
+        Duration::ZERO,
+    )
+    .await;
     assert!(spent <= limit, "spent {spent} > budget {limit}");
     assert!(admitted >= 30, "{admitted}");
     assert!(refused > 0);
@@ -110,9 +167,17 @@ async fn soft_mode_overspends_at_most_what_was_in_flight() {
     // so the budget runs out part-way and the overspend bound is tight enough to mean something.
     let cost = per_request_cost();
     let budget = Money::from_nanos(cost.as_nanos() * 25);
-    let (admitted, refused, spent, peak, limit) = run(EnforcementMode::Soft, &budget.to_string().replace('$', ""), Duration::from_millis(1)).await;
+    let (admitted, refused, spent, peak, limit) = run(
+        EnforcementMode::Soft,
+        &budget.to_string().replace('$', ""),
+        Duration::from_millis(1),
+    )
+    .await;
     assert!(refused > 0, "the budget ran out");
     let bound = limit + Money::from_nanos(cost.as_nanos() * peak as i64);
-    assert!(spent <= bound, "spent {spent} > budget {limit} + {peak} in flight × {cost}");
+    assert!(
+        spent <= bound,
+        "spent {spent} > budget {limit} + {peak} in flight × {cost}"
+    );
     assert!(admitted >= 25);
 }

@@ -32,14 +32,26 @@ fn json_upstream() -> impl tower::Service<
 async fn json_response_is_forwarded_and_metered() {
     let store = memory();
     let l = limiter(&*store, "20", EnforcementMode::Soft).await;
-    let svc = BudgetLayer::new(store.clone(), prices()).by_path_code().layer_on(json_upstream());
+    let svc = BudgetLayer::new(store.clone(), prices())
+        .by_path_code()
+        .layer_on(json_upstream());
     let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"user":"alice"}"#;
-    let res = svc.oneshot(chat_request(l.code.as_str(), body)).await.unwrap();
+    let res = svc
+        .oneshot(chat_request(l.code.as_str(), body))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["x-budget-limit"], "20.00");
     assert!(res.headers().contains_key("x-budget-remaining"));
-    assert!(res.headers()["x-budget-reset"].to_str().unwrap().ends_with('Z'));
-    assert_eq!(body_string(res.into_body()).await, CHAT_JSON, "bytes identical to upstream");
+    assert!(res.headers()["x-budget-reset"]
+        .to_str()
+        .unwrap()
+        .ends_with('Z'));
+    assert_eq!(
+        body_string(res.into_body()).await,
+        CHAT_JSON,
+        "bytes identical to upstream"
+    );
 
     let w = settled(&*store, &l).await;
     // gpt-4o-2024-08-06: (1000-200) × $2.50/M + 200 × $1.25/M + 500 × $10/M
@@ -60,7 +72,10 @@ async fn json_response_is_forwarded_and_metered() {
     assert_eq!(w.spent, expected);
     let rec = &store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0];
     assert_eq!(rec.user.as_deref(), Some("alice"));
-    assert_eq!((rec.prompt_tokens, rec.cached_tokens, rec.completion_tokens), (1000, 200, 500));
+    assert_eq!(
+        (rec.prompt_tokens, rec.cached_tokens, rec.completion_tokens),
+        (1000, 200, 500)
+    );
     assert!(!rec.estimated && !rec.unpriced && !rec.streamed);
     assert_eq!(rec.endpoint, Endpoint::ChatCompletions);
 }
@@ -78,8 +93,12 @@ impl LayerOn for BudgetLayer {
 fn sse_upstream(
     seen: Seen,
     chunk: usize,
-) -> impl tower::Service<Request<Full<Bytes>>, Response = Response<UpBody>, Error = Infallible, Future = impl Send>
-       + Clone
+) -> impl tower::Service<
+    Request<Full<Bytes>>,
+    Response = Response<UpBody>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
        + Send {
     service_fn(move |req: Request<Full<Bytes>>| {
         let seen = seen.clone();
@@ -98,17 +117,35 @@ async fn sse_split_at_awkward_boundaries_is_untouched_when_client_asked_for_usag
         let store = memory();
         let l = limiter(&*store, "20", EnforcementMode::Soft).await;
         let seen = Seen::default();
-        let svc = BudgetLayer::new(store.clone(), prices()).by_path_code().layer_on(sse_upstream(seen.clone(), size));
+        let svc = BudgetLayer::new(store.clone(), prices())
+            .by_path_code()
+            .layer_on(sse_upstream(seen.clone(), size));
         let body = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#;
-        let res = svc.oneshot(chat_request(l.code.as_str(), body)).await.unwrap();
+        let res = svc
+            .oneshot(chat_request(l.code.as_str(), body))
+            .await
+            .unwrap();
         let got = body_string(res.into_body()).await;
         let (expected, usage_chunk) = chat_stream(&["Hel", "lo", " wor", "ld", "é€😀"], true);
         assert_eq!(got, expected, "chunk size {size}");
         assert!(got.contains(&usage_chunk));
-        assert_eq!(seen.bodies()[0].to_string(), serde_json::from_str::<serde_json::Value>(body).unwrap().to_string());
+        assert_eq!(
+            seen.bodies()[0].to_string(),
+            serde_json::from_str::<serde_json::Value>(body)
+                .unwrap()
+                .to_string()
+        );
         settled(&*store, &l).await;
         let rec = &store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0];
-        assert_eq!((rec.prompt_tokens, rec.completion_tokens, rec.estimated, rec.streamed), (12, 40, false, true));
+        assert_eq!(
+            (
+                rec.prompt_tokens,
+                rec.completion_tokens,
+                rec.estimated,
+                rec.streamed
+            ),
+            (12, 40, false, true)
+        );
         assert_eq!(rec.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
     }
 }
@@ -119,20 +156,35 @@ async fn usage_is_injected_upstream_and_its_chunk_hidden_from_the_client() {
         let store = memory();
         let l = limiter(&*store, "20", EnforcementMode::Soft).await;
         let seen = Seen::default();
-        let svc = BudgetLayer::new(store.clone(), prices()).by_path_code().layer_on(sse_upstream(seen.clone(), size));
+        let svc = BudgetLayer::new(store.clone(), prices())
+            .by_path_code()
+            .layer_on(sse_upstream(seen.clone(), size));
         let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}"#;
-        let res = svc.oneshot(chat_request(l.code.as_str(), body)).await.unwrap();
+        let res = svc
+            .oneshot(chat_request(l.code.as_str(), body))
+            .await
+            .unwrap();
         assert!(res.headers().get("content-length").is_none());
         let got = body_string(res.into_body()).await;
         // Exactly what OpenAI sends a client that did not ask for usage.
         let (expected, _) = chat_stream(&["Hel", "lo", " wor", "ld", "é€😀"], false);
         assert_eq!(got, expected, "chunk size {size}");
         let sent = &seen.bodies()[0];
-        assert_eq!(sent["stream_options"]["include_usage"], true, "usage requested upstream");
-        assert_eq!(sent["messages"][0]["content"], "Say hello", "rest of the body preserved");
+        assert_eq!(
+            sent["stream_options"]["include_usage"], true,
+            "usage requested upstream"
+        );
+        assert_eq!(
+            sent["messages"][0]["content"], "Say hello",
+            "rest of the body preserved"
+        );
         settled(&*store, &l).await;
         let rec = &store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0];
-        assert_eq!((rec.prompt_tokens, rec.completion_tokens, rec.estimated), (12, 40, false), "exact usage");
+        assert_eq!(
+            (rec.prompt_tokens, rec.completion_tokens, rec.estimated),
+            (12, 40, false),
+            "exact usage"
+        );
     }
 }
 
@@ -146,14 +198,20 @@ async fn first_chunk_reaches_the_client_before_the_second_exists() {
         let b = body.lock().unwrap().take().unwrap();
         async move { Ok::<_, Infallible>(sse_response(b)) }
     });
-    let svc = BudgetLayer::new(store.clone(), prices()).by_path_code().layer_on(upstream);
+    let svc = BudgetLayer::new(store.clone(), prices())
+        .by_path_code()
+        .layer_on(upstream);
     let req = r#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#;
-    let res = svc.oneshot(chat_request(l.code.as_str(), req)).await.unwrap();
+    let res = svc
+        .oneshot(chat_request(l.code.as_str(), req))
+        .await
+        .unwrap();
     let mut frames = BodyStream::new(res.into_body());
     let (stream, _) = chat_stream(&["Hel", "lo"], true);
     let events: Vec<&str> = stream.split_inclusive("\n\n").collect();
 
-    tx.unbounded_send(Bytes::from(events[0].to_owned())).unwrap();
+    tx.unbounded_send(Bytes::from(events[0].to_owned()))
+        .unwrap();
     let first = tokio::time::timeout(Duration::from_secs(2), frames.next())
         .await
         .expect("the first chunk was held back")
@@ -161,8 +219,13 @@ async fn first_chunk_reaches_the_client_before_the_second_exists() {
         .unwrap();
     assert_eq!(first.into_data().unwrap(), events[0].as_bytes());
     // Only now is the second chunk produced.
-    tx.unbounded_send(Bytes::from(events[1].to_owned())).unwrap();
-    let second = tokio::time::timeout(Duration::from_secs(2), frames.next()).await.unwrap().unwrap().unwrap();
+    tx.unbounded_send(Bytes::from(events[1].to_owned()))
+        .unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(2), frames.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(second.into_data().unwrap(), events[1].as_bytes());
     drop(tx);
     while frames.next().await.is_some() {}
@@ -179,16 +242,22 @@ async fn client_hang_up_is_charged_for_what_was_delivered() {
         let b = body.lock().unwrap().take().unwrap();
         async move { Ok::<_, Infallible>(sse_response(b)) }
     });
-    let svc = BudgetLayer::new(store.clone(), prices()).by_path_code().layer_on(upstream);
+    let svc = BudgetLayer::new(store.clone(), prices())
+        .by_path_code()
+        .layer_on(upstream);
     let req = r#"{"model":"gpt-4o-mini","stream":true,"max_tokens":1000,"messages":[{"role":"user","content":"Write a poem"}]}"#;
-    let res = svc.oneshot(chat_request(l.code.as_str(), req)).await.unwrap();
+    let res = svc
+        .oneshot(chat_request(l.code.as_str(), req))
+        .await
+        .unwrap();
     let held = store.window_spend(l.id, chrono::Utc::now()).await.unwrap();
     assert_eq!(held.in_flight, 1);
     assert!(held.held > money("0"), "strict mode holds the worst case");
     let mut frames = BodyStream::new(res.into_body());
     let (stream, _) = chat_stream(&["Roses are red, violets are blue"], true);
     let events: Vec<&str> = stream.split_inclusive("\n\n").collect();
-    tx.unbounded_send(Bytes::from(events[0].to_owned() + events[1])).unwrap();
+    tx.unbounded_send(Bytes::from(events[0].to_owned() + events[1]))
+        .unwrap();
     frames.next().await.unwrap().unwrap();
     drop(frames); // the client hangs up mid-stream
     let w = settled(&*store, &l).await;
@@ -196,7 +265,11 @@ async fn client_hang_up_is_charged_for_what_was_delivered() {
     assert!(w.spent > money("0"), "what was delivered is charged");
     let rec = &store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0];
     assert!(rec.estimated);
-    assert!(rec.completion_tokens >= 5 && rec.completion_tokens <= 15, "{}", rec.completion_tokens);
+    assert!(
+        rec.completion_tokens >= 5 && rec.completion_tokens <= 15,
+        "{}",
+        rec.completion_tokens
+    );
     assert!(rec.prompt_tokens > 0);
 }
 
@@ -204,7 +277,13 @@ async fn client_hang_up_is_charged_for_what_was_delivered() {
 async fn over_budget_is_a_429_the_sdks_will_not_retry() {
     let store = memory();
     let l = limiter(&*store, "20", EnforcementMode::Soft).await;
-    let mut r = UsageRecord::new(l.id, chrono::Utc::now(), Endpoint::ChatCompletions, &Usage::default(), Some(money("20.50")));
+    let mut r = UsageRecord::new(
+        l.id,
+        chrono::Utc::now(),
+        Endpoint::ChatCompletions,
+        &Usage::default(),
+        Some(money("20.50")),
+    );
     r.model = Some("gpt-4o".into());
     store.record_usage(r).await.unwrap();
     let calls = Seen::default();
@@ -216,14 +295,27 @@ async fn over_budget_is_a_429_the_sdks_will_not_retry() {
             Ok::<_, Infallible>(json_response(CHAT_JSON))
         }
     });
-    let svc = BudgetLayer::new(store.clone(), prices()).by_path_code().layer_on(upstream);
-    let res = svc.oneshot(chat_request(l.code.as_str(), r#"{"model":"gpt-4o","messages":[]}"#)).await.unwrap();
+    let svc = BudgetLayer::new(store.clone(), prices())
+        .by_path_code()
+        .layer_on(upstream);
+    let res = svc
+        .oneshot(chat_request(
+            l.code.as_str(),
+            r#"{"model":"gpt-4o","messages":[]}"#,
+        ))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(res.headers()["x-should-retry"], "false");
     assert_eq!(res.headers()["content-type"], "application/json");
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=86_400).contains(&retry));
-    let body: serde_json::Value = serde_json::from_str(&body_string(res.into_body()).await).unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(&body_string(res.into_body()).await).unwrap();
     assert_eq!(
         body,
         serde_json::json!({"error":{"message":"Budget limit exceeded: $20.50/$20.00 per day. Current usage: 102.5%","type":"429","code":"budget_exceeded"}})
@@ -231,10 +323,16 @@ async fn over_budget_is_a_429_the_sdks_will_not_retry() {
     assert!(calls.bodies().is_empty(), "the upstream was never called");
 }
 
-async fn status_and_error(res: Response<budget_tower::MeteredBody<UpBody>>) -> (StatusCode, serde_json::Value) {
+async fn status_and_error(
+    res: Response<budget_tower::MeteredBody<UpBody>>,
+) -> (StatusCode, serde_json::Value) {
     let status = res.status();
     let v: serde_json::Value = serde_json::from_str(&body_string(res.into_body()).await).unwrap();
-    assert!(v["error"]["message"].is_string() && v["error"]["type"].is_string() && v["error"]["code"].is_string());
+    assert!(
+        v["error"]["message"].is_string()
+            && v["error"]["type"].is_string()
+            && v["error"]["code"].is_string()
+    );
     (status, v)
 }
 
@@ -245,20 +343,53 @@ async fn unknown_inactive_and_deleted_limiters_are_refused() {
     let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
     let call = |code: String| {
         let svc = layer.layer_on(json_upstream());
-        async move { svc.oneshot(chat_request(&code, r#"{"model":"gpt-4o","messages":[]}"#)).await.unwrap() }
+        async move {
+            svc.oneshot(chat_request(&code, r#"{"model":"gpt-4o","messages":[]}"#))
+                .await
+                .unwrap()
+        }
     };
     let (s, v) = status_and_error(call("0123456789abcdef0123456789abcdef".into()).await).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("limiter_not_found")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("limiter_not_found"))
+    );
 
     assert_eq!(call(l.code.to_string()).await.status(), StatusCode::OK); // now cached
-    store.update_limiter(l.id, &LimiterUpdate { is_active: Some(false), ..Default::default() }).await.unwrap();
+    store
+        .update_limiter(
+            l.id,
+            &LimiterUpdate {
+                is_active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let (s, v) = status_and_error(call(l.code.to_string()).await).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("limiter_inactive")), "update seen at once");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("limiter_inactive")),
+        "update seen at once"
+    );
 
-    store.update_limiter(l.id, &LimiterUpdate { is_active: Some(true), ..Default::default() }).await.unwrap();
+    store
+        .update_limiter(
+            l.id,
+            &LimiterUpdate {
+                is_active: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     store.delete_limiter(l.id, false).await.unwrap();
     let (s, _) = status_and_error(call(l.code.to_string()).await).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "delete seen at once despite the cache");
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "delete seen at once despite the cache"
+    );
     settled(&*store, &l).await;
 }
 
@@ -272,8 +403,13 @@ async fn unpriced_models_are_flagged_or_refused() {
         ))
     });
     let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
-    let req = || chat_request(l.code.as_str(), r#"{"model":"my-local-llama","messages":[]}"#);
-    let res = layer.layer_on(upstream.clone()).oneshot(req()).await.unwrap();
+    let req = || {
+        chat_request(
+            l.code.as_str(),
+            r#"{"model":"my-local-llama","messages":[]}"#,
+        )
+    };
+    let res = layer.layer_on(upstream).oneshot(req()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     body_string(res.into_body()).await;
     settled(&*store, &l).await;
@@ -281,11 +417,26 @@ async fn unpriced_models_are_flagged_or_refused() {
     assert!(rec.unpriced, "never a silent $0");
     assert_eq!((rec.prompt_tokens, rec.cost), (10, money("0")));
 
-    store.update_limiter(l.id, &LimiterUpdate { unpriced: Some(UnpricedPolicy::Refuse), ..Default::default() }).await.unwrap();
+    store
+        .update_limiter(
+            l.id,
+            &LimiterUpdate {
+                unpriced: Some(UnpricedPolicy::Refuse),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
     let (s, v) = status_and_error(layer.layer_on(upstream).oneshot(req()).await.unwrap()).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("model_not_priced")));
-    assert!(v["error"]["message"].as_str().unwrap().contains("my-local-llama"));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("model_not_priced"))
+    );
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("my-local-llama"));
 }
 
 #[tokio::test]
@@ -297,23 +448,46 @@ async fn upstream_errors_charge_nothing() {
             Response::builder()
                 .status(500)
                 .header("content-type", "application/json")
-                .body(full(r#"{"error":{"message":"boom","type":"server_error","code":null}}"#))
+                .body(full(
+                    r#"{"error":{"message":"boom","type":"server_error","code":null}}"#,
+                ))
                 .unwrap(),
         )
     });
-    let svc = BudgetLayer::new(store.clone(), prices()).by_path_code().layer_on(upstream);
-    let res = svc.oneshot(chat_request(l.code.as_str(), r#"{"model":"gpt-4o","messages":[]}"#)).await.unwrap();
+    let svc = BudgetLayer::new(store.clone(), prices())
+        .by_path_code()
+        .layer_on(upstream);
+    let res = svc
+        .oneshot(chat_request(
+            l.code.as_str(),
+            r#"{"model":"gpt-4o","messages":[]}"#,
+        ))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(body_string(res.into_body()).await.contains("boom"), "passed through unchanged");
+    assert!(
+        body_string(res.into_body()).await.contains("boom"),
+        "passed through unchanged"
+    );
     let w = settled(&*store, &l).await;
     assert_eq!((w.spent, w.held), (money("0"), money("0")));
     let rec = &store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0];
     assert_eq!(rec.status, 500);
 
     // A transport error from the inner service: released, error returned as is.
-    let failing = service_fn(|_req: Request<Full<Bytes>>| async { Err::<Response<UpBody>, _>("connect refused") });
-    let svc = BudgetLayer::new(store.clone(), prices()).by_path_code().layer_on(failing);
-    let err = svc.oneshot(chat_request(l.code.as_str(), r#"{"model":"gpt-4o","messages":[]}"#)).await.unwrap_err();
+    let failing = service_fn(|_req: Request<Full<Bytes>>| async {
+        Err::<Response<UpBody>, _>("connect refused")
+    });
+    let svc = BudgetLayer::new(store.clone(), prices())
+        .by_path_code()
+        .layer_on(failing);
+    let err = svc
+        .oneshot(chat_request(
+            l.code.as_str(),
+            r#"{"model":"gpt-4o","messages":[]}"#,
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(err, "connect refused");
     let w = settled(&*store, &l).await;
     assert_eq!((w.spent, w.held), (money("0"), money("0")));
@@ -328,58 +502,124 @@ async fn store_failure_fails_closed_or_open() {
         async fn create_limiter(&self, _: &budget_core::Limiter) -> budget_core::store::Result<()> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn get_limiter(&self, _: budget_core::LimiterId) -> budget_core::store::Result<Option<budget_core::Limiter>> {
+        async fn get_limiter(
+            &self,
+            _: budget_core::LimiterId,
+        ) -> budget_core::store::Result<Option<budget_core::Limiter>> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn limiter_by_code(&self, _: &str) -> budget_core::store::Result<Option<budget_core::Limiter>> {
+        async fn limiter_by_code(
+            &self,
+            _: &str,
+        ) -> budget_core::store::Result<Option<budget_core::Limiter>> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn list_limiters(&self, _: bool) -> budget_core::store::Result<Vec<budget_core::Limiter>> {
+        async fn list_limiters(
+            &self,
+            _: bool,
+        ) -> budget_core::store::Result<Vec<budget_core::Limiter>> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn update_limiter(&self, _: budget_core::LimiterId, _: &LimiterUpdate) -> budget_core::store::Result<budget_core::Limiter> {
+        async fn update_limiter(
+            &self,
+            _: budget_core::LimiterId,
+            _: &LimiterUpdate,
+        ) -> budget_core::store::Result<budget_core::Limiter> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn rotate_code(&self, _: budget_core::LimiterId) -> budget_core::store::Result<budget_core::Limiter> {
+        async fn rotate_code(
+            &self,
+            _: budget_core::LimiterId,
+        ) -> budget_core::store::Result<budget_core::Limiter> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn delete_limiter(&self, _: budget_core::LimiterId, _: bool) -> budget_core::store::Result<()> {
+        async fn delete_limiter(
+            &self,
+            _: budget_core::LimiterId,
+            _: bool,
+        ) -> budget_core::store::Result<()> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn reserve(&self, _: &budget_core::store::ReserveRequest) -> budget_core::store::Result<budget_core::store::ReserveOutcome> {
+        async fn reserve(
+            &self,
+            _: &budget_core::store::ReserveRequest,
+        ) -> budget_core::store::Result<budget_core::store::ReserveOutcome> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn settle(&self, _: &budget_core::store::Reservation, _: UsageRecord) -> budget_core::store::Result<()> {
+        async fn settle(
+            &self,
+            _: &budget_core::store::Reservation,
+            _: UsageRecord,
+        ) -> budget_core::store::Result<()> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn release(&self, _: &budget_core::store::Reservation) -> budget_core::store::Result<()> {
+        async fn release(
+            &self,
+            _: &budget_core::store::Reservation,
+        ) -> budget_core::store::Result<()> {
             Err(budget_core::store::Error::Closed)
         }
         async fn record_usage(&self, _: UsageRecord) -> budget_core::store::Result<()> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn window_spend(&self, _: budget_core::LimiterId, _: chrono::DateTime<chrono::Utc>) -> budget_core::store::Result<budget_core::store::WindowSpend> {
+        async fn window_spend(
+            &self,
+            _: budget_core::LimiterId,
+            _: chrono::DateTime<chrono::Utc>,
+        ) -> budget_core::store::Result<budget_core::store::WindowSpend> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn usage_totals(&self, _: &UsageQuery) -> budget_core::store::Result<budget_core::store::UsageTotals> {
+        async fn usage_totals(
+            &self,
+            _: &UsageQuery,
+        ) -> budget_core::store::Result<budget_core::store::UsageTotals> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn usage_breakdown(&self, _: &UsageQuery, _: budget_core::store::GroupBy, _: usize) -> budget_core::store::Result<Vec<budget_core::store::UsageGroup>> {
+        async fn usage_breakdown(
+            &self,
+            _: &UsageQuery,
+            _: budget_core::store::GroupBy,
+            _: usize,
+        ) -> budget_core::store::Result<Vec<budget_core::store::UsageGroup>> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn usage_series(&self, _: &UsageQuery, _: budget_core::store::BucketSize) -> budget_core::store::Result<Vec<budget_core::store::UsageBucket>> {
+        async fn usage_series(
+            &self,
+            _: &UsageQuery,
+            _: budget_core::store::BucketSize,
+        ) -> budget_core::store::Result<Vec<budget_core::store::UsageBucket>> {
             Err(budget_core::store::Error::Closed)
         }
-        async fn recent_usage(&self, _: &UsageQuery, _: usize) -> budget_core::store::Result<Vec<UsageRecord>> {
+        async fn recent_usage(
+            &self,
+            _: &UsageQuery,
+            _: usize,
+        ) -> budget_core::store::Result<Vec<UsageRecord>> {
             Err(budget_core::store::Error::Closed)
         }
     }
     let store: Arc<dyn budget_core::BudgetStore> = Arc::new(Broken);
-    let req = || chat_request("0123456789abcdef0123456789abcdef", r#"{"model":"gpt-4o","messages":[]}"#);
-    let closed = BudgetLayer::new(store.clone(), prices()).by_path_code().layer_on(json_upstream());
+    let req = || {
+        chat_request(
+            "0123456789abcdef0123456789abcdef",
+            r#"{"model":"gpt-4o","messages":[]}"#,
+        )
+    };
+    let closed = BudgetLayer::new(store.clone(), prices())
+        .by_path_code()
+        .layer_on(json_upstream());
     let (s, v) = status_and_error(closed.oneshot(req()).await.unwrap()).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("budget_store_unavailable")));
-    let open = BudgetLayer::new(store, prices()).by_path_code().with_fail_open(true).layer_on(json_upstream());
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("budget_store_unavailable")
+        )
+    );
+    let open = BudgetLayer::new(store, prices())
+        .by_path_code()
+        .with_fail_open(true)
+        .layer_on(json_upstream());
     let res = open.oneshot(req()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(body_string(res.into_body()).await, CHAT_JSON);
@@ -393,29 +633,48 @@ async fn works_under_service_builder_with_an_extension_resolver() {
     let svc = ServiceBuilder::new()
         .map_request(move |mut req: Request<Full<Bytes>>| {
             // What an app's auth middleware does: pick the limiter for the signed-in user.
-            req.extensions_mut().insert(budget_tower::UseLimiter(budget_tower::LimiterKey::Id(id)));
+            req.extensions_mut()
+                .insert(budget_tower::UseLimiter(budget_tower::LimiterKey::Id(id)));
             req
         })
         .layer(BudgetLayer::new(store.clone(), prices()).with_user_header("x-end-user"))
         .service(json_upstream());
     let req = Request::post("/my-app/chat/completions")
         .header("x-end-user", "bob")
-        .body(Full::new(Bytes::from_static(br#"{"model":"gpt-4o","messages":[],"user":"ignored"}"#)))
+        .body(Full::new(Bytes::from_static(
+            br#"{"model":"gpt-4o","messages":[],"user":"ignored"}"#,
+        )))
         .unwrap();
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     res.into_body().collect().await.unwrap();
     settled(&*store, &l).await;
-    assert_eq!(store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0].user.as_deref(), Some("bob"));
+    assert_eq!(
+        store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0]
+            .user
+            .as_deref(),
+        Some("bob")
+    );
 }
 
 #[tokio::test]
 async fn oversized_request_bodies_get_413() {
     let store = memory();
     let l = limiter(&*store, "20", EnforcementMode::Soft).await;
-    let svc = BudgetLayer::new(store.clone(), prices()).by_path_code().with_max_request_bytes(64).layer_on(json_upstream());
-    let big = format!(r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(100));
-    let (s, _) = status_and_error(svc.oneshot(chat_request(l.code.as_str(), &big)).await.unwrap()).await;
+    let svc = BudgetLayer::new(store.clone(), prices())
+        .by_path_code()
+        .with_max_request_bytes(64)
+        .layer_on(json_upstream());
+    let big = format!(
+        r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(100)
+    );
+    let (s, _) = status_and_error(
+        svc.oneshot(chat_request(l.code.as_str(), &big))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
@@ -427,9 +686,19 @@ async fn a_client_that_gives_up_before_the_upstream_answers_gets_its_hold_back()
         tokio::time::sleep(Duration::from_secs(3600)).await;
         Ok::<_, Infallible>(json_response(CHAT_JSON))
     });
-    let svc = BudgetLayer::new(store.clone(), prices()).by_path_code().layer_on(slow);
-    let call = svc.oneshot(chat_request(l.code.as_str(), r#"{"model":"gpt-4o","max_tokens":100,"messages":[]}"#));
-    assert!(tokio::time::timeout(Duration::from_millis(100), call).await.is_err(), "the client timed out");
+    let svc = BudgetLayer::new(store.clone(), prices())
+        .by_path_code()
+        .layer_on(slow);
+    let call = svc.oneshot(chat_request(
+        l.code.as_str(),
+        r#"{"model":"gpt-4o","max_tokens":100,"messages":[]}"#,
+    ));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), call)
+            .await
+            .is_err(),
+        "the client timed out"
+    );
     let w = settled(&*store, &l).await;
     assert_eq!((w.held, w.in_flight, w.spent), (money("0"), 0, money("0")));
 }

@@ -98,7 +98,11 @@ impl Inner {
     fn charge(&mut self, record: UsageRecord) {
         // Keep the counter of the record's window current if it exists; a missing one is
         // derived from the records when first needed.
-        if let Some(window) = self.limiters.get(&record.limiter_id).map(|l| l.window_at(record.at)) {
+        if let Some(window) = self
+            .limiters
+            .get(&record.limiter_id)
+            .map(|l| l.window_at(record.at))
+        {
             if let Some(c) = self.windows.get_mut(&(record.limiter_id, window)) {
                 c.spent += record.cost;
             }
@@ -112,12 +116,17 @@ impl BudgetStore for MemoryStore {
     async fn create_limiter(&self, limiter: &Limiter) -> Result<()> {
         let mut inner = self.lock();
         if inner.limiters.contains_key(&limiter.id) {
-            return Err(Error::Conflict(format!("limiter id {} already exists", limiter.id)));
+            return Err(Error::Conflict(format!(
+                "limiter id {} already exists",
+                limiter.id
+            )));
         }
         if inner.by_code.contains_key(limiter.code.as_str()) {
             return Err(Error::Conflict("limiter code already in use".into()));
         }
-        inner.by_code.insert(limiter.code.as_str().to_owned(), limiter.id);
+        inner
+            .by_code
+            .insert(limiter.code.as_str().to_owned(), limiter.id);
         inner.limiters.insert(limiter.id, limiter.clone());
         Ok(())
     }
@@ -153,7 +162,9 @@ impl BudgetStore for MemoryStore {
         let mut limiter = inner.live(id)?.clone();
         limiter.apply(update, Utc::now())?;
         let old = inner.limiters.insert(id, limiter.clone());
-        if old.is_some_and(|o| (o.period_type, o.timezone) != (limiter.period_type, limiter.timezone)) {
+        if old
+            .is_some_and(|o| (o.period_type, o.timezone) != (limiter.period_type, limiter.timezone))
+        {
             // Windows change shape: derive the new ones from the records. Holds of requests
             // in flight under the old shape are dropped; their cost still counts when settled.
             inner.windows.retain(|(l, _), _| *l != id);
@@ -195,8 +206,12 @@ impl BudgetStore for MemoryStore {
     async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
         let mut inner = self.lock();
         let limiter = inner.live(request.limiter_id)?;
-        let (budget, mode, period, active) =
-            (limiter.budget_limit, limiter.mode, limiter.period_type, limiter.is_active);
+        let (budget, mode, period, active) = (
+            limiter.budget_limit,
+            limiter.mode,
+            limiter.period_type,
+            limiter.is_active,
+        );
         let window = limiter.window_at(request.at);
         let counter = inner.counter(request.limiter_id, window);
         let denial = |reason| Denial {
@@ -226,7 +241,9 @@ impl BudgetStore for MemoryStore {
             budget,
             committed: counter.spent + counter.held,
         };
-        inner.reservations.insert(reservation.id, reservation.clone());
+        inner
+            .reservations
+            .insert(reservation.id, reservation.clone());
         Ok(ReserveOutcome::Reserved(reservation))
     }
 
@@ -274,7 +291,12 @@ impl BudgetStore for MemoryStore {
             .ok_or(Error::LimiterNotFound(id))?
             .window_at(at);
         let c = *inner.counter(id, window);
-        Ok(WindowSpend { window, spent: c.spent, held: c.held, in_flight: c.in_flight })
+        Ok(WindowSpend {
+            window,
+            spent: c.spent,
+            held: c.held,
+            in_flight: c.in_flight,
+        })
     }
 
     async fn usage_totals(&self, query: &UsageQuery) -> Result<UsageTotals> {
@@ -282,7 +304,12 @@ impl BudgetStore for MemoryStore {
         Ok(totals(inner.records.iter().filter(|r| query.matches(r))))
     }
 
-    async fn usage_breakdown(&self, query: &UsageQuery, by: GroupBy, limit: usize) -> Result<Vec<UsageGroup>> {
+    async fn usage_breakdown(
+        &self,
+        query: &UsageQuery,
+        by: GroupBy,
+        limit: usize,
+    ) -> Result<Vec<UsageGroup>> {
         let inner = self.lock();
         let mut groups: HashMap<Option<String>, Vec<&UsageRecord>> = HashMap::new();
         for r in inner.records.iter().filter(|r| query.matches(r)) {
@@ -295,14 +322,21 @@ impl BudgetStore for MemoryStore {
         }
         let mut out: Vec<UsageGroup> = groups
             .into_iter()
-            .map(|(key, rs)| UsageGroup { key, totals: totals(rs.into_iter()) })
+            .map(|(key, rs)| UsageGroup {
+                key,
+                totals: totals(rs.into_iter()),
+            })
             .collect();
         sort_groups(&mut out);
         out.truncate(limit);
         Ok(out)
     }
 
-    async fn usage_series(&self, query: &UsageQuery, bucket: BucketSize) -> Result<Vec<UsageBucket>> {
+    async fn usage_series(
+        &self,
+        query: &UsageQuery,
+        bucket: BucketSize,
+    ) -> Result<Vec<UsageBucket>> {
         let inner = self.lock();
         let mut buckets: BTreeMap<DateTime<Utc>, Vec<&UsageRecord>> = BTreeMap::new();
         for r in inner.records.iter().filter(|r| query.matches(r)) {
@@ -310,14 +344,21 @@ impl BudgetStore for MemoryStore {
         }
         Ok(buckets
             .into_iter()
-            .map(|(start, rs)| UsageBucket { start, totals: totals(rs.into_iter()) })
+            .map(|(start, rs)| UsageBucket {
+                start,
+                totals: totals(rs.into_iter()),
+            })
             .collect())
     }
 
     async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>> {
         let inner = self.lock();
-        let mut out: Vec<UsageRecord> =
-            inner.records.iter().filter(|r| query.matches(r)).cloned().collect();
+        let mut out: Vec<UsageRecord> = inner
+            .records
+            .iter()
+            .filter(|r| query.matches(r))
+            .cloned()
+            .collect();
         out.sort_by(|a, b| b.at.cmp(&a.at).then(b.id.cmp(&a.id)));
         out.truncate(limit);
         Ok(out)

@@ -141,7 +141,11 @@ pub trait BudgetStore: std::fmt::Debug + Send + Sync + 'static {
     ) -> Result<Vec<UsageGroup>>;
 
     /// Totals per UTC-aligned time bucket, oldest first; empty buckets are left out.
-    async fn usage_series(&self, query: &UsageQuery, bucket: BucketSize) -> Result<Vec<UsageBucket>>;
+    async fn usage_series(
+        &self,
+        query: &UsageQuery,
+        bucket: BucketSize,
+    ) -> Result<Vec<UsageBucket>>;
 
     /// The most recent records matching `query`, newest first.
     async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>>;
@@ -169,7 +173,13 @@ pub trait BudgetStore: std::fmt::Debug + Send + Sync + 'static {
 /// assert!(admits(EnforcementMode::Soft, budget, spent, Money::ZERO, Money::from_dollars(5)));
 /// assert!(!admits(EnforcementMode::Strict, budget, spent, Money::ZERO, Money::from_dollars(5)));
 /// ```
-pub fn admits(mode: EnforcementMode, budget: crate::Money, spent: crate::Money, held: crate::Money, amount: crate::Money) -> bool {
+pub fn admits(
+    mode: EnforcementMode,
+    budget: crate::Money,
+    spent: crate::Money,
+    held: crate::Money,
+    amount: crate::Money,
+) -> bool {
     let committed = spent.saturating_add(held);
     match mode {
         EnforcementMode::Soft => committed < budget,

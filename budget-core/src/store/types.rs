@@ -193,7 +193,13 @@ pub struct UsageRecord {
 
 impl UsageRecord {
     /// A record of `usage` for `limiter_id`; status 200, not streamed, no user.
-    pub fn new(limiter_id: LimiterId, at: DateTime<Utc>, endpoint: Endpoint, usage: &Usage, cost: Option<Money>) -> Self {
+    pub fn new(
+        limiter_id: LimiterId,
+        at: DateTime<Utc>,
+        endpoint: Endpoint,
+        usage: &Usage,
+        cost: Option<Money>,
+    ) -> Self {
         UsageRecord {
             id: Uuid::new_v4(),
             at,
@@ -240,7 +246,11 @@ impl UsageQuery {
 
     /// One limiter's records in one window.
     pub fn window(limiter_id: LimiterId, window: Window) -> Self {
-        UsageQuery { limiter_id: Some(limiter_id), from: Some(window.start), to: Some(window.end) }
+        UsageQuery {
+            limiter_id: Some(limiter_id),
+            from: Some(window.start),
+            to: Some(window.end),
+        }
     }
 
     /// Does `r` match?
@@ -380,8 +390,16 @@ mod tests {
 
     #[test]
     fn buckets_floor_to_utc() {
-        let t = DateTime::parse_from_rfc3339("2025-10-10T13:45:12Z").unwrap().with_timezone(&Utc);
-        assert_eq!(BucketSize::Hour.floor(t).to_rfc3339(), "2025-10-10T13:00:00+00:00");
-        assert_eq!(BucketSize::Day.floor(t).to_rfc3339(), "2025-10-10T00:00:00+00:00");
+        let t = DateTime::parse_from_rfc3339("2025-10-10T13:45:12Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            BucketSize::Hour.floor(t).to_rfc3339(),
+            "2025-10-10T13:00:00+00:00"
+        );
+        assert_eq!(
+            BucketSize::Day.floor(t).to_rfc3339(),
+            "2025-10-10T00:00:00+00:00"
+        );
     }
 }

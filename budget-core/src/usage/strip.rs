@@ -414,7 +414,13 @@ mod tests {
             USAGE,
             DONE,
         ]);
-        let expected = unasked(&stream(&[AZURE_FIRST, ": keep-alive\n\n", CONTENT, CONTENT, DONE]));
+        let expected = unasked(&stream(&[
+            AZURE_FIRST,
+            ": keep-alive\n\n",
+            CONTENT,
+            CONTENT,
+            DONE,
+        ]));
         assert!(!expected.contains("usage"));
         let mut s = UsageChunkStripper::new();
         let mut out = Vec::new();

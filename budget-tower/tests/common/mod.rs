@@ -8,9 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::channel::mpsc;
 use http::{Request, Response};
+use http_body::Frame;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
-use http_body::Frame;
 
 use budget_core::pricing::PriceTable;
 use budget_core::{BudgetStore, EnforcementMode, Limiter, MemoryStore, Money, NewLimiter, Period};
@@ -30,17 +30,25 @@ pub fn channel_body() -> (mpsc::UnboundedSender<Bytes>, UpBody) {
 
 /// A body yielding `data` in chunks of `size` bytes.
 pub fn chunked(data: &[u8], size: usize) -> UpBody {
-    let frames: Vec<Result<Frame<Bytes>, Infallible>> =
-        data.chunks(size).map(|c| Ok(Frame::data(Bytes::copy_from_slice(c)))).collect();
+    let frames: Vec<Result<Frame<Bytes>, Infallible>> = data
+        .chunks(size)
+        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
     StreamBody::new(futures::stream::iter(frames)).boxed()
 }
 
 pub fn json_response(body: &str) -> Response<UpBody> {
-    Response::builder().header("content-type", "application/json").body(full(body.to_owned())).unwrap()
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(full(body.to_owned()))
+        .unwrap()
 }
 
 pub fn sse_response(body: UpBody) -> Response<UpBody> {
-    Response::builder().header("content-type", "text/event-stream").body(body).unwrap()
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(body)
+        .unwrap()
 }
 
 pub const CHAT_JSON: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":500,"total_tokens":1500,"prompt_tokens_details":{"cached_tokens":200}}}"#;
@@ -77,7 +85,12 @@ pub fn chat_request(code: &str, body: &str) -> Request<Full<Bytes>> {
 }
 
 pub async fn limiter(store: &dyn BudgetStore, budget: &str, mode: EnforcementMode) -> Limiter {
-    let mut new = NewLimiter::new("test", budget.parse().unwrap(), Period::Day, "https://api.openai.com");
+    let mut new = NewLimiter::new(
+        "test",
+        budget.parse().unwrap(),
+        Period::Day,
+        "https://api.openai.com",
+    );
     new.mode = Some(mode);
     let l = Limiter::create(new, chrono::Utc::now()).unwrap();
     store.create_limiter(&l).await.unwrap();
@@ -118,7 +131,12 @@ pub struct Seen(pub Arc<Mutex<Vec<(String, serde_json::Value)>>>);
 
 impl Seen {
     pub fn bodies(&self) -> Vec<serde_json::Value> {
-        self.0.lock().unwrap().iter().map(|(_, b)| b.clone()).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect()
     }
 }
 

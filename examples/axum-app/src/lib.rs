@@ -33,17 +33,27 @@ pub type Users = Arc<HashMap<String, User>>;
 /// The whole app.
 pub fn app(store: Arc<dyn BudgetStore>, users: Users) -> Router {
     // The budgeted group: the limiter is the signed-in user's (set by `auth` below).
-    let ai = Router::new().route("/ai/v1/chat/completions", post(chat)).layer(
-        BudgetLayer::new(store, PriceTable::builtin()).with_resolver(|parts| {
-            parts.extensions.get::<User>().map(|u| LimiterKey::Id(u.limiter))
-        }),
-    );
+    let ai = Router::new()
+        .route("/ai/v1/chat/completions", post(chat))
+        .layer(
+            BudgetLayer::new(store, PriceTable::builtin()).with_resolver(|parts| {
+                parts
+                    .extensions
+                    .get::<User>()
+                    .map(|u| LimiterKey::Id(u.limiter))
+            }),
+        );
     Router::new()
         .route("/me", get(me))
         .merge(ai)
         // Outermost: the app's own auth runs before the budget layer.
         .layer(middleware::from_fn_with_state(users, auth))
-        .route("/", get(|| async { "Hello from an app with budgets. Try GET /me or POST /ai/v1/chat/completions\n" }))
+        .route(
+            "/",
+            get(|| async {
+                "Hello from an app with budgets. Try GET /me or POST /ai/v1/chat/completions\n"
+            }),
+        )
 }
 
 /// The app's own auth: `Authorization: Bearer <api key>`.
@@ -77,7 +87,10 @@ async fn chat(Json(req): Json<Value>) -> Response {
         .and_then(|m| m["content"].as_str())
         .unwrap_or("")
         .to_owned();
-    let words: Vec<String> = format!("You said: {said}").split_inclusive(' ').map(str::to_owned).collect();
+    let words: Vec<String> = format!("You said: {said}")
+        .split_inclusive(' ')
+        .map(str::to_owned)
+        .collect();
     let prompt_tokens = said.split_whitespace().count() as u64 + 8;
     let completion_tokens = words.len() as u64;
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
@@ -104,5 +117,9 @@ async fn chat(Json(req): Json<Value>) -> Response {
     }
     events.push("data: [DONE]\n\n".to_owned());
     let stream = futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
-    ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(stream)).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }

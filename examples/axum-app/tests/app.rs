@@ -14,9 +14,19 @@ use tower::ServiceExt;
 
 async fn setup(budget: Money) -> (Arc<dyn BudgetStore>, axum::Router, Limiter) {
     let store: Arc<dyn BudgetStore> = Arc::new(MemoryStore::new());
-    let l = Limiter::create(NewLimiter::new("alice", budget, Period::Day, "http://unused.invalid"), chrono::Utc::now()).unwrap();
+    let l = Limiter::create(
+        NewLimiter::new("alice", budget, Period::Day, "http://unused.invalid"),
+        chrono::Utc::now(),
+    )
+    .unwrap();
     store.create_limiter(&l).await.unwrap();
-    let users = HashMap::from([("k".to_owned(), User { name: "alice".into(), limiter: l.id })]);
+    let users = HashMap::from([(
+        "k".to_owned(),
+        User {
+            name: "alice".into(),
+            limiter: l.id,
+        },
+    )]);
     (store.clone(), app(store, Arc::new(users)), l)
 }
 
@@ -46,12 +56,24 @@ async fn wait_settled(store: &dyn BudgetStore, l: &Limiter) -> Money {
 #[tokio::test]
 async fn the_apps_own_routes_and_auth_still_work() {
     let (_, app, _) = setup(Money::from_dollars(1)).await;
-    let res = app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let res = app.clone().oneshot(Request::get("/me").body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(Request::get("/me").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let res = app.oneshot(chat("wrong", "{}")).await.unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "auth runs before the budget layer");
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "auth runs before the budget layer"
+    );
 }
 
 #[tokio::test]
@@ -77,9 +99,15 @@ async fn streaming_gets_exact_usage_without_the_client_seeing_it() {
     let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"one two three"}]}"#;
     let res = app.oneshot(chat("k", body)).await.unwrap();
     let sse = text(res).await;
-    assert!(!sse.contains("\"usage\""), "the injected usage chunk is hidden: {sse}");
+    assert!(
+        !sse.contains("\"usage\""),
+        "the injected usage chunk is hidden: {sse}"
+    );
     assert!(sse.ends_with("data: [DONE]\n\n"));
     wait_settled(&*store, &l).await;
     let rec = &store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0];
-    assert_eq!((rec.prompt_tokens, rec.completion_tokens, rec.estimated), (11, 5, false));
+    assert_eq!(
+        (rec.prompt_tokens, rec.completion_tokens, rec.estimated),
+        (11, 5, false)
+    );
 }

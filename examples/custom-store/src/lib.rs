@@ -58,12 +58,16 @@ impl JournalStore {
             for line in BufReader::new(file).lines() {
                 let line = line.map_err(Error::backend)?;
                 // A torn last line (crash mid-write) is skipped; everything before it counts.
-                let Ok(entry) = serde_json::from_str::<Entry>(&line) else { continue };
+                let Ok(entry) = serde_json::from_str::<Entry>(&line) else {
+                    continue;
+                };
                 match entry {
-                    Entry::Limiter { limiter } => match limiters.iter_mut().find(|l| l.id == limiter.id) {
-                        Some(existing) => *existing = limiter,
-                        None => limiters.push(limiter),
-                    },
+                    Entry::Limiter { limiter } => {
+                        match limiters.iter_mut().find(|l| l.id == limiter.id) {
+                            Some(existing) => *existing = limiter,
+                            None => limiters.push(limiter),
+                        }
+                    }
                     Entry::Delete { id, purge: true } => {
                         limiters.retain(|l| l.id != id);
                         records.retain(|r| r.limiter_id != id);
@@ -77,8 +81,16 @@ impl JournalStore {
                 }
             }
         }
-        let journal = OpenOptions::new().create(true).append(true).open(&path).map_err(Error::backend)?;
-        Ok(JournalStore { memory: MemoryStore::from_parts(limiters, records), journal: Mutex::new(journal), path })
+        let journal = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(Error::backend)?;
+        Ok(JournalStore {
+            memory: MemoryStore::from_parts(limiters, records),
+            journal: Mutex::new(journal),
+            path,
+        })
     }
 
     /// A store on a fresh journal in the temporary directory (for tests).
@@ -108,7 +120,9 @@ fn uuid_like() -> String {
 impl BudgetStore for JournalStore {
     async fn create_limiter(&self, limiter: &Limiter) -> Result<()> {
         self.memory.create_limiter(limiter).await?;
-        self.append(&Entry::Limiter { limiter: limiter.clone() })
+        self.append(&Entry::Limiter {
+            limiter: limiter.clone(),
+        })
     }
 
     async fn get_limiter(&self, id: LimiterId) -> Result<Option<Limiter>> {
@@ -125,13 +139,17 @@ impl BudgetStore for JournalStore {
 
     async fn update_limiter(&self, id: LimiterId, update: &LimiterUpdate) -> Result<Limiter> {
         let limiter = self.memory.update_limiter(id, update).await?;
-        self.append(&Entry::Limiter { limiter: limiter.clone() })?;
+        self.append(&Entry::Limiter {
+            limiter: limiter.clone(),
+        })?;
         Ok(limiter)
     }
 
     async fn rotate_code(&self, id: LimiterId) -> Result<Limiter> {
         let limiter = self.memory.rotate_code(id).await?;
-        self.append(&Entry::Limiter { limiter: limiter.clone() })?;
+        self.append(&Entry::Limiter {
+            limiter: limiter.clone(),
+        })?;
         Ok(limiter)
     }
 
@@ -169,11 +187,20 @@ impl BudgetStore for JournalStore {
         self.memory.usage_totals(query).await
     }
 
-    async fn usage_breakdown(&self, query: &UsageQuery, by: GroupBy, limit: usize) -> Result<Vec<UsageGroup>> {
+    async fn usage_breakdown(
+        &self,
+        query: &UsageQuery,
+        by: GroupBy,
+        limit: usize,
+    ) -> Result<Vec<UsageGroup>> {
         self.memory.usage_breakdown(query, by, limit).await
     }
 
-    async fn usage_series(&self, query: &UsageQuery, bucket: BucketSize) -> Result<Vec<UsageBucket>> {
+    async fn usage_series(
+        &self,
+        query: &UsageQuery,
+        bucket: BucketSize,
+    ) -> Result<Vec<UsageBucket>> {
         self.memory.usage_series(query, bucket).await
     }
 

@@ -13,16 +13,39 @@ async fn survives_reopen() {
     let store = JournalStore::temporary().await;
     let path = store.path().to_path_buf();
     let t0 = budget_core::conformance::t0();
-    let a = budget_core::conformance::limiter(&store, "10", Period::Day, EnforcementMode::Soft).await;
-    let b = budget_core::conformance::limiter(&store, "5", Period::Day, EnforcementMode::Soft).await;
-    let ReserveOutcome::Reserved(r) =
-        store.reserve(&ReserveRequest { limiter_id: a.id, amount: "1".parse().unwrap(), at: t0 }).await.unwrap()
+    let a =
+        budget_core::conformance::limiter(&store, "10", Period::Day, EnforcementMode::Soft).await;
+    let b =
+        budget_core::conformance::limiter(&store, "5", Period::Day, EnforcementMode::Soft).await;
+    let ReserveOutcome::Reserved(r) = store
+        .reserve(&ReserveRequest {
+            limiter_id: a.id,
+            amount: "1".parse().unwrap(),
+            at: t0,
+        })
+        .await
+        .unwrap()
     else {
         panic!("denied")
     };
-    store.settle(&r, budget_core::conformance::record(&a, t0, "2.5", "gpt-4o", Some("u"))).await.unwrap();
+    store
+        .settle(
+            &r,
+            budget_core::conformance::record(&a, t0, "2.5", "gpt-4o", Some("u")),
+        )
+        .await
+        .unwrap();
     let rotated = store.rotate_code(a.id).await.unwrap();
-    store.update_limiter(a.id, &LimiterUpdate { name: Some("renamed".into()), ..Default::default() }).await.unwrap();
+    store
+        .update_limiter(
+            a.id,
+            &LimiterUpdate {
+                name: Some("renamed".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     store.delete_limiter(b.id, false).await.unwrap();
     store.flush().await.unwrap();
     drop(store);
@@ -30,10 +53,34 @@ async fn survives_reopen() {
     let reopened = JournalStore::open(&path).await.unwrap();
     let a2 = reopened.get_limiter(a.id).await.unwrap().unwrap();
     assert_eq!((a2.name.as_str(), &a2.code), ("renamed", &rotated.code));
-    assert!(reopened.limiter_by_code(a.code.as_str()).await.unwrap().is_none());
-    assert!(reopened.get_limiter(b.id).await.unwrap().unwrap().deleted_at.is_some());
-    assert!(reopened.limiter_by_code(b.code.as_str()).await.unwrap().is_none());
-    assert_eq!(reopened.window_spend(a.id, t0).await.unwrap().spent, "2.5".parse().unwrap());
-    assert_eq!(reopened.usage_totals(&UsageQuery::all()).await.unwrap().requests, 1);
+    assert!(reopened
+        .limiter_by_code(a.code.as_str())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(reopened
+        .get_limiter(b.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .deleted_at
+        .is_some());
+    assert!(reopened
+        .limiter_by_code(b.code.as_str())
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        reopened.window_spend(a.id, t0).await.unwrap().spent,
+        "2.5".parse().unwrap()
+    );
+    assert_eq!(
+        reopened
+            .usage_totals(&UsageQuery::all())
+            .await
+            .unwrap()
+            .requests,
+        1
+    );
     std::fs::remove_file(path).unwrap();
 }
