@@ -1,0 +1,237 @@
+//! Turning domain values into SQL columns and back: money as nano-dollars, times as unix
+//! microseconds, ids as text.
+
+use budget_core::store::UsageRecord;
+use budget_core::usage::Endpoint;
+use budget_core::{
+    EnforcementMode, Limiter, LimiterCode, LimiterId, Money, Period, Provider, UnpricedPolicy,
+};
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use crate::SqliteStoreError;
+
+/// Unix microseconds (UTC).
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// `t` with sub-microsecond precision dropped, as it reads back from the database.
+pub(crate) fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros(t)).unwrap_or(t)
+}
+
+pub(crate) fn from_micros(table: &'static str, us: i64) -> Result<DateTime<Utc>, SqliteStoreError> {
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| SqliteStoreError::corrupt(table, format!("time {us} out of range")))
+}
+
+/// Token counts are `u64` in the domain and `INTEGER` (i64) on disk.
+pub(crate) fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn uncount(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn provider_str(p: Provider) -> &'static str {
+    match p {
+        Provider::Openai => "openai",
+        Provider::Azure => "azure",
+    }
+}
+
+fn mode_str(m: EnforcementMode) -> &'static str {
+    match m {
+        EnforcementMode::Soft => "soft",
+        EnforcementMode::Strict => "strict",
+    }
+}
+
+fn unpriced_str(u: UnpricedPolicy) -> &'static str {
+    match u {
+        UnpricedPolicy::Admit => "admit",
+        UnpricedPolicy::Refuse => "refuse",
+    }
+}
+
+/// The text of a serde unit variant (`"chat_completions"`).
+fn variant_str<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn parse_variant<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    s: &str,
+) -> Result<T, SqliteStoreError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|e| SqliteStoreError::corrupt(table, format!("{s:?}: {e}")))
+}
+
+/// The endpoint's API name (`"chat_completions"`), without going through serde on the
+/// writer's path for the known ones.
+pub(crate) fn endpoint_str(e: Endpoint) -> std::borrow::Cow<'static, str> {
+    #[allow(unreachable_patterns)]
+    let name = match e {
+        Endpoint::ChatCompletions => "chat_completions",
+        Endpoint::Completions => "completions",
+        Endpoint::Embeddings => "embeddings",
+        Endpoint::Responses => "responses",
+        Endpoint::Images => "images",
+        Endpoint::AudioTranscription => "audio_transcription",
+        Endpoint::AudioSpeech => "audio_speech",
+        Endpoint::Moderations => "moderations",
+        Endpoint::Other => "other",
+        other => return variant_str(&other).into(),
+    };
+    name.into()
+}
+
+/// The columns of `limiters`, in the order [`bind_limiter`] binds them.
+pub(crate) const LIMITER_COLUMNS: &str =
+    "id, name, code, budget_limit, period_type, timezone, base_url, provider, \
+     mode, unpriced, is_active, created_at, updated_at, deleted_at";
+
+/// Bind every column of `l` (see [`LIMITER_COLUMNS`]).
+pub(crate) fn bind_limiter<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    l: &Limiter,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    q.bind(l.id.to_string())
+        .bind(l.name.clone())
+        .bind(l.code.as_str().to_owned())
+        .bind(l.budget_limit.as_nanos())
+        .bind(l.period_type.as_str())
+        .bind(l.timezone.name())
+        .bind(l.base_url.to_string())
+        .bind(provider_str(l.provider))
+        .bind(mode_str(l.mode))
+        .bind(unpriced_str(l.unpriced))
+        .bind(l.is_active)
+        .bind(micros(l.created_at))
+        .bind(micros(l.updated_at))
+        .bind(l.deleted_at.map(micros))
+}
+
+pub(crate) fn limiter_from_row(row: &SqliteRow) -> Result<Limiter, SqliteStoreError> {
+    const T: &str = "limiters";
+    let text = |c: &str| row.try_get::<String, _>(c);
+    let id: String = text("id")?;
+    let period: String = text("period_type")?;
+    let tz: String = text("timezone")?;
+    let url: String = text("base_url")?;
+    Ok(Limiter {
+        id: id
+            .parse::<LimiterId>()
+            .map_err(|e| SqliteStoreError::corrupt(T, format!("id {id:?}: {e}")))?,
+        name: text("name")?,
+        code: LimiterCode::parse(&text("code")?)
+            .map_err(|e| SqliteStoreError::corrupt(T, e.to_string()))?,
+        budget_limit: Money::from_nanos(row.try_get("budget_limit")?),
+        period_type: period
+            .parse::<Period>()
+            .map_err(|e| SqliteStoreError::corrupt(T, e.to_string()))?,
+        timezone: tz
+            .parse()
+            .map_err(|e| SqliteStoreError::corrupt(T, format!("timezone {tz:?}: {e}")))?,
+        base_url: url
+            .parse()
+            .map_err(|e| SqliteStoreError::corrupt(T, format!("base_url {url:?}: {e}")))?,
+        provider: parse_variant(T, &text("provider")?)?,
+        mode: parse_variant(T, &text("mode")?)?,
+        unpriced: parse_variant(T, &text("unpriced")?)?,
+        is_active: row.try_get("is_active")?,
+        created_at: from_micros(T, row.try_get("created_at")?)?,
+        updated_at: from_micros(T, row.try_get("updated_at")?)?,
+        deleted_at: row
+            .try_get::<Option<i64>, _>("deleted_at")?
+            .map(|us| from_micros(T, us))
+            .transpose()?,
+    })
+}
+
+/// The columns of `usage_events` (bar `seq`), in the order the writer binds them.
+pub(crate) const EVENT_COLUMNS: &str =
+    "id, at, limiter_id, model, user, endpoint, prompt_tokens, cached_tokens, \
+     completion_tokens, reasoning_tokens, cost, unpriced, estimated, status, streamed, latency_ms";
+
+pub(crate) fn record_from_row(row: &SqliteRow) -> Result<UsageRecord, SqliteStoreError> {
+    const T: &str = "usage_events";
+    let id: String = row.try_get("id")?;
+    let limiter: String = row.try_get("limiter_id")?;
+    let tokens = |c: &str| row.try_get::<i64, _>(c).map(uncount);
+    Ok(UsageRecord {
+        id: id
+            .parse()
+            .map_err(|e| SqliteStoreError::corrupt(T, format!("id {id:?}: {e}")))?,
+        at: from_micros(T, row.try_get("at")?)?,
+        limiter_id: limiter
+            .parse()
+            .map_err(|e| SqliteStoreError::corrupt(T, format!("limiter_id {limiter:?}: {e}")))?,
+        model: row.try_get("model")?,
+        user: row.try_get("user")?,
+        endpoint: parse_variant(T, &row.try_get::<String, _>("endpoint")?)?,
+        prompt_tokens: tokens("prompt_tokens")?,
+        cached_tokens: tokens("cached_tokens")?,
+        completion_tokens: tokens("completion_tokens")?,
+        reasoning_tokens: tokens("reasoning_tokens")?,
+        cost: Money::from_nanos(row.try_get("cost")?),
+        unpriced: row.try_get("unpriced")?,
+        estimated: row.try_get("estimated")?,
+        status: u16::try_from(row.try_get::<i64, _>("status")?).unwrap_or(0),
+        streamed: row.try_get("streamed")?,
+        latency_ms: tokens("latency_ms")?,
+    })
+}
+
+/// The store keeps no difference between "no user" and an empty user (same for model): both
+/// are stored as `NULL` and read back as `None`.
+pub(crate) fn normalize(record: &mut UsageRecord) {
+    record.model = record.model.take().filter(|m| !m.is_empty());
+    record.user = record.user.take().filter(|u| !u.is_empty());
+    record.at = truncate_micros(record.at);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_round_trip() {
+        for e in [
+            Endpoint::ChatCompletions,
+            Endpoint::Completions,
+            Endpoint::Embeddings,
+            Endpoint::Responses,
+            Endpoint::Images,
+            Endpoint::AudioTranscription,
+            Endpoint::AudioSpeech,
+            Endpoint::Moderations,
+            Endpoint::Other,
+        ] {
+            assert_eq!(endpoint_str(e), variant_str(&e), "{e:?}");
+        }
+        let e: Endpoint = parse_variant("t", "embeddings").unwrap();
+        assert_eq!(e, Endpoint::Embeddings);
+        for p in [Provider::Openai, Provider::Azure] {
+            assert_eq!(parse_variant::<Provider>("t", provider_str(p)).unwrap(), p);
+        }
+        for m in [EnforcementMode::Soft, EnforcementMode::Strict] {
+            assert_eq!(
+                parse_variant::<EnforcementMode>("t", mode_str(m)).unwrap(),
+                m
+            );
+        }
+        for u in [UnpricedPolicy::Admit, UnpricedPolicy::Refuse] {
+            assert_eq!(
+                parse_variant::<UnpricedPolicy>("t", unpriced_str(u)).unwrap(),
+                u
+            );
+        }
+    }
+}

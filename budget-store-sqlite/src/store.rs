@@ -1,0 +1,596 @@
+//! [`SqliteStore`]: opening, the budget hot path and the [`BudgetStore`] implementation.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use budget_core::store::{
+    admits, BucketSize, BudgetStore, Denial, DenialReason, Error, GroupBy, Reservation,
+    ReservationId, ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup, UsageQuery,
+    UsageRecord, UsageTotals, WindowSpend,
+};
+use budget_core::{Limiter, LimiterCode, LimiterId, LimiterUpdate, Window};
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::options::Location;
+use crate::rows::{
+    bind_limiter, limiter_from_row, micros, normalize, truncate_micros, LIMITER_COLUMNS,
+};
+use crate::state::{Counter, HotState, Load};
+use crate::writer::{Msg, Shared, Writer};
+use crate::{migrate, stats, SqliteStoreError, SqliteStoreOptions};
+
+/// The SQLite [`BudgetStore`]: decisions from memory, usage written behind in batches,
+/// statistics from roll-ups. Cheap to clone (shared state); see the [crate docs](crate).
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    pool: SqlitePool,
+    tx: mpsc::UnboundedSender<Msg>,
+    /// Serializes limiter writes (rare) so each is a clean read-modify-write of DB and cache.
+    crud: tokio::sync::Mutex<()>,
+    /// Set under the state lock, so no event can be queued after the writer's `Close`.
+    closed: AtomicBool,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    location: Location,
+    max_pending: usize,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("location", &self.inner.location)
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if missing, with its folder) the database at `url_or_path` —
+    /// `sqlite:usage_data.db`, `sqlite://path`, a plain path or `sqlite::memory:` — run the
+    /// migrations, load the limiters and the current windows' spend, and start the writer.
+    /// Must be called inside a Tokio runtime.
+    pub async fn open(url_or_path: &str) -> std::result::Result<Self, SqliteStoreError> {
+        Self::open_with(SqliteStoreOptions::new(url_or_path)).await
+    }
+
+    /// [`open`](Self::open) with explicit options.
+    pub async fn open_with(
+        options: SqliteStoreOptions,
+    ) -> std::result::Result<Self, SqliteStoreError> {
+        let location = Location::parse(&options.location)?;
+        let pool = connect(&location, &options).await?;
+        migrate(&pool).await?;
+
+        let rows = sqlx::query(&format!("SELECT {LIMITER_COLUMNS} FROM limiters"))
+            .fetch_all(&pool)
+            .await?;
+        let limiters = rows
+            .iter()
+            .map(limiter_from_row)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut state = HotState::new(limiters);
+        let now = Utc::now();
+        let current: Vec<(LimiterId, Window)> = state
+            .limiters
+            .values()
+            .filter(|l| l.deleted_at.is_none())
+            .map(|l| (l.id, l.window_at(now)))
+            .collect();
+        for (id, w) in current {
+            let spent = stats::window_cost(&pool, id, w.start, w.end).await?;
+            state.windows.insert((id, w), Counter::ready(spent));
+        }
+
+        let shared = Arc::new(Shared::new(state));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = Writer::new(
+            rx,
+            shared.clone(),
+            pool.clone(),
+            options.batch_size,
+            options.flush_interval,
+        );
+        let handle = tokio::spawn(writer.run());
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                shared,
+                pool,
+                tx,
+                crud: tokio::sync::Mutex::new(()),
+                closed: AtomicBool::new(false),
+                writer: Mutex::new(Some(handle)),
+                location,
+                max_pending: options.max_pending,
+            }),
+        })
+    }
+
+    /// The connection pool, for read-only inspection and tooling. Writing the usage tables
+    /// behind the store's back leaves its in-memory counters out of date.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.inner.pool
+    }
+
+    /// Commit everything settled so far, stop the writer and close the pool. Later calls
+    /// fail with [`Error::Closed`]. Dropping the last handle without `close` also asks the
+    /// writer to commit what is queued, but if the runtime or process ends first, the last
+    /// batch (at most `flush_interval` of usage) is lost.
+    pub async fn close(&self) {
+        let done = {
+            let _st = self.lock();
+            if self.inner.closed.swap(true, Ordering::SeqCst) {
+                None
+            } else {
+                let (reply, done) = oneshot::channel();
+                self.inner.tx.send(Msg::Close(reply)).ok().map(|()| done)
+            }
+        };
+        if let Some(done) = done {
+            let _ = done.await;
+        }
+        let handle = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+        self.inner.pool.close().await;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HotState> {
+        self.inner.shared.lock()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Queue a charged record for the writer. Call with the state lock held, so the order
+    /// of the queue is the order of the in-memory charges.
+    fn enqueue(&self, record: UsageRecord) -> Result<()> {
+        self.inner.shared.pending.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .tx
+            .send(Msg::Event(Box::new(record)))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Past `max_pending` queued events, wait for the writer (back-pressure).
+    async fn backpressure(&self) -> Result<()> {
+        if self.inner.shared.pending.load(Ordering::Relaxed) > self.inner.max_pending {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Statistics must see everything settled before they were asked for.
+    async fn read_barrier(&self) -> Result<()> {
+        self.check_open()?;
+        self.flush().await
+    }
+
+    /// Run `f` on the (limiter, window) counter for `at`, loading it from the database first
+    /// if this process has not touched that window yet. `f` runs under the state lock.
+    async fn on_window<R>(
+        &self,
+        id: LimiterId,
+        at: DateTime<Utc>,
+        live_only: bool,
+        f: impl Fn(&Limiter, Window, &mut Counter, &mut HashMap<ReservationId, Reservation>) -> R,
+    ) -> Result<R> {
+        loop {
+            let mut waiter = {
+                let mut guard = self.lock();
+                let st = &mut *guard;
+                let limiter = match st.limiters.get(&id) {
+                    Some(l) if !live_only || l.deleted_at.is_none() => l,
+                    _ => return Err(Error::LimiterNotFound(id)),
+                };
+                let window = limiter.window_at(at);
+                let key = (id, window);
+                match st.windows.get_mut(&key) {
+                    Some(c) if c.load == Load::Ready => {
+                        return Ok(f(limiter, window, c, &mut st.reservations))
+                    }
+                    Some(Counter {
+                        load: Load::Failed(e),
+                        ..
+                    }) => {
+                        let e = SqliteStoreError::Writer(e.to_string());
+                        st.windows.remove(&key);
+                        return Err(e.into());
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.check_open()?;
+                        st.next_load += 1;
+                        let load = st.next_load;
+                        st.windows.insert(
+                            key,
+                            Counter {
+                                load: Load::Loading(load),
+                                ..Counter::ready(Default::default())
+                            },
+                        );
+                        if self
+                            .inner
+                            .tx
+                            .send(Msg::Load {
+                                limiter_id: id,
+                                window,
+                                load,
+                            })
+                            .is_err()
+                        {
+                            st.windows.remove(&key);
+                            return Err(Error::Closed);
+                        }
+                    }
+                }
+                self.inner.shared.loaded.subscribe()
+            };
+            waiter.changed().await.map_err(|_| Error::Closed)?;
+        }
+    }
+
+    /// Write every column of `l` to its row.
+    async fn write_limiter(&self, l: &Limiter) -> Result<()> {
+        let sql = format!(
+            "UPDATE limiters SET ({LIMITER_COLUMNS}) = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?"
+        );
+        bind_limiter(sqlx::query(&sql), l)
+            .bind(l.id.to_string())
+            .execute(&self.inner.pool)
+            .await
+            .map_err(SqliteStoreError::from)?;
+        Ok(())
+    }
+}
+
+async fn connect(
+    location: &Location,
+    o: &SqliteStoreOptions,
+) -> std::result::Result<SqlitePool, SqliteStoreError> {
+    let base = SqliteConnectOptions::new()
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(o.busy_timeout)
+        .foreign_keys(true)
+        .synchronous(if o.full_sync {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        })
+        .pragma("cache_size", format!("-{}", o.cache_kib))
+        .pragma("temp_store", "memory");
+    match location {
+        Location::Memory => {
+            // One connection: every connection to `:memory:` is a database of its own.
+            let opts = base.in_memory(true);
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(opts)
+                .await
+                .map_err(|e| SqliteStoreError::Open {
+                    path: ":memory:".into(),
+                    reason: e.to_string(),
+                })
+        }
+        Location::File(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| SqliteStoreError::Open {
+                    path: path.clone(),
+                    reason: format!("cannot create folder {}: {e}", parent.display()),
+                })?;
+            }
+            let opts = base.filename(path).create_if_missing(true);
+            SqlitePoolOptions::new()
+                .max_connections(o.max_connections)
+                .connect_with(opts)
+                .await
+                .map_err(|e| SqliteStoreError::Open {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+        }
+    }
+}
+
+#[async_trait]
+impl BudgetStore for SqliteStore {
+    async fn create_limiter(&self, limiter: &Limiter) -> Result<()> {
+        self.check_open()?;
+        let _crud = self.inner.crud.lock().await;
+        {
+            let st = self.lock();
+            if st.limiters.contains_key(&limiter.id) {
+                return Err(Error::Conflict(format!(
+                    "limiter id {} already exists",
+                    limiter.id
+                )));
+            }
+            if st.by_code.contains_key(limiter.code.as_str()) {
+                return Err(Error::Conflict("limiter code already in use".into()));
+            }
+        }
+        let sql = format!("INSERT INTO limiters ({LIMITER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        bind_limiter(sqlx::query(&sql), limiter)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(SqliteStoreError::from)?;
+        let mut st = self.lock();
+        if limiter.deleted_at.is_none() {
+            st.by_code
+                .insert(limiter.code.as_str().to_owned(), limiter.id);
+        }
+        st.limiters.insert(limiter.id, limiter.clone());
+        Ok(())
+    }
+
+    async fn get_limiter(&self, id: LimiterId) -> Result<Option<Limiter>> {
+        Ok(self.lock().limiters.get(&id).cloned())
+    }
+
+    async fn limiter_by_code(&self, code: &str) -> Result<Option<Limiter>> {
+        let st = self.lock();
+        Ok(st
+            .by_code
+            .get(code)
+            .and_then(|id| st.limiters.get(id))
+            .filter(|l| l.deleted_at.is_none())
+            .cloned())
+    }
+
+    async fn list_limiters(&self, include_deleted: bool) -> Result<Vec<Limiter>> {
+        let mut all: Vec<Limiter> = self
+            .lock()
+            .limiters
+            .values()
+            .filter(|l| include_deleted || l.deleted_at.is_none())
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(all)
+    }
+
+    async fn update_limiter(&self, id: LimiterId, update: &LimiterUpdate) -> Result<Limiter> {
+        self.check_open()?;
+        let _crud = self.inner.crud.lock().await;
+        let mut limiter = self.lock().live(id)?.clone();
+        limiter.apply(update, truncate_micros(Utc::now()))?;
+        self.write_limiter(&limiter).await?;
+        let mut st = self.lock();
+        let old = st.limiters.insert(id, limiter.clone());
+        if old
+            .is_some_and(|o| (o.period_type, o.timezone) != (limiter.period_type, limiter.timezone))
+        {
+            // Windows change shape: the new ones are summed from the database when first
+            // touched. Holds of requests in flight under the old shape are dropped; their cost
+            // still counts when settled.
+            st.forget_windows(id);
+        }
+        Ok(limiter)
+    }
+
+    async fn rotate_code(&self, id: LimiterId) -> Result<Limiter> {
+        self.check_open()?;
+        let _crud = self.inner.crud.lock().await;
+        let mut limiter = self.lock().live(id)?.clone();
+        let old = std::mem::replace(&mut limiter.code, LimiterCode::generate());
+        limiter.updated_at = truncate_micros(Utc::now());
+        self.write_limiter(&limiter).await?;
+        let mut st = self.lock();
+        st.by_code.remove(old.as_str());
+        st.by_code.insert(limiter.code.as_str().to_owned(), id);
+        st.limiters.insert(id, limiter.clone());
+        Ok(limiter)
+    }
+
+    async fn delete_limiter(&self, id: LimiterId, purge: bool) -> Result<()> {
+        self.check_open()?;
+        let _crud = self.inner.crud.lock().await;
+        let already_deleted = match self.lock().limiters.get(&id) {
+            None => return Err(Error::LimiterNotFound(id)),
+            Some(l) if l.deleted_at.is_some() && !purge => return Err(Error::LimiterNotFound(id)),
+            Some(l) => l.deleted_at.is_some(),
+        };
+        let now = truncate_micros(Utc::now());
+        if !purge && !already_deleted {
+            sqlx::query("UPDATE limiters SET deleted_at = ? WHERE id = ?")
+                .bind(micros(now))
+                .bind(id.to_string())
+                .execute(&self.inner.pool)
+                .await
+                .map_err(SqliteStoreError::from)?;
+        }
+        {
+            // From here the code is dead and no new usage can be charged to the limiter.
+            let mut st = self.lock();
+            if let Some(l) = st.limiters.get_mut(&id) {
+                l.deleted_at.get_or_insert(now);
+                let code = l.code.as_str().to_owned();
+                st.by_code.remove(&code);
+            }
+            st.reservations.retain(|_, r| r.limiter_id != id);
+            st.forget_windows(id);
+        }
+        if purge {
+            let (reply, done) = oneshot::channel();
+            self.inner
+                .tx
+                .send(Msg::Purge {
+                    limiter_id: id,
+                    reply,
+                })
+                .map_err(|_| Error::Closed)?;
+            done.await.map_err(|_| Error::Closed)??;
+            self.lock().limiters.remove(&id);
+        }
+        Ok(())
+    }
+
+    async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
+        self.check_open()?;
+        let amount = request.amount;
+        self.on_window(
+            request.limiter_id,
+            request.at,
+            true,
+            |limiter, window, c, reservations| {
+                let denial = |reason, c: &Counter| {
+                    ReserveOutcome::Denied(Denial {
+                        limiter_id: limiter.id,
+                        reason,
+                        spent: c.spent,
+                        held: c.held,
+                        requested: amount,
+                        budget: limiter.budget_limit,
+                        period: limiter.period_type,
+                        window,
+                    })
+                };
+                if !limiter.is_active {
+                    return denial(DenialReason::Inactive, c);
+                }
+                if !admits(limiter.mode, limiter.budget_limit, c.spent, c.held, amount) {
+                    return denial(DenialReason::BudgetExceeded, c);
+                }
+                c.held += amount;
+                c.in_flight += 1;
+                let reservation = Reservation {
+                    id: ReservationId::new(),
+                    limiter_id: limiter.id,
+                    window,
+                    amount,
+                    at: request.at,
+                    budget: limiter.budget_limit,
+                    committed: c.spent + c.held,
+                };
+                reservations.insert(reservation.id, reservation.clone());
+                ReserveOutcome::Reserved(reservation)
+            },
+        )
+        .await
+    }
+
+    async fn settle(&self, reservation: &Reservation, mut record: UsageRecord) -> Result<()> {
+        {
+            let mut st = self.lock();
+            self.check_open()?;
+            let held = st
+                .reservations
+                .remove(&reservation.id)
+                .ok_or(Error::ReservationNotFound(reservation.id))?;
+            st.unhold(&held);
+            record.limiter_id = held.limiter_id;
+            record.at = held.at;
+            normalize(&mut record);
+            st.charge(&record);
+            self.enqueue(record)?;
+        }
+        self.backpressure().await
+    }
+
+    async fn release(&self, reservation: &Reservation) -> Result<()> {
+        let mut st = self.lock();
+        let held = st
+            .reservations
+            .remove(&reservation.id)
+            .ok_or(Error::ReservationNotFound(reservation.id))?;
+        st.unhold(&held);
+        Ok(())
+    }
+
+    async fn record_usage(&self, mut record: UsageRecord) -> Result<()> {
+        {
+            let mut st = self.lock();
+            self.check_open()?;
+            st.live(record.limiter_id)?;
+            normalize(&mut record);
+            st.charge(&record);
+            self.enqueue(record)?;
+        }
+        self.backpressure().await
+    }
+
+    async fn window_spend(&self, id: LimiterId, at: DateTime<Utc>) -> Result<WindowSpend> {
+        self.on_window(id, at, false, |_, window, c, _| WindowSpend {
+            window,
+            spent: c.spent,
+            held: c.held,
+            in_flight: c.in_flight,
+        })
+        .await
+    }
+
+    async fn usage_totals(&self, query: &UsageQuery) -> Result<UsageTotals> {
+        self.read_barrier().await?;
+        Ok(stats::totals(&self.inner.pool, query).await?)
+    }
+
+    async fn usage_breakdown(
+        &self,
+        query: &UsageQuery,
+        by: GroupBy,
+        limit: usize,
+    ) -> Result<Vec<UsageGroup>> {
+        self.read_barrier().await?;
+        Ok(stats::breakdown(&self.inner.pool, query, by, limit).await?)
+    }
+
+    async fn usage_series(
+        &self,
+        query: &UsageQuery,
+        bucket: BucketSize,
+    ) -> Result<Vec<UsageBucket>> {
+        self.read_barrier().await?;
+        Ok(stats::series(&self.inner.pool, query, bucket).await?)
+    }
+
+    async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>> {
+        self.read_barrier().await?;
+        Ok(stats::recent(&self.inner.pool, query, limit).await?)
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.check_open()?;
+        if self.inner.tx.is_closed() {
+            return Err(SqliteStoreError::Writer("the writer task stopped".into()).into());
+        }
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map_err(SqliteStoreError::from)?;
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Msg::Flush(reply))
+            .map_err(|_| Error::Closed)?;
+        done.await
+            .map_err(|_| Error::Closed)?
+            .map_err(|e| SqliteStoreError::Writer(e.to_string()).into())
+    }
+}
