@@ -1,34 +1,40 @@
 #!/usr/bin/env bash
 # The dashboard's end-to-end suite in Debian's chromium: starts the mock upstream and
 # budget-server (SQLite in a temp dir), then drives the dashboard with playwright-core.
-# Usage: bash scripts/e2e-dashboard.sh   (needs: chromium, node; built binaries in target/debug)
+# Usage: bash scripts/e2e-dashboard.sh   (needs chromium and node; builds the binaries)
+# Screenshots go to $ARTIFACTS_DIR (default .ci/artifacts/dashboard).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-ART=${ARTIFACTS_DIR:-$ROOT/.ci/artifacts/dashboard}
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=lib.sh
+source "$ROOT/scripts/lib.sh"
+ART="${ARTIFACTS_DIR:-$ROOT/.ci/artifacts/dashboard}"
 mkdir -p "$ART"
-TMP=$(mktemp -d)
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/budget-e2e.XXXXXX")"
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
+die() { printf 'e2e: error: %s\n' "$*" >&2; exit 1; }
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 cargo build -q -p budget-server -p budget-mock-upstream
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-target/debug/budget-mock-upstream --addr 127.0.0.1:0 > "$TMP/mock.out" 2> "$TMP/mock.err" &
+target/debug/budget-mock-upstream --addr 127.0.0.1:0 >"$WORK/mock.out" 2>"$WORK/mock.err" &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q '^listening on ' "$TMP/mock.out" 2>/dev/null && break; sleep 0.1; done
-MOCK_URL=$(sed -n 's/^listening on //p' "$TMP/mock.out" | head -1)
+MOCK_URL="$(wait_listening "$WORK/mock.out" "${PIDS[-1]}" budget-mock-upstream)"
 
-PORT=$(free_port)
-(cd "$TMP" && HOST=127.0.0.1 PORT=$PORT DATABASE_URL="sqlite:$TMP/e2e.db" \
+PORT="$(free_port)"
+(cd "$WORK" && exec env HOST=127.0.0.1 PORT="$PORT" DATABASE_URL="sqlite:$WORK/e2e.db" \
   JWT_SECRET=e2e-secret-e2e-secret-e2e-secret-e2e ADMIN_USERNAME=admin ADMIN_PASSWORD=e2e-password \
-  "$ROOT/target/debug/budget-server" > "$TMP/server.out" 2> "$TMP/server.err") &
+  "$ROOT/target/debug/budget-server") >"$WORK/server.out" 2>"$WORK/server.err" &
 PIDS+=($!)
-for _ in $(seq 200); do curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null || { cat "$TMP/server.err"; exit 1; }
+BASE_URL="$(wait_listening "$WORK/server.out" "${PIDS[-1]}" budget-server)"
 
-(cd budget-server/dashboard && [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error)
-BASE_URL="http://127.0.0.1:$PORT" MOCK_UPSTREAM_URL="$MOCK_URL" \
+(cd budget-server/dashboard && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; })
+BASE_URL="$BASE_URL" MOCK_UPSTREAM_URL="$MOCK_URL" \
   ADMIN_USERNAME=admin ADMIN_PASSWORD=e2e-password ARTIFACTS_DIR="$ART" \
-  node budget-server/dashboard/e2e/dashboard.e2e.mjs || { echo "--- server log"; tail -50 "$TMP/server.err"; exit 1; }
+  node budget-server/dashboard/e2e/dashboard.e2e.mjs || { show_logs; exit 1; }

@@ -23,6 +23,8 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 SERVER_BIN="${BUDGET_SERVER_BIN:-$TARGET_DIR/debug/budget-server}"
 MOCK_BIN="${MOCK_UPSTREAM_BIN:-$TARGET_DIR/debug/budget-mock-upstream}"
 VENV="${SDK_VENV:-$ROOT/sdk-tests/.venv}"
+# shellcheck source=lib.sh
+source "$ROOT/scripts/lib.sh"
 
 PASSED=0
 FAILED=0
@@ -51,26 +53,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-show_logs() {
-  local f
-  for f in "$WORK/mock.err" "$WORK/server.err"; do
-    [ -s "$f" ] || continue
-    printf -- '--- last lines of %s ---\n' "$(basename "$f")" >&2
-    tail -n 30 "$f" >&2
-  done
-}
-
-wait_listening() { # FILE PID NAME -> prints the URL
-  local file="$1" pid="$2" name="$3" i line
-  for i in $(seq 1 300); do
-    line="$(head -n 1 "$file" 2>/dev/null || true)"
-    case "$line" in "listening on http://"*) printf '%s\n' "${line#listening on }"; return 0 ;; esac
-    kill -0 "$pid" 2>/dev/null || die "$name exited before listening"
-    sleep 0.1
-  done
-  die "$name did not print 'listening on' within 30 s"
-}
 
 json() { # json EXPR < document: evaluate a Python expression over the parsed JSON `d`
   python3 -c 'import json, sys; d = json.load(sys.stdin); r = eval(sys.argv[1]); print(r if isinstance(r, str) else json.dumps(r))' "$1"

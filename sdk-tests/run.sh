@@ -21,6 +21,8 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 SERVER_BIN="${BUDGET_SERVER_BIN:-$TARGET_DIR/debug/budget-server}"
 MOCK_BIN="${MOCK_UPSTREAM_BIN:-$TARGET_DIR/debug/budget-mock-upstream}"
 VENV="${SDK_VENV:-$SDK/.venv}"
+# shellcheck source=../scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 SUITES="${SDK_SUITES:-python node}"
 
 say() { printf 'sdk-tests: %s\n' "$*"; }
@@ -36,34 +38,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-show_logs() {
-  local f
-  for f in "$WORK/mock.err" "$WORK/server.err"; do
-    [ -s "$f" ] || continue
-    printf -- '--- last lines of %s ---\n' "$(basename "$f")" >&2
-    tail -n 40 "$f" >&2
-  done
-}
-
-# Wait until FILE's first line starts with "listening on http://"; print the URL.
-wait_listening() {
-  local file="$1" pid="$2" name="$3" i line
-  for i in $(seq 1 300); do
-    line="$(head -n 1 "$file" 2>/dev/null || true)"
-    case "$line" in
-      "listening on http://"*) printf '%s\n' "${line#listening on }"; return 0 ;;
-    esac
-    kill -0 "$pid" 2>/dev/null || { show_logs; die "$name exited before listening"; }
-    sleep 0.1
-  done
-  show_logs
-  die "$name did not print 'listening on' within 30 s"
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 
 # --- binaries -------------------------------------------------------------------------------
 if [ "${SDK_TESTS_NO_BUILD:-0}" != 1 ]; then

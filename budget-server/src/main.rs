@@ -88,8 +88,8 @@ async fn main() -> ExitCode {
         }
     };
     drop(stop_rx);
-    // Let settlements spawned by the last responses reach the store, then flush it.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Let settlements spawned by the last responses reach the store (bounded), then flush it.
+    wait_for_settlements(&state, Duration::from_secs(5)).await;
     if let Some(sqlite) = &state.sqlite {
         sqlite.close().await;
     } else if let Err(e) = state.store.flush().await {
@@ -104,6 +104,30 @@ async fn main() -> ExitCode {
             tracing::error!(error = %e, "server error");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Wait until no limiter has a request in flight (their settlements are spawned tasks), or
+/// until `limit` passes.
+async fn wait_for_settlements(state: &AppState, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let mut in_flight = 0;
+        if let Ok(limiters) = state.store.list_limiters(false).await {
+            let now = chrono::Utc::now();
+            for l in limiters {
+                if let Ok(w) = state.store.window_spend(l.id, now).await {
+                    in_flight += w.in_flight;
+                }
+            }
+        }
+        if in_flight == 0 || tokio::time::Instant::now() >= deadline {
+            if in_flight > 0 {
+                tracing::warn!(in_flight, "stopping with requests still unsettled");
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

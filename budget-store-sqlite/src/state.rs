@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use budget_core::store::{Error, Reservation, ReservationId, UsageRecord};
+use budget_core::store::{Error, LimiterIndex, Reservation, ReservationId, UsageRecord};
 use budget_core::{Limiter, LimiterId, Money, Window};
 
 /// Where a window's settled spend stands.
@@ -42,8 +42,7 @@ impl Counter {
 /// Everything budget decisions read, authoritative for this process.
 #[derive(Debug, Default)]
 pub(crate) struct HotState {
-    pub(crate) limiters: HashMap<LimiterId, Limiter>,
-    pub(crate) by_code: HashMap<String, LimiterId>,
+    pub(crate) limiters: LimiterIndex,
     pub(crate) windows: HashMap<(LimiterId, Window), Counter>,
     pub(crate) reservations: HashMap<ReservationId, Reservation>,
     pub(crate) next_load: u64,
@@ -51,22 +50,15 @@ pub(crate) struct HotState {
 
 impl HotState {
     pub(crate) fn new(limiters: Vec<Limiter>) -> Self {
-        let mut st = HotState::default();
-        for l in limiters {
-            if l.deleted_at.is_none() {
-                st.by_code.insert(l.code.as_str().to_owned(), l.id);
-            }
-            st.limiters.insert(l.id, l);
+        HotState {
+            limiters: LimiterIndex::new(limiters),
+            ..HotState::default()
         }
-        st
     }
 
     /// The limiter, unless unknown or deleted.
     pub(crate) fn live(&self, id: LimiterId) -> Result<&Limiter, Error> {
-        self.limiters
-            .get(&id)
-            .filter(|l| l.deleted_at.is_none())
-            .ok_or(Error::LimiterNotFound(id))
+        self.limiters.live(id)
     }
 
     /// Count `record`'s cost in its window's counter if that counter exists (a missing one is
@@ -74,7 +66,7 @@ impl HotState {
     pub(crate) fn charge(&mut self, record: &UsageRecord) {
         if let Some(window) = self
             .limiters
-            .get(&record.limiter_id)
+            .get(record.limiter_id)
             .map(|l| l.window_at(record.at))
         {
             if let Some(c) = self.windows.get_mut(&(record.limiter_id, window)) {

@@ -82,8 +82,8 @@ impl SqliteStore {
         let now = Utc::now();
         let current: Vec<(LimiterId, Window)> = state
             .limiters
-            .values()
-            .filter(|l| l.deleted_at.is_none())
+            .list(false)
+            .iter()
             .map(|l| (l.id, l.window_at(now)))
             .collect();
         for (id, w) in current {
@@ -199,7 +199,7 @@ impl SqliteStore {
             let mut waiter = {
                 let mut guard = self.lock();
                 let st = &mut *guard;
-                let limiter = match st.limiters.get(&id) {
+                let limiter = match st.limiters.get(id) {
                     Some(l) if !live_only || l.deleted_at.is_none() => l,
                     _ => return Err(Error::LimiterNotFound(id)),
                 };
@@ -322,13 +322,13 @@ impl BudgetStore for SqliteStore {
         let _crud = self.inner.crud.lock().await;
         {
             let st = self.lock();
-            if st.limiters.contains_key(&limiter.id) {
+            if st.limiters.get(limiter.id).is_some() {
                 return Err(Error::Conflict(format!(
                     "limiter id {} already exists",
                     limiter.id
                 )));
             }
-            if st.by_code.contains_key(limiter.code.as_str()) {
+            if st.limiters.code_taken(limiter.code.as_str()) {
                 return Err(Error::Conflict("limiter code already in use".into()));
             }
         }
@@ -337,39 +337,20 @@ impl BudgetStore for SqliteStore {
             .execute(&self.inner.pool)
             .await
             .map_err(SqliteStoreError::from)?;
-        let mut st = self.lock();
-        if limiter.deleted_at.is_none() {
-            st.by_code
-                .insert(limiter.code.as_str().to_owned(), limiter.id);
-        }
-        st.limiters.insert(limiter.id, limiter.clone());
+        self.lock().limiters.put(limiter.clone());
         Ok(())
     }
 
     async fn get_limiter(&self, id: LimiterId) -> Result<Option<Limiter>> {
-        Ok(self.lock().limiters.get(&id).cloned())
+        Ok(self.lock().limiters.get(id).cloned())
     }
 
     async fn limiter_by_code(&self, code: &str) -> Result<Option<Limiter>> {
-        let st = self.lock();
-        Ok(st
-            .by_code
-            .get(code)
-            .and_then(|id| st.limiters.get(id))
-            .filter(|l| l.deleted_at.is_none())
-            .cloned())
+        Ok(self.lock().limiters.by_code(code).cloned())
     }
 
     async fn list_limiters(&self, include_deleted: bool) -> Result<Vec<Limiter>> {
-        let mut all: Vec<Limiter> = self
-            .lock()
-            .limiters
-            .values()
-            .filter(|l| include_deleted || l.deleted_at.is_none())
-            .cloned()
-            .collect();
-        all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(all)
+        Ok(self.lock().limiters.list(include_deleted))
     }
 
     async fn update_limiter(&self, id: LimiterId, update: &LimiterUpdate) -> Result<Limiter> {
@@ -379,7 +360,7 @@ impl BudgetStore for SqliteStore {
         limiter.apply(update, truncate_micros(Utc::now()))?;
         self.write_limiter(&limiter).await?;
         let mut st = self.lock();
-        let old = st.limiters.insert(id, limiter.clone());
+        let old = st.limiters.put(limiter.clone());
         if old
             .is_some_and(|o| (o.period_type, o.timezone) != (limiter.period_type, limiter.timezone))
         {
@@ -395,20 +376,17 @@ impl BudgetStore for SqliteStore {
         self.check_open()?;
         let _crud = self.inner.crud.lock().await;
         let mut limiter = self.lock().live(id)?.clone();
-        let old = std::mem::replace(&mut limiter.code, LimiterCode::generate());
+        limiter.code = LimiterCode::generate();
         limiter.updated_at = truncate_micros(Utc::now());
         self.write_limiter(&limiter).await?;
-        let mut st = self.lock();
-        st.by_code.remove(old.as_str());
-        st.by_code.insert(limiter.code.as_str().to_owned(), id);
-        st.limiters.insert(id, limiter.clone());
+        self.lock().limiters.put(limiter.clone());
         Ok(limiter)
     }
 
     async fn delete_limiter(&self, id: LimiterId, purge: bool) -> Result<()> {
         self.check_open()?;
         let _crud = self.inner.crud.lock().await;
-        let already_deleted = match self.lock().limiters.get(&id) {
+        let already_deleted = match self.lock().limiters.get(id) {
             None => return Err(Error::LimiterNotFound(id)),
             Some(l) if l.deleted_at.is_some() && !purge => return Err(Error::LimiterNotFound(id)),
             Some(l) => l.deleted_at.is_some(),
@@ -425,10 +403,9 @@ impl BudgetStore for SqliteStore {
         {
             // From here the code is dead and no new usage can be charged to the limiter.
             let mut st = self.lock();
-            if let Some(l) = st.limiters.get_mut(&id) {
+            if let Some(mut l) = st.limiters.get(id).cloned() {
                 l.deleted_at.get_or_insert(now);
-                let code = l.code.as_str().to_owned();
-                st.by_code.remove(&code);
+                st.limiters.put(l);
             }
             st.reservations.retain(|_, r| r.limiter_id != id);
             st.forget_windows(id);
@@ -443,7 +420,7 @@ impl BudgetStore for SqliteStore {
                 })
                 .map_err(|_| Error::Closed)?;
             done.await.map_err(|_| Error::Closed)??;
-            self.lock().limiters.remove(&id);
+            self.lock().limiters.remove(id);
         }
         Ok(())
     }

@@ -21,6 +21,11 @@
 //! It works on an `axum::Router`, a bare hyper service and under `tower::ServiceBuilder`.
 //! Settling runs on the Tokio runtime (`tokio::spawn`).
 //!
+//! The request body type must implement `From<Bytes>` (the layer reads the bounded request
+//! body to learn the model and output limits, and may rewrite it): `axum::body::Body` and
+//! `http_body_util::Full<Bytes>` do. In a bare hyper server, wrap hyper's `Incoming` in one of
+//! them, e.g. `req.map(axum::body::Body::new)` (see `tests/bare_hyper.rs`).
+//!
 //! # Example
 //!
 //! ```no_run

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    admits, BucketSize, BudgetStore, Denial, DenialReason, Error, GroupBy, Reservation,
-    ReservationId, ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup, UsageQuery,
-    UsageRecord, UsageTotals, WindowSpend,
+    admits, BucketSize, BudgetStore, Denial, DenialReason, Error, GroupBy, LimiterIndex,
+    Reservation, ReservationId, ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup,
+    UsageQuery, UsageRecord, UsageTotals, WindowSpend,
 };
 use crate::{Limiter, LimiterCode, LimiterId, LimiterUpdate, Money, Window};
 
@@ -28,8 +28,7 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    limiters: HashMap<LimiterId, Limiter>,
-    by_code: HashMap<String, LimiterId>,
+    limiters: LimiterIndex,
     /// Spend and holds per (limiter, window). Spend is derived from `records` the first time
     /// a window is touched, then kept up to date.
     windows: HashMap<(LimiterId, Window), Counter>,
@@ -57,12 +56,7 @@ impl MemoryStore {
         let store = MemoryStore::new();
         {
             let mut inner = store.lock();
-            for l in limiters {
-                if l.deleted_at.is_none() {
-                    inner.by_code.insert(l.code.as_str().to_owned(), l.id);
-                }
-                inner.limiters.insert(l.id, l);
-            }
+            inner.limiters = LimiterIndex::new(limiters);
             inner.records = records;
         }
         store
@@ -76,13 +70,6 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn live(&self, id: LimiterId) -> Result<&Limiter> {
-        self.limiters
-            .get(&id)
-            .filter(|l| l.deleted_at.is_none())
-            .ok_or(Error::LimiterNotFound(id))
-    }
-
     fn counter(&mut self, id: LimiterId, window: Window) -> &mut Counter {
         let records = &self.records;
         self.windows.entry((id, window)).or_insert_with(|| Counter {
@@ -100,7 +87,7 @@ impl Inner {
         // derived from the records when first needed.
         if let Some(window) = self
             .limiters
-            .get(&record.limiter_id)
+            .get(record.limiter_id)
             .map(|l| l.window_at(record.at))
         {
             if let Some(c) = self.windows.get_mut(&(record.limiter_id, window)) {
@@ -115,53 +102,36 @@ impl Inner {
 impl BudgetStore for MemoryStore {
     async fn create_limiter(&self, limiter: &Limiter) -> Result<()> {
         let mut inner = self.lock();
-        if inner.limiters.contains_key(&limiter.id) {
+        if inner.limiters.get(limiter.id).is_some() {
             return Err(Error::Conflict(format!(
                 "limiter id {} already exists",
                 limiter.id
             )));
         }
-        if inner.by_code.contains_key(limiter.code.as_str()) {
+        if inner.limiters.code_taken(limiter.code.as_str()) {
             return Err(Error::Conflict("limiter code already in use".into()));
         }
-        inner
-            .by_code
-            .insert(limiter.code.as_str().to_owned(), limiter.id);
-        inner.limiters.insert(limiter.id, limiter.clone());
+        inner.limiters.put(limiter.clone());
         Ok(())
     }
 
     async fn get_limiter(&self, id: LimiterId) -> Result<Option<Limiter>> {
-        Ok(self.lock().limiters.get(&id).cloned())
+        Ok(self.lock().limiters.get(id).cloned())
     }
 
     async fn limiter_by_code(&self, code: &str) -> Result<Option<Limiter>> {
-        let inner = self.lock();
-        Ok(inner
-            .by_code
-            .get(code)
-            .and_then(|id| inner.limiters.get(id))
-            .filter(|l| l.deleted_at.is_none())
-            .cloned())
+        Ok(self.lock().limiters.by_code(code).cloned())
     }
 
     async fn list_limiters(&self, include_deleted: bool) -> Result<Vec<Limiter>> {
-        let mut all: Vec<Limiter> = self
-            .lock()
-            .limiters
-            .values()
-            .filter(|l| include_deleted || l.deleted_at.is_none())
-            .cloned()
-            .collect();
-        all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(all)
+        Ok(self.lock().limiters.list(include_deleted))
     }
 
     async fn update_limiter(&self, id: LimiterId, update: &LimiterUpdate) -> Result<Limiter> {
         let mut inner = self.lock();
-        let mut limiter = inner.live(id)?.clone();
+        let mut limiter = inner.limiters.live(id)?.clone();
         limiter.apply(update, Utc::now())?;
-        let old = inner.limiters.insert(id, limiter.clone());
+        let old = inner.limiters.put(limiter.clone());
         if old
             .is_some_and(|o| (o.period_type, o.timezone) != (limiter.period_type, limiter.timezone))
         {
@@ -174,30 +144,27 @@ impl BudgetStore for MemoryStore {
 
     async fn rotate_code(&self, id: LimiterId) -> Result<Limiter> {
         let mut inner = self.lock();
-        let mut limiter = inner.live(id)?.clone();
-        let old = std::mem::replace(&mut limiter.code, LimiterCode::generate());
+        let mut limiter = inner.limiters.live(id)?.clone();
+        limiter.code = LimiterCode::generate();
         limiter.updated_at = Utc::now();
-        inner.by_code.remove(old.as_str());
-        inner.by_code.insert(limiter.code.as_str().to_owned(), id);
-        inner.limiters.insert(id, limiter.clone());
+        inner.limiters.put(limiter.clone());
         Ok(limiter)
     }
 
     async fn delete_limiter(&self, id: LimiterId, purge: bool) -> Result<()> {
         let mut inner = self.lock();
-        let Some(limiter) = inner.limiters.get_mut(&id) else {
+        let Some(mut limiter) = inner.limiters.get(id).cloned() else {
             return Err(Error::LimiterNotFound(id));
         };
         if limiter.deleted_at.is_some() && !purge {
             return Err(Error::LimiterNotFound(id));
         }
-        let code = limiter.code.as_str().to_owned();
         limiter.deleted_at.get_or_insert_with(Utc::now);
-        inner.by_code.remove(&code);
+        inner.limiters.put(limiter);
         inner.reservations.retain(|_, r| r.limiter_id != id);
         inner.windows.retain(|(l, _), _| *l != id);
         if purge {
-            inner.limiters.remove(&id);
+            inner.limiters.remove(id);
             inner.records.retain(|r| r.limiter_id != id);
         }
         Ok(())
@@ -205,7 +172,7 @@ impl BudgetStore for MemoryStore {
 
     async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
         let mut inner = self.lock();
-        let limiter = inner.live(request.limiter_id)?;
+        let limiter = inner.limiters.live(request.limiter_id)?;
         let (budget, mode, period, active) = (
             limiter.budget_limit,
             limiter.mode,
@@ -278,7 +245,7 @@ impl BudgetStore for MemoryStore {
 
     async fn record_usage(&self, record: UsageRecord) -> Result<()> {
         let mut inner = self.lock();
-        inner.live(record.limiter_id)?;
+        inner.limiters.live(record.limiter_id)?;
         inner.charge(record);
         Ok(())
     }
@@ -287,7 +254,7 @@ impl BudgetStore for MemoryStore {
         let mut inner = self.lock();
         let window = inner
             .limiters
-            .get(&id)
+            .get(id)
             .ok_or(Error::LimiterNotFound(id))?
             .window_at(at);
         let c = *inner.counter(id, window);

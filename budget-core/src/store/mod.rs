@@ -20,12 +20,14 @@
 //! Every store, ours and yours, runs the same conformance suite (`conformance`, behind the
 //! `test-utils` feature).
 
+mod index;
 mod memory;
 mod types;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use index::LimiterIndex;
 pub use memory::{sort_groups, MemoryStore};
 pub use types::*;
 

@@ -1,0 +1,123 @@
+//! [`LimiterIndex`]: limiters by id, with live codes indexed.
+
+use std::collections::HashMap;
+
+use super::{Error, Result};
+use crate::{Limiter, LimiterId};
+
+/// The in-memory catalogue of limiters a store keeps for its hot path: by id, and live
+/// (not deleted) ones by proxy code. Used by [`MemoryStore`](super::MemoryStore) and as the
+/// limiter cache of `budget-store-sqlite`; a custom store can keep one too.
+#[derive(Debug, Default, Clone)]
+pub struct LimiterIndex {
+    limiters: HashMap<LimiterId, Limiter>,
+    by_code: HashMap<String, LimiterId>,
+}
+
+impl LimiterIndex {
+    /// An index of these limiters.
+    pub fn new(limiters: impl IntoIterator<Item = Limiter>) -> Self {
+        let mut index = LimiterIndex::default();
+        for l in limiters {
+            index.put(l);
+        }
+        index
+    }
+
+    /// Any limiter (deleted ones included) by id.
+    pub fn get(&self, id: LimiterId) -> Option<&Limiter> {
+        self.limiters.get(&id)
+    }
+
+    /// A live limiter by id; [`Error::LimiterNotFound`] for unknown or deleted ones.
+    pub fn live(&self, id: LimiterId) -> Result<&Limiter> {
+        self.limiters
+            .get(&id)
+            .filter(|l| l.deleted_at.is_none())
+            .ok_or(Error::LimiterNotFound(id))
+    }
+
+    /// The live limiter with this code.
+    pub fn by_code(&self, code: &str) -> Option<&Limiter> {
+        self.by_code.get(code).and_then(|id| self.limiters.get(id))
+    }
+
+    /// Is this code in use by a live limiter?
+    pub fn code_taken(&self, code: &str) -> bool {
+        self.by_code.contains_key(code)
+    }
+
+    /// All limiters, oldest first (then by id); deleted ones only when asked.
+    pub fn list(&self, include_deleted: bool) -> Vec<Limiter> {
+        let mut all: Vec<Limiter> = self
+            .limiters
+            .values()
+            .filter(|l| include_deleted || l.deleted_at.is_none())
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    /// Insert or replace a limiter, keeping the code index right (a replaced limiter's old
+    /// code is retired; a deleted limiter's code is not indexed). Returns the previous state.
+    pub fn put(&mut self, limiter: Limiter) -> Option<Limiter> {
+        let old = self.limiters.insert(limiter.id, limiter.clone());
+        if let Some(o) = &old {
+            if self.by_code.get(o.code.as_str()) == Some(&o.id) {
+                self.by_code.remove(o.code.as_str());
+            }
+        }
+        if limiter.deleted_at.is_none() {
+            self.by_code
+                .insert(limiter.code.as_str().to_owned(), limiter.id);
+        }
+        old
+    }
+
+    /// Remove a limiter entirely (purge).
+    pub fn remove(&mut self, id: LimiterId) -> Option<Limiter> {
+        let old = self.limiters.remove(&id)?;
+        if self.by_code.get(old.code.as_str()) == Some(&id) {
+            self.by_code.remove(old.code.as_str());
+        }
+        Some(old)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LimiterCode, Money, NewLimiter, Period};
+
+    fn limiter() -> Limiter {
+        let n = NewLimiter::new(
+            "x",
+            Money::from_dollars(1),
+            Period::Day,
+            "https://api.openai.com",
+        );
+        Limiter::create(n, chrono::Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn codes_follow_rotation_deletion_and_purge() {
+        let a = limiter();
+        let mut index = LimiterIndex::new([a.clone()]);
+        assert_eq!(index.by_code(a.code.as_str()).map(|l| l.id), Some(a.id));
+        let mut rotated = a.clone();
+        rotated.code = LimiterCode::generate();
+        assert!(index.put(rotated.clone()).is_some());
+        assert!(index.by_code(a.code.as_str()).is_none());
+        assert!(index.code_taken(rotated.code.as_str()));
+        let mut deleted = rotated.clone();
+        deleted.deleted_at = Some(chrono::Utc::now());
+        index.put(deleted);
+        assert!(index.by_code(rotated.code.as_str()).is_none());
+        assert!(matches!(index.live(a.id), Err(Error::LimiterNotFound(_))));
+        assert!(index.get(a.id).is_some());
+        assert_eq!((index.list(false).len(), index.list(true).len()), (0, 1));
+        assert!(index.remove(a.id).is_some());
+        assert!(index.get(a.id).is_none());
+    }
+}
