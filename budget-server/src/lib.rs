@@ -64,8 +64,34 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .fallback(dashboard::serve)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<axum::body::Body>| {
+            // The limiter code in `/v1/{code}/...` is a credential: never log it.
+            tracing::info_span!("request", method = %req.method(), path = %redact_code(req.uri().path()))
+        }))
         .with_state(state)
+}
+
+/// `/v1/{code}/rest` → `/v1/{…}/rest`: request paths as they may be logged.
+pub fn redact_code(path: &str) -> String {
+    match path.strip_prefix("/v1/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((_, tail)) => format!("/v1/{{…}}/{tail}"),
+            None => "/v1/{…}".to_owned(),
+        },
+        None => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn limiter_codes_are_redacted_from_logged_paths() {
+        let code = "3f9a0c1d2e3f4a5b6c7d8e9f0a1b2c3d";
+        let p = super::redact_code(&format!("/v1/{code}/chat/completions"));
+        assert_eq!(p, "/v1/{…}/chat/completions");
+        assert_eq!(super::redact_code(&format!("/v1/{code}")), "/v1/{…}");
+        assert_eq!(super::redact_code("/api/limiters"), "/api/limiters");
+    }
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

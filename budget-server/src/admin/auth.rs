@@ -385,6 +385,9 @@ pub async fn login(
         ));
     }
     state.auth.throttle.succeeded(client);
+    if state.config.default_password() {
+        tracing::warn!("admin logged in with the default password `changeme`: set ADMIN_PASSWORD");
+    }
     let issued = state.auth.issue(Utc::now())?;
     Ok(Json(LoginResponse {
         token: issued.token,
