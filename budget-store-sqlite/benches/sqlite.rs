@@ -8,7 +8,8 @@
 //!
 //! Knobs (environment): `BENCH_EVENTS` (events in the statistics file, default 10 000 000),
 //! `BENCH_OPS` (hot-path iterations, default 500 000), `BENCH_WRITES` (events pushed through
-//! the writer, default 300 000), `BENCH_DIR` (where the files go, default a temp folder).
+//! the writer, default 300 000), `BENCH_DIR` (where the files go, default a temp folder),
+//! `BENCH_KEEP=1` (keep the files, e.g. to inspect `stats.db` with `sqlite3`).
 
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,9 @@ fn main() {
     ));
     rt.block_on(statistics(&dir.path().join("stats.db"), events, &mut rows));
 
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        eprintln!("files kept in {}", dir.keep().display());
+    }
     println!();
     println!("| measurement | result | target |");
     println!("|---|---|---|");

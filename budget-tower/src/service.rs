@@ -121,6 +121,22 @@ where
     // 2. What is asked? Endpoints without usage (models, files…) pass straight through.
     let endpoint = endpoint_of(parts.uri.path());
     if endpoint == Endpoint::Other {
+        // Nothing to meter (models, files, batches…). Reads pass; anything that may start
+        // work (a batch, a fine-tune, an upload) needs the budget to be open right now.
+        if !matches!(parts.method, http::Method::GET | http::Method::HEAD) {
+            match admit(&config, &limiter, &key, Money::ZERO, now).await {
+                Admission::Reserved(r) => release(&config, &r).await,
+                Admission::Refused(refusal) => return Ok(refuse(&config, Some(&limiter), refusal)),
+                Admission::StoreDown if config.fail_open => {}
+                Admission::StoreDown => {
+                    return Ok(refuse(
+                        &config,
+                        Some(&limiter),
+                        Refusal::store_unavailable(),
+                    ));
+                }
+            }
+        }
         return passthrough(inner, Request::from_parts(parts, body)).await;
     }
     let bytes = match Limited::new(body, config.max_request_bytes).collect().await {
@@ -171,29 +187,13 @@ where
 
     // 4. Reserve.
     let amount = hold_amount(&config, &limiter, &info);
-    let request = ReserveRequest {
-        limiter_id: limiter.id,
-        amount,
-        at: now,
-    };
-    let reservation = match config.store.reserve(&request).await {
-        Ok(ReserveOutcome::Reserved(r)) => r,
-        Ok(ReserveOutcome::Denied(d)) => {
-            let refusal = match d.reason {
-                DenialReason::Inactive => Refusal::inactive(),
-                DenialReason::BudgetExceeded => Refusal::budget_exceeded(&d, now),
-            };
-            return Ok(refuse(&config, Some(&limiter), refusal));
+    let reservation = match admit(&config, &limiter, &key, amount, now).await {
+        Admission::Reserved(r) => r,
+        Admission::Refused(refusal) => return Ok(refuse(&config, Some(&limiter), refusal)),
+        Admission::StoreDown if config.fail_open => {
+            return passthrough(inner, Request::from_parts(parts, ReqBody::from(bytes))).await;
         }
-        Err(StoreError::LimiterNotFound(_)) => {
-            config.cache.forget(&key);
-            return Ok(refuse(&config, Some(&limiter), Refusal::unknown_limiter()));
-        }
-        Err(e) => {
-            store_failed(&config, &e);
-            if config.fail_open {
-                return passthrough(inner, Request::from_parts(parts, ReqBody::from(bytes))).await;
-            }
+        Admission::StoreDown => {
             return Ok(refuse(
                 &config,
                 Some(&limiter),
@@ -282,6 +282,45 @@ where
         head,
         MeteredBody::metered(body, settlement, strip),
     ))
+}
+
+/// What the store said about a request.
+enum Admission {
+    Reserved(Reservation),
+    Refused(Refusal),
+    /// The store failed (already logged and reported).
+    StoreDown,
+}
+
+/// Ask the store to hold `amount` for the request, and turn its answer into a refusal where
+/// it says no.
+async fn admit(
+    config: &Config,
+    limiter: &Limiter,
+    key: &crate::LimiterKey,
+    amount: Money,
+    now: chrono::DateTime<Utc>,
+) -> Admission {
+    let request = ReserveRequest {
+        limiter_id: limiter.id,
+        amount,
+        at: now,
+    };
+    match config.store.reserve(&request).await {
+        Ok(ReserveOutcome::Reserved(r)) => Admission::Reserved(r),
+        Ok(ReserveOutcome::Denied(d)) => Admission::Refused(match d.reason {
+            DenialReason::Inactive => Refusal::inactive(),
+            DenialReason::BudgetExceeded => Refusal::budget_exceeded(&d, now),
+        }),
+        Err(StoreError::LimiterNotFound(_)) => {
+            config.cache.forget(key);
+            Admission::Refused(Refusal::unknown_limiter())
+        }
+        Err(e) => {
+            store_failed(config, &e);
+            Admission::StoreDown
+        }
+    }
 }
 
 /// The OpenAI API a path ends in, whatever prefix it is mounted under (`/v1/{code}/`,

@@ -702,3 +702,37 @@ async fn a_client_that_gives_up_before_the_upstream_answers_gets_its_hold_back()
     let w = settled(&*store, &l).await;
     assert_eq!((w.held, w.in_flight, w.spent), (money("0"), 0, money("0")));
 }
+
+#[tokio::test]
+async fn unmetered_endpoints_read_freely_but_cannot_start_work_over_budget() {
+    let store = memory();
+    let l = limiter(&*store, "1", EnforcementMode::Soft).await;
+    let mut r = UsageRecord::new(
+        l.id,
+        chrono::Utc::now(),
+        Endpoint::ChatCompletions,
+        &Usage::default(),
+        Some(money("2")),
+    );
+    r.model = Some("gpt-4o".into());
+    store.record_usage(r).await.unwrap();
+    let upstream = service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(json_response(r#"{"object":"list","data":[]}"#))
+    });
+    let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
+    let get = Request::get(format!("/v1/{}/models", l.code))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = layer.layer_on(upstream).oneshot(get).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "listing models costs nothing");
+    let post = Request::post(format!("/v1/{}/batches", l.code))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let (s, v) = status_and_error(layer.layer_on(upstream).oneshot(post).await.unwrap()).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("budget_exceeded"))
+    );
+    let w = settled(&*store, &l).await;
+    assert_eq!(w.held, money("0"));
+}
