@@ -19,6 +19,10 @@ async fn main() -> ExitCode {
             tracing::warn!(error = %e, "could not read .env");
         }
     }
+    if let Err(e) = config.validate() {
+        eprintln!("budget-server: {e}");
+        return ExitCode::from(2);
+    }
     if config.jwt_secret.is_none() {
         tracing::warn!("JWT_SECRET is not set: using a random secret; admin tokens stop working when the server restarts");
     }
