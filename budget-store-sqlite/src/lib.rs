@@ -9,13 +9,14 @@
 //!   is summed from the database the first time the process touches it (the current windows
 //!   at open). Limiters are cached too; every limiter write goes to the database first.
 //! - **One writer, batched.** Settled usage goes through a channel to a single writer task
-//!   that commits batches of up to 1 000 events, at most 100 ms after the first one arrived
-//!   (both configurable, see [`SqliteStoreOptions`]). [`flush`] waits for it; [`close`]
-//!   flushes and stops it.
+//!   that commits batches of 1 000 events (up to 8 000 while a backlog is queued: group
+//!   commit), at most 100 ms after the first one arrived (both configurable, see
+//!   [`SqliteStoreOptions`]). [`flush`] waits for it; [`close`] flushes and stops it.
 //! - **Roll-ups.** Each batch's transaction also upserts per limiter × model × user roll-ups
-//!   by hour, UTC day and UTC month, so totals, breakdowns and series read a few thousand
-//!   roll-up rows; only the unaligned edges of a range (less than an hour each) and minute
-//!   series read raw events. Statistics first wait for the writer, so they see everything
+//!   by hour, UTC day and UTC month, plus global ones (one row per bucket, with its distinct
+//!   users, kept exact through per-bucket user sets), so totals, breakdowns and series read a
+//!   few thousand roll-up rows at most; only the unaligned edges of a range (less than an hour
+//!   each) and minute series read raw events. Statistics first wait for the writer, so they see everything
 //!   settled before they were asked for.
 //! - **Embedded migrations** ([`migrate`]), run on open; older databases upgrade in place.
 //!   WAL, `synchronous = NORMAL`, a busy timeout and foreign keys are set on every connection.
@@ -107,6 +108,12 @@ pub async fn migrate(pool: &SqlitePool) -> Result<(), SqliteStoreError> {
 pub async fn rebuild_rollups(pool: &SqlitePool) -> Result<(), SqliteStoreError> {
     let mut tx = pool.begin().await?;
     for sql in [
+        "DELETE FROM usage_users_hourly",
+        "DELETE FROM usage_users_daily",
+        "DELETE FROM usage_users_monthly",
+        "DELETE FROM usage_global_hourly",
+        "DELETE FROM usage_global_daily",
+        "DELETE FROM usage_global_monthly",
         "DELETE FROM usage_hourly",
         "DELETE FROM usage_daily",
         "DELETE FROM usage_monthly",
@@ -129,6 +136,38 @@ pub async fn rebuild_rollups(pool: &SqlitePool) -> Result<(), SqliteStoreError> 
          FROM usage_daily GROUP BY 1, 2, 3, 4",
     ] {
         sqlx::query(sql).execute(&mut *tx).await?;
+    }
+    // Inserting the roll-ups above filled the user sets (trigger); now the global sums, with
+    // each bucket's users counted from its set.
+    for (global, users, table, c) in [
+        (
+            "usage_global_hourly",
+            "usage_users_hourly",
+            "usage_hourly",
+            "hour_start",
+        ),
+        (
+            "usage_global_daily",
+            "usage_users_daily",
+            "usage_daily",
+            "day_start",
+        ),
+        (
+            "usage_global_monthly",
+            "usage_users_monthly",
+            "usage_monthly",
+            "month_start",
+        ),
+    ] {
+        let sql = format!(
+            "INSERT INTO {global} \
+             SELECT {c}, SUM(requests), SUM(prompt_tokens), SUM(cached_tokens), \
+                    SUM(completion_tokens), SUM(reasoning_tokens), SUM(cost), SUM(unpriced), \
+                    SUM(estimated), SUM(errors), \
+                    (SELECT COUNT(*) FROM {users} u WHERE u.{c} = r.{c}) \
+             FROM {table} r GROUP BY {c}"
+        );
+        sqlx::query(&sql).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())

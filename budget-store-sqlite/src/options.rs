@@ -72,7 +72,9 @@ impl SqliteStoreOptions {
         }
     }
 
-    /// The largest number of usage events committed in one transaction (default 1 000).
+    /// How many usage events make a batch (default 1 000): the writer commits when it holds
+    /// this many and nothing more is queued. While a backlog is queued it keeps filling the
+    /// batch (group commit) up to 8 times this size, never past the batch's flush interval.
     ///
     /// ```
     /// # use budget_store_sqlite::SqliteStoreOptions;

@@ -35,6 +35,24 @@ impl Level {
         }
     }
 
+    /// The global roll-up of this level: one row per bucket, with its distinct users.
+    pub(crate) fn global_table(self) -> &'static str {
+        match self {
+            Level::Month => "usage_global_monthly",
+            Level::Day => "usage_global_daily",
+            Level::Hour => "usage_global_hourly",
+        }
+    }
+
+    /// The (bucket, user) presence set of this level.
+    pub(crate) fn users_table(self) -> &'static str {
+        match self {
+            Level::Month => "usage_users_monthly",
+            Level::Day => "usage_users_daily",
+            Level::Hour => "usage_users_hourly",
+        }
+    }
+
     pub(crate) fn column(self) -> &'static str {
         match self {
             Level::Month => "month_start",
@@ -192,12 +210,95 @@ fn rows_sql(limiter: Option<LimiterId>, segments: &[Segment]) -> Result<RowsSql,
     Ok(RowsSql { sql, args })
 }
 
-/// The aggregate columns every statistics query ends with (read by [`totals_at`]).
-const AGGREGATES: &str =
+/// The summed columns of every statistics query: the first nine read by [`totals_at`].
+const SUMS: &str =
     "IFNULL(SUM(requests), 0), IFNULL(SUM(prompt_tokens), 0), IFNULL(SUM(cached_tokens), 0), \
      IFNULL(SUM(completion_tokens), 0), IFNULL(SUM(reasoning_tokens), 0), IFNULL(SUM(cost), 0), \
-     IFNULL(SUM(unpriced), 0), IFNULL(SUM(estimated), 0), IFNULL(SUM(errors), 0), \
-     COUNT(DISTINCT NULLIF(user, ''))";
+     IFNULL(SUM(unpriced), 0), IFNULL(SUM(estimated), 0), IFNULL(SUM(errors), 0)";
+
+/// The aggregate columns of the per-(limiter, model, user) rows of [`rows_sql`], in
+/// [`totals_at`] order: the sums, then the distinct users.
+const AGGREGATES: &str = concat!(
+    "IFNULL(SUM(requests), 0), IFNULL(SUM(prompt_tokens), 0), IFNULL(SUM(cached_tokens), 0), \
+     IFNULL(SUM(completion_tokens), 0), IFNULL(SUM(reasoning_tokens), 0), IFNULL(SUM(cost), 0), \
+     IFNULL(SUM(unpriced), 0), IFNULL(SUM(estimated), 0), IFNULL(SUM(errors), 0)",
+    ", COUNT(DISTINCT NULLIF(user, ''))"
+);
+
+/// A `SELECT` of uniform rows (`t, requests, …, errors, users`) over every segment, all
+/// limiters together, `UNION ALL`-ed: roll-up segments read the global roll-ups (one row per
+/// bucket), raw segments the events. `users` is the bucket's distinct users for segments of
+/// level `users_of`, NULL for the others.
+fn global_rows_sql(
+    segments: &[Segment],
+    users_of: Option<Level>,
+    sql: &mut String,
+    args: &mut SqliteArguments<'static>,
+) -> Result<(), SqliteStoreError> {
+    for (i, s) in segments.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(" UNION ALL ");
+        }
+        match s.source {
+            Source::Rollup(level) => {
+                let (t, c) = (level.global_table(), level.column());
+                let users = if users_of == Some(level) {
+                    "users"
+                } else {
+                    "NULL"
+                };
+                sql.push_str(&format!(
+                    "SELECT {c} AS t, requests, prompt_tokens, cached_tokens, completion_tokens, \
+                     reasoning_tokens, cost, unpriced, estimated, errors, {users} AS users \
+                     FROM {t} WHERE {c} >= ? AND {c} < ?"
+                ));
+            }
+            Source::Raw => sql.push_str(
+                "SELECT at AS t, 1 AS requests, prompt_tokens, cached_tokens, completion_tokens, \
+                 reasoning_tokens, cost, unpriced, estimated, status >= 400 AS errors, NULL AS users \
+                 FROM usage_events WHERE at >= ? AND at < ?",
+            ),
+        }
+        args.add(s.lo).map_err(sqlx::Error::Encode)?;
+        args.add(s.hi).map_err(sqlx::Error::Encode)?;
+    }
+    Ok(())
+}
+
+/// A `SELECT COUNT(DISTINCT user)` of the non-empty users over every segment, all limiters
+/// together: roll-up segments read the (bucket, user) sets, raw segments the events.
+fn global_users_sql(
+    segments: &[Segment],
+    sql: &mut String,
+    args: &mut SqliteArguments<'static>,
+) -> Result<(), SqliteStoreError> {
+    sql.push_str("SELECT COUNT(DISTINCT user) FROM (");
+    for (i, s) in segments.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(" UNION ALL ");
+        }
+        match s.source {
+            Source::Rollup(level) => {
+                let (t, c) = (level.users_table(), level.column());
+                sql.push_str(&format!("SELECT user FROM {t} WHERE {c} >= ? AND {c} < ?"));
+            }
+            Source::Raw => sql
+                .push_str("SELECT user FROM usage_events WHERE at >= ? AND at < ? AND user <> ''"),
+        }
+        args.add(s.lo).map_err(sqlx::Error::Encode)?;
+        args.add(s.hi).map_err(sqlx::Error::Encode)?;
+    }
+    sql.push(')');
+    Ok(())
+}
+
+/// The distinct non-empty users over `segments`, all limiters together.
+async fn global_users(pool: &SqlitePool, segments: &[Segment]) -> Result<u64, SqliteStoreError> {
+    let (mut sql, mut args) = (String::new(), SqliteArguments::default());
+    global_users_sql(segments, &mut sql, &mut args)?;
+    let n: i64 = sqlx::query_scalar_with(&sql, args).fetch_one(pool).await?;
+    Ok(uncount(n))
+}
 
 fn totals_at(row: &SqliteRow, first: usize) -> Result<UsageTotals, sqlx::Error> {
     let n = |i: usize| row.try_get::<i64, _>(first + i).map(uncount);
@@ -232,6 +333,20 @@ pub(crate) async fn totals(
     let segs = segments(q, &Level::ALL);
     if segs.is_empty() {
         return Ok(UsageTotals::default());
+    }
+    if q.limiter_id.is_none() {
+        // All limiters: one row per bucket from the global roll-ups; the distinct users over
+        // the range from the (bucket, user) sets, as a scalar subquery (its `?`s come first).
+        let mut sql = String::from("SELECT ");
+        let mut args = SqliteArguments::default();
+        sql.push_str(SUMS);
+        sql.push_str(", (");
+        global_users_sql(&segs, &mut sql, &mut args)?;
+        sql.push_str(") FROM (");
+        global_rows_sql(&segs, None, &mut sql, &mut args)?;
+        sql.push(')');
+        let row = sqlx::query_with(&sql, args).fetch_one(pool).await?;
+        return Ok(totals_at(&row, 0)?);
     }
     let rows = rows_sql(q.limiter_id, &segs)?;
     let sql = format!("SELECT {AGGREGATES} FROM ({})", rows.sql);
@@ -312,13 +427,31 @@ pub(crate) async fn series(
     if segs.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = rows_sql(q.limiter_id, &segs)?;
-    let sql = format!(
-        "SELECT t - (((t % {width}) + {width}) % {width}) AS b, {AGGREGATES} FROM ({}) GROUP BY b ORDER BY b",
-        rows.sql
-    );
-    let found = sqlx::query_with(&sql, rows.args).fetch_all(pool).await?;
-    found
+    let bucket_of = format!("t - (((t % {width}) + {width}) % {width})");
+    let (found, partial) = match (q.limiter_id, levels.first()) {
+        (None, Some(&level)) => {
+            // All limiters: whole buckets come from the global roll-up of the bucket's own
+            // level, with their distinct users. Buckets cut by the range's edges are made of
+            // finer pieces; their distinct users are counted over those pieces afterwards.
+            let (mut sql, mut args) = (String::new(), SqliteArguments::default());
+            global_rows_sql(&segs, Some(level), &mut sql, &mut args)?;
+            let sql = format!(
+                "SELECT {bucket_of} AS b, {SUMS}, IFNULL(SUM(users), 0) FROM ({sql}) GROUP BY b ORDER BY b"
+            );
+            let found = sqlx::query_with(&sql, args).fetch_all(pool).await?;
+            (found, partial_buckets(&segs, level, width))
+        }
+        _ => {
+            let rows = rows_sql(q.limiter_id, &segs)?;
+            let sql = format!(
+                "SELECT {bucket_of} AS b, {AGGREGATES} FROM ({}) GROUP BY b ORDER BY b",
+                rows.sql
+            );
+            let found = sqlx::query_with(&sql, rows.args).fetch_all(pool).await?;
+            (found, Vec::new())
+        }
+    };
+    let mut buckets = found
         .iter()
         .map(|row| {
             let start = crate::rows::from_micros("usage_events", row.try_get(0)?)?;
@@ -327,7 +460,39 @@ pub(crate) async fn series(
                 totals: totals_at(row, 1)?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, SqliteStoreError>>()?;
+    for (start, pieces) in partial {
+        if let Some(b) = buckets.iter_mut().find(|b| micros(b.start) == start) {
+            b.totals.distinct_users = global_users(pool, &pieces).await?;
+        }
+    }
+    Ok(buckets)
+}
+
+/// The buckets (of `width`, whose roll-up level is `level`) that `segs` covers only in part,
+/// each with the pieces of `segs` inside it: the segments of other sources, cut at bucket
+/// edges. A bucket read from `level` is whole and has none.
+fn partial_buckets(segs: &[Segment], level: Level, width: i64) -> Vec<(i64, Vec<Segment>)> {
+    let mut out: Vec<(i64, Vec<Segment>)> = Vec::new();
+    for s in segs.iter().filter(|s| s.source != Source::Rollup(level)) {
+        let mut b = s.lo - s.lo.rem_euclid(width);
+        while b < s.hi {
+            let piece = Segment {
+                source: s.source,
+                lo: s.lo.max(b),
+                hi: s.hi.min(b.saturating_add(width)),
+            };
+            match out.last_mut() {
+                Some((start, pieces)) if *start == b => pieces.push(piece),
+                _ => out.push((b, vec![piece])),
+            }
+            b = match b.checked_add(width) {
+                Some(next) => next,
+                None => break,
+            };
+        }
+    }
+    out
 }
 
 /// The most recent records matching `q`, newest first.

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use budget_core::store::UsageRecord;
 use budget_core::{LimiterId, Money, Window};
+use sqlx::query_builder::Separated;
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -23,6 +24,9 @@ use crate::rows::{count, endpoint_str, micros, EVENT_COLUMNS};
 use crate::state::{HotState, Load};
 use crate::stats::{self, Level};
 use crate::SqliteStoreError;
+
+/// A batch grows up to this many times `batch_size` while a backlog waits (group commit).
+const GROUP: usize = 8;
 
 /// How long to wait before retrying a batch whose commit failed.
 const RETRY: Duration = Duration::from_secs(1);
@@ -149,14 +153,17 @@ impl Writer {
                 return;
             }
             let mut closing = None;
-            for msg in buf.drain(..) {
+            let n = buf.len();
+            for (i, msg) in buf.drain(..).enumerate() {
                 match msg {
                     Msg::Event(r) => {
                         batch.push(*r);
                         if deadline.is_none() {
                             deadline = Some(Instant::now() + self.interval);
                         }
-                        if batch.len() >= self.batch_size {
+                        if batch.len() >= self.batch_size
+                            && self.batch_done(&batch, i + 1 < n, deadline)
+                        {
                             let _ = self.commit(&mut batch, &mut deadline).await;
                         }
                     }
@@ -196,6 +203,19 @@ impl Writer {
                 return;
             }
         }
+    }
+
+    /// Whether a batch of at least `batch_size` events is to be committed now. While more
+    /// messages wait (`more` in hand, or queued), a backlog is building: keep filling the batch
+    /// (group commit), up to [`GROUP`] × `batch_size` events and no later than its deadline.
+    /// Events waiting in the queue are as uncommitted as those in the batch, so this loses
+    /// nothing more on a crash; per-batch costs (roll-up rows, commit) are paid less often, so
+    /// the backlog drains faster.
+    fn batch_done(&self, batch: &[UsageRecord], more: bool, deadline: Option<Instant>) -> bool {
+        let backlog = more || !self.rx.is_empty();
+        !backlog
+            || batch.len() >= self.batch_size.saturating_mul(GROUP)
+            || deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Commit the batch. On failure keep it (they are charges) and retry after [`RETRY`].
@@ -269,6 +289,46 @@ fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// Bind a roll-up row's sums, in [`SUM_COLUMNS`] order.
+fn push_sums(b: &mut Separated<'_, '_, Sqlite, &'static str>, s: &Sums) {
+    b.push_bind(s.requests)
+        .push_bind(s.prompt)
+        .push_bind(s.cached)
+        .push_bind(s.completion)
+        .push_bind(s.reasoning)
+        .push_bind(s.cost)
+        .push_bind(s.unpriced)
+        .push_bind(s.estimated)
+        .push_bind(s.errors);
+}
+
+/// The summed columns of every roll-up, in [`push_sums`] order.
+const SUM_COLUMNS: &str = "requests, prompt_tokens, cached_tokens, completion_tokens, \
+                           reasoning_tokens, cost, unpriced, estimated, errors";
+
+/// The `DO UPDATE` of a roll-up upsert: add the new sums to the stored ones.
+const ADD_SUMS: &str = "requests = requests + excluded.requests, \
+     prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
+     cached_tokens = cached_tokens + excluded.cached_tokens, \
+     completion_tokens = completion_tokens + excluded.completion_tokens, \
+     reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, \
+     cost = cost + excluded.cost, \
+     unpriced = unpriced + excluded.unpriced, \
+     estimated = estimated + excluded.estimated, \
+     errors = errors + excluded.errors";
+
+/// A roll-up row's key: limiter, bucket start, model, user.
+type RollupKey<'a> = (&'a str, i64, &'a str, &'a str);
+
+/// What one batch adds to the roll-ups of one level, each list sorted by key.
+struct LevelRows<'a> {
+    level: Level,
+    /// Per (limiter, bucket start, model, user).
+    rows: Vec<(RollupKey<'a>, Sums)>,
+    /// Per bucket start, over everything.
+    global: Vec<(i64, Sums)>,
+}
+
 /// Insert `batch` and fold it into the roll-ups, in one transaction.
 pub(crate) async fn write_batch(
     pool: &SqlitePool,
@@ -280,7 +340,8 @@ pub(crate) async fn write_batch(
         .collect();
     let mut rollups = Vec::with_capacity(Level::ALL.len());
     for level in Level::ALL {
-        let mut sums: HashMap<(&str, i64, &str, &str), Sums> = HashMap::new();
+        let mut sums: HashMap<RollupKey<'_>, Sums> = HashMap::new();
+        let mut global: HashMap<i64, Sums> = HashMap::new();
         for (r, (_, limiter)) in batch.iter().zip(&ids) {
             let at = micros(r.at);
             let start = level.floor(at).unwrap_or(at);
@@ -291,10 +352,17 @@ pub(crate) async fn write_batch(
                 r.user.as_deref().unwrap_or(""),
             );
             sums.entry(key).or_default().add(r);
+            global.entry(start).or_default().add(r);
         }
         let mut rows: Vec<_> = sums.into_iter().collect();
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        rollups.push((level, rows));
+        let mut global: Vec<_> = global.into_iter().collect();
+        global.sort_unstable_by_key(|g| g.0);
+        rollups.push(LevelRows {
+            level,
+            rows,
+            global,
+        });
     }
 
     let mut tx = pool.begin().await?;
@@ -322,39 +390,35 @@ pub(crate) async fn write_batch(
         });
         qb.build().execute(&mut *tx).await?;
     }
-    for (level, rows) in &rollups {
-        let (table, column) = (level.table(), level.column());
-        for chunk in chunks(rows) {
+    for l in &rollups {
+        let (table, column, global) = (l.level.table(), l.level.column(), l.level.global_table());
+        // Global sums first: a roll-up row that is new adds its user to the bucket's user set
+        // (trigger), and a user new to the set adds 1 to the bucket's global row (trigger).
+        for chunk in chunks(&l.global) {
             let mut qb = QueryBuilder::<Sqlite>::new(format!(
-                "INSERT INTO {table} (limiter_id, {column}, model, user, requests, prompt_tokens, cached_tokens, \
-                 completion_tokens, reasoning_tokens, cost, unpriced, estimated, errors) "
+                "INSERT INTO {global} ({column}, {SUM_COLUMNS}, users) "
+            ));
+            qb.push_values(chunk, |mut b, (start, s)| {
+                b.push_bind(*start);
+                push_sums(&mut b, s);
+                b.push_bind(0_i64);
+            });
+            qb.push(format!(" ON CONFLICT ({column}) DO UPDATE SET {ADD_SUMS}"));
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in chunks(&l.rows) {
+            let mut qb = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO {table} (limiter_id, {column}, model, user, {SUM_COLUMNS}) "
             ));
             qb.push_values(chunk, |mut b, ((limiter, start, model, user), s)| {
                 b.push_bind(*limiter)
                     .push_bind(*start)
                     .push_bind(*model)
-                    .push_bind(*user)
-                    .push_bind(s.requests)
-                    .push_bind(s.prompt)
-                    .push_bind(s.cached)
-                    .push_bind(s.completion)
-                    .push_bind(s.reasoning)
-                    .push_bind(s.cost)
-                    .push_bind(s.unpriced)
-                    .push_bind(s.estimated)
-                    .push_bind(s.errors);
+                    .push_bind(*user);
+                push_sums(&mut b, s);
             });
             qb.push(format!(
-                " ON CONFLICT (limiter_id, {column}, model, user) DO UPDATE SET \
-                 requests = requests + excluded.requests, \
-                 prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
-                 cached_tokens = cached_tokens + excluded.cached_tokens, \
-                 completion_tokens = completion_tokens + excluded.completion_tokens, \
-                 reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, \
-                 cost = cost + excluded.cost, \
-                 unpriced = unpriced + excluded.unpriced, \
-                 estimated = estimated + excluded.estimated, \
-                 errors = errors + excluded.errors"
+                " ON CONFLICT (limiter_id, {column}, model, user) DO UPDATE SET {ADD_SUMS}"
             ));
             qb.build().execute(&mut *tx).await?;
         }
@@ -363,15 +427,47 @@ pub(crate) async fn write_batch(
     Ok(())
 }
 
-/// Delete a limiter, its events and its roll-ups, in one transaction.
+/// Delete a limiter, its events and its roll-ups, in one transaction. The global roll-ups
+/// of the buckets it used lose its sums, and their user sets are rebuilt from the other
+/// limiters' roll-ups of those buckets (a user may have been seen only through it).
 async fn purge(pool: &SqlitePool, limiter_id: LimiterId) -> Result<(), SqliteStoreError> {
     let id = limiter_id.to_string();
     let mut tx = pool.begin().await?;
+    for level in Level::ALL {
+        let (table, c) = (level.table(), level.column());
+        let (global, users) = (level.global_table(), level.users_table());
+        let touched = format!("SELECT {c} FROM {table} WHERE limiter_id = ?1");
+        for sql in [
+            format!(
+                "UPDATE {global} AS g SET \
+                 requests = g.requests - s.requests, \
+                 prompt_tokens = g.prompt_tokens - s.prompt_tokens, \
+                 cached_tokens = g.cached_tokens - s.cached_tokens, \
+                 completion_tokens = g.completion_tokens - s.completion_tokens, \
+                 reasoning_tokens = g.reasoning_tokens - s.reasoning_tokens, \
+                 cost = g.cost - s.cost, unpriced = g.unpriced - s.unpriced, \
+                 estimated = g.estimated - s.estimated, errors = g.errors - s.errors, users = 0 \
+                 FROM (SELECT {c} AS t, SUM(requests) AS requests, SUM(prompt_tokens) AS prompt_tokens, \
+                       SUM(cached_tokens) AS cached_tokens, SUM(completion_tokens) AS completion_tokens, \
+                       SUM(reasoning_tokens) AS reasoning_tokens, SUM(cost) AS cost, \
+                       SUM(unpriced) AS unpriced, SUM(estimated) AS estimated, SUM(errors) AS errors \
+                       FROM {table} WHERE limiter_id = ?1 GROUP BY {c}) AS s \
+                 WHERE g.{c} = s.t"
+            ),
+            format!("DELETE FROM {users} WHERE {c} IN ({touched})"),
+            // The trigger counts the re-inserted users into the (zeroed) global rows.
+            format!(
+                "INSERT INTO {users} ({c}, user) SELECT DISTINCT {c}, user FROM {table} \
+                 WHERE {c} IN ({touched}) AND limiter_id <> ?1 AND user <> ''"
+            ),
+            format!("DELETE FROM {global} WHERE requests = 0 AND {c} IN ({touched})"),
+            format!("DELETE FROM {table} WHERE limiter_id = ?1"),
+        ] {
+            sqlx::query(&sql).bind(&id).execute(&mut *tx).await?;
+        }
+    }
     for sql in [
         "DELETE FROM usage_events WHERE limiter_id = ?",
-        "DELETE FROM usage_hourly WHERE limiter_id = ?",
-        "DELETE FROM usage_daily WHERE limiter_id = ?",
-        "DELETE FROM usage_monthly WHERE limiter_id = ?",
         "DELETE FROM limiters WHERE id = ?",
     ] {
         sqlx::query(sql).bind(&id).execute(&mut *tx).await?;

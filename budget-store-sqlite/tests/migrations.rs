@@ -1,6 +1,8 @@
 //! A database created by the first schema version, with data, upgrades in place on open.
 
-use budget_core::store::{GroupBy, ReserveOutcome, ReserveRequest, UsageQuery, UsageRecord};
+use budget_core::store::{
+    BucketSize, GroupBy, ReserveOutcome, ReserveRequest, UsageQuery, UsageRecord,
+};
 use budget_core::usage::{Endpoint, Usage};
 use budget_core::{BudgetStore, LimiterId, Money, Period};
 use budget_store_sqlite::SqliteStore;
@@ -78,7 +80,7 @@ async fn v1_database_upgrades_in_place() {
     }
     pool.close().await;
 
-    // Open with the current code: 0002 runs and rolls the old events up.
+    // Open with the current code: 0002 and 0003 run and roll the old events up.
     let url = format!("sqlite:{}", db.display());
     let store = SqliteStore::open(&url).await.unwrap();
     let id: LimiterId = LIMITER.parse().unwrap();
@@ -109,6 +111,33 @@ async fn v1_database_upgrades_in_place() {
         .await
         .unwrap();
     assert_eq!(rolled, 3, "old events were rolled up");
+    // 0003 back-fills the global roll-ups and their per-bucket distinct users.
+    let global: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT hour_start, requests, users FROM usage_global_hourly ORDER BY hour_start",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        global,
+        vec![(t(9, 0), 2, 1), (t(13, 0), 1, 1)],
+        "09:00 had alice and a user-less event, 13:00 bob"
+    );
+    let day: (i64, i64, i64) =
+        sqlx::query_as("SELECT requests, cost, users FROM usage_global_daily")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(day, (3, 3_750_000_000, 2));
+    let hours = store
+        .usage_series(&UsageQuery::all(), BucketSize::Hour)
+        .await
+        .unwrap();
+    let hours: Vec<_> = hours
+        .iter()
+        .map(|b| (b.totals.requests, b.totals.distinct_users))
+        .collect();
+    assert_eq!(hours, vec![(2, 1), (1, 1)]);
     // A range with unaligned edges mixes raw events and roll-ups.
     let ranged = UsageQuery {
         from: Some(Utc.with_ymd_and_hms(2025, 10, 10, 9, 30, 0).unwrap()),
@@ -160,7 +189,7 @@ async fn v1_database_upgrades_in_place() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(applied, 2);
+    assert_eq!(applied, 3);
     assert_eq!(
         store.window_spend(id, at).await.unwrap().spent,
         "3.76".parse().unwrap()
