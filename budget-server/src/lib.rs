@@ -82,18 +82,6 @@ pub fn redact_code(path: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn limiter_codes_are_redacted_from_logged_paths() {
-        let code = "3f9a0c1d2e3f4a5b6c7d8e9f0a1b2c3d";
-        let p = super::redact_code(&format!("/v1/{code}/chat/completions"));
-        assert_eq!(p, "/v1/{…}/chat/completions");
-        assert_eq!(super::redact_code(&format!("/v1/{code}")), "/v1/{…}");
-        assert_eq!(super::redact_code("/api/limiters"), "/api/limiters");
-    }
-}
-
 fn cors(origins: &[String]) -> CorsLayer {
     let origins: Vec<_> = origins.iter().filter(|o| !o.is_empty()).collect();
     let layer = CorsLayer::new()
@@ -110,5 +98,17 @@ fn cors(origins: &[String]) -> CorsLayer {
         layer.allow_origin(AllowOrigin::list(
             origins.iter().filter_map(|o| o.parse().ok()),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn limiter_codes_are_redacted_from_logged_paths() {
+        let code = "3f9a0c1d2e3f4a5b6c7d8e9f0a1b2c3d";
+        let p = super::redact_code(&format!("/v1/{code}/chat/completions"));
+        assert_eq!(p, "/v1/{…}/chat/completions");
+        assert_eq!(super::redact_code(&format!("/v1/{code}")), "/v1/{…}");
+        assert_eq!(super::redact_code("/api/limiters"), "/api/limiters");
     }
 }

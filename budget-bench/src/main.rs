@@ -1,0 +1,506 @@
+//! `budget-bench`: what the budget proxy costs, measured side by side against a fast mock.
+//!
+//! Three targets are measured in the same run, interleaved:
+//!
+//! - **(a)** the suite's own mock upstream, directly (a minimal OpenAI-compatible hyper 1 server,
+//!   run as `budget-bench mock` in its own process: ~1 KB JSON with usage, or `N` SSE deltas with
+//!   usage, optionally paced);
+//! - **(b)** `budget-server` with `BUDGETS_ENABLED=false` (the same binary as a plain
+//!   pass-through);
+//! - **(c)** `budget-server` with budgets on and a SQLite file (in a temporary folder).
+//!
+//! Each server gets one limiter, created black-box through its admin API
+//! (`POST /api/auth/login`, `POST /api/limiters`), so the suite depends on no crate of the
+//! workspace.
+//!
+//! Measurements:
+//!
+//! - closed-loop latency at concurrency 1 (median, p99; (c) − (a), (b) − (a), (c) / (b));
+//! - open-loop throughput steps (the highest rate with p99 < 10 ms and no errors), latency
+//!   measured from each request's scheduled send time;
+//! - the server's CPU microseconds per request (utime + stime from `/proc/PID/stat`), budgets
+//!   on vs off;
+//! - SSE time to first event and chunk pacing against a paced mock, many concurrent streams
+//!   through (c), and the server's RSS (`VmRSS`) at idle and at peak.
+//!
+//! It builds nothing: it runs the `budget-server` next to its own binary (or `--server-bin`).
+//!
+//! ```sh
+//! cargo build --release -p budget-server -p budget-bench
+//! target/release/budget-bench --write-docs   # full run (minutes), updates docs/benchmarks.md
+//! target/release/budget-bench --quick        # seconds; fails only if a target did not answer
+//! ```
+
+#![deny(missing_docs)]
+
+mod client;
+mod closed;
+mod mock;
+mod open;
+mod report;
+mod sse;
+mod stats;
+mod targets;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+use crate::client::{Ask, Conn, Endpoint};
+use crate::report::{Report, NAMES};
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "budget-bench",
+    about = "Measure budget-server against a mock upstream: latency, throughput, CPU, SSE, memory"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A few seconds: tiny versions of every phase; exits non-zero only if a target failed to
+    /// answer.
+    #[arg(long)]
+    quick: bool,
+    /// The `budget-server` binary (default: next to this binary, else target/release/).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Write the results into the "Proxy" section of `docs/benchmarks.md`.
+    #[arg(long)]
+    write_docs: bool,
+    /// Run only these phases (for profiling; the table shows zeros for the others).
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "write_docs")]
+    only: Vec<Phase>,
+    /// Sleep this long before each closed-loop latency request (e.g. `20ms`), to measure
+    /// latency from idle rather than back to back.
+    #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+    pause: Duration,
+    /// Which server the concurrent streams go through (`on`: (c), the measured one; `off`:
+    /// (b), to see what the budget layer adds).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    streams_through: String,
+    /// The file `--write-docs` writes.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/benchmarks.md"))]
+    docs: PathBuf,
+}
+
+/// A phase of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    /// Closed-loop latency at concurrency 1.
+    Latency,
+    /// Open-loop throughput steps.
+    Throughput,
+    /// Server CPU per request.
+    Cpu,
+    /// SSE time to first event and chunk pacing.
+    Sse,
+    /// Many concurrent streams and RSS.
+    Streams,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run only the mock upstream (the suite starts it this way, in its own process).
+    Mock {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+    },
+}
+
+/// How big each phase is.
+struct Plan {
+    warmup: usize,
+    rounds: usize,
+    idle_rounds: usize,
+    idle_pause: Duration,
+    rates: Vec<u64>,
+    step: Duration,
+    cpu_blocks: usize,
+    cpu_per_block: usize,
+    cpu_concurrency: usize,
+    sse_rounds: usize,
+    sse_deltas: usize,
+    sse_delay: Duration,
+    crowd: usize,
+    crowd_deltas: usize,
+    crowd_delay: Duration,
+    crowd_ramp: Duration,
+    stall_bound: Duration,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                warmup: 10,
+                rounds: 50,
+                idle_rounds: 5,
+                idle_pause: Duration::from_millis(20),
+                rates: vec![200],
+                step: Duration::from_millis(500),
+                cpu_blocks: 1,
+                cpu_per_block: 200,
+                cpu_concurrency: 4,
+                sse_rounds: 3,
+                sse_deltas: 5,
+                sse_delay: Duration::from_millis(2),
+                crowd: 50,
+                crowd_deltas: 5,
+                crowd_delay: Duration::from_millis(20),
+                crowd_ramp: Duration::from_millis(100),
+                stall_bound: Duration::from_secs(1),
+            }
+        } else {
+            Plan {
+                warmup: 1_000,
+                rounds: 10_000,
+                idle_rounds: 300,
+                idle_pause: Duration::from_millis(20),
+                rates: vec![500, 1_000, 2_000, 4_000, 6_000, 8_000, 12_000, 16_000],
+                step: Duration::from_secs(3),
+                cpu_blocks: 4,
+                cpu_per_block: 5_000,
+                cpu_concurrency: 4,
+                sse_rounds: 60,
+                sse_deltas: 20,
+                sse_delay: Duration::from_millis(10),
+                crowd: 1_000,
+                crowd_deltas: 40,
+                crowd_delay: Duration::from_millis(100),
+                crowd_ramp: Duration::from_secs(2),
+                stall_bound: Duration::from_millis(500),
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("budget-bench: cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(Command::Mock { addr }) = cli.command {
+        return match runtime.block_on(mock::serve(addr)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("budget-bench mock: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let started = Instant::now();
+    let report = match runtime.block_on(run(&cli)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("budget-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", report.markdown());
+    let failures = report.failures();
+    for f in &failures {
+        eprintln!("failed: {f}");
+    }
+    if cli.write_docs {
+        match report::write_section(&cli.docs, &report.section()) {
+            Ok(()) => eprintln!("wrote the Proxy section of {}", cli.docs.display()),
+            Err(e) => {
+                eprintln!("budget-bench: cannot write {}: {e}", cli.docs.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    eprintln!(
+        "budget-bench: done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if cli.quick && !failures.is_empty() {
+        eprintln!(
+            "budget-bench --quick: {} request(s) did not get an answer",
+            failures.len()
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn server_bin(cli: &Cli) -> Result<PathBuf, String> {
+    if let Some(p) = &cli.server_bin {
+        // The servers run in a temporary folder: a relative path would not resolve there.
+        return std::fs::canonicalize(p).map_err(|e| format!("--server-bin {}: {e}", p.display()));
+    }
+    let sibling = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("budget-server")));
+    let release = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/budget-server");
+    sibling
+        .into_iter()
+        .chain([release])
+        .find(|p| p.is_file())
+        .ok_or_else(|| "no budget-server binary: run `cargo build --release -p budget-server -p budget-bench` or pass --server-bin".to_owned())
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "ms"), |i| s.split_at(i));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a number with ms or s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        _ => Err(format!("`{s}`: expected a number with ms or s")),
+    }
+}
+
+fn progress(what: &str) {
+    eprintln!("budget-bench: {what}");
+}
+
+async fn run(cli: &Cli) -> Result<Report, String> {
+    let plan = Plan::new(cli.quick);
+    let server_bin = server_bin(cli)?;
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
+    let mut report = Report {
+        machine: machine(cli, &server_bin),
+        step_duration: plan.step,
+        idle_pause: plan.idle_pause,
+        cpu_concurrency: plan.cpu_concurrency,
+        pacing_shape: (plan.sse_deltas, plan.sse_delay),
+        crowd_shape: (plan.crowd_deltas, plan.crowd_delay),
+        stall_bound: plan.stall_bound,
+        ..Report::default()
+    };
+
+    progress("starting the mock and two servers");
+    let mut mock = targets::start_mock()?;
+    let mut off = targets::start_server(
+        "budget-server (budgets off)",
+        &server_bin,
+        dir.path(),
+        mock.addr,
+        false,
+    )
+    .await?;
+    let mut on = targets::start_server(
+        "budget-server (budgets on)",
+        &server_bin,
+        dir.path(),
+        mock.addr,
+        true,
+    )
+    .await?;
+    let direct = Endpoint {
+        addr: mock.addr,
+        prefix: "/v1".to_owned(),
+    };
+    let endpoints = [direct, off.endpoint.clone(), on.endpoint.clone()];
+    // Idle: started, nothing asked yet.
+    report.rss_idle_kib = targets::rss_kib(on.process.pid())?;
+
+    // Every target must answer before anything is measured.
+    for (name, e) in NAMES.iter().zip(&endpoints) {
+        let mut conn = Conn::open(e.addr)
+            .await
+            .map_err(|err| format!("{name} did not answer: {err}"))?;
+        conn.call(e.request(Ask::Json))
+            .await
+            .map_err(|err| format!("{name} did not answer: {err}"))?;
+    }
+
+    let run = |p: Phase| cli.only.is_empty() || cli.only.contains(&p);
+    report.latency = NAMES.iter().map(|_| closed::Latency::default()).collect();
+    if run(Phase::Latency) {
+        progress(&format!("latency at concurrency 1: {} rounds", plan.rounds));
+        report.latency = closed::latency(&endpoints, plan.warmup, plan.rounds, cli.pause).await;
+        progress(&format!(
+            "latency from idle: {} rounds, {:?} pause",
+            plan.idle_rounds, plan.idle_pause
+        ));
+        report.latency_idle =
+            closed::latency(&endpoints, 5, plan.idle_rounds, plan.idle_pause).await;
+    }
+    if run(Phase::Throughput) {
+        progress(&format!(
+            "open-loop steps at {:?} req/s, {:?} each",
+            plan.rates, plan.step
+        ));
+        report.steps = open::throughput(&endpoints, &plan.rates, plan.step).await;
+    }
+    if run(Phase::Cpu) {
+        cpu(&mut report, &plan, &off, &on).await;
+    }
+    if run(Phase::Sse) {
+        progress(&format!(
+            "SSE pacing: {} rounds of {} deltas {:?} apart",
+            plan.sse_rounds, plan.sse_deltas, plan.sse_delay
+        ));
+        report.pacing =
+            sse::pacing(&endpoints, plan.sse_rounds, plan.sse_deltas, plan.sse_delay).await;
+    }
+    if run(Phase::Streams) {
+        progress(&format!("{} concurrent streams through (c)", plan.crowd));
+        let through = if cli.streams_through == "off" {
+            &off
+        } else {
+            &on
+        };
+        report.crowd = sse::crowd(
+            &through.endpoint,
+            through.process.pid(),
+            plan.crowd,
+            plan.crowd_deltas,
+            plan.crowd_delay,
+            plan.crowd_ramp,
+        )
+        .await;
+    }
+
+    for p in [&mut mock, &mut off.process, &mut on.process] {
+        p.check_alive()?;
+    }
+    report
+        .machine
+        .push(("Load average at the end (1/5/15 min)".to_owned(), loadavg()));
+    Ok(report)
+}
+
+async fn cpu(report: &mut Report, plan: &Plan, off: &targets::Server, on: &targets::Server) {
+    progress(&format!(
+        "CPU per request: {} × {} requests per server",
+        plan.cpu_blocks, plan.cpu_per_block
+    ));
+    let servers = [
+        (off.process.pid(), off.endpoint.clone()),
+        (on.process.pid(), on.endpoint.clone()),
+    ];
+    let mut failures = Vec::new();
+    report.cpu = closed::cpu_per_request(
+        &servers,
+        plan.cpu_blocks,
+        plan.cpu_per_block,
+        plan.cpu_concurrency,
+        targets::clock_ticks(),
+        &mut failures,
+    )
+    .await;
+    report.cpu_failures = failures;
+}
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn machine(cli: &Cli, server_bin: &Path) -> Vec<(String, String)> {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get().to_string())
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let git = command_output(
+        "git",
+        &[
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short",
+            "HEAD",
+        ],
+    )
+    .unwrap_or_else(|| "unknown".to_owned());
+    let dirty = command_output(
+        "git",
+        &["-C", env!("CARGO_MANIFEST_DIR"), "status", "--porcelain"],
+    )
+    .is_some_and(|s| !s.is_empty());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut v = vec![
+        (
+            "Date (UTC)".to_owned(),
+            command_output("date", &["-u", "+%Y-%m-%d %H:%M"]).unwrap_or_default(),
+        ),
+        (
+            "Machine".to_owned(),
+            format!("{cores} CPUs (`nproc`), {cpu}, Linux {kernel}"),
+        ),
+        (
+            "Load average at the start (1/5/15 min)".to_owned(),
+            loadavg(),
+        ),
+        (
+            "Commit".to_owned(),
+            format!(
+                "{git}{}",
+                if dirty {
+                    " with uncommitted changes"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        (
+            "Build".to_owned(),
+            "`cargo build --release -p budget-server -p budget-bench`".to_owned(),
+        ),
+        (
+            "Command".to_owned(),
+            format!(
+                "`{}{}{}`",
+                std::env::args()
+                    .next()
+                    .unwrap_or_else(|| "budget-bench".to_owned()),
+                if args.is_empty() { "" } else { " " },
+                args.join(" ")
+            ),
+        ),
+        (
+            "Server binary".to_owned(),
+            format!("`{}`", server_bin.display()),
+        ),
+    ];
+    if let Some(rustc) = command_output("rustc", &["-V"]) {
+        v.push(("Compiler".to_owned(), rustc));
+    }
+    if cli.quick {
+        v.push((
+            "Mode".to_owned(),
+            "quick (tiny samples: not a measurement)".to_owned(),
+        ));
+    }
+    v
+}
