@@ -25,7 +25,7 @@ function TopList({ title, rows, testId }: { title: string; rows: BreakdownRow[] 
           {rows.slice(0, 5).map((r) => (
             <li key={r.key} className="grid gap-1 text-xs" data-testid={`${testId}-row`}>
               <div className="flex items-baseline justify-between gap-2">
-                <span className="truncate font-medium" title={r.label || r.key}>
+                <span className="truncate font-medium" title={r.label || r.key || undefined}>
                   {r.label || r.key || "(none)"}
                   {r.unpriced_requests > 0 && <TriangleAlert className="ml-1 inline h-3 w-3 text-amber-600" aria-label="unpriced" />}
                 </span>

@@ -71,7 +71,8 @@ export interface OverallStats {
 }
 
 export interface BreakdownRow {
-  key: string;
+  /** `null` for usage without a model or user (the API labels it "(none)"). */
+  key: string | null;
   label: string;
   requests: number;
   prompt_tokens: number;

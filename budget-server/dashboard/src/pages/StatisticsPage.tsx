@@ -196,10 +196,10 @@ export function StatisticsPage() {
 
       <div className="grid grid-cols-1 gap-6">
         <TableCard title="By user" description="Per end user, as the proxy identifies them." loading={!users.data}>
-          <SortableTable rows={users.data ?? []} columns={breakdownColumns("User")} initial={{ key: "cost", dir: "desc" }} rowKey={(r) => r.key} testId="user-table" empty="No requests in this range." />
+          <SortableTable rows={users.data ?? []} columns={breakdownColumns("User")} initial={{ key: "cost", dir: "desc" }} rowKey={(r) => r.key ?? "(none)"} testId="user-table" empty="No requests in this range." />
         </TableCard>
         <TableCard title="By model" description="Models as reported by the upstream." loading={!models.data}>
-          <SortableTable rows={models.data ?? []} columns={breakdownColumns("Model")} initial={{ key: "cost", dir: "desc" }} rowKey={(r) => r.key} testId="model-table" empty="No requests in this range." />
+          <SortableTable rows={models.data ?? []} columns={breakdownColumns("Model")} initial={{ key: "cost", dir: "desc" }} rowKey={(r) => r.key ?? "(none)"} testId="model-table" empty="No requests in this range." />
         </TableCard>
       </div>
     </div>
