@@ -151,17 +151,32 @@ fn fixed_window(t: DateTime<Utc>, secs: i64) -> Window {
 
 /// The first instant of local date `d` in `tz`.
 fn local_midnight(tz: Tz, d: NaiveDate) -> DateTime<Utc> {
-    let mut naive: NaiveDateTime = d.and_hms_opt(0, 0, 0).expect("midnight exists");
-    // A gap (spring forward over midnight) is at most a few hours; step a minute at a time
-    // until local time exists again.
+    let midnight: NaiveDateTime = d.and_hms_opt(0, 0, 0).expect("midnight exists");
+    let resolve = |naive: NaiveDateTime| match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(first, _) => Some(first.with_timezone(&Utc)),
+        LocalResult::None => None,
+    };
+    if let Some(t) = resolve(midnight) {
+        return t;
+    }
+    // Midnight falls in a gap (clocks jumped forward over it). Find the first local minute
+    // that exists, then the exact second the gap ends (historical offsets such as local mean
+    // time have second precision, e.g. Santiago on 1927-09-01 skipped 00:00–00:42:46).
+    let mut naive = midnight;
     for _ in 0..(24 * 60) {
-        match tz.from_local_datetime(&naive) {
-            LocalResult::Single(t) => return t.with_timezone(&Utc),
-            LocalResult::Ambiguous(first, _) => return first.with_timezone(&Utc),
-            LocalResult::None => naive += Duration::minutes(1),
+        naive += Duration::minutes(1);
+        if let Some(mut first) = resolve(naive) {
+            for s in 1..60 {
+                match resolve(naive - Duration::seconds(s)) {
+                    Some(earlier) => first = earlier,
+                    None => break,
+                }
+            }
+            return first;
         }
     }
-    Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))
+    Utc.from_utc_datetime(&midnight)
 }
 
 impl fmt::Display for Period {
@@ -262,6 +277,13 @@ mod tests {
         // The day of the DST change is 23 hours long.
         let w = Period::Day.window_at_in(utc("2025-03-09T12:00:00Z"), tz);
         assert_eq!(w.end - w.start, Duration::hours(23));
+        // Santiago left local mean time on 1927-09-01, skipping 00:00–00:42:46: the day
+        // begins when the gap ends, to the second (found by the property test below).
+        let w = Period::Month.window_at_in(
+            utc("1927-09-01T04:42:59.999Z"),
+            "America/Santiago".parse().unwrap(),
+        );
+        assert!(w.contains(utc("1927-09-01T04:42:59.999Z")), "{w:?}");
         // Santiago skips midnight when DST begins (2024-09-08 00:00 → 01:00).
         let tz: Tz = "America/Santiago".parse().unwrap();
         let w = Period::Day.window_at_in(utc("2024-09-08T12:00:00Z"), tz);

@@ -192,12 +192,7 @@ async fn usage_is_injected_upstream_and_its_chunk_hidden_from_the_client() {
 async fn first_chunk_reaches_the_client_before_the_second_exists() {
     let store = memory();
     let l = limiter(&*store, "20", EnforcementMode::Soft).await;
-    let (tx, body) = channel_body();
-    let body = Arc::new(std::sync::Mutex::new(Some(body)));
-    let upstream = service_fn(move |_req: Request<Full<Bytes>>| {
-        let b = body.lock().unwrap().take().unwrap();
-        async move { Ok::<_, Infallible>(sse_response(b)) }
-    });
+    let (tx, upstream) = channel_upstream();
     let svc = BudgetLayer::new(store.clone(), prices())
         .by_path_code()
         .layer_on(upstream);
@@ -236,12 +231,7 @@ async fn first_chunk_reaches_the_client_before_the_second_exists() {
 async fn client_hang_up_is_charged_for_what_was_delivered() {
     let store = memory();
     let l = limiter(&*store, "20", EnforcementMode::Strict).await;
-    let (tx, body) = channel_body();
-    let body = Arc::new(std::sync::Mutex::new(Some(body)));
-    let upstream = service_fn(move |_req: Request<Full<Bytes>>| {
-        let b = body.lock().unwrap().take().unwrap();
-        async move { Ok::<_, Infallible>(sse_response(b)) }
-    });
+    let (tx, upstream) = channel_upstream();
     let svc = BudgetLayer::new(store.clone(), prices())
         .by_path_code()
         .layer_on(upstream);

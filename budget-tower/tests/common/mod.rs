@@ -28,6 +28,30 @@ pub fn channel_body() -> (mpsc::UnboundedSender<Bytes>, UpBody) {
     (tx, StreamBody::new(stream).boxed())
 }
 
+/// An upstream answering one request with an SSE body the test feeds frame by frame.
+pub fn channel_upstream() -> (
+    mpsc::UnboundedSender<Bytes>,
+    impl tower::Service<
+            Request<Full<Bytes>>,
+            Response = Response<UpBody>,
+            Error = Infallible,
+            Future = impl Send,
+        > + Clone
+        + Send,
+) {
+    let (tx, body) = channel_body();
+    let body = Arc::new(Mutex::new(Some(body)));
+    let upstream = tower::service_fn(move |_req: Request<Full<Bytes>>| {
+        let b = body
+            .lock()
+            .unwrap()
+            .take()
+            .expect("one request per channel upstream");
+        async move { Ok::<_, Infallible>(sse_response(b)) }
+    });
+    (tx, upstream)
+}
+
 /// A body yielding `data` in chunks of `size` bytes.
 pub fn chunked(data: &[u8], size: usize) -> UpBody {
     let frames: Vec<Result<Frame<Bytes>, Infallible>> = data
