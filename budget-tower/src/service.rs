@@ -101,7 +101,13 @@ where
     let Some(key) = (config.resolver)(&parts) else {
         return Ok(refuse(&config, None, Refusal::unknown_limiter()));
     };
-    let limiter = match config.cache.get(&*config.store, &key).await {
+    let mut found = config.cache.get(&*config.store, &key).await;
+    if matches!(&found, Ok(Some(l)) if !l.is_active) {
+        // The cache may be behind a re-activation: ask the store before refusing.
+        config.cache.forget(&key);
+        found = config.cache.get(&*config.store, &key).await;
+    }
+    let limiter = match found {
         Ok(Some(l)) => l,
         Ok(None) => return Ok(refuse(&config, None, Refusal::unknown_limiter())),
         Err(e) => {

@@ -726,3 +726,35 @@ async fn unmetered_endpoints_read_freely_but_cannot_start_work_over_budget() {
     let w = settled(&*store, &l).await;
     assert_eq!(w.held, money("0"));
 }
+
+#[tokio::test]
+async fn reactivation_is_seen_at_once_despite_the_cache() {
+    let store = memory();
+    let l = limiter(&*store, "20", EnforcementMode::Soft).await;
+    let off = LimiterUpdate {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    store.update_limiter(l.id, &off).await.unwrap();
+    let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
+    let body = r#"{"model":"gpt-4o","messages":[]}"#;
+    let res = layer
+        .layer_on(json_upstream())
+        .oneshot(chat_request(l.code.as_str(), body))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN); // the inactive limiter is now cached
+    let on = LimiterUpdate {
+        is_active: Some(true),
+        ..Default::default()
+    };
+    store.update_limiter(l.id, &on).await.unwrap();
+    let res = layer
+        .layer_on(json_upstream())
+        .oneshot(chat_request(l.code.as_str(), body))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.into_body().collect().await.unwrap();
+    settled(&*store, &l).await;
+}
