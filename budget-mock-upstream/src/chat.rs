@@ -63,6 +63,13 @@ fn chat_json(call: &Call<'_>) -> String {
     out
 }
 
+/// Azure's first stream event: empty `choices`, empty `model`, the prompt filter results.
+fn azure_prompt_filter_event() -> String {
+    data_event(&format!(
+        r#"{{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":{PROMPT_FILTER_RESULTS}}}"#
+    ))
+}
+
 /// Chat stream: (Azure: the prompt-filter chunk,) per choice a role chunk, the content deltas,
 /// a finish chunk; the usage chunk only with `include_usage`; `[DONE]`.
 fn chat_events(call: &Call<'_>) -> Vec<String> {
@@ -70,9 +77,7 @@ fn chat_events(call: &Call<'_>) -> Vec<String> {
     let deltas = call.usage.visible_deltas;
     let mut events = Vec::with_capacity((deltas + 2) * choices as usize + 3);
     if call.azure {
-        events.push(data_event(&format!(
-            r#"{{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":{PROMPT_FILTER_RESULTS}}}"#
-        )));
+        events.push(azure_prompt_filter_event());
     }
     let head = format!(
         r#"{{"id":"chatcmpl-mock{:016x}","object":"chat.completion.chunk","created":{},"model":{},{}"system_fingerprint":"{FINGERPRINT}","choices":["#,
@@ -173,9 +178,7 @@ fn text_events(call: &Call<'_>) -> Vec<String> {
     let deltas = call.usage.visible_deltas;
     let mut events = Vec::with_capacity((deltas + 1) * choices as usize + 3);
     if call.azure {
-        events.push(data_event(&format!(
-            r#"{{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":{PROMPT_FILTER_RESULTS}}}"#
-        )));
+        events.push(azure_prompt_filter_event());
     }
     let head = format!(
         r#"{{"id":"cmpl-mock{:016x}","object":"text_completion","created":{},"model":{},"system_fingerprint":"{FINGERPRINT}","choices":["#,

@@ -267,15 +267,7 @@ async fn client_hang_up_is_charged_for_what_was_delivered() {
 async fn over_budget_is_a_429_the_sdks_will_not_retry() {
     let store = memory();
     let l = limiter(&*store, "20", EnforcementMode::Soft).await;
-    let mut r = UsageRecord::new(
-        l.id,
-        chrono::Utc::now(),
-        Endpoint::ChatCompletions,
-        &Usage::default(),
-        Some(money("20.50")),
-    );
-    r.model = Some("gpt-4o".into());
-    store.record_usage(r).await.unwrap();
+    already_spent(&*store, &l, "20.50").await;
     let calls = Seen::default();
     let seen = calls.clone();
     let upstream = service_fn(move |req: Request<Full<Bytes>>| {
@@ -697,15 +689,7 @@ async fn a_client_that_gives_up_before_the_upstream_answers_gets_its_hold_back()
 async fn unmetered_endpoints_read_freely_but_cannot_start_work_over_budget() {
     let store = memory();
     let l = limiter(&*store, "1", EnforcementMode::Soft).await;
-    let mut r = UsageRecord::new(
-        l.id,
-        chrono::Utc::now(),
-        Endpoint::ChatCompletions,
-        &Usage::default(),
-        Some(money("2")),
-    );
-    r.model = Some("gpt-4o".into());
-    store.record_usage(r).await.unwrap();
+    already_spent(&*store, &l, "2").await;
     let upstream = service_fn(|_req: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(json_response(r#"{"object":"list","data":[]}"#))
     });

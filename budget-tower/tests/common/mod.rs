@@ -129,6 +129,19 @@ pub fn prices() -> PriceTable {
     PriceTable::builtin()
 }
 
+/// Record `cost` (dollars) of gpt-4o usage against `l` now, without a reservation.
+pub async fn already_spent(store: &dyn BudgetStore, l: &Limiter, cost: &str) {
+    let mut r = budget_core::store::UsageRecord::new(
+        l.id,
+        chrono::Utc::now(),
+        budget_core::usage::Endpoint::ChatCompletions,
+        &budget_core::usage::Usage::default(),
+        Some(money(cost)),
+    );
+    r.model = Some("gpt-4o".into());
+    store.record_usage(r).await.unwrap();
+}
+
 /// Wait until every reservation of `l` is settled or released.
 pub async fn settled(store: &dyn BudgetStore, l: &Limiter) -> budget_core::store::WindowSpend {
     for _ in 0..500 {
