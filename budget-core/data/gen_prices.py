@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Generate budget-core/data/prices.json from the shared litellm-derived price map.
+"""Generate budget-core/data/prices.json from the litellm-derived price map in data/source/.
 
-Usage (from the repository root, /work/main):
+Usage (from the repository root):
 
     python3 budget-core/data/gen_prices.py [SOURCE_JSON] [OUTPUT_JSON]
 
-SOURCE_JSON defaults to ../shared/pricing/openai-prices.json (relative to the repository
-root), OUTPUT_JSON to budget-core/data/prices.json next to this script. Standard library only.
+SOURCE_JSON defaults to budget-core/data/source/openai-prices.json (a copy of the upstream
+price data, kept with its licence), OUTPUT_JSON to budget-core/data/prices.json next to this script. Standard library only.
 
 Prices are converted from the source's binary floats (US dollars per unit) to exact decimal
 strings through the float's shortest repr, using `decimal`, never float arithmetic:
@@ -23,7 +23,7 @@ from decimal import Decimal, localcontext
 
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(SCRIPT_DIR))
-DEFAULT_SOURCE = os.path.join(REPO_ROOT, "..", "shared", "pricing", "openai-prices.json")
+DEFAULT_SOURCE = os.path.join(SCRIPT_DIR, "source", "openai-prices.json")
 DEFAULT_OUTPUT = os.path.join(SCRIPT_DIR, "prices.json")
 
 SOURCE_NOTE = (
@@ -142,7 +142,7 @@ def main(argv):
         models[key] = convert(name, data[name])
     result = {
         "source": SOURCE_NOTE,
-        "generated_from": "shared/pricing/openai-prices.json",
+        "generated_from": "budget-core/data/source/openai-prices.json",
         "generated_from_sha256": hashlib.sha256(raw).hexdigest(),
         "generator": "budget-core/data/gen_prices.py",
         "units": UNITS,

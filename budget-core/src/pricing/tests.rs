@@ -82,16 +82,13 @@ fn spot_check_prices() {
     assert_eq!(live.input_per_second, Some(Rate::from_picos(833_333_334)));
 }
 
-/// Proves data/prices.json is generated from the shared source, not hand-typed.
+/// Proves data/prices.json is generated from the source price map (kept in the repository at
+/// `data/source/openai-prices.json`, with its licence), not hand-typed.
 #[test]
-fn builtin_matches_shared_source_exactly() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/pricing/openai-prices.json");
+fn builtin_matches_source_exactly() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/source/openai-prices.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "the shared price source {} is needed by this test: {e}",
-            path.display()
-        )
+        panic!("the price source {} is needed by this test: {e}", path.display())
     });
     let source: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
         serde_json::from_str(&text).unwrap();
