@@ -22,15 +22,16 @@ cleanup() {
 trap cleanup EXIT
 
 cargo build -q -p budget-server -p budget-mock-upstream
+BIN="$(cargo_target_dir)/debug"
 
-target/debug/budget-mock-upstream --addr 127.0.0.1:0 >"$WORK/mock.out" 2>"$WORK/mock.err" &
+"$BIN/budget-mock-upstream" --addr 127.0.0.1:0 >"$WORK/mock.out" 2>"$WORK/mock.err" &
 PIDS+=($!)
 MOCK_URL="$(wait_listening "$WORK/mock.out" "${PIDS[-1]}" budget-mock-upstream)"
 
 PORT="$(free_port)"
 (cd "$WORK" && exec env HOST=127.0.0.1 PORT="$PORT" DATABASE_URL="sqlite:$WORK/e2e.db" \
   JWT_SECRET=e2e-secret-e2e-secret-e2e-secret-e2e ADMIN_USERNAME=admin ADMIN_PASSWORD=e2e-password \
-  "$ROOT/target/debug/budget-server") >"$WORK/server.out" 2>"$WORK/server.err" &
+  "$BIN/budget-server") >"$WORK/server.out" 2>"$WORK/server.err" &
 PIDS+=($!)
 BASE_URL="$(wait_listening "$WORK/server.out" "${PIDS[-1]}" budget-server)"
 

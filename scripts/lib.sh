@@ -1,5 +1,6 @@
-# Shared by sdk-tests/run.sh, scripts/quickstart-test.sh and scripts/e2e-dashboard.sh:
-# starting the mock upstream and budget-server on free ports and waiting for them.
+# Shared by sdk-tests/run.sh, scripts/quickstart-test.sh, scripts/e2e-dashboard.sh and the
+# other scripts: finding the built binaries, starting the mock upstream and budget-server on
+# free ports and waiting for them.
 # The caller sets WORK (a temp dir holding mock.out/err and server.out/err) and defines
 # die MESSAGE (print and exit).
 
@@ -27,6 +28,13 @@ wait_listening() {
   done
   show_logs
   die "$name did not print 'listening on' within 30 s"
+}
+
+# The cargo target directory as cargo itself resolves it (CARGO_TARGET_DIR, build.target-dir in
+# a cargo config, or <workspace>/target). Run from inside the workspace.
+cargo_target_dir() {
+  cargo metadata --format-version 1 --no-deps \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
 }
 
 # A TCP port free on 127.0.0.1 right now.

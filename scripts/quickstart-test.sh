@@ -19,12 +19,12 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-SERVER_BIN="${BUDGET_SERVER_BIN:-$TARGET_DIR/debug/budget-server}"
-MOCK_BIN="${MOCK_UPSTREAM_BIN:-$TARGET_DIR/debug/budget-mock-upstream}"
 VENV="${SDK_VENV:-$ROOT/sdk-tests/.venv}"
 # shellcheck source=lib.sh
 source "$ROOT/scripts/lib.sh"
+TARGET_DIR="$(cd "$ROOT" && cargo_target_dir)"
+SERVER_BIN="${BUDGET_SERVER_BIN:-$TARGET_DIR/debug/budget-server}"
+MOCK_BIN="${MOCK_UPSTREAM_BIN:-$TARGET_DIR/debug/budget-mock-upstream}"
 
 PASSED=0
 FAILED=0

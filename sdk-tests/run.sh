@@ -7,7 +7,7 @@
 # Environment (all optional):
 #   SDK_VENV            Python venv to create/use            (default: sdk-tests/.venv)
 #   SDK_TESTS_NO_BUILD  1: use the existing binaries, don't run cargo build
-#   BUDGET_SERVER_BIN / MOCK_UPSTREAM_BIN   binaries to use   (default: $CARGO_TARGET_DIR/debug/…)
+#   BUDGET_SERVER_BIN / MOCK_UPSTREAM_BIN   binaries to use   (default: <cargo target dir>/debug/…)
 #   SDK_SUITES          which suites to run: "python node"    (default: both)
 #   PYTEST_ARGS         extra pytest arguments (e.g. "-k azure -x")
 #
@@ -17,12 +17,12 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SDK="$ROOT/sdk-tests"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-SERVER_BIN="${BUDGET_SERVER_BIN:-$TARGET_DIR/debug/budget-server}"
-MOCK_BIN="${MOCK_UPSTREAM_BIN:-$TARGET_DIR/debug/budget-mock-upstream}"
 VENV="${SDK_VENV:-$SDK/.venv}"
 # shellcheck source=../scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
+TARGET_DIR="$(cd "$ROOT" && cargo_target_dir)"
+SERVER_BIN="${BUDGET_SERVER_BIN:-$TARGET_DIR/debug/budget-server}"
+MOCK_BIN="${MOCK_UPSTREAM_BIN:-$TARGET_DIR/debug/budget-mock-upstream}"
 SUITES="${SDK_SUITES:-python node}"
 
 say() { printf 'sdk-tests: %s\n' "$*"; }
