@@ -164,6 +164,30 @@ for suite in $SUITES; do
   "run_$suite"
 done
 
+# Each suite purges the limiters it created: the server must hold none now, deleted or not.
+left="$(python3 - "$BUDGET_URL" <<'EOF' 2>&1 || true
+import json, os, sys, urllib.request
+base = sys.argv[1]
+def call(path, body=None, token=None):
+    req = urllib.request.Request(base + path, data=None if body is None else json.dumps(body).encode())
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=10) as res:
+        return json.load(res)
+token = call("/api/auth/login", {"username": os.environ["ADMIN_USERNAME"], "password": os.environ["ADMIN_PASSWORD"]})["token"]
+print(len(call("/api/limiters?include_deleted=true", token=token)))
+EOF
+)"
+if [ "$left" = 0 ]; then
+  PASSED=$((PASSED + 1))
+  say "cleanup: no limiter left on the server"
+else
+  FAILED=$((FAILED + 1))
+  FAILED_SUITES+=(cleanup)
+  say "cleanup: the suites left limiters on the server: $left"
+fi
+
 if [ "${#FAILED_SUITES[@]}" -ne 0 ]; then
   show_logs
   say "FAILED suites: ${FAILED_SUITES[*]}"

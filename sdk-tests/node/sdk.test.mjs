@@ -5,7 +5,7 @@
 // what the server recorded: the cost must equal the usage priced at list price, to the
 // nano-dollar.
 
-import { test, before } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -66,6 +66,9 @@ async function api(method, path, body, { auth = true, expect = [200, 201, 204] }
   return text ? JSON.parse(text) : null;
 }
 
+// Every limiter this suite created: deleted with their usage when the suite ends.
+const created = [];
+
 async function createLimiter(name, extra = {}) {
   const limiter = await api('POST', '/api/limiters', {
     name: `sdk-node ${name} ${Math.random().toString(16).slice(2, 8)}`,
@@ -74,6 +77,7 @@ async function createLimiter(name, extra = {}) {
     base_url: MOCK_URL,
     ...extra,
   }, { expect: [201] });
+  created.push(limiter.id);
   assert.match(limiter.code, /^[0-9a-f]{32}$/);
   assert.ok(limiter.proxy_endpoint.endsWith(`/v1/${limiter.code}`));
   return limiter;
@@ -146,6 +150,14 @@ before(async () => {
   const login = await api('POST', '/api/auth/login', { username: ADMIN_USERNAME, password: ADMIN_PASSWORD }, { auth: false, expect: [200] });
   assert.equal(login.username, ADMIN_USERNAME);
   token = login.token;
+});
+
+// Leave the server as it was: purge every limiter the suite created (also the ones a test
+// already deleted: `purge=true` removes their usage too). 404 = already purged.
+after(async () => {
+  for (const id of created) {
+    await api('DELETE', `/api/limiters/${id}?purge=true`, undefined, { expect: [204, 404] });
+  }
 });
 
 test('the SDK version is the pinned major', () => {

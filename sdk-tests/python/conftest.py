@@ -58,6 +58,7 @@ class Admin:
 
     def __init__(self, base: str, username: str, password: str):
         self.base = base
+        self.created: list[str] = []  # limiter ids, purged when the session ends
         body = self.request("POST", "/api/auth/login", {"username": username, "password": password}, auth=False)
         assert body["username"] == username
         self.token = body["token"]
@@ -86,9 +87,17 @@ class Admin:
             **extra,
         }
         limiter = self.request("POST", "/api/limiters", body, expect=(201,))
+        self.created.append(limiter["id"])
         assert re.fullmatch(r"[0-9a-f]{32}", limiter["code"]), limiter
         assert limiter["proxy_endpoint"].endswith(f"/v1/{limiter['code']}")
         return limiter
+
+    def purge_created(self) -> None:
+        """Delete every limiter this session created, with its usage (`purge=true` also
+        purges one a test already deleted; 404 = already purged)."""
+        for limiter_id in self.created:
+            self.request("DELETE", f"/api/limiters/{limiter_id}?purge=true", expect=(204, 404))
+        self.created.clear()
 
     def update(self, limiter_id: str, **fields) -> dict:
         return self.request("PUT", f"/api/limiters/{limiter_id}", fields)
@@ -129,6 +138,9 @@ def metric(name: str, **labels) -> float:
 
 
 @pytest.fixture(scope="session")
-def admin() -> Admin:
+def admin():
     assert MOCK_URL, "MOCK_URL must point at a running budget-mock-upstream"
-    return Admin(BUDGET_URL, ADMIN_USERNAME, ADMIN_PASSWORD)
+    client = Admin(BUDGET_URL, ADMIN_USERNAME, ADMIN_PASSWORD)
+    yield client
+    # Leave the server as it was: the suite's limiters and their usage go.
+    client.purge_created()
