@@ -27,8 +27,8 @@
 //!
 //! ```sh
 //! cargo build --release -p budget-server -p budget-bench
-//! target/release/budget-bench --write-docs   # full run (minutes), updates docs/benchmarks.md
-//! target/release/budget-bench --quick        # seconds; fails only if a target did not answer
+//! cargo run --release -p budget-bench -- --write-docs   # full run (minutes), updates docs/benchmarks.md
+//! cargo run -p budget-bench -- --quick   # seconds (after a debug build of both); fails only if a target did not answer
 //! ```
 
 #![deny(missing_docs)]
@@ -65,7 +65,8 @@ struct Cli {
     /// answer.
     #[arg(long)]
     quick: bool,
-    /// The `budget-server` binary (default: next to this binary, else target/release/).
+    /// The `budget-server` binary (default: the one next to this binary, i.e. built with the
+    /// same profile).
     #[arg(long)]
     server_bin: Option<PathBuf>,
     /// Write the results into the "Proxy" section of `docs/benchmarks.md`.
@@ -244,12 +245,11 @@ fn server_bin(cli: &Cli) -> Result<PathBuf, String> {
     let sibling = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(|d| d.join("budget-server")));
-    let release = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/budget-server");
-    sibling
-        .into_iter()
-        .chain([release])
-        .find(|p| p.is_file())
-        .ok_or_else(|| "no budget-server binary: run `cargo build --release -p budget-server -p budget-bench` or pass --server-bin".to_owned())
+    sibling.filter(|p| p.is_file()).ok_or_else(|| {
+        "no budget-server next to budget-bench: build both with the same profile \
+         (`cargo build --release -p budget-server -p budget-bench`) or pass --server-bin"
+            .to_owned()
+    })
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -282,6 +282,7 @@ async fn run(cli: &Cli) -> Result<Report, String> {
         pacing_shape: (plan.sse_deltas, plan.sse_delay),
         crowd_shape: (plan.crowd_deltas, plan.crowd_delay),
         stall_bound: plan.stall_bound,
+        quick: cli.quick,
         ..Report::default()
     };
 
