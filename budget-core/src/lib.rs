@@ -108,6 +108,7 @@
 
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod limiter;
 pub mod money;
 pub mod period;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use uuid::Uuid;
 
+use crate::api::UnmeteredPolicy;
 use crate::{Money, Period, Window};
 
 /// A limiter's identifier.
@@ -177,6 +178,10 @@ pub struct Limiter {
     pub mode: EnforcementMode,
     /// Unknown models: admit flagged, or refuse.
     pub unpriced: UnpricedPolicy,
+    /// Endpoints that cost money but are not metered (batches, fine-tuning…) and unknown ones:
+    /// `None` follows the server's setting. See [`crate::api`].
+    #[serde(default)]
+    pub unmetered_endpoints: Option<UnmeteredPolicy>,
     /// Inactive limiters refuse every request.
     pub is_active: bool,
     /// When it was created.
@@ -207,6 +212,7 @@ impl Limiter {
             provider: new.provider.unwrap_or_default(),
             mode: new.mode.unwrap_or_default(),
             unpriced: new.unpriced.unwrap_or_default(),
+            unmetered_endpoints: new.unmetered_endpoints,
             is_active: new.is_active.unwrap_or(true),
             created_at: now,
             updated_at: now,
@@ -245,6 +251,9 @@ impl Limiter {
         if let Some(u) = update.unpriced {
             self.unpriced = u;
         }
+        if let Some(u) = update.unmetered_endpoints {
+            self.unmetered_endpoints = u;
+        }
         if let Some(a) = update.is_active {
             self.is_active = a;
         }
@@ -277,6 +286,10 @@ pub struct NewLimiter {
     /// `admit` (default) or `refuse`.
     #[serde(default)]
     pub unpriced: Option<UnpricedPolicy>,
+    /// `refuse` or `allow` unmetered and unknown endpoints; absent or `null`: the server's
+    /// setting.
+    #[serde(default)]
+    pub unmetered_endpoints: Option<UnmeteredPolicy>,
     /// Default true.
     #[serde(default)]
     pub is_active: Option<bool>,
@@ -299,6 +312,7 @@ impl NewLimiter {
             provider: None,
             mode: None,
             unpriced: None,
+            unmetered_endpoints: None,
             is_active: None,
         }
     }
@@ -340,6 +354,9 @@ pub struct LimiterUpdate {
     /// New unpriced-model policy.
     #[serde(default)]
     pub unpriced: Option<UnpricedPolicy>,
+    /// New unmetered-endpoint policy; `null` returns to the server's setting.
+    #[serde(default, deserialize_with = "present")]
+    pub unmetered_endpoints: Option<Option<UnmeteredPolicy>>,
     /// Activate or deactivate.
     #[serde(default)]
     pub is_active: Option<bool>,
@@ -359,6 +376,15 @@ impl LimiterUpdate {
         }
         Ok(())
     }
+}
+
+/// A field that is present (even as `null`) becomes `Some`, so `null` can reset a setting.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A field that failed validation, and why.

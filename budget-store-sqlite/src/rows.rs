@@ -95,7 +95,7 @@ pub(crate) fn endpoint_str(e: Endpoint) -> std::borrow::Cow<'static, str> {
 /// The columns of `limiters`, in the order [`bind_limiter`] binds them.
 pub(crate) const LIMITER_COLUMNS: &str =
     "id, name, code, budget_limit, period_type, timezone, base_url, provider, \
-     mode, unpriced, is_active, created_at, updated_at, deleted_at";
+     mode, unpriced, is_active, created_at, updated_at, deleted_at, unmetered_endpoints";
 
 /// Bind every column of `l` (see [`LIMITER_COLUMNS`]).
 pub(crate) fn bind_limiter<'q>(
@@ -116,6 +116,7 @@ pub(crate) fn bind_limiter<'q>(
         .bind(micros(l.created_at))
         .bind(micros(l.updated_at))
         .bind(l.deleted_at.map(micros))
+        .bind(l.unmetered_endpoints.map(|u| variant_str(&u)))
 }
 
 pub(crate) fn limiter_from_row(row: &SqliteRow) -> Result<Limiter, SqliteStoreError> {
@@ -145,6 +146,10 @@ pub(crate) fn limiter_from_row(row: &SqliteRow) -> Result<Limiter, SqliteStoreEr
         provider: parse_variant(T, &text("provider")?)?,
         mode: parse_variant(T, &text("mode")?)?,
         unpriced: parse_variant(T, &text("unpriced")?)?,
+        unmetered_endpoints: row
+            .try_get::<Option<String>, _>("unmetered_endpoints")?
+            .map(|u| parse_variant(T, &u))
+            .transpose()?,
         is_active: row.try_get("is_active")?,
         created_at: from_micros(T, row.try_get("created_at")?)?,
         updated_at: from_micros(T, row.try_get("updated_at")?)?,

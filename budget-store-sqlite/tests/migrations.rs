@@ -94,6 +94,8 @@ async fn v1_database_upgrades_in_place() {
         (id, "Old customer", Period::Month)
     );
     assert_eq!(l.budget_limit, Money::from_dollars(20));
+    // 0004: old limiters follow the server's unmetered-endpoint policy.
+    assert_eq!(l.unmetered_endpoints, None);
 
     let all = store.usage_totals(&UsageQuery::all()).await.unwrap();
     assert_eq!(
@@ -189,7 +191,7 @@ async fn v1_database_upgrades_in_place() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(applied, 3);
+    assert_eq!(applied, 4);
     assert_eq!(
         store.window_spend(id, at).await.unwrap().spent,
         "3.76".parse().unwrap()

@@ -4,8 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use budget_core::api::{classify, ApiRoute, UnmeteredPolicy};
 use budget_core::pricing::PriceTable;
-use budget_core::BudgetStore;
+use budget_core::{BudgetStore, Provider};
 use http::HeaderName;
 use tower::Layer;
 
@@ -31,10 +32,13 @@ pub struct BudgetLayer {
     pub(crate) config: Arc<Config>,
 }
 
+#[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) store: Arc<dyn BudgetStore>,
     pub(crate) prices: PriceTable,
     pub(crate) resolver: Resolver,
+    pub(crate) api_root: ApiRoot,
+    pub(crate) unmetered: UnmeteredPolicy,
     pub(crate) cache: LimiterCache,
     pub(crate) fail_open: bool,
     pub(crate) user_header: Option<HeaderName>,
@@ -42,6 +46,45 @@ pub(crate) struct Config {
     pub(crate) max_event_bytes: usize,
     pub(crate) inject_usage: bool,
     pub(crate) hooks: Arc<dyn UsageHooks>,
+}
+
+/// Where the OpenAI API path begins in a request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApiRoot {
+    /// OpenAI: after the first `v1` segment (`/ai/v1/chat/completions`); Azure: at the first
+    /// `openai` segment (`/azure/openai/deployments/...`); the whole path when there is none.
+    AfterV1,
+    /// After `/v1/{code}/`.
+    AfterCode,
+}
+
+impl ApiRoot {
+    /// What a request for `path` is, for a limiter of `provider`.
+    pub(crate) fn route(self, provider: Provider, method: &str, path: &str) -> ApiRoute {
+        let rest = path.trim_start_matches('/');
+        if self == ApiRoot::AfterCode {
+            return classify(provider, method, rest.splitn(3, '/').nth(2).unwrap_or(""));
+        }
+        let mut at = 0;
+        for seg in rest.split('/') {
+            match provider {
+                Provider::Azure if seg.eq_ignore_ascii_case("openai") => {
+                    return classify(provider, method, &rest[at..])
+                }
+                Provider::Openai if seg.eq_ignore_ascii_case("v1") => {
+                    return classify(provider, method, rest.get(at + seg.len() + 1..).unwrap_or(""))
+                }
+                _ => at += seg.len() + 1,
+            }
+        }
+        // Mounted under a prefix of the app's own (`/my-app/chat/completions`): the leftmost
+        // suffix that names a known endpoint.
+        std::iter::once(0)
+            .chain(rest.match_indices('/').map(|(i, _)| i + 1))
+            .map(|i| classify(provider, method, &rest[i..]))
+            .find(|r| *r != ApiRoute::Unknown && *r != ApiRoute::OutsideApi)
+            .unwrap_or(ApiRoute::Unknown)
+    }
 }
 
 impl fmt::Debug for BudgetLayer {
@@ -67,6 +110,8 @@ impl BudgetLayer {
                 store,
                 prices,
                 resolver: Arc::new(from_extension),
+                api_root: ApiRoot::AfterV1,
+                unmetered: UnmeteredPolicy::Refuse,
                 cache: LimiterCache::new(Duration::from_secs(1)),
                 fail_open: false,
                 user_header: None,
@@ -79,21 +124,7 @@ impl BudgetLayer {
     }
 
     fn map(self, f: impl FnOnce(&mut Config)) -> Self {
-        let mut config = match Arc::try_unwrap(self.config) {
-            Ok(c) => c,
-            Err(shared) => Config {
-                store: shared.store.clone(),
-                prices: shared.prices.clone(),
-                resolver: shared.resolver.clone(),
-                cache: shared.cache.clone(),
-                fail_open: shared.fail_open,
-                user_header: shared.user_header.clone(),
-                max_request_bytes: shared.max_request_bytes,
-                max_event_bytes: shared.max_event_bytes,
-                inject_usage: shared.inject_usage,
-                hooks: shared.hooks.clone(),
-            },
-        };
+        let mut config = Arc::unwrap_or_clone(self.config);
         f(&mut config);
         BudgetLayer {
             config: Arc::new(config),
@@ -109,7 +140,27 @@ impl BudgetLayer {
     ///     .by_path_code();
     /// ```
     pub fn by_path_code(self) -> Self {
-        self.map(|c| c.resolver = Arc::new(from_path_code))
+        self.map(|c| {
+            c.resolver = Arc::new(from_path_code);
+            c.api_root = ApiRoot::AfterCode;
+        })
+    }
+
+    /// Whether endpoints that cost money without reporting usage (batches, fine-tuning jobs,
+    /// realtime sessions, vector-store work…) and endpoints this version does not know are
+    /// forwarded. The default, [`UnmeteredPolicy::Refuse`], answers them with a 403 naming the
+    /// setting; a limiter's own `unmetered_endpoints` overrides it. Reads (`GET`, `HEAD`) and
+    /// deletes of unknown endpoints always pass. See [`budget_core::api`].
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use budget_core::{MemoryStore, pricing::PriceTable};
+    /// use budget_core::api::{classify, ApiRoute, UnmeteredPolicy};
+    /// let layer = budget_tower::BudgetLayer::new(Arc::new(MemoryStore::new()), PriceTable::builtin())
+    ///     .with_unmetered_endpoints(UnmeteredPolicy::Allow);
+    /// ```
+    pub fn with_unmetered_endpoints(self, policy: UnmeteredPolicy) -> Self {
+        self.map(|c| c.unmetered = policy)
     }
 
     /// Pick the limiter with your own function of the request head (a header, the
@@ -250,5 +301,39 @@ impl<S> Layer<S> for BudgetLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         BudgetService::new(inner, self.config.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths_under_any_prefix() {
+        use budget_core::usage::Endpoint::*;
+        use ApiRoot::*;
+        use Provider::*;
+        let chat = ApiRoute::Metered(ChatCompletions);
+        assert_eq!(AfterCode.route(Openai, "POST", "/v1/abc123/chat/completions"), chat);
+        assert_eq!(
+            AfterCode.route(Azure, "POST", "/v1/abc/openai/v1/responses"),
+            ApiRoute::Metered(Responses)
+        );
+        assert_eq!(AfterCode.route(Openai, "POST", "/v1/abc"), ApiRoute::Unknown);
+        assert_eq!(
+            AfterV1.route(Openai, "POST", "/ai/v1/embeddings"),
+            ApiRoute::Metered(Embeddings)
+        );
+        assert_eq!(AfterV1.route(Openai, "POST", "/chat/completions"), chat);
+        assert_eq!(AfterV1.route(Openai, "POST", "/my-app/chat/completions"), chat);
+        assert_eq!(
+            AfterV1.route(Openai, "POST", "/my-app/vector_stores/vs/files"),
+            ApiRoute::Unmetered("vector stores")
+        );
+        assert_eq!(AfterV1.route(Openai, "POST", "/v1"), ApiRoute::Unknown);
+        assert_eq!(
+            AfterV1.route(Azure, "POST", "/v1/x/openai/deployments/d/chat/completions"),
+            chat
+        );
     }
 }

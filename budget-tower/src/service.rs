@@ -12,8 +12,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::Service;
 
 use budget_core::store::{
-    DenialReason, Error as StoreError, Reservation, ReserveOutcome, ReserveRequest, UsageRecord,
+    DenialReason, MAX_LABEL_CHARS, Error as StoreError, Reservation, ReserveOutcome, ReserveRequest, UsageRecord,
 };
+use budget_core::api::{check_canonical, ApiRoute, UnmeteredPolicy};
 use budget_core::usage::{rewrite_include_usage, Endpoint, RequestInfo, Usage, UsageMeter};
 use budget_core::{EnforcementMode, Limiter, Money, UnpricedPolicy};
 
@@ -124,27 +125,61 @@ where
     // The inner service (e.g. a proxy) learns the upstream from here.
     parts.extensions.insert(limiter.clone());
 
-    // 2. What is asked? Endpoints without usage (models, files…) pass straight through.
-    let endpoint = endpoint_of(parts.uri.path());
-    if endpoint == Endpoint::Other {
-        // Nothing to meter (models, files, batches…). Reads pass; anything that may start
-        // work (a batch, a fine-tune, an upload) needs the budget to be open right now.
-        if !matches!(parts.method, http::Method::GET | http::Method::HEAD) {
-            match admit(&config, &limiter, &key, Money::ZERO, now).await {
-                Admission::Reserved(r) => release(&config, &r).await,
-                Admission::Refused(refusal) => return Ok(refuse(&config, Some(&limiter), refusal)),
-                Admission::StoreDown if config.fail_open => {}
-                Admission::StoreDown => {
+    // 2. What is asked? Decided once, from a path that every server reads the same way, so the
+    //    path that is forwarded is the path that was metered.
+    let path = parts.uri.path();
+    if let Err(e) = check_canonical(path) {
+        return Ok(refuse(&config, Some(&limiter), Refusal::invalid_path(e)));
+    }
+    let route = config
+        .api_root
+        .route(limiter.provider, parts.method.as_str(), path);
+    let endpoint = match route {
+        ApiRoute::Metered(endpoint) => endpoint,
+        ApiRoute::OutsideApi => {
+            return Ok(refuse(
+                &config,
+                Some(&limiter),
+                Refusal::outside_api(limiter.provider),
+            ));
+        }
+        route => {
+            let may_spend = ApiRoute::method_may_spend(parts.method.as_str());
+            let policy = limiter.unmetered_endpoints.unwrap_or(config.unmetered);
+            match route {
+                ApiRoute::Unmetered(what) if policy == UnmeteredPolicy::Refuse => {
                     return Ok(refuse(
                         &config,
                         Some(&limiter),
-                        Refusal::store_unavailable(),
+                        Refusal::unmetered_endpoint(what),
                     ));
                 }
+                ApiRoute::Unknown if may_spend && policy == UnmeteredPolicy::Refuse => {
+                    return Ok(refuse(&config, Some(&limiter), Refusal::unknown_endpoint()));
+                }
+                _ => {}
             }
+            // Nothing to meter (models, files, batch status…). Reads pass; anything that may
+            // start work (an upload, an admitted batch) needs the budget to be open right now.
+            if may_spend {
+                match admit(&config, &limiter, &key, Money::ZERO, now).await {
+                    Admission::Reserved(r) => release(&config, &r).await,
+                    Admission::Refused(refusal) => {
+                        return Ok(refuse(&config, Some(&limiter), refusal))
+                    }
+                    Admission::StoreDown if config.fail_open => {}
+                    Admission::StoreDown => {
+                        return Ok(refuse(
+                            &config,
+                            Some(&limiter),
+                            Refusal::store_unavailable(),
+                        ));
+                    }
+                }
+            }
+            return passthrough(inner, Request::from_parts(parts, body)).await;
         }
-        return passthrough(inner, Request::from_parts(parts, body)).await;
-    }
+    };
     let bytes = match Limited::new(body, config.max_request_bytes).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
@@ -161,6 +196,24 @@ where
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let info = RequestInfo::parse_with_content_type(endpoint, content_type, &bytes);
+    // `model` and `user` are stored with the usage: bound them (a 4 MiB `user` must not become
+    // 4 MiB on disk per request).
+    let user = config
+        .user_header
+        .as_ref()
+        .and_then(|h| parts.headers.get(h))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| info.user.clone());
+    for (field, value) in [("model", info.model.as_deref()), ("user", user.as_deref())] {
+        if value.is_some_and(|v| v.chars().count() > MAX_LABEL_CHARS) {
+            return Ok(refuse(
+                &config,
+                Some(&limiter),
+                Refusal::field_too_long(field, MAX_LABEL_CHARS),
+            ));
+        }
+    }
 
     let priced = info
         .model
@@ -217,13 +270,6 @@ where
 
     // 5. Call the inner service.
     let started = Instant::now();
-    let user = config
-        .user_header
-        .as_ref()
-        .and_then(|h| parts.headers.get(h))
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| info.user.clone());
     let res = match inner
         .call(Request::from_parts(parts, ReqBody::from(bytes)))
         .await
@@ -329,16 +375,6 @@ async fn admit(
     }
 }
 
-/// The OpenAI API a path ends in, whatever prefix it is mounted under (`/v1/{code}/`,
-/// `/ai/v1/`, Azure's `openai/deployments/{name}/`).
-fn endpoint_of(path: &str) -> Endpoint {
-    std::iter::once(0)
-        .chain(path.match_indices('/').map(|(i, _)| i))
-        .map(|i| Endpoint::from_path(&path[i..]))
-        .find(|e| *e != Endpoint::Other)
-        .unwrap_or(Endpoint::Other)
-}
-
 async fn passthrough<S, ReqBody, ResBody>(
     mut inner: S,
     req: Request<ReqBody>,
@@ -433,29 +469,4 @@ fn budget_headers(headers: &mut HeaderMap, r: &Reservation) {
         "x-budget-reset",
         r.window.end.to_rfc3339_opts(SecondsFormat::Secs, true),
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_under_any_prefix() {
-        assert_eq!(
-            endpoint_of("/v1/abc123/chat/completions"),
-            Endpoint::ChatCompletions
-        );
-        assert_eq!(endpoint_of("/ai/v1/embeddings"), Endpoint::Embeddings);
-        assert_eq!(
-            endpoint_of("/v1/abc/openai/deployments/gpt4o/chat/completions"),
-            Endpoint::ChatCompletions
-        );
-        assert_eq!(
-            endpoint_of("/v1/abc/openai/v1/responses"),
-            Endpoint::Responses
-        );
-        assert_eq!(endpoint_of("/chat/completions"), Endpoint::ChatCompletions);
-        assert_eq!(endpoint_of("/v1/abc/models"), Endpoint::Other);
-        assert_eq!(endpoint_of("/v1/abc/responses/resp_123"), Endpoint::Other);
-    }
 }

@@ -699,13 +699,23 @@ async fn unmetered_endpoints_read_freely_but_cannot_start_work_over_budget() {
         .unwrap();
     let res = layer.layer_on(upstream).oneshot(get).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK, "listing models costs nothing");
+    let post = Request::post(format!("/v1/{}/files", l.code))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let (s, v) = status_and_error(layer.layer_on(upstream).oneshot(post).await.unwrap()).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("budget_exceeded")),
+        "an upload is free, but needs an open budget"
+    );
+    // A batch costs money no response reports: refused whatever the budget.
     let post = Request::post(format!("/v1/{}/batches", l.code))
         .body(Full::new(Bytes::from_static(b"{}")))
         .unwrap();
     let (s, v) = status_and_error(layer.layer_on(upstream).oneshot(post).await.unwrap()).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
-        (StatusCode::TOO_MANY_REQUESTS, Some("budget_exceeded"))
+        (StatusCode::FORBIDDEN, Some("unmetered_endpoint"))
     );
     let w = settled(&*store, &l).await;
     assert_eq!(w.held, money("0"));

@@ -154,6 +154,20 @@ pub struct WindowSpend {
     pub in_flight: u64,
 }
 
+/// The longest `model` or `user` (in characters) a [`UsageRecord`] keeps. Proxies refuse
+/// requests whose `model` or `user` is longer (see `budget-tower`); a longer model name in a
+/// response is cut to this length by [`bounded_label`], so no request can make a store keep
+/// more than a small fixed amount.
+pub const MAX_LABEL_CHARS: usize = 256;
+
+/// `s` cut to [`MAX_LABEL_CHARS`] characters, with `…` as the last one when it was cut.
+pub fn bounded_label(s: &str) -> String {
+    match s.char_indices().nth(MAX_LABEL_CHARS - 1) {
+        Some((i, _)) if s[i..].chars().nth(1).is_some() => format!("{}…", &s[..i]),
+        _ => s.to_owned(),
+    }
+}
+
 /// One metered request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
@@ -204,7 +218,7 @@ impl UsageRecord {
             id: Uuid::new_v4(),
             at,
             limiter_id,
-            model: usage.model.clone(),
+            model: usage.model.as_deref().map(bounded_label),
             user: None,
             endpoint,
             prompt_tokens: usage.prompt_tokens,
@@ -362,9 +376,48 @@ pub struct UsageBucket {
     pub totals: UsageTotals,
 }
 
+/// How much accepted usage a store has not yet made durable, and whether writing it is
+/// failing: what `/health` and the metrics report. A store that writes before returning
+/// reports the default (nothing waiting, no failures); see [`BudgetStore::write_status`].
+///
+/// [`BudgetStore::write_status`]: super::BudgetStore::write_status
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteStatus {
+    /// Usage records counted against budgets but not yet durable.
+    pub unsaved_events: u64,
+    /// Failed attempts to make usage durable since the store opened (only grows).
+    pub write_errors: u64,
+    /// Set while the last attempt to write usage failed.
+    pub failing: Option<WriteFailure>,
+    /// True while the store refuses new reservations because too much usage waits unsaved.
+    pub refusing: bool,
+}
+
+/// Why and since when a store fails to write usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteFailure {
+    /// The last error.
+    pub error: String,
+    /// When the first of the failures in a row happened.
+    pub since: DateTime<Utc>,
+    /// Seconds the oldest unsaved usage record has waited.
+    pub oldest_unsaved_seconds: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_bounded() {
+        assert_eq!(bounded_label("gpt-4o"), "gpt-4o");
+        let exact = "é".repeat(MAX_LABEL_CHARS);
+        assert_eq!(bounded_label(&exact), exact);
+        let long = "é".repeat(4 * 1024 * 1024);
+        let cut = bounded_label(&long);
+        assert_eq!(cut.chars().count(), MAX_LABEL_CHARS);
+        assert!(cut.ends_with('…'));
+    }
 
     #[test]
     fn seed_429_message() {
