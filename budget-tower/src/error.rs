@@ -86,6 +86,67 @@ impl Refusal {
         )
     }
 
+    /// 400: the path is not in canonical form (see [`budget_core::api::check_canonical`]), so
+    /// what the upstream would read could differ from what the layer metered.
+    pub fn invalid_path(e: budget_core::api::PathError) -> Self {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid request path: {e}. Send the path exactly as the API documents it"),
+            "invalid_request_error",
+            "invalid_path",
+        )
+    }
+
+    /// 404: the path is not part of the provider's API.
+    pub fn outside_api(provider: budget_core::Provider) -> Self {
+        let api = match provider {
+            budget_core::Provider::Openai => "OpenAI API (/v1/...)",
+            budget_core::Provider::Azure => "Azure OpenAI API (openai/...)",
+        };
+        Refusal::new(
+            StatusCode::NOT_FOUND,
+            format!("This path is not part of the {api} that this limiter forwards"),
+            "invalid_request_error",
+            "unknown_url",
+        )
+    }
+
+    /// 403: an endpoint that costs money without reporting usage, refused by policy.
+    pub fn unmetered_endpoint(what: &str) -> Self {
+        Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "The {what} endpoint costs money that the budget proxy cannot meter, so it is refused. \
+                 An administrator can admit it with the server setting UNMETERED_ENDPOINTS=allow \
+                 or the limiter's `unmetered_endpoints: \"allow\"` (its cost is then not counted)"
+            ),
+            "permission_error",
+            "unmetered_endpoint",
+        )
+    }
+
+    /// 403: an endpoint this version does not know, for a method that may start work.
+    pub fn unknown_endpoint() -> Self {
+        Refusal::new(
+            StatusCode::FORBIDDEN,
+            "This endpoint is not known to the budget proxy, so its cost cannot be metered and it \
+             is refused. An administrator can admit it with the server setting \
+             UNMETERED_ENDPOINTS=allow or the limiter's `unmetered_endpoints: \"allow\"`",
+            "permission_error",
+            "unknown_endpoint",
+        )
+    }
+
+    /// 400: a field that is recorded with the usage (`model`, `user`) is too long.
+    pub fn field_too_long(field: &str, max_chars: usize) -> Self {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("`{field}` is longer than {max_chars} characters"),
+            "invalid_request_error",
+            "field_too_long",
+        )
+    }
+
     /// 400: the request body could not be read.
     pub fn unreadable_body() -> Self {
         Refusal::new(
