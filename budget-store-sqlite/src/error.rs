@@ -33,9 +33,21 @@ pub enum SqliteStoreError {
         /// What was wrong.
         reason: String,
     },
-    /// The background writer failed to commit (it keeps the batch and retries).
+    /// The background writer failed to commit (it keeps the usage queued and retries).
     #[error("usage writer failed: {0}")]
     Writer(String),
+    /// The writer keeps failing and too much settled usage waits unsaved (see
+    /// [`SqliteStoreOptions::with_max_unsaved_events`](crate::SqliteStoreOptions::with_max_unsaved_events)):
+    /// new reservations are refused until it is written.
+    #[error("usage cannot be saved ({error}): {events} settled usage event(s) unsaved, the oldest for {seconds} s; refusing new requests until they are written")]
+    Unsaved {
+        /// Events waiting.
+        events: usize,
+        /// Seconds the oldest has waited.
+        seconds: u64,
+        /// The writer's last error.
+        error: String,
+    },
     /// The store was closed.
     #[error("the store is closed")]
     Closed,

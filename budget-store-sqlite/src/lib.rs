@@ -58,6 +58,23 @@
 //! Dropping the last handle without [`close`] asks the writer to commit what is queued, but if
 //! the runtime or the process ends first, that last batch is lost: call [`close`] on shutdown.
 //!
+//! # When commits fail (a full disk)
+//!
+//! The writer has a connection of its own and writes each batch between an explicit
+//! `BEGIN IMMEDIATE` and a checked `COMMIT`; after any error it rolls back and replaces the
+//! connection, so no connection is ever left inside a transaction. Usage whose commit failed
+//! stays queued (still counted against budgets) and is retried every second; it leaves the
+//! queue only when a `COMMIT` succeeded, so after recovery every event is written once.
+//! Meanwhile statistics answer from what is committed, [`write_status`] reports the unsaved
+//! events and the failures (the server's `/health` and metrics read it), and once more than
+//! [`with_max_unsaved_events`] events (default 10 000) or [`with_max_unsaved_age`] (default 60 s)
+//! of usage waits unsaved, [`reserve`] fails, so a proxy refuses new requests instead of
+//! spending money it cannot record.
+//!
+//! [`write_status`]: budget_core::BudgetStore::write_status
+//! [`with_max_unsaved_events`]: SqliteStoreOptions::with_max_unsaved_events
+//! [`with_max_unsaved_age`]: SqliteStoreOptions::with_max_unsaved_age
+//!
 //! # Dependencies
 //!
 //! - `sqlx` (features `sqlite`, `runtime-tokio`, `migrate`, `macros`): the driver, the pool,
@@ -68,7 +85,8 @@
 //! - `serde` / `serde_json`: to store enums (`Endpoint`, `Provider`, …) under the same
 //!   snake_case names as the JSON API, without a second list of names to keep in sync.
 //! - `chrono`, `chrono-tz`, `uuid`: the domain's time, time-zone and id types.
-//! - `tracing`: the writer logs failed commits (it keeps the batch and retries).
+//! - `tracing`: the writer logs failed commits with the usage waiting (it keeps it and
+//!   retries), and the recovery.
 //!
 //! No HTTP dependency.
 //!
@@ -81,6 +99,8 @@
 
 #![deny(missing_docs)]
 
+mod backlog;
+mod batch;
 mod error;
 mod options;
 mod rows;

@@ -54,6 +54,9 @@ pub struct SqliteStoreOptions {
     pub(crate) max_pending: usize,
     pub(crate) full_sync: bool,
     pub(crate) cache_kib: u32,
+    pub(crate) max_page_count: Option<u32>,
+    pub(crate) max_unsaved_events: usize,
+    pub(crate) max_unsaved_age: Duration,
 }
 
 impl SqliteStoreOptions {
@@ -69,6 +72,9 @@ impl SqliteStoreOptions {
             max_pending: 250_000,
             full_sync: false,
             cache_kib: 32 * 1024,
+            max_page_count: None,
+            max_unsaved_events: 10_000,
+            max_unsaved_age: Duration::from_secs(60),
         }
     }
 
@@ -157,6 +163,63 @@ impl SqliteStoreOptions {
     pub fn with_cache_kib(mut self, kib: u32) -> Self {
         self.cache_kib = kib;
         self
+    }
+
+    /// While the writer fails to commit (a full disk, a broken file), [`reserve`] fails once
+    /// this many settled events are waiting unsaved (default 10 000), so the proxy refuses
+    /// new requests (503) instead of spending money it cannot record. Usage already settled
+    /// stays queued and is written once the writer recovers.
+    ///
+    /// [`reserve`]: budget_core::BudgetStore::reserve
+    ///
+    /// ```
+    /// # use budget_store_sqlite::SqliteStoreOptions;
+    /// let o = SqliteStoreOptions::new("sqlite:x.db").with_max_unsaved_events(1_000);
+    /// assert_eq!(o.max_unsaved_events(), 1_000);
+    /// ```
+    pub fn with_max_unsaved_events(mut self, n: usize) -> Self {
+        self.max_unsaved_events = n.max(1);
+        self
+    }
+
+    /// While the writer fails to commit, [`reserve`] also fails once the oldest unsaved event
+    /// has waited this long (default 60 s).
+    ///
+    /// [`reserve`]: budget_core::BudgetStore::reserve
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use budget_store_sqlite::SqliteStoreOptions;
+    /// let o = SqliteStoreOptions::new("sqlite:x.db").with_max_unsaved_age(Duration::from_secs(10));
+    /// assert_eq!(o.max_unsaved_age(), Duration::from_secs(10));
+    /// ```
+    pub fn with_max_unsaved_age(mut self, d: Duration) -> Self {
+        self.max_unsaved_age = d;
+        self
+    }
+
+    /// `PRAGMA max_page_count` on every connection: the database file may not grow past this
+    /// many pages (never below its size when a connection opens). A size quota, and a way to
+    /// rehearse a full disk without filling one: writes that need more room fail with
+    /// `SQLITE_FULL` (default: no limit).
+    ///
+    /// ```
+    /// # use budget_store_sqlite::SqliteStoreOptions;
+    /// let o = SqliteStoreOptions::new("sqlite:x.db").with_max_page_count(262_144); // 1 GiB of 4 KiB pages
+    /// ```
+    pub fn with_max_page_count(mut self, pages: u32) -> Self {
+        self.max_page_count = Some(pages.max(1));
+        self
+    }
+
+    /// The configured limit on unsaved events while the writer fails.
+    pub fn max_unsaved_events(&self) -> usize {
+        self.max_unsaved_events
+    }
+
+    /// The configured limit on the age of unsaved usage while the writer fails.
+    pub fn max_unsaved_age(&self) -> Duration {
+        self.max_unsaved_age
     }
 
     /// The configured batch size.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use budget_core::store::{
     admits, BucketSize, BudgetStore, Denial, DenialReason, Error, GroupBy, Reservation,
     ReservationId, ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup, UsageQuery,
-    UsageRecord, UsageTotals, WindowSpend,
+    UsageRecord, UsageTotals, WindowSpend, WriteStatus,
 };
 use budget_core::{Limiter, LimiterCode, LimiterId, LimiterUpdate, Window};
 use chrono::{DateTime, Utc};
@@ -17,12 +17,13 @@ use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::backlog::UnsavedLimits;
 use crate::options::Location;
 use crate::rows::{
     bind_limiter, limiter_from_row, micros, normalize, truncate_micros, LIMITER_COLUMNS,
 };
 use crate::state::{Counter, HotState, Load};
-use crate::writer::{Msg, Shared, Writer};
+use crate::writer::{Msg, Shared, Target, Writer};
 use crate::{migrate, stats, SqliteStoreError, SqliteStoreOptions};
 
 /// The SQLite [`BudgetStore`]: decisions from memory, usage written behind in batches,
@@ -43,6 +44,7 @@ struct Inner {
     writer: Mutex<Option<JoinHandle<()>>>,
     location: Location,
     max_pending: usize,
+    limits: UnsavedLimits,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -68,7 +70,7 @@ impl SqliteStore {
         options: SqliteStoreOptions,
     ) -> std::result::Result<Self, SqliteStoreError> {
         let location = Location::parse(&options.location)?;
-        let pool = connect(&location, &options).await?;
+        let (pool, target) = connect(&location, &options).await?;
         migrate(&pool).await?;
 
         let rows = sqlx::query(&format!("SELECT {LIMITER_COLUMNS} FROM limiters"))
@@ -97,6 +99,7 @@ impl SqliteStore {
             rx,
             shared.clone(),
             pool.clone(),
+            target,
             options.batch_size,
             options.flush_interval,
         );
@@ -111,6 +114,10 @@ impl SqliteStore {
                 writer: Mutex::new(Some(handle)),
                 location,
                 max_pending: options.max_pending,
+                limits: UnsavedLimits {
+                    events: options.max_unsaved_events,
+                    age: options.max_unsaved_age,
+                },
             }),
         })
     }
@@ -165,7 +172,7 @@ impl SqliteStore {
     /// Queue a charged record for the writer. Call with the state lock held, so the order
     /// of the queue is the order of the in-memory charges.
     fn enqueue(&self, record: UsageRecord) -> Result<()> {
-        self.inner.shared.pending.fetch_add(1, Ordering::Relaxed);
+        self.inner.shared.backlog.queued();
         self.inner
             .tx
             .send(Msg::Event(Box::new(record)))
@@ -174,16 +181,21 @@ impl SqliteStore {
 
     /// Past `max_pending` queued events, wait for the writer (back-pressure).
     async fn backpressure(&self) -> Result<()> {
-        if self.inner.shared.pending.load(Ordering::Relaxed) > self.inner.max_pending {
+        if self.inner.shared.backlog.pending() > self.inner.max_pending {
             self.flush().await?;
         }
         Ok(())
     }
 
-    /// Statistics must see everything settled before they were asked for.
+    /// Statistics must see everything settled before they were asked for. While the writer
+    /// fails they answer from what is committed: consistent, behind by the unsaved usage
+    /// (which `write_status` and `/health` report).
     async fn read_barrier(&self) -> Result<()> {
         self.check_open()?;
-        self.flush().await
+        match self.flush().await {
+            Err(Error::Closed) => Err(Error::Closed),
+            Ok(()) | Err(_) => Ok(()),
+        }
     }
 
     /// Run `f` on the (limiter, window) counter for `at`, loading it from the database first
@@ -253,7 +265,7 @@ impl SqliteStore {
     /// Write every column of `l` to its row.
     async fn write_limiter(&self, l: &Limiter) -> Result<()> {
         let sql = format!(
-            "UPDATE limiters SET ({LIMITER_COLUMNS}) = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?"
+            "UPDATE limiters SET ({LIMITER_COLUMNS}) = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?"
         );
         bind_limiter(sqlx::query(&sql), l)
             .bind(l.id.to_string())
@@ -264,10 +276,11 @@ impl SqliteStore {
     }
 }
 
+/// The pool (statistics, limiters) and the writer's connection.
 async fn connect(
     location: &Location,
     o: &SqliteStoreOptions,
-) -> std::result::Result<SqlitePool, SqliteStoreError> {
+) -> std::result::Result<(SqlitePool, Target), SqliteStoreError> {
     let base = SqliteConnectOptions::new()
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(o.busy_timeout)
@@ -279,11 +292,15 @@ async fn connect(
         })
         .pragma("cache_size", format!("-{}", o.cache_kib))
         .pragma("temp_store", "memory");
+    let base = match o.max_page_count {
+        Some(pages) => base.pragma("max_page_count", pages.to_string()),
+        None => base,
+    };
     match location {
         Location::Memory => {
             // One connection: every connection to `:memory:` is a database of its own.
             let opts = base.in_memory(true);
-            SqlitePoolOptions::new()
+            let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
@@ -293,7 +310,8 @@ async fn connect(
                 .map_err(|e| SqliteStoreError::Open {
                     path: ":memory:".into(),
                     reason: e.to_string(),
-                })
+                })?;
+            Ok((pool.clone(), Target::Memory(pool)))
         }
         Location::File(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -303,14 +321,19 @@ async fn connect(
                 })?;
             }
             let opts = base.filename(path).create_if_missing(true);
-            SqlitePoolOptions::new()
+            let pool = SqlitePoolOptions::new()
                 .max_connections(o.max_connections)
-                .connect_with(opts)
+                .connect_with(opts.clone())
                 .await
                 .map_err(|e| SqliteStoreError::Open {
                     path: path.clone(),
                     reason: e.to_string(),
-                })
+                })?;
+            let target = Target::File {
+                options: Box::new(opts),
+                conn: None,
+            };
+            Ok((pool, target))
         }
     }
 }
@@ -332,7 +355,7 @@ impl BudgetStore for SqliteStore {
                 return Err(Error::Conflict("limiter code already in use".into()));
             }
         }
-        let sql = format!("INSERT INTO limiters ({LIMITER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        let sql = format!("INSERT INTO limiters ({LIMITER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
         bind_limiter(sqlx::query(&sql), limiter)
             .execute(&self.inner.pool)
             .await
@@ -427,6 +450,10 @@ impl BudgetStore for SqliteStore {
 
     async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
         self.check_open()?;
+        if let Some(e) = self.inner.shared.backlog.refusal(&self.inner.limits) {
+            // Fail closed rather than spend money that cannot be recorded.
+            return Err(e.into());
+        }
         let amount = request.amount;
         self.on_window(
             request.limiter_id,
@@ -558,6 +585,10 @@ impl BudgetStore for SqliteStore {
             .await
             .map_err(SqliteStoreError::from)?;
         Ok(())
+    }
+
+    fn write_status(&self) -> WriteStatus {
+        self.inner.shared.backlog.status(&self.inner.limits)
     }
 
     async fn flush(&self) -> Result<()> {

@@ -7,22 +7,28 @@
 //! writer is also where a window's counter is (re)built from the database: a `Load` message is
 //! handled after every earlier event is committed and before any later one is, so the sum it
 //! reads plus what was charged in memory since it was asked for is exactly the window's spend.
+//!
+//! A failed commit keeps its usage queued (it is money already spent) and is retried every
+//! second; only a `COMMIT` that really succeeded lets events go. The writer has a connection
+//! of its own and replaces it after any error, so a failed batch never leaves a connection
+//! inside a transaction, and the pool that serves statistics only ever sees committed data.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use budget_core::store::UsageRecord;
 use budget_core::{LimiterId, Money, Window};
-use sqlx::query_builder::Separated;
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::rows::{count, endpoint_str, micros, EVENT_COLUMNS};
+use crate::backlog::Backlog;
+use crate::batch;
 use crate::state::{HotState, Load};
-use crate::stats::{self, Level};
+use crate::stats;
 use crate::SqliteStoreError;
 
 /// A batch grows up to this many times `batch_size` while a backlog waits (group commit).
@@ -30,6 +36,12 @@ const GROUP: usize = 8;
 
 /// How long to wait before retrying a batch whose commit failed.
 const RETRY: Duration = Duration::from_secs(1);
+
+/// While commits keep failing, log the failure at most this often (every attempt is counted).
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Commit attempts on close before the unsaved usage is given up (and logged as lost).
+const CLOSE_ATTEMPTS: u32 = 3;
 
 /// What the store sends the writer.
 #[derive(Debug)]
@@ -60,8 +72,8 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<HotState>,
     /// Bumped after every window load, so callers waiting for one wake up.
     pub(crate) loaded: watch::Sender<u64>,
-    /// Events sent to the writer and not yet committed.
-    pub(crate) pending: AtomicUsize,
+    /// Unsaved events and the writer's failures.
+    pub(crate) backlog: Backlog,
 }
 
 impl Shared {
@@ -69,7 +81,7 @@ impl Shared {
         Shared {
             state: Mutex::new(state),
             loaded: watch::channel(0).0,
-            pending: AtomicUsize::new(0),
+            backlog: Backlog::default(),
         }
     }
 
@@ -104,13 +116,86 @@ impl Shared {
     }
 }
 
+/// The connection the writer writes with.
+pub(crate) enum Target {
+    /// A connection of its own to the database file, opened when needed and closed after any
+    /// error (a new one starts clean).
+    File {
+        options: Box<SqliteConnectOptions>,
+        conn: Option<SqliteConnection>,
+    },
+    /// The in-memory database's only connection, borrowed from the pool for each transaction
+    /// (a new connection would be a new, empty database; `ROLLBACK` cleans it instead).
+    Memory(SqlitePool),
+}
+
+/// A connection borrowed for one transaction.
+enum Held<'a> {
+    Own(&'a mut SqliteConnection),
+    Pooled(PoolConnection<Sqlite>),
+}
+
+impl Deref for Held<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            Held::Own(c) => c,
+            Held::Pooled(c) => c,
+        }
+    }
+}
+
+impl DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            Held::Own(c) => c,
+            Held::Pooled(c) => c,
+        }
+    }
+}
+
+impl Target {
+    async fn connection(&mut self) -> Result<Held<'_>, SqliteStoreError> {
+        match self {
+            Target::File { options, conn } => {
+                if conn.is_none() {
+                    *conn = Some(options.connect().await?);
+                }
+                Ok(Held::Own(conn.as_mut().expect("just opened")))
+            }
+            Target::Memory(pool) => Ok(Held::Pooled(pool.acquire().await?)),
+        }
+    }
+
+    /// After an error: close the file connection; the next transaction opens a fresh one.
+    async fn reset(&mut self) {
+        if let Target::File { conn, .. } = self {
+            if let Some(c) = conn.take() {
+                let _ = sqlx::Connection::close(c).await;
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        self.reset().await;
+    }
+}
+
 /// The writer task.
 pub(crate) struct Writer {
     rx: mpsc::UnboundedReceiver<Msg>,
     shared: Arc<Shared>,
     pool: SqlitePool,
+    target: Target,
     batch_size: usize,
     interval: Duration,
+    /// When the oldest event of the current batch arrived.
+    batch_since: Option<Instant>,
+    /// After an attempt whose `COMMIT` failed: the last event sequence number committed
+    /// before it, so the retry can skip events that landed after all.
+    recheck_after: Option<i64>,
+    /// When a failure was last logged.
+    logged: Option<Instant>,
 }
 
 impl Writer {
@@ -118,6 +203,7 @@ impl Writer {
         rx: mpsc::UnboundedReceiver<Msg>,
         shared: Arc<Shared>,
         pool: SqlitePool,
+        target: Target,
         batch_size: usize,
         interval: Duration,
     ) -> Self {
@@ -125,8 +211,12 @@ impl Writer {
             rx,
             shared,
             pool,
+            target,
             batch_size,
             interval,
+            batch_since: None,
+            recheck_after: None,
+            logged: None,
         }
     }
 
@@ -149,7 +239,7 @@ impl Writer {
                 }
             };
             if received == 0 {
-                let _ = self.commit(&mut batch, &mut deadline).await;
+                self.close(&mut batch, &mut deadline).await;
                 return;
             }
             let mut closing = None;
@@ -158,10 +248,14 @@ impl Writer {
                 match msg {
                     Msg::Event(r) => {
                         batch.push(*r);
+                        let now = Instant::now();
+                        self.batch_since.get_or_insert(now);
                         if deadline.is_none() {
-                            deadline = Some(Instant::now() + self.interval);
+                            deadline = Some(now + self.interval);
                         }
+                        // While commits fail, retry on the retry deadline only.
                         if batch.len() >= self.batch_size
+                            && !self.shared.backlog.is_failing()
                             && self.batch_done(&batch, i + 1 < n, deadline)
                         {
                             let _ = self.commit(&mut batch, &mut deadline).await;
@@ -175,19 +269,29 @@ impl Writer {
                         window,
                         load,
                     } => {
-                        let result = match self.commit(&mut batch, &mut deadline).await {
-                            Ok(()) => {
-                                stats::window_cost(&self.pool, limiter_id, window.start, window.end)
-                                    .await
-                                    .map_err(|e| Arc::from(e.to_string()))
-                            }
-                            Err(e) => Err(e),
+                        // Committed usage plus, while commits fail, the window's usage that
+                        // waits in the batch (it was charged before the counter existed).
+                        let waiting = match self.commit(&mut batch, &mut deadline).await {
+                            Ok(()) => Money::ZERO,
+                            Err(_) => batch
+                                .iter()
+                                .filter(|r| r.limiter_id == limiter_id && window.contains(r.at))
+                                .fold(Money::ZERO, |sum, r| sum + r.cost),
                         };
+                        let result =
+                            stats::window_cost(&self.pool, limiter_id, window.start, window.end)
+                                .await
+                                .map(|sum| sum + waiting)
+                                .map_err(|e| Arc::from(e.to_string()));
                         self.shared.finish_load(limiter_id, window, load, result);
                     }
                     Msg::Purge { limiter_id, reply } => {
+                        // Its queued usage would be deleted with the rest: drop it now.
+                        let before = batch.len();
+                        batch.retain(|r| r.limiter_id != limiter_id);
+                        self.shared.backlog.saved(before - batch.len());
                         let result = match self.commit(&mut batch, &mut deadline).await {
-                            Ok(()) => purge(&self.pool, limiter_id).await,
+                            Ok(()) => self.purge(limiter_id).await,
                             Err(e) => Err(SqliteStoreError::Writer(e.to_string())),
                         };
                         let _ = reply.send(result);
@@ -196,13 +300,29 @@ impl Writer {
                 }
             }
             if let Some(reply) = closing {
-                if let Err(e) = self.commit(&mut batch, &mut deadline).await {
-                    tracing::error!(error = %e, lost = batch.len(), "closing with uncommitted usage");
-                }
+                self.close(&mut batch, &mut deadline).await;
                 let _ = reply.send(());
                 return;
             }
         }
+    }
+
+    /// Commit what is left (a few attempts), then close the connection.
+    async fn close(&mut self, batch: &mut Vec<UsageRecord>, deadline: &mut Option<Instant>) {
+        for attempt in 1..=CLOSE_ATTEMPTS {
+            if self.commit(batch, deadline).await.is_ok() {
+                break;
+            }
+            if attempt == CLOSE_ATTEMPTS {
+                tracing::error!(
+                    lost_events = batch.len(),
+                    "closing with usage that could not be saved: these charges are lost"
+                );
+            } else {
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+        self.target.close().await;
     }
 
     /// Whether a batch of at least `batch_size` events is to be committed now. While more
@@ -218,260 +338,115 @@ impl Writer {
             || deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    /// Commit the batch. On failure keep it (they are charges) and retry after [`RETRY`].
+    /// Commit the batch. On failure keep it (they are charges), count and log the failure,
+    /// and retry after [`RETRY`].
     async fn commit(
-        &self,
+        &mut self,
         batch: &mut Vec<UsageRecord>,
         deadline: &mut Option<Instant>,
     ) -> Result<(), Arc<str>> {
         if batch.is_empty() {
             *deadline = None;
+            self.batch_since = None;
             return Ok(());
         }
-        match write_batch(&self.pool, batch).await {
+        match self.write(batch).await {
             Ok(()) => {
-                self.shared
-                    .pending
-                    .fetch_sub(batch.len(), Ordering::Relaxed);
+                let saved = batch.len();
+                self.shared.backlog.saved(saved);
                 batch.clear();
                 *deadline = None;
+                self.batch_since = None;
+                self.recheck_after = None;
+                if let Some(r) = self.shared.backlog.recovered() {
+                    tracing::warn!(
+                        saved_events = saved,
+                        failed_for_secs = r.failed_for.as_secs(),
+                        unsaved_events = self.shared.backlog.pending(),
+                        "usage writes recovered: the queued usage is saved"
+                    );
+                    self.logged = None;
+                }
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(error = %e, events = batch.len(), "usage batch commit failed; will retry");
-                *deadline = Some(Instant::now() + RETRY);
+                self.target.reset().await;
+                let now = Instant::now();
+                let failing_for = self
+                    .shared
+                    .backlog
+                    .failed(&e, self.batch_since.unwrap_or(now));
+                if self.logged.is_none_or(|t| now - t >= LOG_EVERY) {
+                    self.logged = Some(now);
+                    tracing::error!(
+                        error = %e,
+                        batch_events = batch.len(),
+                        unsaved_events = self.shared.backlog.pending(),
+                        failing_for_secs = failing_for.as_secs(),
+                        "usage batch commit failed: the usage stays queued (counted against budgets) and is retried every second"
+                    );
+                }
+                *deadline = Some(now + RETRY);
                 Err(Arc::from(e.to_string()))
             }
         }
     }
-}
 
-/// Sums of one roll-up row.
-#[derive(Debug, Default, Clone, Copy)]
-struct Sums {
-    requests: i64,
-    prompt: i64,
-    cached: i64,
-    completion: i64,
-    reasoning: i64,
-    cost: i64,
-    unpriced: i64,
-    estimated: i64,
-    errors: i64,
-}
+    /// One attempt at the batch, in one transaction. Events that a failed-looking earlier
+    /// attempt committed after all are dropped from the batch first.
+    async fn write(&mut self, batch: &mut Vec<UsageRecord>) -> Result<(), SqliteStoreError> {
+        let recheck = self.recheck_after;
+        let backlog = &self.shared.backlog;
+        let mut conn = self.target.connection().await?;
+        batch::begin(&mut conn).await?;
+        let work = write_in_transaction(&mut conn, batch, recheck, backlog).await;
+        let last = work.as_ref().ok().copied();
+        let result = batch::finish(&mut conn, work).await;
+        drop(conn);
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Only a failed COMMIT leaves doubt about whether the batch landed.
+                if let Some(last) = last {
+                    self.recheck_after.get_or_insert(last);
+                }
+                Err(e)
+            }
+        }
+    }
 
-impl Sums {
-    fn add(&mut self, r: &UsageRecord) {
-        self.requests += 1;
-        self.prompt += count(r.prompt_tokens);
-        self.cached += count(r.cached_tokens);
-        self.completion += count(r.completion_tokens);
-        self.reasoning += count(r.reasoning_tokens);
-        self.cost += r.cost.as_nanos();
-        self.unpriced += i64::from(r.unpriced);
-        self.estimated += i64::from(r.estimated);
-        self.errors += i64::from(r.status >= 400);
+    async fn purge(&mut self, limiter_id: LimiterId) -> Result<(), SqliteStoreError> {
+        let mut conn = self.target.connection().await?;
+        batch::begin(&mut conn).await?;
+        let work = batch::purge(&mut conn, limiter_id).await;
+        let result = batch::finish(&mut conn, work).await;
+        drop(conn);
+        if result.is_err() {
+            self.target.reset().await;
+        }
+        result
     }
 }
 
-/// Rows per multi-row `INSERT`, largest first. A batch is cut into chunks of these sizes
-/// only, so each table has at most five statement texts, each prepared once per connection
-/// (16 columns × 256 rows stays under SQLite's 32 766 variables).
-const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
-
-/// Cut `rows` into chunks whose sizes are in [`CHUNKS`].
-fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        let size = CHUNKS.into_iter().find(|&c| c <= rows.len())?;
-        let (head, tail) = rows.split_at(size);
-        rows = tail;
-        Some(head)
-    })
-}
-
-/// Bind a roll-up row's sums, in [`SUM_COLUMNS`] order.
-fn push_sums(b: &mut Separated<'_, '_, Sqlite, &'static str>, s: &Sums) {
-    b.push_bind(s.requests)
-        .push_bind(s.prompt)
-        .push_bind(s.cached)
-        .push_bind(s.completion)
-        .push_bind(s.reasoning)
-        .push_bind(s.cost)
-        .push_bind(s.unpriced)
-        .push_bind(s.estimated)
-        .push_bind(s.errors);
-}
-
-/// The summed columns of every roll-up, in [`push_sums`] order.
-const SUM_COLUMNS: &str = "requests, prompt_tokens, cached_tokens, completion_tokens, \
-                           reasoning_tokens, cost, unpriced, estimated, errors";
-
-/// The `DO UPDATE` of a roll-up upsert: add the new sums to the stored ones.
-const ADD_SUMS: &str = "requests = requests + excluded.requests, \
-     prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
-     cached_tokens = cached_tokens + excluded.cached_tokens, \
-     completion_tokens = completion_tokens + excluded.completion_tokens, \
-     reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, \
-     cost = cost + excluded.cost, \
-     unpriced = unpriced + excluded.unpriced, \
-     estimated = estimated + excluded.estimated, \
-     errors = errors + excluded.errors";
-
-/// A roll-up row's key: limiter, bucket start, model, user.
-type RollupKey<'a> = (&'a str, i64, &'a str, &'a str);
-
-/// What one batch adds to the roll-ups of one level, each list sorted by key.
-struct LevelRows<'a> {
-    level: Level,
-    /// Per (limiter, bucket start, model, user).
-    rows: Vec<(RollupKey<'a>, Sums)>,
-    /// Per bucket start, over everything.
-    global: Vec<(i64, Sums)>,
-}
-
-/// Insert `batch` and fold it into the roll-ups, in one transaction.
-pub(crate) async fn write_batch(
-    pool: &SqlitePool,
-    batch: &[UsageRecord],
-) -> Result<(), SqliteStoreError> {
-    let ids: Vec<(String, String)> = batch
-        .iter()
-        .map(|r| (r.id.to_string(), r.limiter_id.to_string()))
-        .collect();
-    let mut rollups = Vec::with_capacity(Level::ALL.len());
-    for level in Level::ALL {
-        let mut sums: HashMap<RollupKey<'_>, Sums> = HashMap::new();
-        let mut global: HashMap<i64, Sums> = HashMap::new();
-        for (r, (_, limiter)) in batch.iter().zip(&ids) {
-            let at = micros(r.at);
-            let start = level.floor(at).unwrap_or(at);
-            let key = (
-                limiter.as_str(),
-                start,
-                r.model.as_deref().unwrap_or(""),
-                r.user.as_deref().unwrap_or(""),
+/// The batch's statements, inside the writer's transaction; returns the last event sequence
+/// number committed before them.
+async fn write_in_transaction(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<UsageRecord>,
+    recheck: Option<i64>,
+    backlog: &Backlog,
+) -> Result<i64, SqliteStoreError> {
+    if let Some(after) = recheck {
+        let landed = batch::drop_committed(conn, batch, after).await?;
+        if landed > 0 {
+            backlog.saved(landed);
+            tracing::warn!(
+                events = landed,
+                "a commit reported as failed had landed; not writing those events twice"
             );
-            sums.entry(key).or_default().add(r);
-            global.entry(start).or_default().add(r);
-        }
-        let mut rows: Vec<_> = sums.into_iter().collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut global: Vec<_> = global.into_iter().collect();
-        global.sort_unstable_by_key(|g| g.0);
-        rollups.push(LevelRows {
-            level,
-            rows,
-            global,
-        });
-    }
-
-    let mut tx = pool.begin().await?;
-    let rows: Vec<_> = batch.iter().zip(&ids).collect();
-    for chunk in chunks(&rows) {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new(format!("INSERT INTO usage_events ({EVENT_COLUMNS}) "));
-        qb.push_values(chunk, |mut b, (r, (id, limiter))| {
-            b.push_bind(id.as_str())
-                .push_bind(micros(r.at))
-                .push_bind(limiter.as_str())
-                .push_bind(r.model.as_deref())
-                .push_bind(r.user.as_deref())
-                .push_bind(endpoint_str(r.endpoint))
-                .push_bind(count(r.prompt_tokens))
-                .push_bind(count(r.cached_tokens))
-                .push_bind(count(r.completion_tokens))
-                .push_bind(count(r.reasoning_tokens))
-                .push_bind(r.cost.as_nanos())
-                .push_bind(r.unpriced)
-                .push_bind(r.estimated)
-                .push_bind(i64::from(r.status))
-                .push_bind(r.streamed)
-                .push_bind(count(r.latency_ms));
-        });
-        qb.build().execute(&mut *tx).await?;
-    }
-    for l in &rollups {
-        let (table, column, global) = (l.level.table(), l.level.column(), l.level.global_table());
-        // Global sums first: a roll-up row that is new adds its user to the bucket's user set
-        // (trigger), and a user new to the set adds 1 to the bucket's global row (trigger).
-        for chunk in chunks(&l.global) {
-            let mut qb = QueryBuilder::<Sqlite>::new(format!(
-                "INSERT INTO {global} ({column}, {SUM_COLUMNS}, users) "
-            ));
-            qb.push_values(chunk, |mut b, (start, s)| {
-                b.push_bind(*start);
-                push_sums(&mut b, s);
-                b.push_bind(0_i64);
-            });
-            qb.push(format!(" ON CONFLICT ({column}) DO UPDATE SET {ADD_SUMS}"));
-            qb.build().execute(&mut *tx).await?;
-        }
-        for chunk in chunks(&l.rows) {
-            let mut qb = QueryBuilder::<Sqlite>::new(format!(
-                "INSERT INTO {table} (limiter_id, {column}, model, user, {SUM_COLUMNS}) "
-            ));
-            qb.push_values(chunk, |mut b, ((limiter, start, model, user), s)| {
-                b.push_bind(*limiter)
-                    .push_bind(*start)
-                    .push_bind(*model)
-                    .push_bind(*user);
-                push_sums(&mut b, s);
-            });
-            qb.push(format!(
-                " ON CONFLICT (limiter_id, {column}, model, user) DO UPDATE SET {ADD_SUMS}"
-            ));
-            qb.build().execute(&mut *tx).await?;
         }
     }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Delete a limiter, its events and its roll-ups, in one transaction. The global roll-ups
-/// of the buckets it used lose its sums, and their user sets are rebuilt from the other
-/// limiters' roll-ups of those buckets (a user may have been seen only through it).
-async fn purge(pool: &SqlitePool, limiter_id: LimiterId) -> Result<(), SqliteStoreError> {
-    let id = limiter_id.to_string();
-    let mut tx = pool.begin().await?;
-    for level in Level::ALL {
-        let (table, c) = (level.table(), level.column());
-        let (global, users) = (level.global_table(), level.users_table());
-        let touched = format!("SELECT {c} FROM {table} WHERE limiter_id = ?1");
-        for sql in [
-            format!(
-                "UPDATE {global} AS g SET \
-                 requests = g.requests - s.requests, \
-                 prompt_tokens = g.prompt_tokens - s.prompt_tokens, \
-                 cached_tokens = g.cached_tokens - s.cached_tokens, \
-                 completion_tokens = g.completion_tokens - s.completion_tokens, \
-                 reasoning_tokens = g.reasoning_tokens - s.reasoning_tokens, \
-                 cost = g.cost - s.cost, unpriced = g.unpriced - s.unpriced, \
-                 estimated = g.estimated - s.estimated, errors = g.errors - s.errors, users = 0 \
-                 FROM (SELECT {c} AS t, SUM(requests) AS requests, SUM(prompt_tokens) AS prompt_tokens, \
-                       SUM(cached_tokens) AS cached_tokens, SUM(completion_tokens) AS completion_tokens, \
-                       SUM(reasoning_tokens) AS reasoning_tokens, SUM(cost) AS cost, \
-                       SUM(unpriced) AS unpriced, SUM(estimated) AS estimated, SUM(errors) AS errors \
-                       FROM {table} WHERE limiter_id = ?1 GROUP BY {c}) AS s \
-                 WHERE g.{c} = s.t"
-            ),
-            format!("DELETE FROM {users} WHERE {c} IN ({touched})"),
-            // The trigger counts the re-inserted users into the (zeroed) global rows.
-            format!(
-                "INSERT INTO {users} ({c}, user) SELECT DISTINCT {c}, user FROM {table} \
-                 WHERE {c} IN ({touched}) AND limiter_id <> ?1 AND user <> ''"
-            ),
-            format!("DELETE FROM {global} WHERE requests = 0 AND {c} IN ({touched})"),
-            format!("DELETE FROM {table} WHERE limiter_id = ?1"),
-        ] {
-            sqlx::query(&sql).bind(&id).execute(&mut *tx).await?;
-        }
-    }
-    for sql in [
-        "DELETE FROM usage_events WHERE limiter_id = ?",
-        "DELETE FROM limiters WHERE id = ?",
-    ] {
-        sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    let last = batch::last_seq(conn).await?;
+    batch::write_batch(conn, batch).await?;
+    Ok(last)
 }

@@ -163,6 +163,13 @@ pub trait BudgetStore: std::fmt::Debug + Send + Sync + 'static {
     async fn flush(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Usage accepted but not yet durable, and whether writing it fails (for `/health` and
+    /// metrics; cheap, never waits). Stores that write behind override it; the default, right
+    /// for a store that writes before `settle` returns, reports nothing waiting.
+    fn write_status(&self) -> WriteStatus {
+        WriteStatus::default()
+    }
 }
 
 /// The admission rule shared by every store: given what the window has spent and holds, may a
