@@ -1,13 +1,15 @@
 //! The conformance suite every [`BudgetStore`] runs, ours and yours (feature `test-utils`).
 //!
-//! One line in a store crate's tests runs all of it, one `#[tokio::test]` per check:
+//! One line in a store crate's tests runs all of it, one `#[tokio::test]` per check (here for
+//! budget-core's own [`MemoryStore`](crate::MemoryStore); put your store's constructor in the
+//! `async` block, with `.await` where it is async):
 //!
-//! ```ignore
-//! budget_core::store_conformance_tests!(async { my_crate::MyStore::new() });
+//! ```
+//! budget_core::store_conformance_tests!(async { budget_core::MemoryStore::new() });
 //! ```
 //!
 //! The expression is evaluated once per test and must be a future resolving to a fresh, empty
-//! store (any type implementing [`BudgetStore`]). The test crate needs `tokio` with the
+//! store (any type implementing [`BudgetStore`]): write it as an `async` block. The test crate needs `tokio` with the
 //! `macros` and `rt-multi-thread` features. Each check is also a public `async fn` taking an
 //! `Arc<dyn BudgetStore>`, so a store can run them by hand.
 
@@ -47,12 +49,18 @@ macro_rules! store_conformance_tests {
         mod conformance {
             #[allow(unused_imports)]
             use super::*;
+
+            /// A fresh store from the factory expression. Outside the tests too, so that the
+            /// expression is type-checked in every build (`#[test]` functions are compiled
+            /// only under `--test`, doctests never).
+            #[allow(dead_code)]
+            async fn fresh_store() -> ::std::sync::Arc<dyn $crate::BudgetStore> {
+                ::std::sync::Arc::new($factory.await)
+            }
             $(
                 #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    let store: ::std::sync::Arc<dyn $crate::BudgetStore> =
-                        ::std::sync::Arc::new($factory.await);
-                    $crate::conformance::$name(store).await;
+                    $crate::conformance::$name(fresh_store().await).await;
                 }
             )*
         }

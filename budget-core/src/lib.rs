@@ -94,12 +94,10 @@
 //! # }
 //! ```
 //!
-//! Every store proves itself against the same conformance suite, one line in its tests (with
-//! `budget-core`'s `test-utils` feature; see [`conformance`](crate#features)):
-//!
-//! ```ignore
-//! budget_core::store_conformance_tests!(async { my_store::MyStore::open_for_tests().await });
-//! ```
+//! Every store proves itself against the same conformance suite, one line in its tests:
+//! `budget_core::store_conformance_tests!(async { /* a fresh, empty store */ });`, with
+//! `budget-core`'s `test-utils` feature (see [Features](crate#features) and the
+//! `conformance` module it enables).
 //!
 //! # Features
 //!

@@ -14,7 +14,7 @@ async fn temp_file_store() -> SqliteStore {
 }
 
 mod file {
-    budget_core::store_conformance_tests!(crate::temp_file_store());
+    budget_core::store_conformance_tests!(async { crate::temp_file_store().await });
 }
 
 mod memory {

@@ -8,8 +8,8 @@
 //! What a custom store must get right is spelled out by the conformance suite; this crate
 //! runs it in `tests/conformance.rs` with one line:
 //!
-//! ```ignore
-//! budget_core::store_conformance_tests!(async { custom_store::JournalStore::temporary() });
+//! ```
+//! budget_core::store_conformance_tests!(async { custom_store::JournalStore::temporary().await });
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -213,3 +213,9 @@ impl BudgetStore for JournalStore {
         file.sync_data().map_err(Error::backend)
     }
 }
+
+/// The Rust blocks of `docs/custom-store.md`, compiled and run as this crate's doctests, so the
+/// guide cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/custom-store.md")]
+pub struct CustomStoreGuide;

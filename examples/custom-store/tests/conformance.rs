@@ -2,7 +2,7 @@
 
 use custom_store::JournalStore;
 
-budget_core::store_conformance_tests!(JournalStore::temporary());
+budget_core::store_conformance_tests!(async { JournalStore::temporary().await });
 
 /// What the journal is for: a reopened store has the same limiters and spend.
 #[tokio::test]
