@@ -25,6 +25,8 @@ Fences (the word after `sh` is for this script; readers see an ordinary shell bl
 `bash` and `shell` fences are treated like `sh`. Where the machine allows (root, or
 unprivileged user namespaces), everything runs in a private network namespace: ports 8000 and
 9000 are free there, and nothing can reach the internet, which proves the blocks need none.
+Rust blocks are not run here: every file that has one must be compiled as doctests by some
+crate (`#[cfg(doctest)] #[doc = include_str!("…/file.md")]`), which this script checks first.
 A block fails when it exits non-zero or prints an answer in OpenAI's error shape
 (`{"error": {...}}` on a line of its own), which `curl -s` alone would not notice.
 Exit status: 0 when every run block succeeded. DOC_BLOCKS_NO_BUILD=1 uses the binaries already
@@ -138,6 +140,26 @@ def parse(path: Path) -> list[Block]:
                                  f"fence words {rest!r} (use nothing, `server` or `no-run: REASON`)")
             blocks.append(Block(path, start + 1, lang, mode, reason, text))
     return blocks
+
+
+def rust_blocks_uncompiled(files: list[Path]) -> list[str]:
+    """Rust blocks in files that no `#[doc = include_str!(...)]` turns into doctests."""
+    tracked = subprocess.run(["git", "ls-files", "*.rs"], cwd=ROOT, check=True,
+                             capture_output=True, text=True).stdout.split()
+    compiled: set[Path] = set()
+    for f in tracked:
+        text = (ROOT / f).read_text(encoding="utf-8", errors="replace")
+        for m in re.finditer(r'include_str!\(\s*"([^"]+\.md)"\s*\)', text):
+            compiled.add(((ROOT / f).parent / m.group(1)).resolve())
+    out = []
+    for path in files:
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            m = FENCE.match(line)
+            if m and m.group(3).lower().split(",")[0] == "rust" and path.resolve() not in compiled:
+                out.append(f"{rel(path)}:{i + 1}: a Rust block that is not compiled: include the "
+                           "file as doctests (`#[cfg(doctest)] #[doc = include_str!(...)]`) or "
+                           "move the code into an example crate")
+    return out
 
 
 # --- environment --------------------------------------------------------------------------
@@ -380,6 +402,11 @@ def main() -> int:
         return 0
     for f in files:  # fail on a bad fence before building anything
         parse(f)
+    uncompiled = rust_blocks_uncompiled(files)
+    for u in uncompiled:
+        say(u)
+    if uncompiled:
+        return 1
 
     isolated = os.environ.get("DOC_BLOCKS_NETNS") == "1"
     if not isolated and os.environ.get("DOC_BLOCKS_NO_BUILD") != "1":
