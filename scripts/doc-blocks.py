@@ -16,8 +16,9 @@ Fences (the word after `sh` is for this script; readers see an ordinary shell bl
 
     ```sh                      run it
     ```sh server               start it in the background instead of the fresh server (e.g.
-                               `cargo run -p budget-server -- --demo`), wait for port 8000 to
-                               answer /health, then run every `curl` line it prints
+                               `cargo run -p budget-server -- --demo`), wait until every
+                               http://HOST:PORT it prints accepts connections, then run every
+                               `curl` command it prints; the blocks after it run next
     ```sh no-run: REASON       not run; REASON is required: needs an OpenAI account, Docker,
                                or minutes of release builds/measuring (listed on every run)
     ```console / ```text       output, never run
@@ -212,6 +213,30 @@ def wait_health(url: str, proc: subprocess.Popen, seconds: float, log: Path) -> 
     raise RuntimeError(f"{url} did not answer 200 within {seconds:.0f} s:\n{tail(log)}")
 
 
+def wait_printed_urls(proc: subprocess.Popen, seconds: float, log: Path) -> None:
+    """Wait until the process has printed at least one http://HOST:PORT and every such
+    address accepts connections (a server started by `cargo run` may compile first)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited ({proc.returncode}) before listening:\n{tail(log)}")
+        text = log.read_text(errors="replace") if log.exists() else ""
+        addrs = set(re.findall(r"http://([\w.-]+|\[[0-9a-f:]+\]):(\d+)", text))
+        if addrs and all(connectable("127.0.0.1" if h == "0.0.0.0" else h.strip("[]"), int(p))
+                         for h, p in addrs):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"no address it printed answered within {seconds:.0f} s:\n{tail(log)}")
+
+
+def connectable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def tail(path: Path, n: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -338,7 +363,7 @@ def run_file(path: Path, bins: Path, base: Path) -> tuple[int, int, list[str]]:
                     server = subprocess.Popen(["bash", "-c", srv.text], cwd=repo, env=server_env,
                                               stdout=f, stderr=subprocess.STDOUT,
                                               start_new_session=True)
-                wait_health(f"http://127.0.0.1:{SERVER_PORT}/health", server, 600, server_log)
+                wait_printed_urls(server, 600, server_log)
                 curls = printed_curls(server_log)
                 if not curls:
                     failures.append(f"{srv.where}: the server printed no curl command to try")
