@@ -114,6 +114,39 @@ pub struct Config {
     /// Seconds that open streams get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+
+    /// Seconds a client gets to send a request's headers, counted from connecting or from the
+    /// first byte after an idle pause; slower connections are closed (slowloris).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 15)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds an idle keep-alive connection stays open between requests.
+    #[arg(long, env = "KEEP_ALIVE_TIMEOUT_SECS", default_value_t = 75)]
+    pub keep_alive_timeout_secs: u64,
+
+    /// Seconds a request body may pause, and the head start it gets before
+    /// `BODY_MIN_BYTES_PER_SEC` applies; a slower body is cut with `408`.
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
+
+    /// Slowest average request-body rate, in bytes per second, after the head start
+    /// (`0`: no rate rule, only the pause limit).
+    #[arg(long, env = "BODY_MIN_BYTES_PER_SEC", default_value_t = 8 * 1024)]
+    pub body_min_bytes_per_sec: u64,
+
+    /// Most client connections open at once; more are refused at once. Lowered at start-up
+    /// when the open-file limit cannot be raised far enough.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Largest request body outside the proxy (admin API, login), in bytes.
+    #[arg(long, env = "ADMIN_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub admin_max_body_bytes: usize,
+
+    /// Seconds an upstream response may stay silent once it has started; then the stream is
+    /// closed and settled for what was delivered.
+    #[arg(long, env = "UPSTREAM_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    pub upstream_idle_timeout_secs: u64,
 }
 
 /// A configuration value that stops start-up, with the variable it is about.
@@ -180,6 +213,23 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return err("MAX_BODY_BYTES", "must be at least 1024".into());
+        }
+        if self.admin_max_body_bytes < 1024 {
+            return err("ADMIN_MAX_BODY_BYTES", "must be at least 1024".into());
+        }
+        for (variable, value) in [
+            ("HEADER_READ_TIMEOUT_SECS", self.header_read_timeout_secs),
+            ("KEEP_ALIVE_TIMEOUT_SECS", self.keep_alive_timeout_secs),
+            ("BODY_READ_TIMEOUT_SECS", self.body_read_timeout_secs),
+            (
+                "UPSTREAM_IDLE_TIMEOUT_SECS",
+                self.upstream_idle_timeout_secs,
+            ),
+            ("MAX_CONNECTIONS", self.max_connections as u64),
+        ] {
+            if value == 0 {
+                return err(variable, "must be at least 1".into());
+            }
         }
         if let Some(h) = &self.user_header {
             if http::HeaderName::try_from(h.as_str()).is_err() {

@@ -28,6 +28,7 @@ pub mod dashboard;
 pub mod metrics;
 pub mod ops;
 pub mod proxy;
+pub mod serve;
 pub mod state;
 
 use axum::routing::{any_service, get};

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use budget_server::config::{Config, LogFormat};
+use budget_server::serve::{fit_open_files, serve, ServeOptions};
 use budget_server::state::AppState;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -63,35 +64,53 @@ async fn main() -> ExitCode {
     );
     println!("listening on http://{local}");
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut options = ServeOptions::from_config(&state.config);
+    match fit_open_files(options.max_connections) {
+        Ok(fds) => {
+            if fds.max_connections < options.max_connections {
+                tracing::warn!(
+                    max_connections = fds.max_connections,
+                    wanted = options.max_connections,
+                    open_files = fds.soft,
+                    open_files_hard = fds.hard,
+                    "MAX_CONNECTIONS lowered to what the open-file limit allows (raise the hard limit, e.g. `ulimit -Hn` or LimitNOFILE=, to serve more)"
+                );
+                options.max_connections = fds.max_connections;
+            }
+            if fds.soft > fds.soft_before {
+                tracing::info!(
+                    from = fds.soft_before,
+                    to = fds.soft,
+                    hard = fds.hard,
+                    "raised the open-file limit"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit; MAX_CONNECTIONS is used as set")
+        }
+    }
+    tracing::info!(
+        max_connections = options.max_connections,
+        header_read_timeout_secs = options.header_read_timeout.as_secs(),
+        keep_alive_timeout_secs = options.keep_alive_timeout.as_secs(),
+        body_read_timeout_secs = options.body_read_timeout.as_secs(),
+        body_min_bytes_per_sec = options.body_min_bytes_per_sec,
+        max_body_bytes = options.max_body_bytes,
+        admin_max_body_bytes = options.admin_max_body_bytes,
+        upstream_idle_timeout_secs = state.config.upstream_idle_timeout_secs,
+        "connection limits"
+    );
+
     let shutdown = async move {
         shutdown_signal().await;
         tracing::info!(
             grace_secs = grace.as_secs(),
             "shutting down: letting open requests and streams finish"
         );
-        let _ = stop_tx.send(true);
     };
-    let app = budget_server::app(state.clone())
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    // axum 0.8 leaves Nagle on: small writes (SSE chunks, headers) would wait for the peer's
-    // delayed ACK, up to ~40 ms per chunk.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-    let mut stop_rx2 = stop_rx.clone();
-    let result = tokio::select! {
-        r = server => r,
-        _ = async {
-            let _ = stop_rx2.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!("grace period over: closing the remaining connections");
-            Ok(())
-        }
-    };
-    drop(stop_rx);
+    let app = budget_server::app(state.clone());
+    let result = serve(listener, app, options, shutdown).await;
     // Let settlements spawned by the last responses reach the store (bounded), then flush it.
     wait_for_settlements(&state, Duration::from_secs(5)).await;
     if let Some(sqlite) = &state.sqlite {

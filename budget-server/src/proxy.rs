@@ -36,6 +36,8 @@ use budget_tower::Refusal;
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Body>,
     first_byte_timeout: std::time::Duration,
+    /// How long a started response may stay silent (`UPSTREAM_IDLE_TIMEOUT_SECS`).
+    idle_timeout: std::time::Duration,
 }
 
 impl Upstream {
@@ -58,6 +60,7 @@ impl Upstream {
         Upstream {
             client,
             first_byte_timeout: config.first_byte_timeout(),
+            idle_timeout: std::time::Duration::from_secs(config.upstream_idle_timeout_secs),
         }
     }
 }
@@ -200,7 +203,8 @@ impl ProxyService {
             Ok(Ok(res)) => {
                 let (mut head, incoming) = res.into_parts();
                 strip_hop_by_hop(&mut head.headers);
-                Response::from_parts(head, Body::new(incoming))
+                let body = crate::serve::IdleTimeout::new(incoming, self.upstream.idle_timeout);
+                Response::from_parts(head, Body::new(body))
             }
             Ok(Err(e)) => {
                 let connect = e.is_connect();
