@@ -19,6 +19,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
+use budget_core::api::{check_canonical, classify, ApiRoute};
 use budget_core::{Limiter, Provider};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
@@ -28,13 +29,14 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::Config;
+use crate::egress::GuardedResolver;
 use crate::metrics::Metrics;
 use budget_tower::Refusal;
 
 /// The pooled HTTP(S) client to upstreams.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    client: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Body>,
     first_byte_timeout: std::time::Duration,
     /// How long a started response may stay silent (`UPSTREAM_IDLE_TIMEOUT_SECS`).
     idle_timeout: std::time::Duration,
@@ -44,7 +46,8 @@ impl Upstream {
     /// A client with the configured connect timeout, rustls with the Mozilla roots, HTTP/1.1
     /// and HTTP/2.
     pub fn new(config: &Config) -> Self {
-        let mut http = HttpConnector::new();
+        let mut http =
+            HttpConnector::new_with_resolver(GuardedResolver::new(config.allow_link_local_upstreams));
         http.enforce_http(false);
         http.set_connect_timeout(Some(config.connect_timeout()));
         http.set_nodelay(true);
@@ -160,7 +163,7 @@ impl ProxyService {
             segments.next().unwrap_or(""),
         );
         let limiter = match parts.extensions.remove::<Limiter>() {
-            Some(l) => l,
+            Some(l) => l, // the budget layer resolved it, and checked the path
             None => match &self.store {
                 Some(store) => match store.limiter_by_code(code).await {
                     Ok(Some(l)) if l.is_active => l,
@@ -171,6 +174,16 @@ impl ProxyService {
                 None => return Refusal::unknown_limiter().into_response(Body::from),
             },
         };
+        if self.store.is_some() {
+            // No budget layer (BUDGETS_ENABLED=false): still forward only canonical paths
+            // inside the provider's API, as the layer would.
+            if let Err(e) = check_canonical(parts.uri.path()) {
+                return Refusal::invalid_path(e).into_response(Body::from);
+            }
+            if classify(limiter.provider, parts.method.as_str(), rest) == ApiRoute::OutsideApi {
+                return Refusal::outside_api(limiter.provider).into_response(Body::from);
+            }
+        }
         let uri = match upstream_uri(&limiter, rest, parts.uri.query()) {
             Ok(u) => u,
             Err(_) => {
@@ -207,18 +220,29 @@ impl ProxyService {
                 Response::from_parts(head, Body::new(body))
             }
             Ok(Err(e)) => {
-                let connect = e.is_connect();
-                tracing::warn!(limiter = %limiter.id, error = %e, connect, "upstream request failed");
+                let cause = UpstreamFailure::of(&e);
+                tracing::warn!(
+                    limiter = %limiter.id,
+                    host = limiter.base_url.host_str().unwrap_or(""),
+                    cause = cause.describe(),
+                    error = %error_chain(&e),
+                    "upstream request failed"
+                );
                 self.metrics.upstream_error();
                 error(
                     StatusCode::BAD_GATEWAY,
-                    "The upstream API could not be reached",
+                    &format!("The upstream API could not be reached: {}", cause.describe()),
                     "server_error",
                     "upstream_unreachable",
                 )
             }
             Err(_) => {
-                tracing::warn!(limiter = %limiter.id, "upstream did not answer in time");
+                tracing::warn!(
+                    limiter = %limiter.id,
+                    host = limiter.base_url.host_str().unwrap_or(""),
+                    timeout_secs = self.upstream.first_byte_timeout.as_secs(),
+                    "upstream did not answer in time"
+                );
                 self.metrics.upstream_error();
                 error(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -229,6 +253,69 @@ impl ProxyService {
             }
         }
     }
+}
+
+/// Why a request to the upstream failed, in words an operator can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpstreamFailure {
+    Dns,
+    Refused,
+    Tls,
+    ConnectTimeout,
+    Connect,
+    Other,
+}
+
+impl UpstreamFailure {
+    fn of(e: &hyper_util::client::legacy::Error) -> Self {
+        let chain = error_chain(e).to_ascii_lowercase();
+        let io_kind = std::iter::successors(
+            Some(e as &(dyn std::error::Error + 'static)),
+            |e| e.source(),
+        )
+        .find_map(|e| e.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+        if chain.contains("dns error") || chain.contains("failed to lookup address") {
+            UpstreamFailure::Dns
+        } else if io_kind == Some(std::io::ErrorKind::ConnectionRefused) {
+            UpstreamFailure::Refused
+        } else if chain.contains("certificate")
+            || chain.contains("tls")
+            || chain.contains("handshake")
+            || chain.contains("invalid peer")
+        {
+            UpstreamFailure::Tls
+        } else if io_kind == Some(std::io::ErrorKind::TimedOut) || chain.contains("timed out") {
+            UpstreamFailure::ConnectTimeout
+        } else if e.is_connect() {
+            UpstreamFailure::Connect
+        } else {
+            UpstreamFailure::Other
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            UpstreamFailure::Dns => "DNS lookup of the upstream host failed",
+            UpstreamFailure::Refused => "the upstream host refused the connection",
+            UpstreamFailure::Tls => "TLS handshake with the upstream failed",
+            UpstreamFailure::ConnectTimeout => "connecting to the upstream timed out",
+            UpstreamFailure::Connect => "connecting to the upstream failed",
+            UpstreamFailure::Other => "the upstream connection failed",
+        }
+    }
+}
+
+/// `e: its source: its source…`, for the log.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
 }
 
 #[cfg(test)]

@@ -343,6 +343,25 @@ async fn upstream_failures_map_to_openai_shaped_502_and_504() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], "upstream_unreachable");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("the upstream host refused the connection"),
+        "the cause is named: {body}"
+    );
+    let mut n = NewLimiter::new(
+        "no such host",
+        Money::from_dollars(1),
+        Period::Day,
+        "http://no-such-host.invalid",
+    );
+    n.provider = Some(Provider::Openai);
+    let nowhere = Limiter::create(n, chrono::Utc::now()).unwrap();
+    h.store.create_limiter(&nowhere).await.unwrap();
+    let (status, _, body) = h.chat(&nowhere, r#"{"model":"gpt-4o","messages":[]}"#).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body.contains("DNS lookup"), "{body}");
     let w = h.settled(&dead).await;
     assert_eq!(
         (w.spent, w.held),
@@ -436,4 +455,196 @@ async fn operations_endpoints_and_routing() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("limiter_not_found"));
+}
+
+/// The code and type of an OpenAI-shaped error body.
+fn error_code(body: &str) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{body}"));
+    let s = |k: &str| v["error"][k].as_str().unwrap_or_default().to_owned();
+    assert!(!s("message").is_empty(), "{body}");
+    (s("code"), s("type"))
+}
+
+#[tokio::test]
+async fn equivalent_spellings_of_a_path_are_refused_not_forwarded() {
+    let h = start(MockOptions::default()).await;
+    let l = h
+        .limiter("0.001", Provider::Openai, EnforcementMode::Strict)
+        .await;
+    let variants = [
+        "chat/complet%69ons",
+        "chat/completions/.",
+        "completions/x/..",
+        "chat/completions/x/..",
+        "chat//completions",
+        "chat/completions/",
+        "./chat/completions",
+        "chat/%63ompletions",
+        "chat%2Fcompletions",
+        "chat/completions;v=1",
+        "embeddings/.",
+        "responses/..%2F",
+    ];
+    let calls = h.mock.request_count();
+    for rest in variants {
+        let (status, headers, body) = h
+            .send(
+                "POST",
+                &format!("/v1/{}/{rest}", l.code),
+                &[
+                    ("authorization", "Bearer sk-test"),
+                    ("content-type", "application/json"),
+                ],
+                r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{rest}: {body}");
+        assert_eq!(error_code(&body).0, "invalid_path", "{rest}");
+        assert_eq!(headers["x-should-retry"], "false");
+    }
+    assert_eq!(h.mock.request_count(), calls, "nothing reached the upstream");
+    // The literal path is metered.
+    let (status, _, _) = h
+        .chat(&l, r#"{"model":"gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":"Hi"}]}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(h.settled(&l).await.spent > Money::ZERO);
+
+    // Without the budget layer the proxy refuses them too.
+    let mut config = Config::for_tests();
+    config.budgets_enabled = false;
+    let plain = start_with(config, MockOptions::default()).await;
+    let pl = plain
+        .limiter("1", Provider::Openai, EnforcementMode::Soft)
+        .await;
+    let (status, _, body) = plain
+        .send("POST", &format!("/v1/{}/chat/complet%69ons", pl.code), &[], "{}")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(plain.mock.request_count(), 0);
+}
+
+#[tokio::test]
+async fn costly_unmetered_and_unknown_endpoints_are_refused_unless_admitted() {
+    let h = start(MockOptions::default()).await;
+    let l = h
+        .limiter("20", Provider::Openai, EnforcementMode::Soft)
+        .await;
+    let key = [
+        ("authorization", "Bearer sk-test"),
+        ("content-type", "application/json"),
+    ];
+    let calls = h.mock.request_count();
+    for (path, code) in [
+        ("batches", "unmetered_endpoint"),
+        ("fine_tuning/jobs", "unmetered_endpoint"),
+        ("realtime/sessions", "unmetered_endpoint"),
+        ("vector_stores/vs_1/search", "unmetered_endpoint"),
+        ("threads/thread_1/runs", "unmetered_endpoint"),
+        ("brand/new/endpoint", "unknown_endpoint"),
+    ] {
+        let (status, _, body) = h
+            .send("POST", &format!("/v1/{}/{path}", l.code), &key, "{}")
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        let (c, kind) = error_code(&body);
+        assert_eq!((c.as_str(), kind.as_str()), (code, "permission_error"));
+        assert!(body.contains("UNMETERED_ENDPOINTS=allow"), "{body}");
+    }
+    assert_eq!(h.mock.request_count(), calls, "nothing reached the upstream");
+
+    // Reads of the same resources, and free writes, pass.
+    for (method, path) in [
+        ("GET", "batches"),
+        ("GET", "batches/batch_1"),
+        ("POST", "batches/batch_1/cancel"),
+        ("GET", "models"),
+        ("GET", "brand/new/endpoint"),
+    ] {
+        h.send(method, &format!("/v1/{}/{path}", l.code), &key, "")
+            .await;
+    }
+    assert_eq!(h.mock.request_count(), calls + 5);
+
+    // The limiter's own setting admits them…
+    h.store
+        .update_limiter(
+            l.id,
+            &budget_core::LimiterUpdate {
+                unmetered_endpoints: Some(Some(budget_core::api::UnmeteredPolicy::Allow)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the layer's 1 s limiter cache
+    h.send("POST", &format!("/v1/{}/batches", l.code), &key, "{}")
+        .await;
+    assert_eq!(h.mock.request_count(), calls + 6);
+    assert_eq!(h.mock.last_request().unwrap().path, "/v1/batches");
+
+    // …and so does the server's.
+    let mut config = Config::for_tests();
+    config.unmetered_endpoints = budget_server::config::UnmeteredSetting::Allow;
+    let open = start_with(config, MockOptions::default()).await;
+    let ol = open
+        .limiter("20", Provider::Openai, EnforcementMode::Soft)
+        .await;
+    open.send("POST", &format!("/v1/{}/fine_tuning/jobs", ol.code), &key, "{}")
+        .await;
+    assert_eq!(open.mock.request_count(), 1);
+}
+
+#[tokio::test]
+async fn azure_limiters_reach_only_the_azure_api() {
+    let h = start(MockOptions::default()).await;
+    let l = h
+        .limiter("20", Provider::Azure, EnforcementMode::Soft)
+        .await;
+    for (method, rest) in [
+        ("GET", "__requests"),
+        ("GET", "v1/models"),
+        ("POST", "v1/chat/completions"),
+        ("GET", "healthz"),
+    ] {
+        let (status, _, body) = h
+            .send(method, &format!("/v1/{}/{rest}", l.code), &[("api-key", "k")], "{}")
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{rest}: {body}");
+        assert_eq!(error_code(&body).0, "unknown_url");
+    }
+    assert_eq!(h.mock.request_count(), 0, "nothing reached the upstream host");
+}
+
+#[tokio::test]
+async fn long_user_and_model_fields_are_refused_and_nothing_is_stored() {
+    let h = start(MockOptions::default()).await;
+    let l = h
+        .limiter("20", Provider::Openai, EnforcementMode::Soft)
+        .await;
+    let big_user = "u".repeat(4 * 1024 * 1024);
+    let long_model = "gpt-4o-".repeat(40);
+    for (field, body) in [
+        (
+            "user",
+            format!(r#"{{"model":"gpt-4o","user":"{big_user}","messages":[]}}"#),
+        ),
+        ("model", format!(r#"{{"model":"{long_model}","messages":[]}}"#)),
+    ] {
+        let (status, _, text) = h.chat(&l, &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}");
+        assert_eq!(error_code(&text).0, "field_too_long");
+        assert!(text.contains(field) && text.len() < 300, "{text}");
+    }
+    assert_eq!(h.mock.request_count(), 0);
+    let stored = h.store.recent_usage(&UsageQuery::all(), 10).await.unwrap();
+    assert!(stored.is_empty(), "{stored:?}");
+    // 256 characters is still fine, and stored as sent.
+    let ok_user = "é".repeat(256);
+    let (status, _, _) = h
+        .chat(&l, &format!(r#"{{"model":"gpt-4o","user":"{ok_user}","messages":[]}}"#))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    h.settled(&l).await;
+    assert_eq!(h.last_record().await.user.as_deref(), Some(ok_user.as_str()));
 }
