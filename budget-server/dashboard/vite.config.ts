@@ -1,5 +1,6 @@
 import { defineConfig } from "vitest/config";
 import react from "@vitejs/plugin-react";
+import { fileURLToPath } from "node:url";
 
 // The dev server proxies the API to a budget-server on :8000 (override with BUDGET_SERVER).
 const target = process.env.BUDGET_SERVER ?? "http://localhost:8000";
@@ -7,6 +8,10 @@ const target = process.env.BUDGET_SERVER ?? "http://localhost:8000";
 export default defineConfig({
   base: "/",
   plugins: [react()],
+  resolve: {
+    // The server's CSP forbids inline <style>; see src/lib/style-singleton.ts.
+    alias: [{ find: /^react-style-singleton$/, replacement: fileURLToPath(new URL("./src/lib/style-singleton.ts", import.meta.url)) }],
+  },
   server: {
     port: 5173,
     proxy: {

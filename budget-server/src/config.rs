@@ -73,6 +73,23 @@ pub struct Config {
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', default_value = "")]
     pub cors_origins: Vec<String>,
 
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` / `X-Forwarded-Proto` headers
+    /// are believed (comma-separated CIDRs or addresses, e.g. `10.0.0.0/8,::1`). Unset: the
+    /// connection's address is the client (login throttling) and forwarding headers are
+    /// ignored.
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// Bearer token that `/metrics` requires (`Authorization: Bearer <token>`). Unset or
+    /// empty: `/metrics` is open to anyone who can reach the port.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// The URL clients reach this server at, used in limiters' `proxy_endpoint`
     /// (default: from the request's `Host` header).
     #[arg(long, env = "PUBLIC_URL")]
@@ -236,6 +253,7 @@ impl Config {
                 return err("USER_HEADER", format!("`{h}` is not a valid header name"));
             }
         }
+        self.trusted_proxies()?;
         for origin in self
             .cors_origins
             .iter()
@@ -267,6 +285,27 @@ impl Config {
     /// Upstream time-to-headers timeout.
     pub fn first_byte_timeout(&self) -> Duration {
         Duration::from_secs(self.upstream_first_byte_timeout_secs)
+    }
+
+    /// `TRUSTED_PROXIES`, parsed.
+    pub fn trusted_proxies(&self) -> Result<Vec<crate::forwarded::IpCidr>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|c| c.trim())
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                c.parse()
+                    .map_err(|e: crate::forwarded::BadCidr| ConfigError {
+                        variable: "TRUSTED_PROXIES",
+                        reason: e.to_string(),
+                    })
+            })
+            .collect()
+    }
+
+    /// `METRICS_TOKEN`, when set and not empty.
+    pub fn metrics_token(&self) -> Option<&str> {
+        self.metrics_token.as_deref().filter(|t| !t.is_empty())
     }
 
     /// True while the seed's default admin password is in use.
@@ -313,6 +352,9 @@ mod tests {
         let mut c = Config::for_tests();
         c.cors_origins = vec!["not an origin".into()];
         assert_eq!(c.validate().unwrap_err().variable, "CORS_ORIGINS");
+        let mut c = Config::for_tests();
+        c.trusted_proxies = vec!["10.0.0.0/8".into(), "10.0.0.0/40".into()];
+        assert_eq!(c.validate().unwrap_err().variable, "TRUSTED_PROXIES");
     }
 
     #[test]

@@ -25,9 +25,11 @@
 pub mod admin;
 pub mod config;
 pub mod dashboard;
+pub mod forwarded;
 pub mod metrics;
 pub mod ops;
 pub mod proxy;
+pub mod security_headers;
 pub mod serve;
 pub mod state;
 
@@ -57,19 +59,23 @@ pub fn app(state: AppState) -> Router {
         any_service(proxy)
     };
     let cors = cors(&state.config.cors_origins);
-    let api = admin::router().layer(cors);
-    Router::new()
-        .route("/v1/{code}/budget", get(ops::own_budget))
-        .route("/v1/{code}/{*rest}", proxy_route)
-        .nest("/api", api)
-        .route("/health", get(ops::health))
-        .route("/metrics", get(ops::metrics))
-        .fallback(dashboard::serve)
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<axum::body::Body>| {
-            // The limiter code in `/v1/{code}/...` is a credential: never log it.
-            tracing::info_span!("request", method = %req.method(), path = %redact_code(req.uri().path()))
-        }))
-        .with_state(state)
+    let api = security_headers::no_store(admin::router().layer(cors));
+    // Everything the server answers itself gets the browser security headers; the proxy
+    // routes, added after, forward the upstream's headers as they are.
+    security_headers::apply(
+        Router::new()
+            .nest("/api", api)
+            .route("/health", get(ops::health))
+            .route("/metrics", get(ops::metrics))
+            .fallback(dashboard::serve),
+    )
+    .route("/v1/{code}/budget", get(ops::own_budget))
+    .route("/v1/{code}/{*rest}", proxy_route)
+    .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<axum::body::Body>| {
+        // The limiter code in `/v1/{code}/...` is a credential: never log it.
+        tracing::info_span!("request", method = %req.method(), path = %redact_code(req.uri().path()))
+    }))
+    .with_state(state)
 }
 
 /// `/v1/{code}/rest` → `/v1/{…}/rest`: request paths as they may be logged.

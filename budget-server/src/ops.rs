@@ -1,12 +1,13 @@
 //! `/health`, `/metrics` and the key holder's `GET /v1/{code}/budget`.
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use budget_core::store::format_percent_bp;
 use budget_tower::Refusal;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 use crate::state::AppState;
 
@@ -25,8 +26,27 @@ pub async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text exposition.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text exposition. With `METRICS_TOKEN` set, only for
+/// `Authorization: Bearer <METRICS_TOKEN>` (compared in constant time); `401` otherwise.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = state.config.metrics_token() {
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .unwrap_or_default()
+            .trim();
+        if !bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
+            return crate::admin::ApiError::unauthorized(
+                "invalid_token",
+                "`/metrics` needs `Authorization: Bearer <METRICS_TOKEN>`",
+            )
+            .into_response();
+        }
+    }
     let body = state.metrics.render().await;
     (
         [(

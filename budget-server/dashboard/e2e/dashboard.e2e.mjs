@@ -83,10 +83,21 @@ async function eventually(what, fn, timeout = TIMEOUT) {
   }
 }
 
+/** The session token, from the browser's HttpOnly cookie (page scripts cannot read it). */
 async function adminToken() {
-  const t = await page.evaluate(() => localStorage.getItem("budget.token"));
-  assert(t, "no token in localStorage (key budget.token) after login");
-  return t;
+  const cookies = await page.context().cookies(BASE_URL + "/api/");
+  const session = cookies.find((c) => c.name === "budget_session");
+  assert(session, `no budget_session cookie after login (cookies: ${cookies.map((c) => c.name).join(", ")})`);
+  assert(session.httpOnly && session.sameSite === "Strict", `budget_session is not HttpOnly + SameSite=Strict: ${JSON.stringify(session)}`);
+  return session.value;
+}
+
+/** Everything the page's scripts can see in web storage and cookies, as one string. */
+async function scriptVisibleState() {
+  return page.evaluate(() => {
+    const dump = (s) => Object.keys(s).map((k) => `${k}=${s.getItem(k)}`).join("\n");
+    return `${dump(localStorage)}\n${dump(sessionStorage)}\n${document.cookie}`;
+  });
 }
 
 async function adminApi(method, path, body) {
@@ -141,6 +152,14 @@ async function main() {
   page = await context.newPage();
   const consoleErrors = [];
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  // Anything the Content-Security-Policy blocks (an inline script or style the build grew).
+  const cspViolations = [];
+  await page.exposeFunction("__e2eCspViolation", (v) => cspViolations.push(v));
+  await page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      window.__e2eCspViolation(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`);
+    });
+  });
 
   const name = `e2e limiter ${new Date().toISOString().replace(/[:.]/g, "-")}`;
   let limiterId;
@@ -159,6 +178,21 @@ async function main() {
       assert(unauth.status === 401, `GET /api/limiters without a token should be 401 (got ${unauth.status})`);
     });
 
+    await step("the app shell and the API answer with the browser security headers", async () => {
+      for (const path of ["/", "/login", "/api/limiters"]) {
+        const res = await fetch(`${BASE_URL}${path}`);
+        const csp = res.headers.get("content-security-policy") ?? "";
+        assert(/(^|;)\s*script-src 'self'\s*(;|$)/.test(csp), `GET ${path}: CSP without script-src 'self': "${csp}"`);
+        assert(/frame-ancestors 'none'/.test(csp), `GET ${path}: CSP without frame-ancestors 'none': "${csp}"`);
+        assert(!/unsafe-inline|unsafe-eval/.test(csp), `GET ${path}: CSP allows inline code: "${csp}"`);
+        assert(res.headers.get("x-frame-options") === "DENY", `GET ${path}: X-Frame-Options ${res.headers.get("x-frame-options")}`);
+        assert(res.headers.get("x-content-type-options") === "nosniff", `GET ${path}: no nosniff`);
+        assert(res.headers.get("referrer-policy"), `GET ${path}: no Referrer-Policy`);
+      }
+      const api = await fetch(`${BASE_URL}/api/limiters`);
+      assert(api.headers.get("cache-control") === "no-store", `/api answers Cache-Control ${api.headers.get("cache-control")}`);
+    });
+
     await step("login page: a bad password shows the API's error", async () => {
       await page.goto(`${BASE_URL}/`);
       await page.waitForURL(/\/login$/);
@@ -171,7 +205,7 @@ async function main() {
       const text = (await err.innerText()).trim();
       assert(text.length > 0, "login error is empty");
       assert(page.url().endsWith("/login"), `should stay on /login, at ${page.url()}`);
-      assert((await page.evaluate(() => localStorage.getItem("budget.token"))) === null, "a token was stored after a failed login");
+      assert((await page.context().cookies(BASE_URL + "/api/")).length === 0, "a session cookie was set after a failed login");
       console.log(`       error shown: "${text}"`);
     });
 
@@ -180,7 +214,13 @@ async function main() {
       await page.locator('[data-testid="login-submit"]').click();
       await page.waitForURL(`${BASE_URL}/`);
       await page.locator('[data-testid="limiter-grid"], [data-testid="empty-limiters"]').first().waitFor({ state: "visible" });
-      await adminToken();
+      const token = await adminToken();
+      const visible = await scriptVisibleState();
+      assert(!visible.includes(token) && !/eyJ[\w-]+\.[\w-]+\./.test(visible), `the token is readable by page scripts (web storage or document.cookie): ${visible}`);
+      assert((await page.evaluate(() => localStorage.getItem("budget.token"))) === null, "localStorage still has budget.token");
+      // Styles load under the policy: the app's stylesheet applies (Tailwind's font stack).
+      const font = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
+      assert(/ui-sans-serif|system-ui|Inter/i.test(font), `the stylesheet did not apply (body font: ${font})`);
       // A marker that disappears if the page reloads: figures must update by polling only.
       await page.evaluate(() => {
         window.__e2eNoReload = true;
@@ -278,6 +318,9 @@ async function main() {
       const spend = (await dialog.locator('[data-testid="stats-spend"]').innerText()).trim();
       assert(spend !== "$0.00", `stats spend is ${spend}`);
       await dialog.locator('[data-testid="stats-chart"]').waitFor({ state: "visible" });
+      // The modal locks page scrolling with run-time CSS, which must get past the CSP.
+      const overflow = await page.evaluate(() => getComputedStyle(document.body).overflow);
+      assert(overflow === "hidden", `page scrolling is not locked behind the dialog (body overflow: ${overflow})`);
       await eventually("a top-models row", async () => (await dialog.locator('[data-testid="stats-top-models-row"]').count()) > 0);
       await shot("stats-dialog.png");
       await page.keyboard.press("Escape");
@@ -339,16 +382,35 @@ async function main() {
     });
 
     await step("an expired token returns to /login; logout works", async () => {
-      await page.evaluate(() => localStorage.setItem("budget.token", "expired.or.revoked.token"));
+      const current = (await page.context().cookies(BASE_URL + "/api/")).find((c) => c.name === "budget_session");
+      await page.context().addCookies([{ ...current, value: "expired.or.revoked.token" }]);
       await page.goto(`${BASE_URL}/statistics`);
       await page.waitForURL(/\/login$/);
       await page.locator('[data-testid="session-expired"]').waitFor({ state: "visible" });
       await page.locator("#password").fill(ADMIN_PASSWORD);
       await page.locator('[data-testid="login-submit"]').click();
       await page.waitForURL((u) => !u.pathname.endsWith("/login"));
+      await adminToken();
       await page.locator('[data-testid="logout"]').click();
       await page.waitForURL(/\/login$/);
-      assert((await page.evaluate(() => localStorage.getItem("budget.token"))) === null, "token still stored after logout");
+      await eventually("the session cookies are gone after logout", async () => (await page.context().cookies(BASE_URL)).every((c) => !c.name.startsWith("budget_")));
+      const res = await page.evaluate(async () => (await fetch("/api/limiters")).status);
+      assert(res === 401, `the API still answers the browser after logout (${res})`);
+    });
+
+    await step("the session cookie cannot change anything without the CSRF header", async () => {
+      await page.locator("#password").fill(ADMIN_PASSWORD);
+      await page.locator('[data-testid="login-submit"]').click();
+      await page.waitForURL((u) => !u.pathname.endsWith("/login"));
+      const status = await page.evaluate(async (body) => {
+        const r = await fetch("/api/limiters", { method: "POST", headers: { "Content-Type": "application/json" }, body });
+        return r.status;
+      }, JSON.stringify({ name: "csrf probe", budget_limit: 1, period_type: "day", base_url: MOCK_UPSTREAM_URL }));
+      assert(status === 403, `a cookie-authenticated POST without X-CSRF-Token answered ${status}, want 403`);
+    });
+
+    await step("nothing was blocked by the Content-Security-Policy", async () => {
+      assert(cspViolations.length === 0, `CSP violations: ${cspViolations.join(" | ")}`);
     });
 
     await step("no uncaught errors in the page", async () => {

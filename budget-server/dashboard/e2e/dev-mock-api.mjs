@@ -8,7 +8,9 @@
 //   node e2e/dev-mock-api.mjs [--port 18090] [--seed]
 //
 // --seed adds demo limiters and a week of synthetic usage. POST /__mock/expire revokes every
-// token (to try the "session expired" path). Not used by the real server or by CI.
+// token (to try the "session expired" path). Like the server, the login sets an HttpOnly
+// `budget_session` cookie and a `budget_csrf` cookie that state-changing cookie requests must
+// echo in `X-CSRF-Token`; Bearer tokens work too. Not used by the real server or by CI.
 
 import { createServer } from "node:http";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -32,7 +34,18 @@ const PRICES = {
   "text-embedding-3-small": [0.02, 0],
 };
 
-const tokens = new Set();
+/** token → its CSRF value */
+const tokens = new Map();
+// The server's browser headers (budget-server/src/security_headers.rs), so the dashboard is
+// developed under the same Content-Security-Policy.
+const SECURITY_HEADERS = {
+  "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  "X-Frame-Options": "DENY",
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
+};
+const cookieOf = (req, name) =>
+  (req.headers.cookie ?? "").split(";").map((p) => p.trim().split("=")).find(([k]) => k === name)?.[1] || null;
 /** @type {Map<string, any>} */
 const limiters = new Map();
 /** @type {Array<{ts:number, limiter_id:string, model:string, user:string, prompt_tokens:number, completion_tokens:number, cost:number, unpriced:boolean}>} */
@@ -74,9 +87,9 @@ function view(l, origin) {
 }
 
 function send(res, status, body, headers = {}) {
-  if (status === 204) { res.writeHead(204, headers); return res.end(); }
+  if (status === 204) { res.writeHead(204, { "Cache-Control": "no-store", ...SECURITY_HEADERS, ...headers }); return res.end(); }
   const text = JSON.stringify(body);
-  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-store", ...headers });
+  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-store", ...SECURITY_HEADERS, ...headers });
   res.end(text);
 }
 const fail = (res, status, message, code = null, field = null, type = "invalid_request_error") =>
@@ -160,11 +173,33 @@ async function api(req, res, url) {
     const b = await body(req);
     if (b.username !== ADMIN_USERNAME || b.password !== ADMIN_PASSWORD) return fail(res, 401, "Invalid username or password", "invalid_credentials", null, "authentication_error");
     const token = randomBytes(24).toString("base64url");
-    tokens.add(token);
-    return send(res, 200, { token, username: b.username, expires_at: iso(Date.now() + 24 * 3600e3) });
+    const csrf = randomBytes(16).toString("hex");
+    tokens.set(token, csrf);
+    const age = 24 * 3600;
+    return send(res, 200, { token, username: b.username, expires_at: iso(Date.now() + age * 1000) }, {
+      "Set-Cookie": [
+        `budget_session=${token}; Path=/api; Max-Age=${age}; HttpOnly; SameSite=Strict`,
+        `budget_csrf=${csrf}; Path=/; Max-Age=${age}; SameSite=Strict`,
+      ],
+    });
+  }
+  if (path === "/api/auth/logout" && req.method === "POST") {
+    const t = cookieOf(req, "budget_session");
+    if (t) tokens.delete(t);
+    return send(res, 204, null, {
+      "Set-Cookie": ["budget_session=; Path=/api; Max-Age=0; HttpOnly; SameSite=Strict", "budget_csrf=; Path=/; Max-Age=0; SameSite=Strict"],
+    });
   }
   const auth = req.headers.authorization ?? "";
-  if (!auth.startsWith("Bearer ") || !tokens.has(auth.slice(7))) return fail(res, 401, "Missing or expired token", "unauthorized", null, "authentication_error");
+  if (auth) {
+    if (!auth.startsWith("Bearer ") || !tokens.has(auth.slice(7))) return fail(res, 401, "Missing or expired token", "invalid_token", null, "authentication_error");
+  } else {
+    const t = cookieOf(req, "budget_session");
+    if (!t || !tokens.has(t)) return fail(res, 401, "Missing or expired token", "missing_token", null, "authentication_error");
+    if (!["GET", "HEAD", "OPTIONS"].includes(req.method) && req.headers["x-csrf-token"] !== tokens.get(t)) {
+      return fail(res, 403, "Requests authenticated by the session cookie must send the `budget_csrf` cookie's value in `x-csrf-token`", "csrf_failed", null, "permission_error");
+    }
+  }
 
   let m;
   if (path === "/api/limiters" && req.method === "GET") {
@@ -288,13 +323,13 @@ async function serveStatic(res, path) {
   if (file.startsWith(DIST) && path !== "/") {
     try {
       if ((await stat(file)).isFile()) {
-        res.writeHead(200, { "Content-Type": TYPES[extname(file)] ?? "application/octet-stream", "Cache-Control": "public, max-age=31536000, immutable" });
+        res.writeHead(200, { "Content-Type": TYPES[extname(file)] ?? "application/octet-stream", "Cache-Control": "public, max-age=31536000, immutable", ...SECURITY_HEADERS });
         return res.end(await readFile(file));
       }
     } catch { /* fall through to index.html */ }
     if (path.startsWith("/assets/")) { res.writeHead(404); return res.end("not found"); }
   }
-  res.writeHead(200, { "Content-Type": TYPES[".html"], "Cache-Control": "no-cache" });
+  res.writeHead(200, { "Content-Type": TYPES[".html"], "Cache-Control": "no-cache", ...SECURITY_HEADERS });
   res.end(await readFile(join(DIST, "index.html")));
 }
 

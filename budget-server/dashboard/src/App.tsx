@@ -8,16 +8,16 @@ import { LoginPage } from "./pages/LoginPage";
 import { StatisticsPage } from "./pages/StatisticsPage";
 
 function RequireAuth({ children }: { children: React.ReactNode }) {
-  const { token } = useAuth();
+  const { signedIn } = useAuth();
   const location = useLocation();
-  if (!token) return <Navigate to="/login" replace state={{ from: location.pathname }} />;
+  if (!signedIn) return <Navigate to="/login" replace state={{ from: location.pathname }} />;
   return <>{children}</>;
 }
 
 export function App() {
   const { expire } = useAuth();
 
-  // A 401 on any call means the token expired or was revoked: forget it, and RequireAuth
+  // A 401 on any call means the session expired or was revoked: forget it, and RequireAuth
   // sends the user to /login (and back to where they were after signing in again).
   useEffect(() => {
     setUnauthorizedHandler(expire);

@@ -14,11 +14,15 @@
 //!   64-byte secret when it is unset (tokens then die with the process). Expiry is checked
 //!   with no leeway.
 //! - Failed logins are counted per client IP address (IPv6 per /64) from the connection
-//!   (`ConnectInfo`); forwarding headers are not trusted. Without connection info (a server
-//!   not started with `into_make_service_with_connect_info`, or tests) every client shares one
-//!   bucket. [`MAX_FAILURES`] failures within [`THROTTLE_WINDOW`] get `429` with `Retry-After`
-//!   until the window ends; a success clears the client's count. At most
+//!   (`ConnectInfo`). Forwarding headers count only when the connection comes from one of the
+//!   `TRUSTED_PROXIES` (see [`crate::forwarded`]); a guess then counts against every client
+//!   address the headers name. Without connection info (a server not started with
+//!   `into_make_service_with_connect_info`, or tests) every client shares one bucket.
+//!   [`MAX_FAILURES`] failures within [`THROTTLE_WINDOW`] get `429` with `Retry-After` until
+//!   the window ends; a success clears the client's count. At most
 //!   [`THROTTLE_CAPACITY`] clients are tracked.
+//! - The dashboard authenticates with an HttpOnly session cookie instead of the bearer
+//!   header, with CSRF protection: see [`super::session`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -28,8 +32,9 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::response::AppendHeaders;
 use axum::Json;
 use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
@@ -38,7 +43,9 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ApiJson};
+use super::session::{self, OverTls};
 use crate::config::{Config, ConfigError};
+use crate::forwarded::{self, IpCidr, Source};
 use crate::state::AppState;
 
 /// Argon2id cost used to hash a plain `ADMIN_PASSWORD`: (memory KiB, iterations, lanes).
@@ -58,6 +65,8 @@ pub struct AdminAuth {
     decoding: DecodingKey,
     expire: TimeDelta,
     throttle: LoginThrottle,
+    /// `TRUSTED_PROXIES`: peers whose forwarding headers are believed.
+    trusted_proxies: Vec<IpCidr>,
     /// Argon2's working memory (19 MiB with the default cost), allocated once and reused by
     /// every check. Allocating it per check from `spawn_blocking` threads left one such block
     /// resident per thread's malloc arena (RSS grew ~19 MiB per login).
@@ -82,6 +91,10 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at (Unix seconds).
     pub exp: i64,
+    /// The CSRF value the session cookie's requests must echo (empty in tokens from before
+    /// it existed, which then cannot be used as a cookie).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub csrf: String,
 }
 
 /// A freshly issued token.
@@ -91,6 +104,8 @@ pub struct IssuedToken {
     pub token: String,
     /// When it stops working.
     pub expires_at: DateTime<Utc>,
+    /// Its CSRF value (the `csrf` claim).
+    pub csrf: String,
 }
 
 impl AdminAuth {
@@ -127,6 +142,7 @@ impl AdminAuth {
             decoding: DecodingKey::from_secret(&secret),
             expire: TimeDelta::hours(i64::from(config.jwt_expire_hours)),
             throttle: LoginThrottle::default(),
+            trusted_proxies: config.trusted_proxies()?,
             argon2_memory: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -134,6 +150,11 @@ impl AdminAuth {
     /// The admin user name.
     pub fn username(&self) -> &str {
         &self.username
+    }
+
+    /// `TRUSTED_PROXIES`, parsed.
+    pub fn trusted_proxies(&self) -> &[IpCidr] {
+        &self.trusted_proxies
     }
 
     /// Check a user name and password. Always runs the argon2 verification (tens of
@@ -189,10 +210,15 @@ impl AdminAuth {
             sub: self.username.clone(),
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
+            csrf: session::new_csrf_value(),
         };
         let token = jsonwebtoken::encode(&Header::default(), &claims, &self.encoding)
             .map_err(|e| ApiError::internal(format!("cannot sign token: {e}")))?;
-        Ok(IssuedToken { token, expires_at })
+        Ok(IssuedToken {
+            token,
+            expires_at,
+            csrf: claims.csrf,
+        })
     }
 
     /// Check a token's signature, expiry and subject.
@@ -252,8 +278,9 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
     Ok(hash.to_string())
 }
 
-/// The signed-in admin: extracting it checks `Authorization: Bearer <jwt>` and answers `401`
-/// otherwise.
+/// The signed-in admin: extracting it checks `Authorization: Bearer <jwt>`, or else the
+/// session cookie (with the CSRF check of [`session::check_csrf`] on state-changing
+/// methods), and answers `401` (or `403 csrf_failed`) otherwise.
 #[derive(Debug, Clone)]
 pub struct AdminUser {
     /// The token's claims.
@@ -267,12 +294,17 @@ impl FromRequestParts<AppState> for AdminUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing_token",
-                "Missing `Authorization: Bearer <token>` header",
-            )
-        })?;
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            let token = session::cookie(&parts.headers, session::SESSION_COOKIE).ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing_token",
+                    "Missing `Authorization: Bearer <token>` header (or the dashboard's session cookie)",
+                )
+            })?;
+            let claims = state.auth.verify(token)?;
+            session::check_csrf(parts, &claims)?;
+            return Ok(AdminUser { claims });
+        };
         let token = value
             .to_str()
             .ok()
@@ -290,35 +322,57 @@ impl FromRequestParts<AppState> for AdminUser {
     }
 }
 
-/// Who is logging in, for the throttle: the peer address when the server provides it.
+/// One throttle bucket: a client address (IPv6 by /64) and where it was read from (a
+/// forged header cannot charge the bucket of an address some other source reported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientKey(Option<IpAddr>);
+pub struct ClientKey(Source, Option<IpAddr>);
 
 impl ClientKey {
-    /// The throttle bucket of a peer address: IPv4 as is, IPv6 by /64.
-    pub fn of(addr: Option<SocketAddr>) -> Self {
-        ClientKey(addr.map(|a| match a.ip() {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => {
-                    let s = v6.segments();
-                    IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-                }
-            },
-            v4 => v4,
-        }))
+    /// The bucket of an address: IPv4 as is, IPv6 by /64.
+    pub fn of(source: Source, addr: Option<IpAddr>) -> Self {
+        ClientKey(
+            source,
+            addr.map(|ip| match ip {
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => IpAddr::V4(v4),
+                    None => {
+                        let s = v6.segments();
+                        IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+                    }
+                },
+                v4 => v4,
+            }),
+        )
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientKey {
+/// Who is logging in, for the throttle: the peer address, or the client(s) that a trusted
+/// proxy's forwarding headers name (see [`crate::forwarded::client_addrs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginClient(pub Vec<ClientKey>);
+
+/// The connection's peer address, when the server was started with connection info.
+pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+impl FromRequestParts<AppState> for LoginClient {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientKey::of(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let addrs =
+            forwarded::client_addrs(peer_ip(parts), &parts.headers, state.auth.trusted_proxies());
+        Ok(LoginClient(
+            addrs
+                .into_iter()
+                .map(|(source, ip)| ClientKey::of(source, ip))
+                .collect(),
         ))
     }
 }
@@ -336,10 +390,35 @@ struct LoginThrottle {
 }
 
 impl LoginThrottle {
-    /// Count an attempt before checking it (so parallel guesses are bounded too); `Err` with
-    /// the seconds to wait when the client is over the limit.
-    fn begin(&self, key: ClientKey, now: Instant) -> Result<(), u64> {
+    /// Count an attempt against each of the client's buckets before checking it (so parallel
+    /// guesses are bounded too); `Err` with the seconds to wait when any bucket is over the
+    /// limit (then nothing is counted).
+    fn begin(&self, keys: &[ClientKey], now: Instant) -> Result<(), u64> {
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut wait = 0;
+        for key in keys {
+            if let Err(w) = Self::check(&mut clients, *key, now) {
+                wait = wait.max(w);
+            }
+        }
+        if wait > 0 {
+            return Err(wait);
+        }
+        for key in keys {
+            if let Some(entry) = clients.get_mut(key) {
+                entry.failures += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Make room for and reset the bucket of `key`; `Err` with the seconds to wait when it is
+    /// over the limit.
+    fn check(
+        clients: &mut HashMap<ClientKey, Attempts>,
+        key: ClientKey,
+        now: Instant,
+    ) -> Result<(), u64> {
         if clients.len() >= THROTTLE_CAPACITY && !clients.contains_key(&key) {
             clients.retain(|_, a| now.duration_since(a.first) < THROTTLE_WINDOW);
             if clients.len() >= THROTTLE_CAPACITY {
@@ -361,18 +440,17 @@ impl LoginThrottle {
         }
         if entry.failures >= MAX_FAILURES {
             let wait = THROTTLE_WINDOW.saturating_sub(now.duration_since(entry.first));
-            return Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+            return Err((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1));
         }
-        entry.failures += 1;
         Ok(())
     }
 
     /// The client got in: forget its failures.
-    fn succeeded(&self, key: ClientKey) {
-        self.clients
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&key);
+    fn succeeded(&self, keys: &[ClientKey]) {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            clients.remove(key);
+        }
     }
 }
 
@@ -396,17 +474,22 @@ pub struct LoginResponse {
     pub expires_at: DateTime<Utc>,
 }
 
-/// `POST /auth/login`: `200 {token, username, expires_at}`, `401` on wrong credentials, `429`
-/// after too many failures from one client.
+/// The two `Set-Cookie` headers of a new session.
+pub type SessionCookies = AppendHeaders<[(HeaderName, HeaderValue); 2]>;
+
+/// `POST /auth/login`: `200 {token, username, expires_at}` and the session cookies (see
+/// [`super::session`]), `401` on wrong credentials, `429` after too many failures from one
+/// client.
 pub async fn login(
     State(state): State<AppState>,
-    client: ClientKey,
+    client: LoginClient,
+    OverTls(secure): OverTls,
     ApiJson(body): ApiJson<LoginRequest>,
-) -> Result<Json<LoginResponse>, ApiError> {
+) -> Result<(SessionCookies, Json<LoginResponse>), ApiError> {
     state
         .auth
         .throttle
-        .begin(client, Instant::now())
+        .begin(&client.0, Instant::now())
         .map_err(ApiError::too_many_attempts)?;
     let auth = state.auth.clone();
     let ok =
@@ -420,16 +503,28 @@ pub async fn login(
             "Invalid username or password",
         ));
     }
-    state.auth.throttle.succeeded(client);
+    state.auth.throttle.succeeded(&client.0);
     if state.config.default_password() {
         tracing::warn!("admin logged in with the default password `changeme`: set ADMIN_PASSWORD");
     }
     let issued = state.auth.issue(Utc::now())?;
-    Ok(Json(LoginResponse {
-        token: issued.token,
-        username: state.auth.username.clone(),
-        expires_at: issued.expires_at,
-    }))
+    let [session_cookie, csrf_cookie] = session::set_cookies(
+        &issued.token,
+        &issued.csrf,
+        state.auth.expire.num_seconds(),
+        secure,
+    );
+    Ok((
+        AppendHeaders([
+            (header::SET_COOKIE, session_cookie),
+            (header::SET_COOKIE, csrf_cookie),
+        ]),
+        Json(LoginResponse {
+            token: issued.token,
+            username: state.auth.username.clone(),
+            expires_at: issued.expires_at,
+        }),
+    ))
 }
 
 #[cfg(test)]
@@ -439,29 +534,33 @@ mod tests {
     #[test]
     fn throttle_blocks_after_max_failures_and_resets_on_success() {
         let t = LoginThrottle::default();
-        let k = ClientKey::of(None);
+        let k = ClientKey::of(Source::Peer, None);
         let now = Instant::now();
         for _ in 0..MAX_FAILURES {
-            assert!(t.begin(k, now).is_ok());
+            assert!(t.begin(&[k], now).is_ok());
         }
-        let wait = t.begin(k, now).unwrap_err();
+        let wait = t.begin(&[k], now).unwrap_err();
         assert!(wait > 0 && wait <= THROTTLE_WINDOW.as_secs());
         // Another client is not affected.
-        let other = ClientKey::of(Some("10.0.0.2:1".parse().unwrap()));
-        assert!(t.begin(other, now).is_ok());
+        let other = ClientKey::of(Source::Peer, Some("10.0.0.2".parse().unwrap()));
+        assert!(t.begin(&[other], now).is_ok());
+        // A request that names a locked-out client too is refused.
+        assert!(t.begin(&[other, k], now).is_err());
         // After the window the client may try again.
-        assert!(t.begin(k, now + THROTTLE_WINDOW).is_ok());
-        t.succeeded(k);
+        assert!(t.begin(&[k], now + THROTTLE_WINDOW).is_ok());
+        t.succeeded(&[k]);
         assert!(t.clients.lock().unwrap().get(&k).is_none());
     }
 
     #[test]
     fn ipv6_clients_share_their_64() {
-        let a = ClientKey::of(Some("[2001:db8:1:2:aaaa::1]:5".parse().unwrap()));
-        let b = ClientKey::of(Some("[2001:db8:1:2:bbbb::9]:6".parse().unwrap()));
-        assert_eq!(a, b);
-        let mapped = ClientKey::of(Some("[::ffff:10.0.0.1]:1".parse().unwrap()));
-        assert_eq!(mapped, ClientKey::of(Some("10.0.0.1:2".parse().unwrap())));
+        let key = |ip: &str| ClientKey::of(Source::Peer, Some(ip.parse().unwrap()));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+        assert_eq!(key("::ffff:10.0.0.1"), key("10.0.0.1"));
+        assert_ne!(
+            key("10.0.0.1"),
+            ClientKey::of(Source::XForwardedFor, Some("10.0.0.1".parse().unwrap()))
+        );
     }
 
     #[test]

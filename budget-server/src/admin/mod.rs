@@ -7,13 +7,14 @@
 //! - [`stats`]: overview, time series, breakdowns, recent usage and prices.
 //! - [`openapi`]: the OpenAPI 3.1 document.
 //!
-//! Every route but `POST /auth/login` and `GET /openapi.json` needs
-//! `Authorization: Bearer <token>`.
+//! Every route but `POST /auth/login`, `POST /auth/logout` and `GET /openapi.json` needs
+//! `Authorization: Bearer <token>`, or the dashboard's session cookie ([`session`]).
 
 pub mod auth;
 pub mod error;
 pub mod limiters;
 pub mod openapi;
+pub mod session;
 pub mod stats;
 
 use axum::routing::{get, post};
@@ -28,6 +29,7 @@ use crate::state::AppState;
 /// OpenAPI document and the tests are checked against this list.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/auth/login"),
+    ("POST", "/auth/logout"),
     ("GET", "/limiters"),
     ("POST", "/limiters"),
     ("GET", "/limiters/{id}"),
@@ -47,6 +49,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(session::logout))
         .route("/limiters", get(limiters::list).post(limiters::create))
         .route(
             "/limiters/{id}",

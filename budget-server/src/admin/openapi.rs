@@ -306,6 +306,10 @@ pub fn document() -> Value {
                     "429": {"description": "Too many failed attempts from this client", "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}}, "content": {"application/json": {"schema": schema("Error")}}}
                 }
             }},
+            "/auth/logout": {"post": {
+                "summary": "Delete the dashboard's session cookies", "operationId": "logout", "security": [],
+                "responses": {"204": {"description": "The session cookies are deleted (`Set-Cookie` with `Max-Age=0`)"}}
+            }},
             "/limiters": {
                 "get": {
                     "summary": "List limiters (oldest first)", "operationId": "listLimiters",

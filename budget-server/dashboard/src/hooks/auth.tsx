@@ -1,12 +1,13 @@
 import { createContext, useCallback, useContext, useMemo, useState } from "react";
-import { api, clearSession, getToken, getUsername, setSession } from "../lib/api";
+import { api, clearSession, getUsername, hasSession, setSession } from "../lib/api";
 
 interface AuthState {
-  token: string | null;
+  /** True while the browser holds a session cookie (the token itself is HttpOnly). */
+  signedIn: boolean;
   username: string | null;
   login: (username: string, password: string) => Promise<void>;
   logout: () => void;
-  /** Forget the session because the server refused the token (a 401). */
+  /** Forget the session because the server refused it (a 401). */
   expire: () => void;
   /** True after expire(), until the next login or logout: the login page says why. */
   expired: boolean;
@@ -15,28 +16,30 @@ interface AuthState {
 const AuthContext = createContext<AuthState | null>(null);
 
 export function AuthProvider({ children }: { children: React.ReactNode }) {
-  const [token, setToken] = useState<string | null>(() => getToken());
+  const [signedIn, setSignedIn] = useState<boolean>(() => hasSession());
   const [username, setUsername] = useState<string | null>(() => getUsername());
   const [expired, setExpired] = useState(false);
   const login = useCallback(async (u: string, p: string) => {
     const res = await api.login(u, p);
-    setSession(res.token, res.username ?? u);
-    setToken(res.token);
+    setSession(res.username ?? u);
+    setSignedIn(true);
     setUsername(res.username ?? u);
     setExpired(false);
   }, []);
   const logout = useCallback(() => {
+    // The server clears the HttpOnly cookie; forget this side at once either way.
+    api.logout().catch(() => {});
     clearSession();
-    setToken(null);
+    setSignedIn(false);
     setUsername(null);
     setExpired(false);
   }, []);
   const expire = useCallback(() => {
     clearSession();
-    setToken(null);
+    setSignedIn(false);
     setExpired(true);
   }, []);
-  const value = useMemo(() => ({ token, username, login, logout, expire, expired }), [token, username, login, logout, expire, expired]);
+  const value = useMemo(() => ({ signedIn, username, login, logout, expire, expired }), [signedIn, username, login, logout, expire, expired]);
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }
 

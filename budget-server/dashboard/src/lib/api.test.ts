@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ApiError, api, errorFromResponse, getToken, setSession, setUnauthorizedHandler, withQuery } from "./api";
+import { ApiError, api, clearSession, errorFromResponse, getCsrfToken, getUsername, hasSession, setSession, setUnauthorizedHandler, withQuery } from "./api";
 
 class MemoryStorage {
-  private m = new Map<string, string>();
+  m = new Map<string, string>();
   getItem(k: string) {
     return this.m.has(k) ? this.m.get(k)! : null;
   }
@@ -14,11 +14,39 @@ class MemoryStorage {
   }
 }
 
+/** `document.cookie` as a browser exposes it: reads list name=value pairs, writes set or (Max-Age=0) delete one. */
+class CookieJar {
+  jar = new Map<string, string>();
+  writes: string[] = [];
+  get cookie(): string {
+    return [...this.jar].map(([k, v]) => `${k}=${v}`).join("; ");
+  }
+  set cookie(line: string) {
+    this.writes.push(line);
+    const [pair, ...attrs] = line.split(";");
+    const eq = pair.indexOf("=");
+    const name = pair.slice(0, eq).trim();
+    if (attrs.some((a) => a.trim().toLowerCase() === "max-age=0")) this.jar.delete(name);
+    else this.jar.set(name, pair.slice(eq + 1).trim());
+  }
+}
+
 const json = (status: number, body: unknown) =>
   new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
 
+let storage: MemoryStorage;
+let cookies: CookieJar;
+/** What the server's login leaves in the browser: the HttpOnly token (invisible here) and the CSRF cookie. */
+function signIn(csrf = "c5rf") {
+  cookies.jar.set("budget_csrf", csrf);
+  setSession("admin");
+}
+
 beforeEach(() => {
-  vi.stubGlobal("localStorage", new MemoryStorage());
+  storage = new MemoryStorage();
+  cookies = new CookieJar();
+  vi.stubGlobal("localStorage", storage);
+  vi.stubGlobal("document", cookies);
 });
 afterEach(() => {
   vi.unstubAllGlobals();
@@ -43,32 +71,67 @@ describe("errorFromResponse", () => {
 });
 
 describe("request", () => {
-  it("sends the bearer token", async () => {
-    setSession("tok123", "admin");
+  it("authenticates by the same-origin cookie, never an Authorization header", async () => {
+    signIn();
     const fetchMock = vi.fn(async () => json(200, []));
     vi.stubGlobal("fetch", fetchMock);
     await api.limiters();
     const [url, init] = fetchMock.mock.calls[0] as unknown as [string, RequestInit];
     expect(url).toBe("/api/limiters");
-    expect((init.headers as Record<string, string>).Authorization).toBe("Bearer tok123");
+    expect(init.credentials).toBe("same-origin");
+    expect((init.headers as Record<string, string>).Authorization).toBeUndefined();
+    // Reads need no CSRF header.
+    expect((init.headers as Record<string, string>)["X-CSRF-Token"]).toBeUndefined();
   });
-  it("clears the token and calls the handler on 401", async () => {
-    setSession("expired", "admin");
+  it("echoes the CSRF cookie on state-changing calls", async () => {
+    signIn("f00d");
+    const fetchMock = vi.fn(async () => new Response(null, { status: 204 }));
+    vi.stubGlobal("fetch", fetchMock);
+    await api.deleteLimiter("x");
+    await api.rotateCode("x").catch(() => {});
+    for (const call of fetchMock.mock.calls) {
+      const init = (call as unknown as [string, RequestInit])[1];
+      expect((init.headers as Record<string, string>)["X-CSRF-Token"]).toBe("f00d");
+    }
+    expect(fetchMock).toHaveBeenCalledTimes(2);
+  });
+  it("keeps the token the login returns out of storage and cookies it can write", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => json(200, { token: "eyJ.secret.token", username: "admin", expires_at: "2030-01-01T00:00:00Z" })));
+    const res = await api.login("admin", "pw");
+    setSession(res.username);
+    expect([...storage.m.values()].join(" ")).not.toContain("eyJ.secret.token");
+    expect(cookies.writes.join(" ")).not.toContain("eyJ.secret.token");
+    expect(getUsername()).toBe("admin");
+  });
+  it("forgets the session and calls the handler on 401", async () => {
+    signIn();
     vi.stubGlobal("fetch", vi.fn(async () => json(401, { error: { message: "token expired" } })));
     const handler = vi.fn();
     setUnauthorizedHandler(handler);
     await expect(api.stats()).rejects.toMatchObject({ status: 401, message: "token expired" });
-    expect(getToken()).toBeNull();
+    expect(hasSession()).toBe(false);
+    expect(getUsername()).toBeNull();
     expect(handler).toHaveBeenCalledTimes(1);
   });
   it("does not treat a failed login as an expired session", async () => {
-    setSession("still-here", "admin");
+    signIn("still-here");
     vi.stubGlobal("fetch", vi.fn(async () => json(401, { error: { message: "invalid username or password" } })));
     const handler = vi.fn();
     setUnauthorizedHandler(handler);
     await expect(api.login("admin", "nope")).rejects.toMatchObject({ status: 401, message: "invalid username or password" });
     expect(handler).not.toHaveBeenCalled();
-    expect(getToken()).toBe("still-here");
+    expect(getCsrfToken()).toBe("still-here");
+  });
+  it("logs out on the server, and clearSession deletes the CSRF cookie", async () => {
+    signIn();
+    const fetchMock = vi.fn(async () => new Response(null, { status: 204 }));
+    vi.stubGlobal("fetch", fetchMock);
+    await api.logout();
+    const [url, init] = fetchMock.mock.calls[0] as unknown as [string, RequestInit];
+    expect([url, init.method]).toEqual(["/api/auth/logout", "POST"]);
+    clearSession();
+    expect(hasSession()).toBe(false);
+    expect(cookies.writes.at(-1)).toMatch(/^budget_csrf=; Path=\/; Max-Age=0/);
   });
   it("turns network failures into status 0 errors", async () => {
     vi.stubGlobal("fetch", vi.fn(async () => { throw new TypeError("Failed to fetch"); }));

@@ -1,5 +1,6 @@
-// The admin API client (docs/admin-api.md). Every call but login sends the stored bearer
-// token; a 401 clears it and sends the user back to /login.
+// The admin API client (docs/admin-api.md). The session is an HttpOnly cookie set by the
+// login (page scripts never see the token); state-changing calls echo the `budget_csrf`
+// cookie in `X-CSRF-Token`. A 401 forgets the session and sends the user back to /login.
 
 import type { LimiterInput } from "./validation";
 import type { Bucket, TimeseriesPoint } from "./timeseries";
@@ -102,15 +103,31 @@ export class ApiError extends Error {
   }
 }
 
-const TOKEN_KEY = "budget.token";
 const USER_KEY = "budget.username";
+/** The script-readable cookie holding the session's CSRF value (the token itself is HttpOnly). */
+export const CSRF_COOKIE = "budget_csrf";
+export const CSRF_HEADER = "X-CSRF-Token";
 
-export function getToken(): string | null {
+function readCookie(name: string): string | null {
   try {
-    return localStorage.getItem(TOKEN_KEY);
+    for (const part of document.cookie.split(";")) {
+      const eq = part.indexOf("=");
+      if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim()) || null;
+    }
   } catch {
-    return null;
+    // no document (tests) or cookies disabled
   }
+  return null;
+}
+
+/** The session's CSRF value, or null when there is no session cookie pair. */
+export function getCsrfToken(): string | null {
+  return readCookie(CSRF_COOKIE);
+}
+
+/** True while the browser holds a session (its CSRF cookie lives exactly as long as the token). */
+export function hasSession(): boolean {
+  return getCsrfToken() !== null;
 }
 
 export function getUsername(): string | null {
@@ -121,14 +138,28 @@ export function getUsername(): string | null {
   }
 }
 
-export function setSession(token: string, username: string): void {
-  localStorage.setItem(TOKEN_KEY, token);
-  localStorage.setItem(USER_KEY, username);
+/** Remember who signed in (for the header); the token stays in its HttpOnly cookie. */
+export function setSession(username: string): void {
+  try {
+    localStorage.setItem(USER_KEY, username);
+  } catch {
+    // storage disabled: the name is only cosmetic
+  }
 }
 
+/** Forget the session on this side: the CSRF cookie and the name. The server's logout clears the HttpOnly cookie. */
 export function clearSession(): void {
-  localStorage.removeItem(TOKEN_KEY);
-  localStorage.removeItem(USER_KEY);
+  try {
+    const secure = typeof location !== "undefined" && location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = `${CSRF_COOKIE}=; Path=/; Max-Age=0; SameSite=Strict${secure}`;
+  } catch {
+    // no document (tests)
+  }
+  try {
+    localStorage.removeItem(USER_KEY);
+  } catch {
+    // storage disabled
+  }
 }
 
 type UnauthorizedHandler = () => void;
@@ -171,13 +202,18 @@ export async function errorFromResponse(res: Response): Promise<ApiError> {
 async function request<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (auth) {
-    const token = getToken();
-    if (token) headers.Authorization = `Bearer ${token}`;
+  if (method !== "GET" && method !== "HEAD") {
+    const csrf = getCsrfToken();
+    if (csrf) headers[CSRF_HEADER] = csrf;
   }
   let res: Response;
   try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    res = await fetch(path, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
   } catch (e) {
     throw new ApiError(0, `Cannot reach the server (${e instanceof Error ? e.message : String(e)}).`);
   }
@@ -211,6 +247,7 @@ export interface Range {
 export const api = {
   login: (username: string, password: string) =>
     request<LoginResponse>("POST", "/api/auth/login", { username, password }, false),
+  logout: () => request<void>("POST", "/api/auth/logout", undefined, false),
   limiters: () => request<Limiter[]>("GET", "/api/limiters"),
   limiter: (id: string) => request<Limiter>("GET", `/api/limiters/${encodeURIComponent(id)}`),
   createLimiter: (input: LimiterInput) => request<Limiter>("POST", "/api/limiters", input),

@@ -9,7 +9,7 @@ import { useAuth } from "../hooks/auth";
 import { ApiError } from "../lib/api";
 
 export function LoginPage() {
-  const { token, login, expired } = useAuth();
+  const { signedIn, login, expired } = useAuth();
   const navigate = useNavigate();
   const location = useLocation();
   const state = (location.state ?? {}) as { from?: string };
@@ -18,7 +18,7 @@ export function LoginPage() {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  if (token) return <Navigate to={state.from && state.from !== "/login" ? state.from : "/"} replace />;
+  if (signedIn) return <Navigate to={state.from && state.from !== "/login" ? state.from : "/"} replace />;
 
   async function onSubmit(e: React.FormEvent) {
     e.preventDefault();
