@@ -141,6 +141,11 @@ pub struct Config {
     #[arg(long, env = "KEEP_ALIVE_TIMEOUT_SECS", default_value_t = 75)]
     pub keep_alive_timeout_secs: u64,
 
+    /// Seconds writing a response may wait for the client to read; a client that stops
+    /// reading is disconnected (and its request settled as if it hung up).
+    #[arg(long, env = "SEND_TIMEOUT_SECS", default_value_t = 60)]
+    pub send_timeout_secs: u64,
+
     /// Seconds a request body may pause, and the head start it gets before
     /// `BODY_MIN_BYTES_PER_SEC` applies; a slower body is cut with `408`.
     #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
@@ -237,6 +242,7 @@ impl Config {
         for (variable, value) in [
             ("HEADER_READ_TIMEOUT_SECS", self.header_read_timeout_secs),
             ("KEEP_ALIVE_TIMEOUT_SECS", self.keep_alive_timeout_secs),
+            ("SEND_TIMEOUT_SECS", self.send_timeout_secs),
             ("BODY_READ_TIMEOUT_SECS", self.body_read_timeout_secs),
             (
                 "UPSTREAM_IDLE_TIMEOUT_SECS",

@@ -6,17 +6,20 @@
 //! - **Admin API** — `/api/...` with JWT auth (see `docs/admin-api.md`, and
 //!   `/api/openapi.json`).
 //! - **Dashboard** — the web UI at `/`, embedded in the binary.
-//! - **Operations** — `/health`, `/metrics` (Prometheus), graceful shutdown.
+//! - **Operations** — `/health`, `/metrics` (Prometheus), graceful shutdown, and connection
+//!   timeouts and limits ([`serve`]).
 //!
 //! `cargo run -p budget-server` starts it all on port 8000 with a SQLite file
 //! (`usage_data.db`); configuration is by environment, `.env` or flags (`--help`).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use budget_server::serve::{serve, ServeOptions};
 //! use budget_server::{app, config::Config, state::AppState};
 //! let state = AppState::build(Config::for_tests()).await?;
+//! let options = ServeOptions::from_config(&state.config);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
-//! axum::serve(listener, app(state)).await?;
+//! serve(listener, app(state), options, std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
 

@@ -94,6 +94,7 @@ async fn main() -> ExitCode {
         max_connections = options.max_connections,
         header_read_timeout_secs = options.header_read_timeout.as_secs(),
         keep_alive_timeout_secs = options.keep_alive_timeout.as_secs(),
+        send_timeout_secs = options.send_timeout.as_secs(),
         body_read_timeout_secs = options.body_read_timeout.as_secs(),
         body_min_bytes_per_sec = options.body_min_bytes_per_sec,
         max_body_bytes = options.max_body_bytes,

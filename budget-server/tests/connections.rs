@@ -31,9 +31,15 @@ struct Server {
 }
 
 async fn start(config: Config, tweak: impl FnOnce(&mut ServeOptions)) -> Server {
-    let mock = MockUpstream::start(MockOptions::default().with_deltas(4))
-        .await
-        .unwrap();
+    start_with_mock(config, MockOptions::default().with_deltas(4), tweak).await
+}
+
+async fn start_with_mock(
+    config: Config,
+    mock: MockOptions,
+    tweak: impl FnOnce(&mut ServeOptions),
+) -> Server {
+    let mock = MockUpstream::start(mock).await.unwrap();
     let store: Arc<dyn BudgetStore> = Arc::new(MemoryStore::new());
     let state = AppState::with_store(config, store.clone(), None).unwrap();
     let mut options = ServeOptions::from_config(&state.config);
@@ -246,6 +252,65 @@ async fn idle_keep_alive_connections_are_closed() {
     server.wait_open(0).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected_and_its_stream_settled() {
+    // A stream of tens of megabytes that the client never reads.
+    let server = start_with_mock(
+        Config::for_tests(),
+        MockOptions::default().with_deltas(200_000),
+        |o| o.send_timeout = ms(500),
+    )
+    .await;
+    let limiter = server.limiter(EnforcementMode::Strict).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut conn = socket.connect(server.addr).await.unwrap();
+    let body = r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#;
+    conn.write_all(
+        format!(
+            "POST /v1/{}/chat/completions HTTP/1.1\r\nhost: budget\r\nauthorization: Bearer sk-test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            limiter.code,
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let started = Instant::now();
+
+    // The client reads nothing more, and keeps its socket open.
+    let settled = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let w = server
+                .store
+                .window_spend(limiter.id, chrono::Utc::now())
+                .await
+                .unwrap();
+            if w.in_flight == 0 && server.connections.open() == 0 {
+                return w;
+            }
+            tokio::time::sleep(ms(10)).await;
+        }
+    })
+    .await
+    .expect("the server drops the connection and settles the stream");
+    println!(
+        "unread stream: connection dropped and request settled {:?} after the response began",
+        started.elapsed()
+    );
+    assert_eq!(settled.held, Money::ZERO);
+    assert!(
+        settled.spent > Money::ZERO,
+        "charged for what was delivered"
+    );
+    let totals = server.store.usage_totals(&UsageQuery::all()).await.unwrap();
+    assert_eq!(totals.requests, 1);
+    drop(conn);
+}
+
 /// Send `head`, then one body byte every 100 ms until the server answers; the answer.
 async fn trickle(server: &Server, head: String) -> RawResponse {
     let mut conn = server.connect().await;
@@ -367,6 +432,8 @@ async fn an_oversize_content_length_gets_413_before_the_body() {
         assert_eq!(res.status, 413, "{path}: {res:?}");
         assert_eq!(error_code(&res.body), "request_too_large");
         assert!(res.head.contains("connection: close"));
+        assert!(res.head.contains("x-content-type-options: nosniff"));
+        assert!(res.head.contains("cache-control: no-store"));
         wait_closed(&mut conn).await;
     }
     // A chunked body without a length is cut when it passes the limit.

@@ -1,5 +1,6 @@
 //! What one client connection is doing, for the timeouts that close it: bytes arriving,
-//! requests in flight, and since when it has been idle.
+//! requests in flight, since when it has been idle, and since when a write has waited for the
+//! client to read.
 
 use std::io;
 use std::pin::Pin;
@@ -31,6 +32,29 @@ pub(crate) struct Activity {
     /// Milliseconds after `opened` of the first byte read while idle: a request head has
     /// started. [`UNSET`] while none has.
     head_started: AtomicU64,
+    /// Milliseconds after `opened` since when a write has been waiting for the client to read
+    /// (its receive window is full), or [`UNSET`].
+    write_blocked: AtomicU64,
+}
+
+/// The connection timeouts, as [`Activity::deadline`] applies them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// A request head must be complete this long after it started (or after connecting).
+    pub(crate) header: Duration,
+    /// An idle connection closes after this long.
+    pub(crate) keep_alive: Duration,
+    /// A write may wait this long for the client to read.
+    pub(crate) write: Duration,
+}
+
+impl Timeouts {
+    /// Every deadline that appears (a head starts, a request ends, a write blocks) is at least
+    /// this far away: a watchdog that looks this often, or at the known deadline if sooner,
+    /// never misses one.
+    pub(crate) fn shortest(&self) -> Duration {
+        self.header.min(self.keep_alive).min(self.write)
+    }
 }
 
 impl Activity {
@@ -41,6 +65,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(UNSET),
+            write_blocked: AtomicU64::new(UNSET),
         }
     }
 
@@ -62,6 +87,16 @@ impl Activity {
         }
     }
 
+    /// A write is waiting for the client (`true`), or went through.
+    fn on_write(&self, blocked: bool) {
+        let since = self.write_blocked.load(Ordering::Relaxed);
+        if blocked && since == UNSET {
+            self.write_blocked.store(self.now_ms(), Ordering::Relaxed);
+        } else if !blocked && since != UNSET {
+            self.write_blocked.store(UNSET, Ordering::Relaxed);
+        }
+    }
+
     /// A request head was read; the guard marks the request finished when dropped (with the
     /// response body that carries it).
     pub(crate) fn request_started(self: &Arc<Self>) -> InFlight {
@@ -77,24 +112,30 @@ impl Activity {
     }
 
     /// When the connection is to be closed if nothing changes: a request head must be complete
-    /// `header` after it started (or after connecting), and an idle keep-alive connection
-    /// closes after `keep_alive`. `None` while a request is in flight (its body and response
-    /// have their own timeouts).
-    pub(crate) fn deadline(&self, header: Duration, keep_alive: Duration) -> Option<Instant> {
-        if !self.is_idle() {
-            return None;
-        }
+    /// `header` after it started (or after connecting), an idle keep-alive connection closes
+    /// after `keep_alive`, and a write may not wait for the client longer than `write`. `None`
+    /// while a request is in flight and the client reads (the request body and the upstream
+    /// response have their own timeouts).
+    pub(crate) fn deadline(&self, t: &Timeouts) -> Option<Instant> {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(UNSET / 2);
-        let head = self.head_started.load(Ordering::Acquire);
-        let at = if self.requests.load(Ordering::Relaxed) == 0 {
-            // The first head is due `header` after connecting.
-            ms(header)
-        } else if head != UNSET {
-            head.saturating_add(ms(header))
-        } else {
-            self.idle_since
-                .load(Ordering::Acquire)
-                .saturating_add(ms(keep_alive))
+        let blocked = self.write_blocked.load(Ordering::Relaxed);
+        let write = (blocked != UNSET).then(|| blocked.saturating_add(ms(t.write)));
+        let idle = self.is_idle().then(|| {
+            let head = self.head_started.load(Ordering::Acquire);
+            if self.requests.load(Ordering::Relaxed) == 0 {
+                // The first head is due `header` after connecting.
+                ms(t.header)
+            } else if head != UNSET {
+                head.saturating_add(ms(t.header))
+            } else {
+                self.idle_since
+                    .load(Ordering::Acquire)
+                    .saturating_add(ms(t.keep_alive))
+            }
+        });
+        let at = match (write, idle) {
+            (Some(w), Some(i)) => w.min(i),
+            (w, i) => w.or(i)?,
         };
         Some(self.opened + Duration::from_millis(at))
     }
@@ -148,7 +189,9 @@ impl AsyncWrite for TrackedIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.activity.on_write(polled.is_pending());
+        polled
     }
 
     fn poll_write_vectored(
@@ -156,7 +199,9 @@ impl AsyncWrite for TrackedIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.activity.on_write(polled.is_pending());
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -212,35 +257,51 @@ impl http_body::Body for InFlightBody {
 mod tests {
     use super::*;
 
-    const HEADER: Duration = Duration::from_secs(10);
-    const KEEP_ALIVE: Duration = Duration::from_secs(60);
+    const T: Timeouts = Timeouts {
+        header: Duration::from_secs(10),
+        keep_alive: Duration::from_secs(60),
+        write: Duration::from_secs(30),
+    };
+    const HEADER: Duration = T.header;
+    const KEEP_ALIVE: Duration = T.keep_alive;
 
     #[tokio::test(start_paused = true)]
     async fn a_new_connection_must_send_its_head_in_time() {
         let a = Arc::new(Activity::new());
         let opened = Instant::now();
-        assert_eq!(a.deadline(HEADER, KEEP_ALIVE), Some(opened + HEADER));
+        assert_eq!(a.deadline(&T), Some(opened + HEADER));
         tokio::time::advance(Duration::from_secs(3)).await;
         a.on_read();
         // The head started at connect time's deadline, not later.
-        assert_eq!(a.deadline(HEADER, KEEP_ALIVE), Some(opened + HEADER));
+        assert_eq!(a.deadline(&T), Some(opened + HEADER));
     }
 
     #[tokio::test(start_paused = true)]
     async fn in_flight_requests_have_no_deadline_and_idle_ones_get_keep_alive() {
         let a = Arc::new(Activity::new());
         let request = a.request_started();
-        assert_eq!(a.deadline(HEADER, KEEP_ALIVE), None);
+        assert_eq!(a.deadline(&T), None);
         tokio::time::advance(Duration::from_secs(100)).await;
         drop(request);
         let idle = Instant::now();
-        assert_eq!(a.deadline(HEADER, KEEP_ALIVE), Some(idle + KEEP_ALIVE));
+        assert_eq!(a.deadline(&T), Some(idle + KEEP_ALIVE));
         // A head that starts after an idle pause gets the header timeout from its first byte.
         tokio::time::advance(Duration::from_secs(20)).await;
         a.on_read();
-        assert_eq!(
-            a.deadline(HEADER, KEEP_ALIVE),
-            Some(Instant::now() + HEADER)
-        );
+        assert_eq!(a.deadline(&T), Some(Instant::now() + HEADER));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_client_does_not_read_has_a_deadline_even_in_flight() {
+        let a = Arc::new(Activity::new());
+        let _request = a.request_started();
+        a.on_write(true);
+        let blocked = Instant::now();
+        assert_eq!(a.deadline(&T), Some(blocked + T.write));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        a.on_write(true);
+        assert_eq!(a.deadline(&T), Some(blocked + T.write));
+        a.on_write(false);
+        assert_eq!(a.deadline(&T), None);
     }
 }

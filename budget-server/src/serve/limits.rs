@@ -45,8 +45,8 @@ impl BodyRules {
     }
 }
 
-/// Proxy paths answer in OpenAI's error shape; so does the admin API, with its own codes.
-pub(crate) fn is_proxy(path: &str) -> bool {
+/// The proxy's paths, `/v1/{code}/...`.
+fn is_proxy(path: &str) -> bool {
     path.starts_with("/v1/")
 }
 
@@ -109,6 +109,19 @@ pub(crate) fn refusal(cut: Cut, version: Version) -> Response {
     );
     if version < Version::HTTP_2 {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    // The same browser headers as every other answer of the server's own.
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            crate::security_headers::CONTENT_SECURITY_POLICY,
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
     }
     res
 }

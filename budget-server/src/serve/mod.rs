@@ -9,6 +9,8 @@
 //!   closed otherwise;
 //! - a **keep-alive idle timeout**: a connection with no request in flight closes after
 //!   `keep_alive_timeout`;
+//! - a **send timeout**: a connection whose client leaves a response unread (no progress
+//!   writing to it) for `send_timeout` is closed, and the request settled as if it hung up;
 //! - **request-body limits**: a declared `Content-Length` over the limit gets `413` before any
 //!   of the body is read; a body that pauses longer than `body_read_timeout`, or averages
 //!   less than `body_min_bytes_per_sec` after that head start, is cut with `408`. Proxy paths
@@ -64,7 +66,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::config::Config;
-use activity::{Activity, InFlightBody, TrackedIo};
+use activity::{Activity, InFlightBody, Timeouts, TrackedIo};
 pub use fds::{fds_needed, fit_open_files, FdLimit, FD_RESERVE};
 pub use idle::{IdleTimeout, UpstreamIdle};
 use limits::{BodyRules, CutFlag, LimitedBody};
@@ -77,6 +79,8 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// How long a connection may sit idle between requests.
     pub keep_alive_timeout: Duration,
+    /// How long writing a response may wait for the client to read.
+    pub send_timeout: Duration,
     /// Longest pause in a request body, and the head start before the minimum rate applies.
     pub body_read_timeout: Duration,
     /// Slowest average request-body rate after the head start, in bytes per second (0: none).
@@ -99,6 +103,7 @@ impl ServeOptions {
         ServeOptions {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
             keep_alive_timeout: Duration::from_secs(config.keep_alive_timeout_secs),
+            send_timeout: Duration::from_secs(config.send_timeout_secs),
             body_read_timeout: Duration::from_secs(config.body_read_timeout_secs),
             body_min_bytes_per_sec: config.body_min_bytes_per_sec,
             max_connections: config.max_connections,
@@ -106,6 +111,14 @@ impl ServeOptions {
             admin_max_body_bytes: config.admin_max_body_bytes,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             connections: Connections::default(),
+        }
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            header: self.header_read_timeout,
+            keep_alive: self.keep_alive_timeout,
+            write: self.send_timeout,
         }
     }
 
@@ -152,7 +165,8 @@ impl Drop for Slot {
 
 /// What a socket over the connection cap reads before it is closed.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-connection: close\r\nretry-after: 1\r\ncontent-length: 101\r\n\r\n\
+connection: close\r\nretry-after: 1\r\nx-content-type-options: nosniff\r\n\
+cache-control: no-store\r\ncontent-length: 101\r\n\r\n\
 {\"error\":{\"message\":\"Too many open connections\",\"type\":\"server_error\",\"code\":\"too_many_connections\"}}";
 
 /// Serve `app` on `listener` until `shutdown` resolves, then drain (see the module docs).
@@ -260,8 +274,8 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-/// One client connection: hyper serves it; a watchdog closes it when its head is too slow or
-/// it sits idle too long; shutdown drains it.
+/// One client connection: hyper serves it; a watchdog closes it when its head is too slow, it
+/// sits idle too long or its client stops reading; shutdown drains it.
 async fn connection(
     builder: Arc<Builder<TokioExecutor>>,
     tcp: TcpStream,
@@ -281,10 +295,8 @@ async fn connection(
     };
     let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
-    let (header, keep_alive) = (options.header_read_timeout, options.keep_alive_timeout);
-    // A deadline that appears (a head starts, a request ends) is at least this far away, so
-    // looking this often, or at the known deadline if sooner, never misses one.
-    let recheck = header.min(keep_alive);
+    let timeouts = options.timeouts();
+    let recheck = timeouts.shortest();
     let watchdog = tokio::time::sleep(recheck);
     let mut watchdog = std::pin::pin!(watchdog);
     let mut draining = false;
@@ -298,9 +310,9 @@ async fn connection(
             }
             () = watchdog.as_mut() => {
                 let now = Instant::now();
-                match activity.deadline(header, keep_alive) {
+                match activity.deadline(&timeouts) {
                     Some(at) if at <= now => {
-                        tracing::debug!("closing a connection: request head too slow or idle too long");
+                        tracing::debug!("closing a connection: request head too slow, idle too long or response unread");
                         return;
                     }
                     Some(at) => watchdog.as_mut().reset(at.min(now + recheck)),
