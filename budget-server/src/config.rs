@@ -123,6 +123,20 @@ pub struct Config {
     #[arg(long, env = "FAIL_OPEN", default_value_t = false, action = clap::ArgAction::Set)]
     pub fail_open: bool,
 
+    /// While usage cannot be saved (a full disk), new requests get `503` + `Retry-After` once
+    /// this many settled requests wait unsaved (they stay queued and are saved on recovery).
+    #[arg(long, env = "MAX_UNSAVED_USAGE_EVENTS", default_value_t = 10_000)]
+    pub max_unsaved_usage_events: usize,
+
+    /// … or once the oldest unsaved usage has waited this many seconds.
+    #[arg(long, env = "MAX_UNSAVED_USAGE_SECS", default_value_t = 60)]
+    pub max_unsaved_usage_secs: u64,
+
+    /// Diagnostic only: cap the SQLite file at this many pages (`PRAGMA max_page_count`), to
+    /// rehearse a full disk. Unset in production.
+    #[arg(long, env = "SQLITE_MAX_PAGE_COUNT", hide = true)]
+    pub sqlite_max_page_count: Option<u32>,
+
     /// Enforce budgets (default). `false` turns the proxy into a plain pass-through (for
     /// measuring the budget layer's cost).
     #[arg(long, env = "BUDGETS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
@@ -140,11 +154,6 @@ pub struct Config {
     /// Seconds an idle keep-alive connection stays open between requests.
     #[arg(long, env = "KEEP_ALIVE_TIMEOUT_SECS", default_value_t = 75)]
     pub keep_alive_timeout_secs: u64,
-
-    /// Seconds writing a response may wait for the client to read; a client that stops
-    /// reading is disconnected (and its request settled as if it hung up).
-    #[arg(long, env = "SEND_TIMEOUT_SECS", default_value_t = 60)]
-    pub send_timeout_secs: u64,
 
     /// Seconds a request body may pause, and the head start it gets before
     /// `BODY_MIN_BYTES_PER_SEC` applies; a slower body is cut with `408`.
@@ -242,7 +251,6 @@ impl Config {
         for (variable, value) in [
             ("HEADER_READ_TIMEOUT_SECS", self.header_read_timeout_secs),
             ("KEEP_ALIVE_TIMEOUT_SECS", self.keep_alive_timeout_secs),
-            ("SEND_TIMEOUT_SECS", self.send_timeout_secs),
             ("BODY_READ_TIMEOUT_SECS", self.body_read_timeout_secs),
             (
                 "UPSTREAM_IDLE_TIMEOUT_SECS",

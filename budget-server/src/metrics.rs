@@ -1,6 +1,6 @@
 //! Prometheus metrics at `/metrics`, fed by the budget layer's hooks and the proxy.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +48,9 @@ pub struct Metrics {
     unpriced: Family<LimiterLabels, Counter>,
     estimated: Family<LimiterLabels, Counter>,
     store_errors: Counter,
+    /// The store's own count of failed usage writes, as far as it is in `store_errors`.
+    write_errors_seen: AtomicU64,
+    unsaved_usage: Gauge,
     upstream_errors: Counter,
     upstream_latency: Histogram,
     budget_used: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
@@ -72,6 +75,8 @@ impl Metrics {
             unpriced: Family::default(),
             estimated: Family::default(),
             store_errors: Counter::default(),
+            write_errors_seen: AtomicU64::new(0),
+            unsaved_usage: Gauge::default(),
             upstream_errors: Counter::default(),
             upstream_latency: Histogram::new(exponential_buckets(0.001, 2.0, 18)),
             budget_used: Family::default(),
@@ -106,8 +111,13 @@ impl Metrics {
             );
             r.register(
                 "store_errors",
-                "Budget store failures",
+                "Budget store failures, including failed attempts to save usage",
                 m.store_errors.clone(),
+            );
+            r.register(
+                "unsaved_usage_events",
+                "Settled requests whose usage is not saved yet",
+                m.unsaved_usage.clone(),
             );
             r.register(
                 "upstream_errors",
@@ -145,6 +155,15 @@ impl Metrics {
 
     /// The Prometheus text exposition, with budget gauges read from the store now.
     pub async fn render(&self) -> String {
+        // The store counts its failed usage writes itself (they happen behind the request).
+        let w = self.store.write_status();
+        let seen = self
+            .write_errors_seen
+            .fetch_max(w.write_errors, Ordering::Relaxed);
+        self.store_errors
+            .inc_by(w.write_errors.saturating_sub(seen));
+        self.unsaved_usage
+            .set(i64::try_from(w.unsaved_events).unwrap_or(i64::MAX));
         if let Ok(limiters) = self.store.list_limiters(false).await {
             let now = chrono::Utc::now();
             for l in limiters {

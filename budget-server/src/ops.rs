@@ -11,16 +11,38 @@ use subtle::ConstantTimeEq;
 
 use crate::state::AppState;
 
-/// `200 {"status":"ok"}` when the store answers, `503` otherwise.
+/// `200 {"status":"ok",...}` when the store answers and saves usage; `503` with
+/// `"status":"degraded"` while usage cannot be saved, `"unavailable"` when the store fails.
 pub async fn health(State(state): State<AppState>) -> Response {
-    match state.store.health().await {
-        Ok(()) => {
-            Json(json!({"status": "ok", "uptime_seconds": state.started.elapsed().as_secs()}))
-                .into_response()
-        }
-        Err(e) => (
+    if let Err(e) = state.store.health().await {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unavailable", "error": e.to_string()})),
+        )
+            .into_response();
+    }
+    let w = state.store.write_status();
+    let uptime = state.started.elapsed().as_secs();
+    match w.failing {
+        None => Json(json!({
+            "status": "ok",
+            "uptime_seconds": uptime,
+            "unsaved_events": w.unsaved_events,
+            "write_errors": w.write_errors,
+        }))
+        .into_response(),
+        Some(f) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "degraded",
+                "uptime_seconds": uptime,
+                "error": f.error,
+                "unsaved_events": w.unsaved_events,
+                "write_errors": w.write_errors,
+                "failing_since": f.since,
+                "oldest_unsaved_seconds": f.oldest_unsaved_seconds,
+                "refusing_requests": w.refusing,
+            })),
         )
             .into_response(),
     }

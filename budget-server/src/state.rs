@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use budget_core::pricing::PriceTable;
 use budget_core::{BudgetStore, MemoryStore};
-use budget_store_sqlite::SqliteStore;
+use budget_store_sqlite::{SqliteStore, SqliteStoreOptions};
 use budget_tower::BudgetLayer;
 
 use crate::admin::AdminAuth;
@@ -66,7 +66,15 @@ impl AppState {
             if config.database_url == "memory" {
                 (Arc::new(MemoryStore::new()), None)
             } else {
-                let s = SqliteStore::open(&config.database_url)
+                let mut options = SqliteStoreOptions::new(&config.database_url)
+                    .with_max_unsaved_events(config.max_unsaved_usage_events)
+                    .with_max_unsaved_age(std::time::Duration::from_secs(
+                        config.max_unsaved_usage_secs,
+                    ));
+                if let Some(pages) = config.sqlite_max_page_count {
+                    options = options.with_max_page_count(pages);
+                }
+                let s = SqliteStore::open_with(options)
                     .await
                     .map_err(|e| StartError::Store(e.to_string()))?;
                 (Arc::new(s.clone()), Some(s))

@@ -5,6 +5,9 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use budget_core::store::Denial;
 
+/// `Retry-After` of the 503 that refuses requests while the budget store is unavailable.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
 /// A refusal the layer answers itself, before or instead of calling the inner service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -16,7 +19,8 @@ pub struct Refusal {
     pub kind: &'static str,
     /// OpenAI's `code` field.
     pub code: &'static str,
-    /// Seconds until the budget resets (429 only).
+    /// `Retry-After` in seconds: until the budget resets (429), or
+    /// [`STORE_RETRY_AFTER_SECS`] when the store is unavailable (503).
     pub retry_after: Option<u64>,
 }
 
@@ -66,14 +70,19 @@ impl Refusal {
         )
     }
 
-    /// 503: the budget store failed and the layer fails closed.
+    /// 503: the budget store failed, or cannot save usage and holds too much unsaved (a full
+    /// disk), and the layer fails closed. With `Retry-After` ([`STORE_RETRY_AFTER_SECS`]) and
+    /// `x-should-retry: true`: it is temporary, and the official SDKs retry after that wait.
     pub fn store_unavailable() -> Self {
-        Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The budget store is unavailable; the request was not sent",
-            "server_error",
-            "budget_store_unavailable",
-        )
+        Refusal {
+            retry_after: Some(STORE_RETRY_AFTER_SECS),
+            ..Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The budget store is unavailable; the request was not sent. Try again shortly",
+                "server_error",
+                "budget_store_unavailable",
+            )
+        }
     }
 
     /// 413: the request body is larger than the layer will read.
@@ -181,7 +190,8 @@ impl Refusal {
     }
 
     /// The whole response, with `x-should-retry: false` so the official SDKs do not retry a
-    /// refusal that cannot succeed on retry.
+    /// refusal that cannot succeed on retry (`true` for the 503 of an unavailable store,
+    /// which can).
     pub fn into_response<B>(self, wrap: impl FnOnce(Bytes) -> B) -> Response<B> {
         let mut res = Response::new(wrap(self.body()));
         *res.status_mut() = self.status;
@@ -190,10 +200,33 @@ impl Refusal {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        h.insert("x-should-retry", HeaderValue::from_static("false"));
+        let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        h.insert(
+            "x-should-retry",
+            HeaderValue::from_static(if retry { "true" } else { "false" }),
+        );
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_store_asks_for_a_retry_later() {
+        let res = Refusal::store_unavailable().into_response(|b| b);
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(res.headers()["x-should-retry"], "true");
+        let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(v["error"]["code"], "budget_store_unavailable");
+        assert_eq!(v["error"]["type"], "server_error");
+        let res = Refusal::inactive().into_response(|b| b);
+        assert_eq!(res.headers()["x-should-retry"], "false");
+        assert!(res.headers().get(header::RETRY_AFTER).is_none());
     }
 }

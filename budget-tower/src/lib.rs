@@ -16,7 +16,7 @@
 //! - **settlement** when the body ends or is dropped (client hang-up: charged for what was
 //!   delivered); a failed upstream call is charged nothing;
 //! - `x-budget-limit`, `x-budget-remaining` and `x-budget-reset` headers on admitted responses;
-//! - fail closed (503) when the store fails, or fail open if you choose.
+//! - fail closed (503 with `Retry-After`) when the store fails, or fail open if you choose.
 //!
 //! It works on an `axum::Router`, a bare hyper service and under `tower::ServiceBuilder`.
 //! Settling runs on the Tokio runtime (`tokio::spawn`).
@@ -56,7 +56,7 @@ mod resolve;
 mod service;
 
 pub use body::MeteredBody;
-pub use error::Refusal;
+pub use error::{Refusal, STORE_RETRY_AFTER_SECS};
 pub use future::ResponseFuture;
 pub use hooks::{NoHooks, UsageHooks};
 pub use layer::BudgetLayer;
