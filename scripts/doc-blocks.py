@@ -28,7 +28,8 @@ Fences (the word after `sh` is for this script; readers see an ordinary shell bl
 unprivileged user namespaces), everything runs in a private network namespace: ports 8000 and
 9000 are free there, and nothing can reach the internet, which proves the blocks need none.
 Rust blocks are not run here: every file that has one must be compiled as doctests by some
-crate (`#[cfg(doctest)] #[doc = include_str!("…/file.md")]`), which this script checks first.
+crate (`#[cfg(doctest)] #[doc = include_str!("…/file.md")]`), which this script checks first, together with phrases that speak of the authors' machines
+("this machine", "another engineer", "/work/", ...) instead of the reader's.
 A block fails when it exits non-zero or prints an answer in OpenAI's error shape
 (`{"error": {...}}` on a line of its own), which `curl -s` alone would not notice.
 Exit status: 0 when every run block succeeded. DOC_BLOCKS_NO_BUILD=1 uses the binaries already
@@ -161,6 +162,21 @@ def rust_blocks_uncompiled(files: list[Path]) -> list[str]:
                 out.append(f"{rel(path)}:{i + 1}: a Rust block that is not compiled: include the "
                            "file as doctests (`#[cfg(doctest)] #[doc = include_str!(...)]`) or "
                            "move the code into an example crate")
+    return out
+
+
+# Docs speak to users about their machines, not about the authors' (case-insensitive).
+AUTHORS_MACHINE = ["this machine", "another engineer", "other engineers", "the machines have",
+                   "the project's machines", "exists here", "/work/"]
+
+
+def authors_machine_phrases(files: list[Path]) -> list[str]:
+    out = []
+    for path in files:
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            for phrase in AUTHORS_MACHINE:
+                if phrase in line.lower():
+                    out.append(f"{rel(path)}:{i + 1}: {phrase!r}: write for the reader's machine")
     return out
 
 
@@ -430,10 +446,10 @@ def main() -> int:
         return 0
     for f in files:  # fail on a bad fence before building anything
         parse(f)
-    uncompiled = rust_blocks_uncompiled(files)
-    for u in uncompiled:
+    problems = rust_blocks_uncompiled(files) + authors_machine_phrases(files)
+    for u in problems:
         say(u)
-    if uncompiled:
+    if problems:
         return 1
 
     isolated = os.environ.get("DOC_BLOCKS_NETNS") == "1"
