@@ -455,16 +455,17 @@ impl LoginThrottle {
 }
 
 /// `POST /auth/login` body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     /// Admin user name.
     pub username: String,
     /// Admin password.
+    #[schema(format = Password)]
     pub password: String,
 }
 
 /// `POST /auth/login` answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     /// The bearer token.
     pub token: String,
@@ -480,6 +481,20 @@ pub type SessionCookies = AppendHeaders<[(HeaderName, HeaderValue); 2]>;
 /// `POST /auth/login`: `200 {token, username, expires_at}` and the session cookies (see
 /// [`super::session`]), `401` on wrong credentials, `429` after too many failures from one
 /// client.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A token (also set as the dashboard's session cookies)", body = LoginResponse),
+        (status = 401, description = "Wrong user name or password", body = super::error::ErrorBody),
+        (status = 429, description = "Too many failed attempts from this client", body = super::error::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     client: LoginClient,

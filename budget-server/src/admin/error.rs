@@ -11,7 +11,35 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use budget_core::{store, ValidationError};
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every admin API error answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The `error` object of an [`ErrorBody`].
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Human-readable reason; starts with the field name when there is one.
+    pub message: String,
+    /// `invalid_request_error`, `authentication_error`, `not_found_error`, `rate_limit_error`
+    /// or `server_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `validation_failed`, `invalid_body`, `invalid_json`, `invalid_parameter`,
+    /// `unsupported_media_type`, `missing_token`, `invalid_token`, `token_expired`,
+    /// `invalid_credentials`, `too_many_login_attempts`, `not_found`, `conflict`,
+    /// `store_unavailable` or `internal_error`.
+    pub code: String,
+    /// The body field or query parameter at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
 
 /// An admin API error: a status and the JSON body that explains it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,11 +147,15 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"message": self.message, "type": self.kind, "code": self.code});
-        if let Some(field) = &self.field {
-            error["field"] = json!(field);
-        }
-        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                message: self.message,
+                kind: self.kind.to_owned(),
+                code: self.code.to_owned(),
+                field: self.field,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()

@@ -10,23 +10,30 @@ use budget_core::{Limiter, LimiterId, LimiterUpdate, Money, NewLimiter};
 use budget_tower::LimiterKey;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::AdminUser;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ErrorBody};
+use super::schemas::{LimiterRecord, MoneySchema};
 use crate::state::AppState;
 
 /// A limiter as the admin API shows it: the stored limiter, its proxy URL and the figures of
 /// its current budget window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Limiter)]
 pub struct LimiterView {
     /// The stored limiter.
     #[serde(flatten)]
+    #[schema(value_type = LimiterRecord)]
     pub limiter: Limiter,
     /// `{PUBLIC_URL or http(s)://{Host}}/v1/{code}`: what an SDK's `base_url` is set to.
+    #[schema(format = "uri")]
     pub proxy_endpoint: String,
     /// Settled spend in the current window.
+    #[schema(value_type = MoneySchema)]
     pub current_spend: Money,
     /// Budget minus spend and holds of requests in flight, never negative.
+    #[schema(value_type = MoneySchema)]
     pub remaining_budget: Money,
     /// Spend and holds as a percentage of the budget, two decimals.
     pub usage_percentage: f64,
@@ -37,17 +44,21 @@ pub struct LimiterView {
 }
 
 /// The seed's `GET /limiters/{id}/stats` answer, plus holds and token counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LimiterStats {
     /// The limiter's id.
+    #[schema(value_type = uuid::Uuid)]
     pub limiter_id: LimiterId,
     /// Its name.
     pub limiter_name: String,
     /// Settled spend in the current window.
+    #[schema(value_type = MoneySchema)]
     pub current_spend: Money,
     /// The budget per period.
+    #[schema(value_type = MoneySchema)]
     pub budget_limit: Money,
     /// Budget minus spend and holds, never negative.
+    #[schema(value_type = MoneySchema)]
     pub remaining_budget: Money,
     /// Spend and holds as a percentage of the budget, two decimals.
     pub usage_percentage: f64,
@@ -58,6 +69,7 @@ pub struct LimiterStats {
     /// End of the current window.
     pub period_end: DateTime<Utc>,
     /// Held by requests in flight.
+    #[schema(value_type = MoneySchema)]
     pub held: Money,
     /// Requests in flight.
     pub in_flight: u64,
@@ -193,7 +205,8 @@ fn forget(state: &AppState, limiter: &Limiter) {
 }
 
 /// `GET /limiters` query.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Include deleted limiters.
     #[serde(default)]
@@ -201,6 +214,17 @@ pub struct ListQuery {
 }
 
 /// `GET /limiters`: live limiters, oldest first (`?include_deleted=true` adds deleted ones).
+#[utoipa::path(
+    get,
+    path = "/api/limiters",
+    operation_id = "listLimiters",
+    tag = "limiters",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Limiters, oldest first", body = Vec<LimiterView>),
+        (status = 400, description = "Bad query parameter (named in `field`)", body = ErrorBody),
+    )
+)]
 pub async fn list(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -222,6 +246,14 @@ pub async fn list(
 
 /// `POST /limiters`: the seed's `{name, budget_limit, period_type, base_url}` plus optional
 /// fields; `base_url` defaults to `OPENAI_API_BASE_URL`. `201` with the limiter.
+#[utoipa::path(
+    post,
+    path = "/api/limiters",
+    operation_id = "createLimiter",
+    tag = "limiters",
+    request_body = super::schemas::LimiterCreate,
+    responses((status = 201, description = "The new limiter", body = LimiterView))
+)]
 pub async fn create(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -257,6 +289,17 @@ pub async fn create(
 }
 
 /// `GET /limiters/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/limiters/{id}",
+    operation_id = "getLimiter",
+    tag = "limiters",
+    params(("id" = uuid::Uuid, Path, description = "The limiter's id")),
+    responses(
+        (status = 200, description = "The limiter", body = LimiterView),
+        (status = 404, description = "Unknown or deleted", body = ErrorBody),
+    )
+)]
 pub async fn get(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -268,6 +311,18 @@ pub async fn get(
 }
 
 /// `PUT /limiters/{id}`: any subset of the create fields.
+#[utoipa::path(
+    put,
+    path = "/api/limiters/{id}",
+    operation_id = "updateLimiter",
+    tag = "limiters",
+    params(("id" = uuid::Uuid, Path, description = "The limiter's id")),
+    request_body = super::schemas::LimiterUpdate,
+    responses(
+        (status = 200, description = "The changed limiter", body = LimiterView),
+        (status = 404, description = "Unknown or deleted", body = ErrorBody),
+    )
+)]
 pub async fn update(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -284,7 +339,8 @@ pub async fn update(
 }
 
 /// `DELETE /limiters/{id}` query.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
     /// Also delete the limiter's usage records.
     #[serde(default)]
@@ -293,6 +349,18 @@ pub struct DeleteQuery {
 
 /// `DELETE /limiters/{id}`: `204`; the code stops working at once. `?purge=true` also deletes
 /// its usage (and works on an already deleted limiter).
+#[utoipa::path(
+    delete,
+    path = "/api/limiters/{id}",
+    operation_id = "deleteLimiter",
+    tag = "limiters",
+    params(("id" = uuid::Uuid, Path, description = "The limiter's id"), DeleteQuery),
+    responses(
+        (status = 204, description = "Deleted; its code stops working at once"),
+        (status = 400, description = "Bad query parameter (named in `field`)", body = ErrorBody),
+        (status = 404, description = "Unknown, or already deleted (without `purge`)", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -313,6 +381,17 @@ pub async fn delete(
 }
 
 /// `POST /limiters/{id}/rotate-code`: a new code; the old one stops working at once.
+#[utoipa::path(
+    post,
+    path = "/api/limiters/{id}/rotate-code",
+    operation_id = "rotateCode",
+    tag = "limiters",
+    params(("id" = uuid::Uuid, Path, description = "The limiter's id")),
+    responses(
+        (status = 200, description = "The limiter with its new code", body = LimiterView),
+        (status = 404, description = "Unknown or deleted", body = ErrorBody),
+    )
+)]
 pub async fn rotate_code(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -327,6 +406,17 @@ pub async fn rotate_code(
 }
 
 /// `GET /limiters/{id}/stats`: the current window's spend, budget and request count.
+#[utoipa::path(
+    get,
+    path = "/api/limiters/{id}/stats",
+    operation_id = "limiterStats",
+    tag = "limiters",
+    params(("id" = uuid::Uuid, Path, description = "The limiter's id")),
+    responses(
+        (status = 200, description = "The current window", body = LimiterStats),
+        (status = 404, description = "Unknown or deleted", body = ErrorBody),
+    )
+)]
 pub async fn stats(
     _admin: AdminUser,
     State(state): State<AppState>,

@@ -5,7 +5,8 @@
 //! - [`error`]: the one error shape ([`ApiError`]) and the [`ApiJson`] body extractor.
 //! - [`limiters`]: limiter CRUD, code rotation and per-limiter stats.
 //! - [`stats`]: overview, time series, breakdowns, recent usage and prices.
-//! - [`openapi`]: the OpenAPI 3.1 document.
+//! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' types.
+//! - [`schemas`]: OpenAPI schemas for the `budget-core` types the API reads and writes.
 //!
 //! Every route but `POST /auth/login`, `POST /auth/logout` and `GET /openapi.json` needs
 //! `Authorization: Bearer <token>`, or the dashboard's session cookie ([`session`]).
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod error;
 pub mod limiters;
 pub mod openapi;
+pub mod schemas;
 pub mod session;
 pub mod stats;
 

@@ -134,6 +134,16 @@ pub fn check_csrf(parts: &Parts, claims: &Claims) -> Result<(), ApiError> {
 /// `POST /auth/logout`: `204`, deleting the session cookies. Needs no token (a stale or
 /// missing session logs out too). The token itself stays valid until it expires; only this
 /// browser forgets it.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    operation_id = "logout",
+    tag = "auth",
+    security(()),
+    responses(
+        (status = 204, description = "The session cookies are deleted (`Set-Cookie` with `Max-Age=0`)"),
+    )
+)]
 pub async fn logout(OverTls(secure): OverTls) -> impl IntoResponse {
     let [session, csrf] = clear_cookies(secure);
     (

@@ -9,14 +9,15 @@ use axum::extract::{Query, State};
 use axum::Json;
 use budget_core::pricing::{ModelPrice, TierPrice};
 use budget_core::store::{BucketSize, GroupBy, UsageQuery, UsageRecord, UsageTotals};
-use budget_core::{Limiter, LimiterId, Money, Rate};
+use budget_core::{Limiter, LimiterId, Money, Provider, Rate};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::AdminUser;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::limiters::{budget_use, window_of};
+use super::schemas::{MoneySchema, ProviderSchema, UsageRecordFields};
 use crate::state::AppState;
 
 /// Most rows a breakdown or recent-usage answer may ask for.
@@ -42,6 +43,44 @@ pub struct StatsParams {
 }
 
 type Params = Result<Query<StatsParams>, axum::extract::rejection::QueryRejection>;
+
+/// The range parameters every statistics endpoint takes, as documented (they are read as
+/// [`StatsParams`] and checked there).
+#[derive(Debug, Clone, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct RangeParams {
+    /// Records at or after this time (RFC 3339).
+    from: Option<DateTime<Utc>>,
+    /// Records before this time (RFC 3339); not before `from`.
+    to: Option<DateTime<Utc>>,
+    /// Only this limiter's records.
+    limiter_id: Option<uuid::Uuid>,
+}
+
+/// `bucket` of `GET /stats/timeseries`.
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum Bucket {
+    /// One-minute buckets.
+    Minute,
+    /// One-hour buckets (the default).
+    Hour,
+    /// One-day buckets (UTC days).
+    Day,
+}
+
+/// `by` of `GET /stats/breakdown`.
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum BreakdownBy {
+    /// Per model (the default).
+    Model,
+    /// Per end user.
+    User,
+    /// Per limiter.
+    Limiter,
+}
 
 impl StatsParams {
     fn from_request(params: Params) -> Result<StatsParams, ApiError> {
@@ -144,9 +183,10 @@ async fn limiters_by_id(state: &AppState) -> Result<HashMap<LimiterId, Limiter>,
 }
 
 /// One row of the overview's per-limiter table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LimiterUsageRow {
     /// The limiter.
+    #[schema(value_type = uuid::Uuid)]
     pub limiter_id: LimiterId,
     /// Its name (`(purged)` when it no longer exists).
     pub limiter_name: String,
@@ -159,23 +199,27 @@ pub struct LimiterUsageRow {
     /// Tokens in the range.
     pub total_tokens: u64,
     /// Cost in the range.
+    #[schema(value_type = MoneySchema)]
     pub cost: Money,
     /// Settled spend in its current window.
+    #[schema(value_type = MoneySchema)]
     pub current_spend: Money,
     /// Its budget per period.
+    #[schema(value_type = MoneySchema)]
     pub budget_limit: Money,
     /// Its current window's use, percent with two decimals.
     pub usage_percentage: f64,
 }
 
 /// `GET /stats` answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Overview {
     /// Requests in the range.
     pub total_requests: u64,
     /// Tokens in the range.
     pub total_tokens: u64,
     /// Cost in the range.
+    #[schema(value_type = MoneySchema)]
     pub total_cost: Money,
     /// Distinct end users in the range.
     pub active_users: u64,
@@ -190,6 +234,17 @@ pub struct Overview {
 }
 
 /// `GET /stats`: totals over the range and one row per limiter.
+#[utoipa::path(
+    get,
+    path = "/api/stats",
+    operation_id = "stats",
+    tag = "stats",
+    params(RangeParams),
+    responses(
+        (status = 200, description = "Totals and one row per limiter, most expensive first", body = Overview),
+        (status = 400, description = "Bad query parameter (named in `field`)", body = ErrorBody),
+    )
+)]
 pub async fn overview(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -270,7 +325,8 @@ pub async fn overview(
 }
 
 /// One time-series point.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = TimeseriesPoint)]
 pub struct SeriesPoint {
     /// Bucket start.
     pub start: DateTime<Utc>,
@@ -279,11 +335,26 @@ pub struct SeriesPoint {
     /// Tokens.
     pub total_tokens: u64,
     /// Cost.
+    #[schema(value_type = MoneySchema)]
     pub cost: Money,
 }
 
 /// `GET /stats/timeseries?bucket=minute|hour|day`: UTC-aligned buckets, oldest first, empty
 /// ones left out.
+#[utoipa::path(
+    get,
+    path = "/api/stats/timeseries",
+    operation_id = "timeseries",
+    tag = "stats",
+    params(
+        RangeParams,
+        ("bucket" = Option<Bucket>, Query, description = "Bucket width (default hour)"),
+    ),
+    responses(
+        (status = 200, description = "Points, oldest first; empty buckets left out", body = Vec<SeriesPoint>),
+        (status = 400, description = "Bad query parameter (named in `field`)", body = ErrorBody),
+    )
+)]
 pub async fn timeseries(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -306,7 +377,7 @@ pub async fn timeseries(
 }
 
 /// One breakdown row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BreakdownRow {
     /// Model, user or limiter id; `null` for records without a model or user.
     pub key: Option<String>,
@@ -321,12 +392,28 @@ pub struct BreakdownRow {
     /// Input + output tokens.
     pub total_tokens: u64,
     /// Cost.
+    #[schema(value_type = MoneySchema)]
     pub cost: Money,
     /// Requests for unpriced models.
     pub unpriced_requests: u64,
 }
 
 /// `GET /stats/breakdown?by=model|user|limiter&limit=50`: most expensive first.
+#[utoipa::path(
+    get,
+    path = "/api/stats/breakdown",
+    operation_id = "breakdown",
+    tag = "stats",
+    params(
+        RangeParams,
+        ("by" = Option<BreakdownBy>, Query, description = "Group by (default model)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Rows (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "Rows, most expensive first", body = Vec<BreakdownRow>),
+        (status = 400, description = "Bad query parameter (named in `field`)", body = ErrorBody),
+    )
+)]
 pub async fn breakdown(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -369,10 +456,12 @@ pub async fn breakdown(
 }
 
 /// A usage record with its limiter's name and its token total.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = UsageRecord)]
 pub struct RecentUsage {
     /// The record.
     #[serde(flatten)]
+    #[schema(value_type = UsageRecordFields)]
     pub record: UsageRecord,
     /// Input + output tokens.
     pub total_tokens: u64,
@@ -381,6 +470,20 @@ pub struct RecentUsage {
 }
 
 /// `GET /usage/recent?limit=50`: the latest records, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/usage/recent",
+    operation_id = "recentUsage",
+    tag = "stats",
+    params(
+        RangeParams,
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Rows (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "Records, newest first", body = Vec<RecentUsage>),
+        (status = 400, description = "Bad query parameter (named in `field`)", body = ErrorBody),
+    )
+)]
 pub async fn recent(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -405,63 +508,164 @@ pub async fn recent(
 }
 
 /// Dollars per 1M units, as a JSON number.
-fn per_million(rate: Option<Rate>) -> Value {
+fn per_million(rate: Option<Rate>) -> Option<f64> {
     rate.and_then(|r| r.per_million_string().parse::<f64>().ok())
-        .map_or(Value::Null, Value::from)
 }
 
 /// Dollars per unit, as a JSON number.
-fn per_unit(rate: Option<Rate>) -> Value {
-    rate.map_or(Value::Null, |r| Value::from(r.to_f64_lossy()))
+fn per_unit(rate: Option<Rate>) -> Option<f64> {
+    rate.map(Rate::to_f64_lossy)
 }
 
-fn tier(t: &Option<TierPrice>) -> Value {
-    t.as_ref().map_or(Value::Null, |t| {
-        json!({"input": per_million(t.input), "cached_input": per_million(t.cached_input), "output": per_million(t.output)})
+/// The price table in force (`GET /pricing`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Pricing {
+    /// Where the table came from (a file or URL), if known.
+    pub source: Option<String>,
+    /// One entry per model.
+    pub models: Vec<PriceView>,
+}
+
+/// One model of the price table: token prices in US dollars per 1M tokens, other prices in
+/// dollars per unit (second, character, image); absent prices are left out, except the three
+/// token prices, which are `null` when absent.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ModelPrice)]
+pub struct PriceView {
+    /// The model name.
+    pub name: String,
+    /// The provider that lists it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ProviderSchema>)]
+    pub provider: Option<Provider>,
+    /// The source's mode (`chat`, `embedding`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Uncached input tokens, per 1M.
+    #[schema(required = true)]
+    pub input: Option<f64>,
+    /// Cached input tokens, per 1M.
+    #[schema(required = true)]
+    pub cached_input: Option<f64>,
+    /// Output tokens, per 1M.
+    #[schema(required = true)]
+    pub output: Option<f64>,
+    /// Cache writes, per 1M tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
+    /// Reasoning tokens, per 1M.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<f64>,
+    /// Audio input tokens, per 1M.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_input: Option<f64>,
+    /// Audio output tokens, per 1M.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_output: Option<f64>,
+    /// Image input tokens, per 1M.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_input: Option<f64>,
+    /// Per second of input audio.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_per_second: Option<f64>,
+    /// Per second of output audio.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_per_second: Option<f64>,
+    /// Per input character.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_per_character: Option<f64>,
+    /// Per image produced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_image: Option<f64>,
+    /// Batch API prices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<TierView>,
+    /// `service_tier: "priority"` prices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<TierView>,
+    /// `service_tier: "flex"` prices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flex: Option<TierView>,
+    /// Known but without a price: its usage is recorded as unpriced.
+    pub unpriced: bool,
+    /// Context window, in tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_input_tokens: Option<u64>,
+    /// Largest completion, in tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u64>,
+    /// When the provider retires the model (`YYYY-MM-DD`), if announced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deprecation_date: Option<String>,
+}
+
+/// Token prices of a service tier, US dollars per 1M tokens (`null` when absent).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = TierPrice)]
+pub struct TierView {
+    /// Uncached input tokens.
+    #[schema(required = true)]
+    pub input: Option<f64>,
+    /// Cached input tokens.
+    #[schema(required = true)]
+    pub cached_input: Option<f64>,
+    /// Output tokens.
+    #[schema(required = true)]
+    pub output: Option<f64>,
+}
+
+fn tier(t: &Option<TierPrice>) -> Option<TierView> {
+    t.as_ref().map(|t| TierView {
+        input: per_million(t.input),
+        cached_input: per_million(t.cached_input),
+        output: per_million(t.output),
     })
 }
 
-/// One model of the price table, token prices in dollars per 1M tokens, other prices per unit
-/// (second, character, image); absent prices left out, except the three token prices.
-fn model_json(name: &str, p: &ModelPrice) -> Value {
-    let mut m = json!({
-        "name": name,
-        "provider": p.provider,
-        "mode": p.mode,
-        "input": per_million(p.input),
-        "cached_input": per_million(p.cached_input),
-        "output": per_million(p.output),
-        "cache_write": per_million(p.cache_write),
-        "reasoning": per_million(p.reasoning),
-        "audio_input": per_million(p.audio_input),
-        "audio_output": per_million(p.audio_output),
-        "image_input": per_million(p.image_input),
-        "input_per_second": per_unit(p.input_per_second),
-        "output_per_second": per_unit(p.output_per_second),
-        "input_per_character": per_unit(p.input_per_character),
-        "per_image": per_unit(p.per_image),
-        "batch": tier(&p.batch),
-        "priority": tier(&p.priority),
-        "flex": tier(&p.flex),
-        "unpriced": p.unpriced,
-        "max_input_tokens": p.max_input_tokens,
-        "max_output_tokens": p.max_output_tokens,
-        "deprecation_date": p.deprecation_date,
-    });
-    if let Some(obj) = m.as_object_mut() {
-        obj.retain(|k, v| {
-            !v.is_null() || matches!(k.as_str(), "input" | "cached_input" | "output")
-        });
+impl PriceView {
+    fn new(name: &str, p: &ModelPrice) -> Self {
+        PriceView {
+            name: name.to_owned(),
+            provider: p.provider,
+            mode: p.mode.clone(),
+            input: per_million(p.input),
+            cached_input: per_million(p.cached_input),
+            output: per_million(p.output),
+            cache_write: per_million(p.cache_write),
+            reasoning: per_million(p.reasoning),
+            audio_input: per_million(p.audio_input),
+            audio_output: per_million(p.audio_output),
+            image_input: per_million(p.image_input),
+            input_per_second: per_unit(p.input_per_second),
+            output_per_second: per_unit(p.output_per_second),
+            input_per_character: per_unit(p.input_per_character),
+            per_image: per_unit(p.per_image),
+            batch: tier(&p.batch),
+            priority: tier(&p.priority),
+            flex: tier(&p.flex),
+            unpriced: p.unpriced,
+            max_input_tokens: p.max_input_tokens,
+            max_output_tokens: p.max_output_tokens,
+            deprecation_date: p.deprecation_date.clone(),
+        }
     }
-    m
 }
 
 /// `GET /pricing`: the price table in force.
-pub async fn pricing(_admin: AdminUser, State(state): State<AppState>) -> Json<Value> {
-    let models: Vec<Value> = state
-        .prices
-        .iter()
-        .map(|(name, p)| model_json(name, p))
-        .collect();
-    Json(json!({"source": state.prices.source(), "models": models}))
+#[utoipa::path(
+    get,
+    path = "/api/pricing",
+    operation_id = "pricing",
+    tag = "stats",
+    responses((status = 200, description = "The price table in force", body = Pricing))
+)]
+pub async fn pricing(_admin: AdminUser, State(state): State<AppState>) -> Json<Pricing> {
+    Json(Pricing {
+        source: state.prices.source().map(str::to_owned),
+        models: state
+            .prices
+            .iter()
+            .map(|(name, p)| PriceView::new(name, p))
+            .collect(),
+    })
 }

@@ -1,0 +1,389 @@
+//! OpenAPI schemas for the `budget-core` types the admin API reads and writes.
+//!
+//! `budget-core` knows nothing of HTTP or OpenAPI, so its types carry no `ToSchema`. The
+//! handlers' own types name these schemas with `#[schema(value_type = ...)]` instead:
+//!
+//! - [`MoneySchema`]: money is a JSON number of US dollars (see [`budget_core::Money`]'s serde).
+//! - One string enum per core enum, its values written by serde itself; a `match` stops the
+//!   build when the core enum gains a variant that is not listed here.
+//! - [`LimiterRecord`], [`LimiterCreate`], [`LimiterUpdate`] and [`UsageRecordFields`]: the
+//!   fields of [`budget_core::Limiter`], [`budget_core::NewLimiter`],
+//!   [`budget_core::LimiterUpdate`] and [`budget_core::store::UsageRecord`]. Their tests check
+//!   that each lists exactly the fields serde writes for the core type.
+
+use std::borrow::Cow;
+
+use budget_core::api::UnmeteredPolicy;
+use budget_core::usage::Endpoint;
+use budget_core::{EnforcementMode, Period, Provider, UnpricedPolicy};
+use chrono::{DateTime, Utc};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
+use uuid::Uuid;
+
+/// Money in an answer: a JSON number of US dollars (see `budget_core::Money`).
+#[derive(Debug, Clone, Copy)]
+pub struct MoneySchema;
+
+impl PartialSchema for MoneySchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .description(Some(
+                "US dollars as a JSON number, exact to the nano-dollar (at most 9 decimals)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for MoneySchema {
+    fn name() -> Cow<'static, str> {
+        "Money".into()
+    }
+}
+
+/// A budget in a request: from one nano-dollar to $1,000,000,000, at most 9 decimals; a JSON
+/// number or a decimal string (`"20.00"`), never read through a binary float.
+pub fn budget_input_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .minimum(Some(0.000_000_001))
+        .maximum(Some(1_000_000_000))
+        .description(Some(
+            "Budget per period in US dollars: from 0.000000001 to 1000000000, at most 9 \
+             decimals (a decimal string such as \"20.00\" is accepted too)",
+        ))
+        .into()
+}
+
+/// [`budget_input_schema`], or `null` (leave the budget as it is).
+pub fn budget_update_schema() -> Schema {
+    let mut schema = budget_input_schema();
+    if let Schema::Object(o) = &mut schema {
+        o.schema_type = SchemaType::from_iter([Type::Number, Type::Null]);
+    }
+    schema
+}
+
+/// A string enum schema for a `budget-core` enum, its values written by serde itself.
+macro_rules! core_enum_schema {
+    ($(#[$doc:meta])* $schema:ident = $name:literal for $core:ty: [$($variant:path),+ $(,)?]) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $schema;
+
+        impl $schema {
+            /// Every variant of the core enum (the `match` fails to build when one is missing).
+            pub fn all() -> Vec<$core> {
+                fn listed(v: $core) -> bool {
+                    match v {
+                        $($variant)|+ => true,
+                    }
+                }
+                let all = vec![$($variant),+];
+                debug_assert!(all.iter().copied().all(listed));
+                all
+            }
+
+            /// The JSON strings serde writes for the variants.
+            pub fn values() -> Vec<String> {
+                Self::all()
+                    .iter()
+                    .map(|v| match serde_json::to_value(v) {
+                        Ok(serde_json::Value::String(s)) => s,
+                        other => panic!("{} does not serialize as a string: {other:?}", $name),
+                    })
+                    .collect()
+            }
+        }
+
+        impl PartialSchema for $schema {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(Self::values()))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $schema {
+            fn name() -> Cow<'static, str> {
+                $name.into()
+            }
+        }
+    };
+}
+
+core_enum_schema!(
+    /// How often a budget resets (`budget_core::Period`).
+    PeriodSchema = "Period" for Period: [
+        Period::Minute, Period::Hour, Period::Day, Period::Week, Period::Month, Period::Year,
+    ]
+);
+core_enum_schema!(
+    /// The API the upstream speaks (`budget_core::Provider`).
+    ProviderSchema = "Provider" for Provider: [Provider::Openai, Provider::Azure]
+);
+core_enum_schema!(
+    /// Soft or strict enforcement (`budget_core::EnforcementMode`).
+    ModeSchema = "EnforcementMode" for EnforcementMode: [EnforcementMode::Soft, EnforcementMode::Strict]
+);
+core_enum_schema!(
+    /// Requests for unpriced models: admit flagged, or refuse (`budget_core::UnpricedPolicy`).
+    UnpricedSchema = "UnpricedPolicy" for UnpricedPolicy: [UnpricedPolicy::Admit, UnpricedPolicy::Refuse]
+);
+core_enum_schema!(
+    /// Endpoints that cost money but are not metered, and unknown ones: refused or allowed
+    /// (`budget_core::api::UnmeteredPolicy`).
+    UnmeteredSchema = "UnmeteredPolicy" for UnmeteredPolicy: [UnmeteredPolicy::Refuse, UnmeteredPolicy::Allow]
+);
+core_enum_schema!(
+    /// Which OpenAI API a usage record is for (`budget_core::usage::Endpoint`).
+    EndpointSchema = "Endpoint" for Endpoint: [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+        Endpoint::Responses,
+        Endpoint::Images,
+        Endpoint::AudioTranscription,
+        Endpoint::AudioSpeech,
+        Endpoint::Moderations,
+        Endpoint::Other,
+    ]
+);
+
+/// A limiter as stored (the fields of `budget_core::Limiter`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LimiterRecord {
+    /// Identifier.
+    id: Uuid,
+    /// Human name.
+    name: String,
+    /// The proxy code (`/v1/{code}/...`); a credential.
+    code: String,
+    /// Budget per period.
+    #[schema(value_type = MoneySchema)]
+    budget_limit: (),
+    /// How often the budget resets.
+    #[schema(value_type = PeriodSchema)]
+    period_type: (),
+    /// IANA time zone where day, week, month and year begin.
+    timezone: String,
+    /// The upstream (may carry a path prefix).
+    #[schema(format = "uri")]
+    base_url: String,
+    /// Which API the upstream speaks.
+    #[schema(value_type = ProviderSchema)]
+    provider: (),
+    /// Soft or strict enforcement.
+    #[schema(value_type = ModeSchema)]
+    mode: (),
+    /// Requests for unpriced models: admit flagged, or refuse.
+    #[schema(value_type = UnpricedSchema)]
+    unpriced: (),
+    /// Costly unmetered and unknown endpoints; `null` follows the server's setting.
+    #[schema(value_type = Option<UnmeteredSchema>)]
+    unmetered_endpoints: (),
+    /// Inactive limiters refuse every request.
+    is_active: bool,
+    /// When it was created.
+    created_at: DateTime<Utc>,
+    /// When it was last changed.
+    updated_at: DateTime<Utc>,
+    /// When it was deleted; its code no longer works, its usage stays for statistics.
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+/// The body of `POST /api/limiters` (read as `budget_core::NewLimiter`).
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct LimiterCreate {
+    /// Human name, 1 to 200 characters, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
+    name: String,
+    /// Budget per period.
+    #[schema(schema_with = budget_input_schema)]
+    budget_limit: (),
+    /// How often the budget resets.
+    #[schema(value_type = PeriodSchema)]
+    period_type: (),
+    /// Upstream URL, http or https (default: the server's `OPENAI_API_BASE_URL`).
+    #[schema(format = "uri")]
+    base_url: Option<String>,
+    /// IANA time zone where day, week, month and year begin (default UTC).
+    timezone: Option<String>,
+    /// Default `openai`.
+    #[schema(value_type = Option<ProviderSchema>)]
+    provider: (),
+    /// Default `soft`.
+    #[schema(value_type = Option<ModeSchema>)]
+    mode: (),
+    /// Default `admit`.
+    #[schema(value_type = Option<UnpricedSchema>)]
+    unpriced: (),
+    /// Costly unmetered and unknown endpoints; absent or `null`: the server's setting.
+    #[schema(value_type = Option<UnmeteredSchema>)]
+    unmetered_endpoints: (),
+    /// Default true.
+    is_active: Option<bool>,
+}
+
+/// The body of `PUT /api/limiters/{id}`: any subset of the create fields (read as
+/// `budget_core::LimiterUpdate`); absent or `null` fields stay as they are, except
+/// `unmetered_endpoints`, where `null` returns to the server's setting.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct LimiterUpdate {
+    /// New name, 1 to 200 characters, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
+    name: Option<String>,
+    /// New budget.
+    #[schema(schema_with = budget_update_schema)]
+    budget_limit: Option<()>,
+    /// New period.
+    #[schema(value_type = Option<PeriodSchema>)]
+    period_type: (),
+    /// New IANA time zone.
+    timezone: Option<String>,
+    /// New upstream URL, http or https.
+    #[schema(format = "uri")]
+    base_url: Option<String>,
+    /// New provider.
+    #[schema(value_type = Option<ProviderSchema>)]
+    provider: (),
+    /// New enforcement mode.
+    #[schema(value_type = Option<ModeSchema>)]
+    mode: (),
+    /// New unpriced-model policy.
+    #[schema(value_type = Option<UnpricedSchema>)]
+    unpriced: (),
+    /// New unmetered-endpoint policy; `null` returns to the server's setting.
+    #[schema(value_type = Option<UnmeteredSchema>)]
+    unmetered_endpoints: (),
+    /// Activate or deactivate.
+    is_active: Option<bool>,
+}
+
+/// A usage record as stored (the fields of `budget_core::store::UsageRecord`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UsageRecordFields {
+    /// Its id.
+    id: Uuid,
+    /// When the request was admitted (the window it counts in).
+    at: DateTime<Utc>,
+    /// The limiter charged.
+    limiter_id: Uuid,
+    /// The model that served it, if known.
+    model: Option<String>,
+    /// The end user it was for (OpenAI `user` field or a header).
+    user: Option<String>,
+    /// Which API.
+    #[schema(value_type = EndpointSchema)]
+    endpoint: (),
+    /// Input tokens.
+    prompt_tokens: u64,
+    /// Cached input tokens (inside `prompt_tokens`).
+    cached_tokens: u64,
+    /// Output tokens.
+    completion_tokens: u64,
+    /// Reasoning tokens (inside `completion_tokens`).
+    reasoning_tokens: u64,
+    /// What it cost.
+    #[schema(value_type = MoneySchema)]
+    cost: (),
+    /// The model had no price: `cost` is not a real $0.
+    unpriced: bool,
+    /// Some counts were estimated (stream cut short, no usage block).
+    estimated: bool,
+    /// HTTP status returned to the client.
+    status: u16,
+    /// Whether the response was a stream.
+    streamed: bool,
+    /// Time from admission to the end of the response, in milliseconds.
+    latency_ms: u64,
+}
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use budget_core::store::UsageRecord;
+    use budget_core::usage::Usage;
+    use budget_core::{Limiter, LimiterId, Money, NewLimiter};
+    use serde_json::Value;
+
+    use super::*;
+
+    fn keys(v: &Value) -> BTreeSet<String> {
+        v.as_object().expect("an object").keys().cloned().collect()
+    }
+
+    fn properties<T: PartialSchema>() -> BTreeSet<String> {
+        keys(&serde_json::to_value(T::schema()).unwrap()["properties"])
+    }
+
+    #[test]
+    fn enum_values_are_what_serde_reads_and_writes() {
+        assert_eq!(
+            PeriodSchema::values(),
+            ["minute", "hour", "day", "week", "month", "year"]
+        );
+        for (value, variant) in ProviderSchema::values().iter().zip(ProviderSchema::all()) {
+            let read: Provider = serde_json::from_value(value.as_str().into()).unwrap();
+            assert_eq!(read, variant);
+        }
+        assert_eq!(ModeSchema::values(), ["soft", "strict"]);
+        assert_eq!(UnpricedSchema::values(), ["admit", "refuse"]);
+        assert!(EndpointSchema::values().contains(&"chat_completions".to_owned()));
+    }
+
+    #[test]
+    fn money_is_a_json_number_of_dollars() {
+        let schema = serde_json::to_value(MoneySchema::schema()).unwrap();
+        assert_eq!(schema["type"], "number");
+        assert_eq!(
+            serde_json::to_value(Money::from_cents(2050)).unwrap(),
+            serde_json::json!(20.5)
+        );
+    }
+
+    /// Each mirror lists exactly the fields serde writes for its core type (every field of
+    /// these types is always written, `None` as `null`).
+    #[test]
+    fn mirrors_list_the_core_types_fields() {
+        let new = NewLimiter::new(
+            "A",
+            Money::from_dollars(1),
+            Period::Day,
+            "https://api.openai.com",
+        );
+        assert_eq!(
+            keys(&serde_json::to_value(&new).unwrap()),
+            properties::<LimiterCreate>()
+        );
+        let limiter = Limiter::create(new, Utc::now()).unwrap();
+        assert_eq!(
+            keys(&serde_json::to_value(&limiter).unwrap()),
+            properties::<LimiterRecord>()
+        );
+        assert_eq!(
+            keys(&serde_json::to_value(budget_core::LimiterUpdate::default()).unwrap()),
+            properties::<LimiterUpdate>()
+        );
+        let record = UsageRecord::new(
+            LimiterId::new(),
+            Utc::now(),
+            Endpoint::ChatCompletions,
+            &Usage::default(),
+            None,
+        );
+        assert_eq!(
+            keys(&serde_json::to_value(&record).unwrap()),
+            properties::<UsageRecordFields>()
+        );
+    }
+}
