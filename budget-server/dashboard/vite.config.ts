@@ -34,5 +34,7 @@ export default defineConfig({
   test: {
     include: ["src/**/*.test.ts", "src/**/*.test.tsx"],
     environment: "node",
+    // Starts the dev mock for src/lib/dev-mock.test.ts.
+    globalSetup: ["e2e/dev-mock.global-setup.mjs"],
   },
 });

@@ -263,7 +263,7 @@ async function api(req, res, url) {
   }
   if (path === "/api/stats/timeseries" && req.method === "GET") {
     const step = { minute: 60e3, hour: 3600e3, day: 86400e3 }[url.searchParams.get("bucket") ?? "hour"];
-    if (!step) return fail(res, 422, "bucket: must be minute, hour or day", "validation_failed", "bucket");
+    if (!step) return fail(res, 400, "bucket: must be minute, hour or day", "invalid_parameter", "bucket");
     const m2 = new Map();
     for (const u of range(url)) {
       const k = Math.floor(u.ts / step) * step;
@@ -275,7 +275,7 @@ async function api(req, res, url) {
   }
   if (path === "/api/stats/breakdown" && req.method === "GET") {
     const by = url.searchParams.get("by") ?? "model";
-    if (!["model", "user", "limiter"].includes(by)) return fail(res, 422, "by: must be model, user or limiter", "validation_failed", "by");
+    if (!["model", "user", "limiter"].includes(by)) return fail(res, 400, "by: must be model, user or limiter", "invalid_parameter", "by");
     return send(res, 200, breakdown(range(url), by).slice(0, Number(url.searchParams.get("limit") ?? 50)));
   }
   return fail(res, 404, `no route ${req.method} ${path}`, "not_found");

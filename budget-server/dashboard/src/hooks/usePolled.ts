@@ -43,6 +43,7 @@ export function usePolled<T>(fetcher: () => Promise<T>, deps: readonly unknown[]
 
   useEffect(() => {
     if (!enabled) return;
+    const sequence = seq;
     setLoading(true);
     setData(undefined);
     setError(undefined);
@@ -64,7 +65,7 @@ export function usePolled<T>(fetcher: () => Promise<T>, deps: readonly unknown[]
     document.addEventListener("visibilitychange", onVisibility);
     return () => {
       stopped = true;
-      seq.current++;
+      sequence.current++;
       window.clearTimeout(timer);
       document.removeEventListener("visibilitychange", onVisibility);
     };

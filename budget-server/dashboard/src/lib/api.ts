@@ -2,92 +2,25 @@
 // login (page scripts never see the token); state-changing calls echo the `budget_csrf`
 // cookie in `X-CSRF-Token`. A 401 forgets the session and sends the user back to /login.
 
-import type { LimiterInput } from "./validation";
-import type { Bucket, TimeseriesPoint } from "./timeseries";
+import type { components, operations } from "./api-types";
 
-export interface Limiter {
-  id: string;
-  name: string;
-  code: string;
-  proxy_endpoint: string;
-  budget_limit: number;
-  period_type: string;
-  timezone: string | null;
-  base_url: string;
-  provider: string;
-  mode: string;
-  unpriced: string;
-  is_active: boolean;
-  created_at: string;
-  updated_at: string;
-  deleted_at: string | null;
-  current_spend: number;
-  remaining_budget: number;
-  usage_percentage: number;
-  period_start: string | null;
-  period_end: string | null;
-}
+// The API's types, generated from the server's OpenAPI document (`npm run gen:api`).
+type Schemas = components["schemas"];
+export type Limiter = Schemas["Limiter"];
+export type LimiterStats = Schemas["LimiterStats"];
+export type LimiterUsageRow = Schemas["LimiterUsageRow"];
+export type OverallStats = Schemas["Overview"];
+/** `key` is `null` for usage without a model or user (the API labels it "(none)"). */
+export type BreakdownRow = Schemas["BreakdownRow"];
+export type LoginResponse = Schemas["LoginResponse"];
+export type LimiterCreate = Schemas["LimiterCreate"];
+export type LimiterUpdate = Schemas["LimiterUpdate"];
+export type BreakdownBy = Schemas["BreakdownBy"];
+export type Bucket = Schemas["Bucket"];
 
-export interface LimiterStats {
-  limiter_id: string;
-  limiter_name: string;
-  current_spend: number;
-  budget_limit: number;
-  remaining_budget: number;
-  usage_percentage: number;
-  total_requests: number;
-  period_start: string | null;
-  period_end: string | null;
-  held?: number;
-  in_flight?: number;
-  prompt_tokens?: number;
-  completion_tokens?: number;
-  total_tokens?: number;
-  unpriced_requests?: number;
-  estimated_requests?: number;
-}
-
-export interface LimiterUsageRow {
-  limiter_id: string;
-  limiter_name: string;
-  is_active: boolean;
-  is_deleted: boolean;
-  requests: number;
-  total_tokens: number;
-  cost: number;
-  current_spend: number;
-  budget_limit: number;
-  usage_percentage: number;
-}
-
-export interface OverallStats {
-  total_requests: number;
-  total_tokens: number;
-  total_cost: number;
-  active_users: number;
-  unpriced_requests: number;
-  estimated_requests: number;
-  error_requests: number;
-  limiters: LimiterUsageRow[];
-}
-
-export interface BreakdownRow {
-  /** `null` for usage without a model or user (the API labels it "(none)"). */
-  key: string | null;
-  label: string;
-  requests: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  cost: number;
-  unpriced_requests: number;
-}
-
-export interface LoginResponse {
-  token: string;
-  username: string;
-  expires_at?: string;
-}
+/** The JSON body of an operation's answer with `status`, as the OpenAPI document describes it. */
+export type Answer<Op extends keyof operations, Status extends keyof operations[Op]["responses"]> =
+  operations[Op]["responses"][Status] extends { content: { "application/json": infer T } } ? T : never;
 
 /** An error answer of the API, or a network failure (status 0). */
 export class ApiError extends Error {
@@ -238,27 +171,26 @@ export function withQuery(path: string, params: Record<string, string | number |
   return s ? `${path}?${s}` : path;
 }
 
-export interface Range {
-  from?: string;
-  to?: string;
-  limiter_id?: string;
-}
+/** The time range and limiter every statistics call takes. */
+export type Range = NonNullable<operations["stats"]["parameters"]["query"]>;
 
 export const api = {
   login: (username: string, password: string) =>
-    request<LoginResponse>("POST", "/api/auth/login", { username, password }, false),
+    request<Answer<"login", 200>>("POST", "/api/auth/login", { username, password }, false),
   logout: () => request<void>("POST", "/api/auth/logout", undefined, false),
-  limiters: () => request<Limiter[]>("GET", "/api/limiters"),
-  limiter: (id: string) => request<Limiter>("GET", `/api/limiters/${encodeURIComponent(id)}`),
-  createLimiter: (input: LimiterInput) => request<Limiter>("POST", "/api/limiters", input),
-  updateLimiter: (id: string, input: Partial<LimiterInput> & { is_active?: boolean }) =>
-    request<Limiter>("PUT", `/api/limiters/${encodeURIComponent(id)}`, input),
+  limiters: () => request<Answer<"listLimiters", 200>>("GET", "/api/limiters"),
+  limiter: (id: string) => request<Answer<"getLimiter", 200>>("GET", `/api/limiters/${encodeURIComponent(id)}`),
+  createLimiter: (input: LimiterCreate) => request<Answer<"createLimiter", 201>>("POST", "/api/limiters", input),
+  updateLimiter: (id: string, input: LimiterUpdate) =>
+    request<Answer<"updateLimiter", 200>>("PUT", `/api/limiters/${encodeURIComponent(id)}`, input),
   deleteLimiter: (id: string) => request<void>("DELETE", `/api/limiters/${encodeURIComponent(id)}`),
-  rotateCode: (id: string) => request<Limiter>("POST", `/api/limiters/${encodeURIComponent(id)}/rotate-code`),
-  limiterStats: (id: string) => request<LimiterStats>("GET", `/api/limiters/${encodeURIComponent(id)}/stats`),
-  stats: (r: Range = {}) => request<OverallStats>("GET", withQuery("/api/stats", { ...r })),
+  rotateCode: (id: string) =>
+    request<Answer<"rotateCode", 200>>("POST", `/api/limiters/${encodeURIComponent(id)}/rotate-code`),
+  limiterStats: (id: string) =>
+    request<Answer<"limiterStats", 200>>("GET", `/api/limiters/${encodeURIComponent(id)}/stats`),
+  stats: (r: Range = {}) => request<Answer<"stats", 200>>("GET", withQuery("/api/stats", { ...r })),
   timeseries: (bucket: Bucket, r: Range = {}) =>
-    request<TimeseriesPoint[]>("GET", withQuery("/api/stats/timeseries", { bucket, ...r })),
-  breakdown: (by: "model" | "user" | "limiter", r: Range = {}, limit = 50) =>
-    request<BreakdownRow[]>("GET", withQuery("/api/stats/breakdown", { by, limit, ...r })),
+    request<Answer<"timeseries", 200>>("GET", withQuery("/api/stats/timeseries", { bucket, ...r })),
+  breakdown: (by: BreakdownBy, r: Range = {}, limit = 50) =>
+    request<Answer<"breakdown", 200>>("GET", withQuery("/api/stats/breakdown", { by, limit, ...r })),
 };

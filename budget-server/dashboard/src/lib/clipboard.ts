@@ -19,7 +19,7 @@ export async function copyText(text: string): Promise<void> {
   document.body.appendChild(ta);
   ta.select();
   ta.setSelectionRange(0, text.length);
-  let ok = false;
+  let ok: boolean;
   try {
     ok = document.execCommand("copy");
   } finally {

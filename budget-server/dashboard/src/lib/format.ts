@@ -20,8 +20,8 @@ export function formatMoney(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return "—";
   // toFixed rounds half away from zero on the decimal representation, up to 1e21.
   let fixed = Math.abs(n).toFixed(9);
-  let [int, frac] = fixed.split(".") as [string, string];
-  frac = frac.replace(/0+$/, "");
+  const [int, fracDigits] = fixed.split(".") as [string, string];
+  let frac = fracDigits.replace(/0+$/, "");
   if (frac.length < 2) frac = frac.padEnd(2, "0");
   const negative = n < 0 && (/[1-9]/.test(int) || /[1-9]/.test(frac));
   fixed = `${group(int)}.${frac}`;

@@ -1,13 +1,9 @@
 // Spend-over-time helpers: which bucket to ask for and how to fill the gaps the API leaves.
 
-export type Bucket = "minute" | "hour" | "day";
+import type { components } from "./api-types";
 
-export interface TimeseriesPoint {
-  start: string;
-  requests: number;
-  total_tokens: number;
-  cost: number;
-}
+export type Bucket = components["schemas"]["Bucket"];
+export type TimeseriesPoint = components["schemas"]["TimeseriesPoint"];
 
 export interface ChartPoint {
   t: number; // bucket start, ms since the epoch

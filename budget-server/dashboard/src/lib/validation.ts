@@ -1,14 +1,23 @@
 // Client-side validation of the create / edit limiter form. The server validates again and
 // its 422 answers name the field (`error.field`), which the form shows in the same place.
 
-export const PERIODS = ["minute", "hour", "day", "week", "month", "year"] as const;
-export type Period = (typeof PERIODS)[number];
-export const PROVIDERS = ["openai", "azure"] as const;
-export type Provider = (typeof PROVIDERS)[number];
-export const MODES = ["soft", "strict"] as const;
-export type Mode = (typeof MODES)[number];
-export const UNPRICED = ["admit", "refuse"] as const;
-export type Unpriced = (typeof UNPRICED)[number];
+import type { components } from "./api-types";
+
+type Schemas = components["schemas"];
+export type Period = Schemas["Period"];
+export type Provider = Schemas["Provider"];
+export type Mode = Schemas["EnforcementMode"];
+export type Unpriced = Schemas["UnpricedPolicy"];
+
+/** Every value of the API's enum `T`, in the form's order: a missing or unknown one fails to typecheck. */
+function every<T extends string>() {
+  return <const L extends readonly T[]>(list: L & ([T] extends [L[number]] ? unknown : never)) => list;
+}
+
+export const PERIODS = every<Period>()(["minute", "hour", "day", "week", "month", "year"]);
+export const PROVIDERS = every<Provider>()(["openai", "azure"]);
+export const MODES = every<Mode>()(["soft", "strict"]);
+export const UNPRICED = every<Unpriced>()(["admit", "refuse"]);
 
 export const NAME_MAX = 200;
 
@@ -85,7 +94,7 @@ export function validateLimiterForm(v: LimiterFormValues): FormErrors {
   const url = v.base_url.trim();
   if (!url) errors.base_url = "Base URL is required.";
   else {
-    let parsed: URL | null = null;
+    let parsed: URL | null;
     try {
       parsed = new URL(url);
     } catch {

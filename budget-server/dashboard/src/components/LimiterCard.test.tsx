@@ -1,0 +1,106 @@
+// @vitest-environment jsdom
+import { cleanup, render, screen } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Limiter } from "../lib/api";
+import { LimiterCard, type LimiterCardProps } from "./LimiterCard";
+import { TooltipProvider } from "./ui/tooltip";
+
+const NOW = Date.parse("2026-03-10T12:00:00Z");
+
+function limiter(over: Partial<Limiter> = {}): Limiter {
+  return {
+    id: "6f1c2d4e-0000-4000-8000-000000000001",
+    name: "Customer A",
+    code: "0123456789abcdef0123456789abcdef",
+    proxy_endpoint: "http://localhost:8000/v1/0123456789abcdef0123456789abcdef",
+    budget_limit: 20,
+    period_type: "day",
+    timezone: "UTC",
+    base_url: "https://api.openai.com",
+    provider: "openai",
+    mode: "soft",
+    unpriced: "admit",
+    is_active: true,
+    created_at: "2026-03-01T00:00:00Z",
+    updated_at: "2026-03-01T00:00:00Z",
+    deleted_at: null,
+    current_spend: 5.25,
+    remaining_budget: 14.75,
+    usage_percentage: 26.25,
+    period_start: "2026-03-10T00:00:00Z",
+    period_end: "2026-03-11T00:00:00Z",
+    ...over,
+  };
+}
+
+function renderCard(l: Limiter, over: Partial<LimiterCardProps> = {}) {
+  const props: LimiterCardProps = {
+    limiter: l,
+    now: NOW,
+    toggling: false,
+    onToggle: vi.fn(),
+    onEdit: vi.fn(),
+    onStats: vi.fn(),
+    onRotate: vi.fn(),
+    onDelete: vi.fn(),
+    ...over,
+  };
+  render(
+    <TooltipProvider>
+      <LimiterCard {...props} />
+    </TooltipProvider>,
+  );
+  return props;
+}
+
+afterEach(cleanup);
+
+describe("LimiterCard", () => {
+  it("shows the budget, the spend, what is left and the proxy endpoint", () => {
+    renderCard(limiter());
+    expect(screen.getByTestId("limiter-name").textContent).toBe("Customer A");
+    expect(screen.getByTestId("limiter-budget").textContent).toContain("$20.00");
+    expect(screen.getByTestId("limiter-spend").textContent).toBe("$5.25 of $20.00");
+    expect(screen.getByTestId("limiter-usage-percent").textContent).toBe("26.3%");
+    expect(screen.getByText("$14.75 left")).toBeTruthy();
+    expect(screen.getByTestId("proxy-endpoint").textContent).toBe(limiter().proxy_endpoint);
+    expect(screen.getByTestId("mode-badge").textContent).toBe("Soft");
+    expect(screen.queryByText("Budget reached")).toBeNull();
+  });
+
+  it("flags a spent budget, strict mode, Azure and a non-UTC time zone", () => {
+    renderCard(
+      limiter({ current_spend: 20, remaining_budget: 0, usage_percentage: 100, mode: "strict", provider: "azure", timezone: "Europe/Berlin" }),
+    );
+    expect(screen.getByText("Budget reached")).toBeTruthy();
+    expect(screen.getByTestId("mode-badge").textContent).toBe("Strict");
+    expect(screen.getByTestId("provider-badge").textContent).toBe("Azure OpenAI");
+    expect(screen.getByTestId("limiter-budget").textContent).toContain("Europe/Berlin");
+  });
+
+  it("sends each action to its handler", async () => {
+    const user = userEvent.setup();
+    const p = renderCard(limiter());
+    await user.click(screen.getByTestId("action-stats"));
+    await user.click(screen.getByTestId("action-edit"));
+    await user.click(screen.getByRole("button", { name: "Rotate code of Customer A" }));
+    await user.click(screen.getByRole("button", { name: "Delete Customer A" }));
+    await user.click(screen.getByRole("switch", { name: "Deactivate Customer A" }));
+    expect(p.onStats).toHaveBeenCalledTimes(1);
+    expect(p.onEdit).toHaveBeenCalledTimes(1);
+    expect(p.onRotate).toHaveBeenCalledTimes(1);
+    expect(p.onDelete).toHaveBeenCalledTimes(1);
+    expect(p.onToggle).toHaveBeenCalledWith(false);
+  });
+
+  it("an inactive limiter offers to activate, and the switch waits while toggling", async () => {
+    const user = userEvent.setup();
+    const p = renderCard(limiter({ is_active: false }), { toggling: true });
+    const sw = screen.getByRole("switch", { name: "Activate Customer A" });
+    expect(screen.getByTestId("limiter-card").getAttribute("data-active")).toBe("false");
+    expect((sw as HTMLButtonElement).disabled).toBe(true);
+    await user.click(sw);
+    expect(p.onToggle).not.toHaveBeenCalled();
+  });
+});

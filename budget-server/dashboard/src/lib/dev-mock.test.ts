@@ -1,0 +1,129 @@
+// The dev mock (e2e/dev-mock-api.mjs) against the server's OpenAPI document — the same
+// document the dashboard's types are generated from: every answer the dashboard reads must
+// have the documented status and shape.
+
+import { describe, expect, inject, it } from "vitest";
+import openapi from "../../../openapi.json";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Where e2e/dev-mock.global-setup.mjs started the dev mock. */
+    devMockUrl: string;
+  }
+}
+
+type Schema = {
+  $ref?: string;
+  type?: string | string[];
+  enum?: unknown[];
+  required?: string[];
+  properties?: Record<string, Schema>;
+  additionalProperties?: boolean | Schema;
+  items?: Schema;
+  allOf?: Schema[];
+  oneOf?: Schema[];
+  anyOf?: Schema[];
+};
+type Doc = {
+  paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: Schema }> }> }>>;
+  components: { schemas: Record<string, Schema> };
+};
+
+const doc = openapi as unknown as Doc;
+
+function typeOf(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "number") return Number.isInteger(v) ? "integer" : "number";
+  return typeof v;
+}
+
+/** What is wrong with `value` under `schema` (the subset of JSON Schema the document uses). */
+export function problems(value: unknown, schema: Schema, at = "$"): string[] {
+  if (schema.$ref) return problems(value, doc.components.schemas[schema.$ref.replace("#/components/schemas/", "")], at);
+  const out: string[] = [];
+  for (const s of schema.allOf ?? []) out.push(...problems(value, s, at));
+  const alternatives = schema.oneOf ?? schema.anyOf;
+  if (alternatives && !alternatives.some((s) => problems(value, s, at).length === 0)) out.push(`${at}: matches none of the alternatives`);
+  if (schema.type) {
+    const types = Array.isArray(schema.type) ? schema.type : [schema.type];
+    const t = typeOf(value);
+    if (!types.includes(t) && !(t === "integer" && types.includes("number"))) return [...out, `${at}: ${t}, expected ${types.join(" or ")}`];
+  }
+  if (schema.enum && !schema.enum.includes(value)) out.push(`${at}: ${JSON.stringify(value)} is not one of ${JSON.stringify(schema.enum)}`);
+  if (typeOf(value) === "object") {
+    const obj = value as Record<string, unknown>;
+    for (const k of schema.required ?? []) if (!(k in obj)) out.push(`${at}.${k}: missing`);
+    for (const [k, v] of Object.entries(obj)) {
+      const p = schema.properties?.[k];
+      if (p) out.push(...problems(v, p, `${at}.${k}`));
+      else if (schema.additionalProperties === false) out.push(`${at}.${k}: not in the schema`);
+    }
+  }
+  if (Array.isArray(value) && schema.items) value.forEach((v, i) => out.push(...problems(v, schema.items!, `${at}[${i}]`)));
+  return out;
+}
+
+/** The documented schema of `method path`'s JSON answer with `status`. */
+function answerSchema(method: string, path: string, status: number): Schema {
+  const answer = doc.paths[path]?.[method.toLowerCase()]?.responses[String(status)];
+  if (!answer) throw new Error(`${method} ${path} does not document ${status}`);
+  const json = answer.content?.["application/json"];
+  if (!json) throw new Error(`${method} ${path} ${status} has no JSON body`);
+  return json.schema;
+}
+
+const base = inject("devMockUrl");
+let token = "";
+
+/** Call the mock and check its answer against the document; returns the body. */
+async function call(method: string, template: string, path: string, status: number, body?: unknown): Promise<unknown> {
+  const res = await fetch(base + path, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  expect(res.status, `${method} ${path}: ${text}`).toBe(status);
+  if (status === 204) return undefined;
+  const value: unknown = JSON.parse(text);
+  expect(problems(value, answerSchema(method, template, status)), `${method} ${path}`).toEqual([]);
+  return value;
+}
+
+describe("the dev mock answers as the OpenAPI document says", () => {
+  it("login, limiters, stats and errors", async () => {
+    const login = (await call("POST", "/api/auth/login", "/api/auth/login", 200, { username: "admin", password: "changeme" })) as { token: string };
+    token = login.token;
+    const list = (await call("GET", "/api/limiters", "/api/limiters", 200)) as { id: string }[];
+    expect(list.length).toBeGreaterThan(0);
+    const created = (await call("POST", "/api/limiters", "/api/limiters", 201, {
+      name: "contract",
+      budget_limit: 2.5,
+      period_type: "day",
+      base_url: "https://api.openai.com",
+    })) as { id: string };
+    const one = `/api/limiters/${created.id}`;
+    await call("GET", "/api/limiters/{id}", one, 200);
+    await call("PUT", "/api/limiters/{id}", one, 200, { name: "renamed", is_active: false });
+    await call("POST", "/api/limiters/{id}/rotate-code", `${one}/rotate-code`, 200);
+    await call("GET", "/api/limiters/{id}/stats", `${one}/stats`, 200);
+    await call("GET", "/api/stats", "/api/stats", 200);
+    await call("GET", "/api/stats/timeseries", "/api/stats/timeseries?bucket=day", 200);
+    for (const by of ["model", "user", "limiter"]) await call("GET", "/api/stats/breakdown", `/api/stats/breakdown?by=${by}`, 200);
+    await call("PUT", "/api/limiters/{id}", one, 422, { budget_limit: -1 });
+    await call("GET", "/api/stats/timeseries", "/api/stats/timeseries?bucket=week", 400);
+    await call("DELETE", "/api/limiters/{id}", one, 204);
+    await call("GET", "/api/limiters/{id}", one, 404);
+    token = "expired";
+    await call("GET", "/api/limiters", "/api/limiters", 401);
+  });
+
+  it("the checker itself finds a wrong shape", () => {
+    const limiter = { $ref: "#/components/schemas/Limiter" };
+    expect(problems({ id: "x" }, limiter).join("\n")).toMatch(/budget_limit: missing/);
+    expect(problems({ error: { message: "m", type: "t", code: null } }, { $ref: "#/components/schemas/Error" })).toEqual([
+      "$.error.code: null, expected string",
+    ]);
+  });
+});
