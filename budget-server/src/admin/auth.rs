@@ -478,9 +478,9 @@ pub struct LoginResponse {
 /// The two `Set-Cookie` headers of a new session.
 pub type SessionCookies = AppendHeaders<[(HeaderName, HeaderValue); 2]>;
 
-/// `POST /auth/login`: `200 {token, username, expires_at}` and the session cookies (see
-/// [`super::session`]), `401` on wrong credentials, `429` after too many failures from one
-/// client.
+/// `POST /auth/login`: `200 {token, username, expires_at}` and the dashboard's session
+/// cookies (see `admin::session`), `401` on wrong credentials, `429` after too many failures
+/// from one client.
 #[utoipa::path(
     post,
     path = "/api/auth/login",

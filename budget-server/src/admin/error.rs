@@ -22,18 +22,18 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-/// The `error` object of an [`ErrorBody`].
+/// The `error` object of every error answer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Human-readable reason; starts with the field name when there is one.
     pub message: String,
-    /// `invalid_request_error`, `authentication_error`, `not_found_error`, `rate_limit_error`
-    /// or `server_error`.
+    /// `invalid_request_error`, `authentication_error`, `permission_error`, `not_found_error`,
+    /// `rate_limit_error` or `server_error`.
     #[serde(rename = "type")]
     pub kind: String,
     /// `validation_failed`, `invalid_body`, `invalid_json`, `invalid_parameter`,
     /// `unsupported_media_type`, `missing_token`, `invalid_token`, `token_expired`,
-    /// `invalid_credentials`, `too_many_login_attempts`, `not_found`, `conflict`,
+    /// `invalid_credentials`, `csrf_failed`, `too_many_login_attempts`, `not_found`, `conflict`,
     /// `store_unavailable` or `internal_error`.
     pub code: String,
     /// The body field or query parameter at fault.

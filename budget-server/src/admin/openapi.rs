@@ -68,7 +68,8 @@ struct ApiDoc;
 /// kind shares:
 ///
 /// - a route that needs the admin token (no `security` of its own) answers `401` without a
-///   valid one, and `503` when the store is unavailable;
+///   valid one, `503` when the store is unavailable and, when it changes state, `403` to a
+///   session-cookie request without the CSRF header;
 /// - a route with a JSON body answers `400` (not JSON), `413` (too large), `415` (no JSON
 ///   content type) and `422` (wrong shape or an invalid field, named in `field`).
 struct SharedAnswers;
@@ -120,13 +121,14 @@ impl Modify for SharedAnswers {
         };
         for item in openapi.paths.paths.values_mut() {
             let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+                (false, &mut item.get),
+                (true, &mut item.put),
+                (true, &mut item.post),
+                (true, &mut item.delete),
+                (true, &mut item.patch),
             ];
-            for op in operations.into_iter().flatten() {
+            for (changes_state, op) in operations {
+                let Some(op) = op else { continue };
                 let answers = &mut op.responses.responses;
                 let mut add = |status: &str, description: &str| {
                     answers
@@ -136,6 +138,13 @@ impl Modify for SharedAnswers {
                 if op.security.is_none() {
                     add("401", "Missing, invalid or expired token");
                     add("503", "The store is unavailable");
+                    if changes_state {
+                        add(
+                            "403",
+                            "Authenticated by the session cookie without a matching \
+                             `X-CSRF-Token` (`csrf_failed`)",
+                        );
+                    }
                 }
                 if op.request_body.is_some() {
                     add("400", "The body is not valid JSON");

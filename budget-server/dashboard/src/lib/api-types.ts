@@ -14,9 +14,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * `POST /auth/login`: `200 {token, username, expires_at}` and the session cookies (see
-         *     [`super::session`]), `401` on wrong credentials, `429` after too many failures from one
-         *     client.
+         * `POST /auth/login`: `200 {token, username, expires_at}` and the dashboard's session
+         *     cookies (see `admin::session`), `401` on wrong credentials, `429` after too many failures
+         *     from one client.
          */
         post: operations["login"];
         delete?: never;
@@ -345,12 +345,12 @@ export interface components {
             /** @description What went wrong. */
             error: components["schemas"]["ErrorDetail"];
         };
-        /** @description The `error` object of an [`ErrorBody`]. */
+        /** @description The `error` object of every error answer. */
         ErrorDetail: {
             /**
              * @description `validation_failed`, `invalid_body`, `invalid_json`, `invalid_parameter`,
              *     `unsupported_media_type`, `missing_token`, `invalid_token`, `token_expired`,
-             *     `invalid_credentials`, `too_many_login_attempts`, `not_found`, `conflict`,
+             *     `invalid_credentials`, `csrf_failed`, `too_many_login_attempts`, `not_found`, `conflict`,
              *     `store_unavailable` or `internal_error`.
              */
             code: string;
@@ -359,8 +359,8 @@ export interface components {
             /** @description Human-readable reason; starts with the field name when there is one. */
             message: string;
             /**
-             * @description `invalid_request_error`, `authentication_error`, `not_found_error`, `rate_limit_error`
-             *     or `server_error`.
+             * @description `invalid_request_error`, `authentication_error`, `permission_error`, `not_found_error`,
+             *     `rate_limit_error` or `server_error`.
              */
             type: string;
         };
@@ -1141,6 +1141,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The body is too large */
             413: {
                 headers: {
@@ -1272,6 +1281,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Unknown or deleted */
             404: {
                 headers: {
@@ -1359,6 +1377,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Unknown, or already deleted (without `purge`) */
             404: {
                 headers: {
@@ -1402,6 +1429,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
