@@ -16,6 +16,24 @@ pub enum LogFormat {
     Json,
 }
 
+/// `UNMETERED_ENDPOINTS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnmeteredSetting {
+    /// Refuse them with a 403 that names this setting.
+    Refuse,
+    /// Forward them while the budget is open; their cost is not counted.
+    Allow,
+}
+
+impl From<UnmeteredSetting> for budget_core::api::UnmeteredPolicy {
+    fn from(s: UnmeteredSetting) -> Self {
+        match s {
+            UnmeteredSetting::Refuse => budget_core::api::UnmeteredPolicy::Refuse,
+            UnmeteredSetting::Allow => budget_core::api::UnmeteredPolicy::Allow,
+        }
+    }
+}
+
 /// `budget-server` configuration.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -24,8 +42,9 @@ pub enum LogFormat {
     about = "A hard dollar budget in front of the OpenAI API: proxy, admin API and dashboard"
 )]
 pub struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    /// Address to listen on. The default, loopback, is reachable only from this host; set
+    /// `0.0.0.0` (or `::`) to serve the network, together with a strong `ADMIN_PASSWORD`.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     pub host: String,
 
     /// Port to listen on.
@@ -119,6 +138,19 @@ pub struct Config {
     #[arg(long, env = "USER_HEADER")]
     pub user_header: Option<String>,
 
+    /// Endpoints that cost money without reporting usage (batches, fine-tuning jobs, realtime
+    /// sessions, vector-store work…) and endpoints this version does not know: `refuse`
+    /// (default; 403 naming this setting) or `allow` (forwarded while the budget is open, their
+    /// cost not counted). A limiter's `unmetered_endpoints` overrides it.
+    #[arg(long, env = "UNMETERED_ENDPOINTS", value_enum, default_value = "refuse")]
+    pub unmetered_endpoints: UnmeteredSetting,
+
+    /// Allow limiters whose upstream is a link-local or cloud-metadata address
+    /// (169.254.0.0/16, fe80::/10, fd00:ec2::254). Off by default: such an upstream would let
+    /// code holders read the host's cloud credentials.
+    #[arg(long, env = "ALLOW_LINK_LOCAL_UPSTREAMS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_link_local_upstreams: bool,
+
     /// Let requests through unmetered when the store fails (default: refuse with 503).
     #[arg(long, env = "FAIL_OPEN", default_value_t = false, action = clap::ArgAction::Set)]
     pub fail_open: bool,
@@ -142,6 +174,11 @@ pub struct Config {
     #[arg(long, env = "BUDGETS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub budgets_enabled: bool,
 
+    /// Try everything offline: start the built-in mock OpenAI upstream, keep budgets in memory,
+    /// and create a demo limiter (code `demo-limiter-code`) pointed at the mock.
+    #[arg(long, env = "BUDGET_DEMO", default_value_t = false)]
+    pub demo: bool,
+
     /// Seconds that open streams get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
@@ -154,6 +191,11 @@ pub struct Config {
     /// Seconds an idle keep-alive connection stays open between requests.
     #[arg(long, env = "KEEP_ALIVE_TIMEOUT_SECS", default_value_t = 75)]
     pub keep_alive_timeout_secs: u64,
+
+    /// Seconds writing a response may wait for the client to read; a client that stops
+    /// reading is disconnected (and its request settled as if it hung up).
+    #[arg(long, env = "SEND_TIMEOUT_SECS", default_value_t = 60)]
+    pub send_timeout_secs: u64,
 
     /// Seconds a request body may pause, and the head start it gets before
     /// `BODY_MIN_BYTES_PER_SEC` applies; a slower body is cut with `408`.
@@ -222,6 +264,35 @@ impl Config {
         if self.admin_password.is_empty() {
             return err("ADMIN_PASSWORD", "must not be empty".into());
         }
+        // The placeholders of .env.example and of old copies of it: a server started with them
+        // would have a secret and a password that everyone knows.
+        if self.admin_password == "strong-password-here" {
+            return err(
+                "ADMIN_PASSWORD",
+                "is the placeholder from .env.example: choose a password".into(),
+            );
+        }
+        if self
+            .jwt_secret
+            .as_deref()
+            .is_some_and(|s| s.starts_with("your-super-secret-key") || s.starts_with("change-me"))
+        {
+            return err(
+                "JWT_SECRET",
+                "is the placeholder from .env.example: generate one with `openssl rand -hex 32`, or leave it unset".into(),
+            );
+        }
+        if let Ok(addr) = self.listen_addr() {
+            if !addr.ip().is_loopback() && self.default_password() {
+                return err(
+                    "ADMIN_PASSWORD",
+                    format!(
+                        "is the default `changeme` while HOST={} serves the network: set a strong ADMIN_PASSWORD, or HOST=127.0.0.1",
+                        self.host
+                    ),
+                );
+            }
+        }
         if let Err(e) = budget_core::limiter::parse_base_url(&self.openai_api_base_url) {
             return err("OPENAI_API_BASE_URL", e.reason);
         }
@@ -251,6 +322,7 @@ impl Config {
         for (variable, value) in [
             ("HEADER_READ_TIMEOUT_SECS", self.header_read_timeout_secs),
             ("KEEP_ALIVE_TIMEOUT_SECS", self.keep_alive_timeout_secs),
+            ("SEND_TIMEOUT_SECS", self.send_timeout_secs),
             ("BODY_READ_TIMEOUT_SECS", self.body_read_timeout_secs),
             (
                 "UPSTREAM_IDLE_TIMEOUT_SECS",
@@ -335,7 +407,9 @@ mod tests {
     #[test]
     fn defaults_match_the_seed() {
         let c = Config::parse_from(["budget-server"]);
-        assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 8000));
+        // The seed listened on 0.0.0.0; loopback is the safe default (HOST=0.0.0.0 to serve
+        // the network, which then needs a real ADMIN_PASSWORD).
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8000));
         assert_eq!(c.database_url, "sqlite:usage_data.db");
         assert_eq!(
             (c.jwt_expire_hours, c.admin_username.as_str()),
@@ -343,6 +417,11 @@ mod tests {
         );
         assert!(c.default_password());
         assert!(c.validate().is_ok());
+        let mut exposed = c.clone();
+        exposed.host = "0.0.0.0".into();
+        assert_eq!(exposed.validate().unwrap_err().variable, "ADMIN_PASSWORD");
+        exposed.admin_password = "a-real-password".into();
+        assert!(exposed.validate().is_ok());
     }
 
     #[test]

@@ -28,6 +28,8 @@
 pub mod admin;
 pub mod config;
 pub mod dashboard;
+pub mod demo;
+pub mod egress;
 pub mod forwarded;
 pub mod metrics;
 pub mod ops;
@@ -81,15 +83,52 @@ pub fn app(state: AppState) -> Router {
     .with_state(state)
 }
 
-/// `/v1/{code}/rest` → `/v1/{…}/rest`: request paths as they may be logged.
+/// Request paths as they may be logged, with limiter codes replaced by `{…}`: the segment after
+/// a `v1` segment however it is spelled (`/v1/`, `//V1/`, `/%76%31/`), and any other segment
+/// that looks like a generated code (16+ letters, digits, `-` or `_`, with a digit in them).
 pub fn redact_code(path: &str) -> String {
-    match path.strip_prefix("/v1/") {
-        Some(rest) => match rest.split_once('/') {
-            Some((_, tail)) => format!("/v1/{{…}}/{tail}"),
-            None => "/v1/{…}".to_owned(),
-        },
-        None => path.to_owned(),
+    let mut out = String::with_capacity(path.len());
+    let mut after_v1 = false;
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if seg.is_empty() {
+            continue;
+        }
+        let looks_like_code = seg.len() >= 16
+            && seg.bytes().any(|b| b.is_ascii_digit())
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'%');
+        if after_v1 || looks_like_code {
+            out.push_str("{…}");
+        } else {
+            out.push_str(seg);
+        }
+        after_v1 = percent_decoded_eq(seg, "v1");
     }
+    out
+}
+
+/// `seg`, percent-decoded, equals `word` ignoring ASCII case.
+fn percent_decoded_eq(seg: &str, word: &str) -> bool {
+    let bytes = seg.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                decoded.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        decoded.push(bytes[i]);
+        i += 1;
+    }
+    decoded.eq_ignore_ascii_case(word.as_bytes())
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -120,5 +159,19 @@ mod tests {
         assert_eq!(p, "/v1/{…}/chat/completions");
         assert_eq!(super::redact_code(&format!("/v1/{code}")), "/v1/{…}");
         assert_eq!(super::redact_code("/api/limiters"), "/api/limiters");
+        for spelled in [
+            format!("//v1/{code}/chat/completions"),
+            format!("/V1/{code}/chat/completions"),
+            format!("/%76%31/{code}/x"),
+            format!("/v1//{code}"),
+            format!("/anything/{code}"),
+        ] {
+            let p = super::redact_code(&spelled);
+            assert!(!p.contains(code), "{spelled} → {p}");
+        }
+        assert_eq!(
+            super::redact_code("/v1/realtime/transcription_sessions"),
+            "/v1/{…}/transcription_sessions"
+        );
     }
 }

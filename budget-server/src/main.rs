@@ -13,7 +13,10 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     // A `.env` in the working directory fills in variables that are not already set.
     let dotenv = dotenvy::dotenv();
-    let config = Config::parse();
+    let mut config = match Config::try_parse() {
+        Ok(c) => c,
+        Err(e) => return config_error(e),
+    };
     init_tracing(config.log_format);
     if let Err(e) = &dotenv {
         if !e.not_found() {
@@ -30,21 +33,20 @@ async fn main() -> ExitCode {
     if config.default_password() {
         tracing::warn!("ADMIN_PASSWORD is the default `changeme`: set a strong one before exposing this server");
     }
-    let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let state = match AppState::build(config).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("budget-server: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let addr = match state.config.listen_addr() {
+    let addr = match config.listen_addr() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("budget-server: invalid configuration: HOST: {e}");
             return ExitCode::from(2);
         }
     };
+    if !addr.ip().is_loopback() && config.public_url.is_none() {
+        tracing::warn!(
+            host = %config.host,
+            "PUBLIC_URL is not set while serving the network: limiters' proxy_endpoint is built from each request's Host header, which a client chooses; set PUBLIC_URL"
+        );
+    }
+    // Listen before opening the store, so a start that fails (port in use) leaves no files.
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -56,6 +58,32 @@ async fn main() -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let demo = if config.demo {
+        config.database_url = "memory".into();
+        match budget_server::demo::start_upstream().await {
+            Ok(mock) => Some(mock),
+            Err(e) => {
+                eprintln!("budget-server: --demo: cannot start the mock upstream: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let state = match AppState::build(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("budget-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(mock) = &demo {
+        if let Err(e) = budget_server::demo::create_limiter(&state, &mock.url()).await {
+            eprintln!("budget-server: --demo: cannot create the demo limiter: {e}");
+            return ExitCode::from(2);
+        }
+    }
     tracing::info!(
         addr = %local,
         database = %state.config.database_url,
@@ -63,6 +91,9 @@ async fn main() -> ExitCode {
         "budget-server listening: dashboard at http://{local}/, proxy at http://{local}/v1/{{limiter_code}}"
     );
     println!("listening on http://{local}");
+    if let Some(mock) = &demo {
+        println!("{}", budget_server::demo::banner(&local, &mock.url()));
+    }
 
     let mut options = ServeOptions::from_config(&state.config);
     match fit_open_files(options.max_connections) {
@@ -129,6 +160,43 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A flag or variable clap could not parse: name the environment variable too (`PORT=abc`
+/// is reported as `PORT`, not only `--port <PORT>`), then exit 2. `--help` and `--version`
+/// print and exit 0.
+fn config_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(a)) => Some(a.clone()),
+        _ => None,
+    };
+    // `--port <PORT>`: the value name is the variable's name.
+    let variable = arg
+        .as_deref()
+        .and_then(|a| a.split_once('<'))
+        .map(|(_, v)| v.trim_end_matches('>').to_owned());
+    let value = match e.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(v)) => Some(v.clone()),
+        _ => None,
+    };
+    match (variable, value) {
+        (Some(var), Some(value)) => {
+            let flag = arg.as_deref().unwrap_or("").split(' ').next().unwrap_or("");
+            let why = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            eprintln!(
+                "budget-server: invalid configuration: {var} (or {flag}): invalid value `{value}`{why}"
+            );
+        }
+        _ => eprint!("{e}"),
+    }
+    ExitCode::from(2)
 }
 
 /// Wait until no limiter has a request in flight (their settlements are spawned tasks), or

@@ -100,6 +100,7 @@ impl AppState {
         let mut layer = BudgetLayer::new(store.clone(), prices.clone())
             .by_path_code()
             .with_fail_open(config.fail_open)
+            .with_unmetered_endpoints(config.unmetered_endpoints.into())
             .with_max_request_bytes(config.max_body_bytes)
             .with_hooks(metrics.clone());
         if let Some(h) = &config.user_header {

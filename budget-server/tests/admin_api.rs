@@ -1178,3 +1178,68 @@ async fn openapi_documents_every_route() {
         assert!(doc.pointer(pointer).is_some(), "dangling {r}");
     }
 }
+
+#[tokio::test]
+async fn metadata_upstreams_are_refused_and_the_unmetered_policy_is_a_limiter_setting() {
+    let state = state();
+    let app = app(state.clone());
+    let t = token(&state);
+    for base in [
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fd00:ec2::254]",
+        "http://[fe80::1]:8080",
+    ] {
+        let body = format!(
+            r#"{{"name": "meta", "budget_limit": 1, "period_type": "day", "base_url": "{base}"}}"#
+        );
+        let a = call(&app, Method::POST, "/api/limiters", Some(&t), Some(&body)).await;
+        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{base}: {}", a.json);
+        let (_, field) = error_of(&a);
+        assert_eq!(field.as_deref(), Some("base_url"));
+        assert!(a.json.to_string().contains("ALLOW_LINK_LOCAL_UPSTREAMS"));
+    }
+    let l = create(
+        &app,
+        &t,
+        r#"{"name": "ok", "budget_limit": 1, "period_type": "day", "base_url": "http://127.0.0.1:9", "unmetered_endpoints": "allow"}"#,
+    )
+    .await;
+    assert_eq!(l["unmetered_endpoints"], "allow");
+    let id = l["id"].as_str().unwrap();
+    let uri = format!("/api/limiters/{id}");
+    let a = call(
+        &app,
+        Method::PUT,
+        &uri,
+        Some(&t),
+        Some(r#"{"base_url": "http://169.254.169.254"}"#),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.json);
+    // `null` returns the limiter to the server's setting; an absent field keeps it.
+    let a = call(&app, Method::PUT, &uri, Some(&t), Some(r#"{"name": "renamed"}"#)).await;
+    assert_eq!(a.json["unmetered_endpoints"], "allow");
+    let a = call(
+        &app,
+        Method::PUT,
+        &uri,
+        Some(&t),
+        Some(r#"{"unmetered_endpoints": null}"#),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    assert_eq!(a.json["unmetered_endpoints"], Value::Null);
+
+    // With the server's permission they are accepted.
+    let mut config = Config::for_tests();
+    config.admin_password = cheap_hash("changeme");
+    config.allow_link_local_upstreams = true;
+    let state = state_with(config);
+    let open = budget_server::app(state.clone());
+    create(
+        &open,
+        &token(&state),
+        r#"{"name": "meta", "budget_limit": 1, "period_type": "day", "base_url": "http://169.254.169.254"}"#,
+    )
+    .await;
+}

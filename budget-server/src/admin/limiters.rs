@@ -278,6 +278,7 @@ pub async fn create(
         );
     }
     let new: NewLimiter = ApiJson::<NewLimiter>::from_value(&body)?;
+    crate::egress::check_base_url(&new.base_url, state.config.allow_link_local_upstreams)?;
     let now = Utc::now();
     let limiter = Limiter::create(new, now)?;
     state.store.create_limiter(&limiter).await?;
@@ -332,6 +333,9 @@ pub async fn update(
 ) -> Result<Json<LimiterView>, ApiError> {
     let id = parse_id(&id)?;
     update.validate()?;
+    if let Some(url) = &update.base_url {
+        crate::egress::check_base_url(url, state.config.allow_link_local_upstreams)?;
+    }
     let limiter = state.store.update_limiter(id, &update).await?;
     forget(&state, &limiter);
     tracing::info!(limiter = %limiter.id, "limiter updated");
