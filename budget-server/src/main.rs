@@ -199,27 +199,17 @@ fn config_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Wait until no limiter has a request in flight (their settlements are spawned tasks), or
-/// until `limit` passes.
+/// Wait until the settlements of finished responses have reached the store, or until `limit`
+/// passes.
 async fn wait_for_settlements(state: &AppState, limit: Duration) {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let mut in_flight = 0;
-        if let Ok(limiters) = state.store.list_limiters(false).await {
-            let now = chrono::Utc::now();
-            for l in limiters {
-                if let Ok(w) = state.store.window_spend(l.id, now).await {
-                    in_flight += w.in_flight;
-                }
-            }
-        }
-        if in_flight == 0 || tokio::time::Instant::now() >= deadline {
-            if in_flight > 0 {
-                tracing::warn!(in_flight, "stopping with requests still unsettled");
-            }
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    if tokio::time::timeout(limit, state.layer.settlements())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            running = state.layer.settlements_running(),
+            "stopping with settlements still running"
+        );
     }
 }
 

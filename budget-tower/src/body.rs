@@ -211,9 +211,7 @@ impl Drop for Settlement {
             settle(&config, &limiter, &reservation, record).await;
         };
         match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(settle);
-            }
+            Ok(handle) => self.config.settlements.spawn(&handle, settle),
             Err(_) => tracing::error!(
                 reservation = %reservation_id,
                 "no Tokio runtime to settle a reservation; its hold stays until the window ends"

@@ -13,6 +13,7 @@ use tower::Layer;
 use crate::hooks::{NoHooks, UsageHooks};
 use crate::resolve::{from_extension, from_path_code, LimiterCache, LimiterKey, Resolver};
 use crate::service::BudgetService;
+use crate::settlements::Settlements;
 
 /// Enforce budgets and meter OpenAI responses for every request of the wrapped service.
 ///
@@ -46,6 +47,7 @@ pub(crate) struct Config {
     pub(crate) max_event_bytes: usize,
     pub(crate) inject_usage: bool,
     pub(crate) hooks: Arc<dyn UsageHooks>,
+    pub(crate) settlements: Settlements,
 }
 
 /// Where the OpenAI API path begins in a request path.
@@ -119,6 +121,7 @@ impl BudgetLayer {
                 max_event_bytes: 4 * 1024 * 1024,
                 inject_usage: true,
                 hooks: Arc::new(NoHooks),
+                settlements: Settlements::default(),
             }),
         }
     }
@@ -278,6 +281,27 @@ impl BudgetLayer {
     /// ```
     pub fn with_hooks(self, hooks: Arc<dyn UsageHooks>) -> Self {
         self.map(|c| c.hooks = hooks)
+    }
+
+    /// Wait until every settlement the layer has spawned so far has reached the store.
+    ///
+    /// A response body settles when it ends or is dropped, in a task of its own (pricing and
+    /// the store call stay off the body's poll path). Graceful shutdown awaits this before
+    /// closing the store; tests await it instead of sleeping. Requests still streaming are not
+    /// waited for: their settlement starts when their body ends or is dropped.
+    ///
+    /// ```
+    /// # async fn example(layer: budget_tower::BudgetLayer) {
+    /// layer.settlements().await;
+    /// # }
+    /// ```
+    pub async fn settlements(&self) {
+        self.config.settlements.idle().await;
+    }
+
+    /// How many settlements are running right now.
+    pub fn settlements_running(&self) -> usize {
+        self.config.settlements.running()
     }
 
     /// Drop a cached limiter now (e.g. after changing its upstream through an admin API).

@@ -54,6 +54,7 @@ mod hooks;
 mod layer;
 mod resolve;
 mod service;
+mod settlements;
 
 pub use body::MeteredBody;
 pub use error::{Refusal, STORE_RETRY_AFTER_SECS};

@@ -433,7 +433,8 @@ impl Drop for ReservationGuard {
         let config = self.config.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(async move { release(&config, &reservation).await });
+                let settlements = config.settlements.clone();
+                settlements.spawn(&handle, async move { release(&config, &reservation).await });
             }
             Err(_) => {
                 tracing::error!(reservation = %reservation.id, "no Tokio runtime to release a reservation")
