@@ -88,21 +88,25 @@ impl Drop for Running {
     }
 }
 
-fn curl(args: &[&str]) -> String {
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "10"])
-        .args(args)
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// One HTTP request over a real socket; the body as text.
+async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> String {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned())))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
-#[test]
-fn the_demo_works_offline_and_binds_loopback() {
-    if Command::new("curl").arg("--version").output().is_err() {
-        eprintln!("SKIPPED the_demo_works_offline_and_binds_loopback: curl is not installed");
-        return;
-    }
+#[tokio::test]
+async fn the_demo_works_offline_and_binds_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let child = server(dir.path())
         .args(["--demo", "--port", "0"])
@@ -130,27 +134,28 @@ fn the_demo_works_offline_and_binds_loopback() {
         .to_owned();
     assert_eq!(endpoint, format!("{url}/v1/demo-limiter-code"));
 
-    let chat = curl(&[
+    let chat = http(
+        "POST",
         &format!("{endpoint}/chat/completions"),
-        "-H",
-        "authorization: Bearer sk-demo",
-        "-H",
-        "content-type: application/json",
-        "-d",
+        &[
+            ("authorization", "Bearer sk-demo"),
+            ("content-type", "application/json"),
+        ],
         r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}"#,
-    ]);
+    )
+    .await;
     let v: serde_json::Value = serde_json::from_str(&chat).unwrap_or_else(|_| panic!("{chat}"));
     assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0, "{chat}");
     // The charge lands (settlement is asynchronous: poll briefly).
     let mut spent = 0.0;
     for _ in 0..100 {
-        let budget = curl(&[&format!("{endpoint}/budget")]);
+        let budget = http("GET", &format!("{endpoint}/budget"), &[], "").await;
         let b: serde_json::Value = serde_json::from_str(&budget).unwrap();
         spent = b["current_spend"].as_f64().unwrap();
         if spent > 0.0 {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(spent > 0.0, "the demo request was charged");
     // Nothing was written beside it: the demo keeps budgets in memory.
