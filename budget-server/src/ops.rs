@@ -24,12 +24,24 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/{code}/budget"),
 ];
 
+/// `status` of the `/health` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// `200`: the store answers and saves usage.
+    Ok,
+    /// `503`: settled usage cannot be saved (e.g. a full disk).
+    Degraded,
+    /// `503`: the store does not answer.
+    Unavailable,
+}
+
 /// The `/health` answer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Health {
     /// `ok` (200); `degraded` (503) while settled usage cannot be saved (e.g. a full disk);
     /// `unavailable` (503) when the store does not answer.
-    pub status: String,
+    pub status: HealthStatus,
     /// Seconds since the server started (unless `unavailable`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uptime_seconds: Option<u64>,
@@ -73,7 +85,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Health {
-                status: "unavailable".into(),
+                status: HealthStatus::Unavailable,
                 uptime_seconds: None,
                 error: Some(e.to_string()),
                 unsaved_events: None,
@@ -87,7 +99,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
     }
     let w = state.store.write_status();
     let mut health = Health {
-        status: "ok".into(),
+        status: HealthStatus::Ok,
         uptime_seconds: Some(state.started.elapsed().as_secs()),
         error: None,
         unsaved_events: Some(w.unsaved_events),
@@ -99,7 +111,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
     let Some(f) = w.failing else {
         return Json(health).into_response();
     };
-    health.status = "degraded".into();
+    health.status = HealthStatus::Degraded;
     health.error = Some(f.error);
     health.failing_since = Some(f.since);
     health.oldest_unsaved_seconds = Some(f.oldest_unsaved_seconds);

@@ -387,7 +387,7 @@ export interface components {
              * @description `ok` (200); `degraded` (503) while settled usage cannot be saved (e.g. a full disk);
              *     `unavailable` (503) when the store does not answer.
              */
-            status: string;
+            status: components["schemas"]["HealthStatus"];
             /**
              * Format: int64
              * @description Settled requests whose usage is not saved yet (counted against budgets, kept queued
@@ -405,6 +405,11 @@ export interface components {
              */
             write_errors?: number | null;
         };
+        /**
+         * @description `status` of the `/health` answer.
+         * @enum {string}
+         */
+        HealthStatus: "ok" | "degraded" | "unavailable";
         /**
          * @description A limiter as the admin API shows it: the stored limiter, its proxy URL and the figures of
          *     its current budget window.
