@@ -211,7 +211,7 @@ pub struct LimiterCreate {
     #[schema(value_type = PeriodSchema)]
     period_type: (),
     /// Upstream URL, http or https (default: the server's `OPENAI_API_BASE_URL`).
-    #[schema(format = "uri")]
+    #[schema(format = "uri", pattern = "^[Hh][Tt][Tt][Pp][Ss]?://")]
     base_url: Option<String>,
     /// IANA time zone where day, week, month and year begin (default UTC).
     timezone: Option<String>,
@@ -250,7 +250,7 @@ pub struct LimiterUpdate {
     /// New IANA time zone.
     timezone: Option<String>,
     /// New upstream URL, http or https.
-    #[schema(format = "uri")]
+    #[schema(format = "uri", pattern = "^[Hh][Tt][Tt][Pp][Ss]?://")]
     base_url: Option<String>,
     /// New provider.
     #[schema(value_type = Option<ProviderSchema>)]
