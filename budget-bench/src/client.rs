@@ -215,6 +215,11 @@ impl StreamTiming {
         self.events[0] - self.sent
     }
 
+    /// Send to the end of the last event.
+    pub(crate) fn total(&self) -> Duration {
+        self.events[self.events.len() - 1] - self.sent
+    }
+
     /// The time between consecutive events.
     pub(crate) fn gaps(&self) -> impl Iterator<Item = Duration> + '_ {
         self.events.windows(2).map(|w| w[1] - w[0])

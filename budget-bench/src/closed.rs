@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{Ask, Conn, Endpoint, Failure};
 use crate::stats::Summary;
-use crate::targets::cpu_ticks;
+use crate::targets::tree_cpu_ticks;
 
 /// Per target: the latency summary and the failures seen.
 #[derive(Debug, Default)]
@@ -74,10 +74,21 @@ pub(crate) struct CpuCost {
     pub(crate) wall: Duration,
 }
 
+impl CpuCost {
+    /// Requests per second over the blocks' wall time.
+    pub(crate) fn per_second(&self) -> f64 {
+        if self.wall.is_zero() {
+            0.0
+        } else {
+            self.requests as f64 / self.wall.as_secs_f64()
+        }
+    }
+}
+
 /// `blocks` blocks of `per_block` requests per server, alternating between servers
-/// (b, c, b, c…) so that drift in the machine's state hits both alike, each block closed-loop
-/// over `concurrency` connections. The server's utime + stime is read from `/proc` around
-/// each block.
+/// (a, n, b, c, a, n…) so that drift in the machine's state hits all alike, each block
+/// closed-loop over `concurrency` connections. The utime + stime of the server's process and
+/// its children (nginx's workers) is read from `/proc` around each block.
 pub(crate) async fn cpu_per_request(
     servers: &[(u32, Endpoint)],
     blocks: usize,
@@ -89,7 +100,7 @@ pub(crate) async fn cpu_per_request(
     let mut out = vec![CpuCost::default(); servers.len()];
     for _ in 0..blocks {
         for (i, (pid, endpoint)) in servers.iter().enumerate() {
-            let before = match cpu_ticks(*pid) {
+            let before = match tree_cpu_ticks(*pid) {
                 Ok(t) => t,
                 Err(e) => {
                     failures.push(e);
@@ -102,7 +113,7 @@ pub(crate) async fn cpu_per_request(
             // Let spawned settlements and the SQLite writer's batch (≤ 100 ms) finish, so their
             // CPU lands in this block.
             tokio::time::sleep(Duration::from_millis(150)).await;
-            match cpu_ticks(*pid) {
+            match tree_cpu_ticks(*pid) {
                 Ok(after) => {
                     out[i].ticks += after.saturating_sub(before);
                     out[i].requests += done;

@@ -1,10 +1,12 @@
 //! `budget-bench`: what the budget proxy costs, measured side by side against a fast mock.
 //!
-//! Three targets are measured in the same run, interleaved:
+//! Four targets are measured in the same run, interleaved:
 //!
 //! - **(a)** the suite's own mock upstream, directly (a minimal OpenAI-compatible hyper 1 server,
 //!   run as `budget-bench mock` in its own process: ~1 KB JSON with usage, or `N` SSE deltas with
 //!   usage, optionally paced);
+//! - **(n)** a plain nginx reverse proxy in front of the mock (Debian's `nginx`, installed with
+//!   `apt-get` when missing and run as root; skipped, saying why, otherwise and in `--quick`);
 //! - **(b)** `budget-server` with `BUDGETS_ENABLED=false` (the same binary as a plain
 //!   pass-through);
 //! - **(c)** `budget-server` with budgets on and a SQLite file (in a temporary folder).
@@ -15,13 +17,15 @@
 //!
 //! Measurements:
 //!
-//! - closed-loop latency at concurrency 1 (median, p99; (c) − (a), (b) − (a), (c) / (b));
+//! - closed-loop latency at concurrency 1 (median, p99; each proxy − (a));
 //! - open-loop throughput steps (the highest rate with p99 < 10 ms and no errors), latency
 //!   measured from each request's scheduled send time;
-//! - the server's CPU microseconds per request (utime + stime from `/proc/PID/stat`), budgets
-//!   on vs off;
-//! - SSE time to first event and chunk pacing against a paced mock, many concurrent streams
-//!   through (c), and the server's RSS (`VmRSS`) at idle and at peak.
+//! - each process's CPU microseconds per request (utime + stime from `/proc/PID/stat`, children
+//!   included) and closed-loop requests per second;
+//! - SSE time to first event and chunk pacing against a paced mock, the first event and the end
+//!   of unpaced streams, many concurrent streams through each proxy, and each process's RSS
+//!   (`VmRSS`) at idle and at peak;
+//! - the ratios between them: budgets on ÷ off, on ÷ nginx, off ÷ nginx.
 //!
 //! It builds nothing: it runs the `budget-server` next to its own binary (or `--server-bin`).
 //!
@@ -35,7 +39,11 @@
 
 mod client;
 mod closed;
+mod compare;
+mod docs;
+mod machine;
 mod mock;
+mod nginx;
 mod open;
 mod report;
 mod sse;
@@ -43,14 +51,14 @@ mod stats;
 mod targets;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
 use crate::client::{Ask, Conn, Endpoint};
-use crate::report::{Report, NAMES};
+use crate::report::{spread, Report, DIRECT, NAMES, NGINX, OFF, ON};
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -79,10 +87,18 @@ struct Cli {
     /// latency from idle rather than back to back.
     #[arg(long, value_parser = parse_duration, default_value = "0ms")]
     pause: Duration,
-    /// Which server the concurrent streams go through (`on`: (c), the measured one; `off`:
-    /// (b), to see what the budget layer adds).
-    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
-    streams_through: String,
+    /// Which proxies the concurrent streams go through, one after the other (`on`: (c), the
+    /// measured one; `off`: (b), to see what the budget layer adds; `nginx`: (n)).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "nginx,off,on",
+        value_parser = ["nginx", "on", "off"]
+    )]
+    streams_through: Vec<String>,
+    /// Leave nginx out (its rows say so). `--quick` always does.
+    #[arg(long)]
+    no_nginx: bool,
     /// The file `--write-docs` writes.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/benchmarks.md"))]
     docs: PathBuf,
@@ -97,7 +113,7 @@ enum Phase {
     Throughput,
     /// Server CPU per request.
     Cpu,
-    /// SSE time to first event and chunk pacing.
+    /// SSE time to first event and chunk pacing; unpaced streams back to back.
     Sse,
     /// Many concurrent streams and RSS.
     Streams,
@@ -127,6 +143,9 @@ struct Plan {
     sse_rounds: usize,
     sse_deltas: usize,
     sse_delay: Duration,
+    burst_warmup: usize,
+    burst_rounds: usize,
+    burst_deltas: usize,
     crowd: usize,
     crowd_deltas: usize,
     crowd_delay: Duration,
@@ -150,6 +169,9 @@ impl Plan {
                 sse_rounds: 3,
                 sse_deltas: 5,
                 sse_delay: Duration::from_millis(2),
+                burst_warmup: 2,
+                burst_rounds: 10,
+                burst_deltas: 32,
                 crowd: 50,
                 crowd_deltas: 5,
                 crowd_delay: Duration::from_millis(20),
@@ -170,6 +192,9 @@ impl Plan {
                 sse_rounds: 60,
                 sse_deltas: 20,
                 sse_delay: Duration::from_millis(10),
+                burst_warmup: 100,
+                burst_rounds: 1_000,
+                burst_deltas: 32,
                 crowd: 1_000,
                 crowd_deltas: 40,
                 crowd_delay: Duration::from_millis(100),
@@ -215,7 +240,7 @@ fn main() -> ExitCode {
         eprintln!("failed: {f}");
     }
     if cli.write_docs {
-        match report::write_section(&cli.docs, &report.section()) {
+        match docs::write_section(&cli.docs, &report.section()) {
             Ok(()) => eprintln!("wrote the Proxy section of {}", cli.docs.display()),
             Err(e) => {
                 eprintln!("budget-bench: cannot write {}: {e}", cli.docs.display());
@@ -270,24 +295,52 @@ fn progress(what: &str) {
     eprintln!("budget-bench: {what}");
 }
 
+/// The nginx binary, or why there is none.
+fn nginx_bin(cli: &Cli) -> Result<PathBuf, String> {
+    if cli.quick {
+        Err("skipped in quick mode (a full run measures it)".to_owned())
+    } else if cli.no_nginx {
+        Err("left out with --no-nginx".to_owned())
+    } else {
+        nginx::find_or_install()
+    }
+}
+
 async fn run(cli: &Cli) -> Result<Report, String> {
     let plan = Plan::new(cli.quick);
     let server_bin = server_bin(cli)?;
+    let nginx_bin = nginx_bin(cli);
+    if let Err(why) = &nginx_bin {
+        progress(&format!("nginx rows skipped: {why}"));
+    }
     let dir = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
     let mut report = Report {
-        machine: machine(cli, &server_bin),
+        machine: machine::machine(cli.quick, &server_bin),
+        nginx_skipped: nginx_bin.as_ref().err().cloned(),
         step_duration: plan.step,
         idle_pause: plan.idle_pause,
         cpu_concurrency: plan.cpu_concurrency,
         pacing_shape: (plan.sse_deltas, plan.sse_delay),
+        burst_deltas: plan.burst_deltas,
         crowd_shape: (plan.crowd_deltas, plan.crowd_delay),
         stall_bound: plan.stall_bound,
         quick: cli.quick,
         ..Report::default()
     };
 
-    progress("starting the mock and two servers");
+    progress("starting the mock, nginx and two servers");
     let mut mock = targets::start_mock()?;
+    let mut nginx = match &nginx_bin {
+        Ok(bin) => Some(nginx::start(bin, mock.addr)?),
+        Err(_) => None,
+    };
+    if let (Some(n), Ok(bin)) = (&nginx, &nginx_bin) {
+        report.machine.push((
+            "nginx".to_owned(),
+            machine::command_stderr(bin, &["-v"]).unwrap_or_else(|| "unknown version".to_owned()),
+        ));
+        progress(&format!("nginx listening on {}", n.process.addr));
+    }
     let mut off = targets::start_server(
         "budget-server (budgets off)",
         &server_bin,
@@ -304,16 +357,37 @@ async fn run(cli: &Cli) -> Result<Report, String> {
         true,
     )
     .await?;
-    let direct = Endpoint {
+    // The measured targets, in slot order: endpoint and the process to read from /proc.
+    let mut slots = vec![DIRECT];
+    let mut endpoints = vec![Endpoint {
         addr: mock.addr,
         prefix: "/v1".to_owned(),
-    };
-    let endpoints = [direct, off.endpoint.clone(), on.endpoint.clone()];
+    }];
+    let mut pids = vec![mock.pid()];
+    if let Some(n) = &nginx {
+        slots.push(NGINX);
+        endpoints.push(Endpoint {
+            addr: n.process.addr,
+            prefix: "/v1".to_owned(),
+        });
+        pids.push(n.process.pid());
+    }
+    for s in [&off, &on] {
+        endpoints.push(s.endpoint.clone());
+        pids.push(s.process.pid());
+    }
+    slots.extend([OFF, ON]);
     // Idle: started, nothing asked yet.
-    report.rss_idle_kib = targets::rss_kib(on.process.pid())?;
+    report.rss_idle_kib = spread(
+        pids.iter()
+            .map(|&p| targets::tree_rss_kib(p))
+            .collect::<Result<_, _>>()?,
+        &slots,
+    );
 
     // Every target must answer before anything is measured.
-    for (name, e) in NAMES.iter().zip(&endpoints) {
+    for (&i, e) in slots.iter().zip(&endpoints) {
+        let name = NAMES[i];
         let mut conn = Conn::open(e.addr)
             .await
             .map_err(|err| format!("{name} did not answer: {err}"))?;
@@ -323,185 +397,114 @@ async fn run(cli: &Cli) -> Result<Report, String> {
     }
 
     let run = |p: Phase| cli.only.is_empty() || cli.only.contains(&p);
-    report.latency = NAMES.iter().map(|_| closed::Latency::default()).collect();
+    report.latency = spread(Vec::new(), &slots);
     if run(Phase::Latency) {
         progress(&format!("latency at concurrency 1: {} rounds", plan.rounds));
-        report.latency = closed::latency(&endpoints, plan.warmup, plan.rounds, cli.pause).await;
+        report.latency = spread(
+            closed::latency(&endpoints, plan.warmup, plan.rounds, cli.pause).await,
+            &slots,
+        );
         progress(&format!(
             "latency from idle: {} rounds, {:?} pause",
             plan.idle_rounds, plan.idle_pause
         ));
-        report.latency_idle =
-            closed::latency(&endpoints, 5, plan.idle_rounds, plan.idle_pause).await;
+        report.latency_idle = spread(
+            closed::latency(&endpoints, 5, plan.idle_rounds, plan.idle_pause).await,
+            &slots,
+        );
     }
     if run(Phase::Throughput) {
         progress(&format!(
             "open-loop steps at {:?} req/s, {:?} each",
             plan.rates, plan.step
         ));
-        report.steps = open::throughput(&endpoints, &plan.rates, plan.step).await;
+        report.steps = spread(
+            open::throughput(&endpoints, &plan.rates, plan.step).await,
+            &slots,
+        );
     }
     if run(Phase::Cpu) {
-        cpu(&mut report, &plan, &off, &on).await;
+        progress(&format!(
+            "CPU per request: {} × {} requests per target",
+            plan.cpu_blocks, plan.cpu_per_block
+        ));
+        let servers: Vec<(u32, Endpoint)> = pids.iter().copied().zip(endpoints.clone()).collect();
+        let mut failures = Vec::new();
+        let cpu = closed::cpu_per_request(
+            &servers,
+            plan.cpu_blocks,
+            plan.cpu_per_block,
+            plan.cpu_concurrency,
+            targets::clock_ticks(),
+            &mut failures,
+        )
+        .await;
+        report.cpu = spread(cpu, &slots);
+        report.cpu_failures = failures;
     }
     if run(Phase::Sse) {
         progress(&format!(
             "SSE pacing: {} rounds of {} deltas {:?} apart",
             plan.sse_rounds, plan.sse_deltas, plan.sse_delay
         ));
-        report.pacing =
-            sse::pacing(&endpoints, plan.sse_rounds, plan.sse_deltas, plan.sse_delay).await;
-    }
-    if run(Phase::Streams) {
-        progress(&format!("{} concurrent streams through (c)", plan.crowd));
-        let through = if cli.streams_through == "off" {
-            &off
-        } else {
-            &on
+        let p = sse::pacing(&endpoints, plan.sse_rounds, plan.sse_deltas, plan.sse_delay).await;
+        report.pacing = sse::Pacing {
+            ttfb: spread(p.ttfb, &slots),
+            gap_diff_p99: spread(p.gap_diff_p99, &slots),
+            lateness: spread(p.lateness, &slots),
+            failures: p.failures,
         };
-        report.crowd = sse::crowd(
-            &through.endpoint,
-            through.process.pid(),
-            plan.crowd,
-            plan.crowd_deltas,
-            plan.crowd_delay,
-            plan.crowd_ramp,
+        progress(&format!(
+            "SSE back to back: {} rounds of {} deltas sent at once",
+            plan.burst_rounds, plan.burst_deltas
+        ));
+        let b = sse::burst(
+            &endpoints,
+            plan.burst_warmup,
+            plan.burst_rounds,
+            plan.burst_deltas,
         )
         .await;
+        report.burst = sse::Burst {
+            ttfe: spread(b.ttfe, &slots),
+            total: spread(b.total, &slots),
+            failures: b.failures,
+        };
+    }
+    report.crowds = spread(Vec::new(), &slots);
+    if run(Phase::Streams) {
+        for (slot, key) in [(NGINX, "nginx"), (OFF, "off"), (ON, "on")] {
+            let Some(k) = slots.iter().position(|&s| s == slot) else {
+                continue;
+            };
+            if !cli.streams_through.iter().any(|s| s == key) {
+                continue;
+            }
+            progress(&format!(
+                "{} concurrent streams through {}",
+                plan.crowd, NAMES[slot]
+            ));
+            report.crowds[slot] = sse::crowd(
+                &endpoints[k],
+                pids[k],
+                plan.crowd,
+                plan.crowd_deltas,
+                plan.crowd_delay,
+                plan.crowd_ramp,
+            )
+            .await;
+        }
     }
 
-    for p in [&mut mock, &mut off.process, &mut on.process] {
-        p.check_alive()?;
+    mock.check_alive()?;
+    off.process.check_alive()?;
+    on.process.check_alive()?;
+    if let Some(n) = &mut nginx {
+        n.process.check_alive()?;
     }
-    report
-        .machine
-        .push(("Load average at the end (1/5/15 min)".to_owned(), loadavg()));
-    Ok(report)
-}
-
-async fn cpu(report: &mut Report, plan: &Plan, off: &targets::Server, on: &targets::Server) {
-    progress(&format!(
-        "CPU per request: {} × {} requests per server",
-        plan.cpu_blocks, plan.cpu_per_block
+    report.machine.push((
+        "Load average at the end (1/5/15 min)".to_owned(),
+        machine::loadavg(),
     ));
-    let servers = [
-        (off.process.pid(), off.endpoint.clone()),
-        (on.process.pid(), on.endpoint.clone()),
-    ];
-    let mut failures = Vec::new();
-    report.cpu = closed::cpu_per_request(
-        &servers,
-        plan.cpu_blocks,
-        plan.cpu_per_block,
-        plan.cpu_concurrency,
-        targets::clock_ticks(),
-        &mut failures,
-    )
-    .await;
-    report.cpu_failures = failures;
-}
-
-fn command_output(program: &str, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".to_owned())
-}
-
-fn machine(cli: &Cli, server_bin: &Path) -> Vec<(String, String)> {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-            })
-        })
-        .unwrap_or_else(|| "unknown".to_owned());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get().to_string())
-        .unwrap_or_default();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default();
-    let git = command_output(
-        "git",
-        &[
-            "-C",
-            env!("CARGO_MANIFEST_DIR"),
-            "rev-parse",
-            "--short",
-            "HEAD",
-        ],
-    )
-    .unwrap_or_else(|| "unknown".to_owned());
-    let dirty = command_output(
-        "git",
-        &["-C", env!("CARGO_MANIFEST_DIR"), "status", "--porcelain"],
-    )
-    .is_some_and(|s| !s.is_empty());
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut v = vec![
-        (
-            "Date (UTC)".to_owned(),
-            command_output("date", &["-u", "+%Y-%m-%d %H:%M"]).unwrap_or_default(),
-        ),
-        (
-            "Machine".to_owned(),
-            format!("{cores} CPUs (`nproc`), {cpu}, Linux {kernel}"),
-        ),
-        (
-            "Load average at the start (1/5/15 min)".to_owned(),
-            loadavg(),
-        ),
-        (
-            "Commit".to_owned(),
-            format!(
-                "{git}{}",
-                if dirty {
-                    " with uncommitted changes"
-                } else {
-                    ""
-                }
-            ),
-        ),
-        (
-            "Build".to_owned(),
-            "`cargo build --release -p budget-server -p budget-bench`".to_owned(),
-        ),
-        (
-            "Command".to_owned(),
-            format!(
-                "`{}{}{}`",
-                std::env::args()
-                    .next()
-                    .unwrap_or_else(|| "budget-bench".to_owned()),
-                if args.is_empty() { "" } else { " " },
-                args.join(" ")
-            ),
-        ),
-        (
-            "Server binary".to_owned(),
-            format!("`{}`", server_bin.display()),
-        ),
-    ];
-    if let Some(rustc) = command_output("rustc", &["-V"]) {
-        v.push(("Compiler".to_owned(), rustc));
-    }
-    if cli.quick {
-        v.push((
-            "Mode".to_owned(),
-            "quick (tiny samples: not a measurement)".to_owned(),
-        ));
-    }
-    v
+    Ok(report)
 }

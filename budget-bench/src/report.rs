@@ -1,52 +1,80 @@
-//! The results as a markdown table, and the "Proxy" section of `docs/benchmarks.md`.
+//! The results as markdown: every measurement per target, the goals, the open-loop steps.
+//! The side-by-side table with nginx is in [`crate::compare`]; the docs section in
+//! [`crate::docs`].
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
 use crate::closed::{CpuCost, Latency};
 use crate::open::{capacity, Step};
-use crate::sse::{Crowd, Pacing};
-use crate::stats::{ms, ms_diff};
+use crate::sse::{Burst, Crowd, Pacing};
+use crate::stats::{ms, ms_diff, Summary};
 
-/// Target names, in order.
-pub(crate) const NAMES: [&str; 3] = [
+/// Slot of the mock, asked directly.
+pub(crate) const DIRECT: usize = 0;
+/// Slot of nginx in front of the mock.
+pub(crate) const NGINX: usize = 1;
+/// Slot of `budget-server` with budgets off.
+pub(crate) const OFF: usize = 2;
+/// Slot of `budget-server` with budgets on.
+pub(crate) const ON: usize = 3;
+
+/// Target names, by slot.
+pub(crate) const NAMES: [&str; 4] = [
     "(a) mock direct",
+    "(n) nginx",
     "(b) budgets off",
     "(c) budgets on + SQLite",
 ];
 
-/// Everything one run measured, and where.
+/// Everything one run measured, and where. Every per-target vector has one entry per slot
+/// ([`DIRECT`], [`NGINX`], [`OFF`], [`ON`]); a skipped target's entries are defaults.
 #[derive(Debug, Default)]
 pub(crate) struct Report {
     pub(crate) machine: Vec<(String, String)>,
+    /// Why nginx was not measured (`None`: it was).
+    pub(crate) nginx_skipped: Option<String>,
     pub(crate) latency: Vec<Latency>,
     /// Latency at concurrency 1 with an idle pause before each request.
     pub(crate) latency_idle: Vec<Latency>,
     pub(crate) idle_pause: Duration,
     pub(crate) steps: Vec<Vec<Step>>,
     pub(crate) step_duration: Duration,
-    /// Budgets off, budgets on.
+    /// The measured process's CPU (the mock's for the direct slot).
     pub(crate) cpu: Vec<CpuCost>,
     pub(crate) cpu_concurrency: usize,
     pub(crate) cpu_failures: Vec<String>,
     pub(crate) pacing: Pacing,
     pub(crate) pacing_shape: (usize, Duration),
-    pub(crate) crowd: Crowd,
+    pub(crate) burst: Burst,
+    /// Content deltas of a burst stream (it has two events more: usage and `[DONE]`).
+    pub(crate) burst_deltas: usize,
+    /// Many concurrent streams, per proxy slot that was asked.
+    pub(crate) crowds: Vec<Crowd>,
     pub(crate) crowd_shape: (usize, Duration),
-    pub(crate) rss_idle_kib: u64,
+    pub(crate) rss_idle_kib: Vec<u64>,
     pub(crate) stall_bound: Duration,
     /// `--quick`: samples too small to judge a goal by, so no goal is called met or missed.
     pub(crate) quick: bool,
 }
 
-fn mb(kib: u64) -> String {
+/// Megabytes (10⁶ bytes) with one decimal.
+pub(crate) fn mb(kib: u64) -> String {
     format!("{:.1}", kib as f64 * 1024.0 / 1e6)
 }
 
+/// `x / y`, zero when `y` is.
+pub(crate) fn ratio(x: f64, y: f64) -> f64 {
+    if y > 0.0 {
+        x / y
+    } else {
+        0.0
+    }
+}
+
 impl Report {
-    /// The verdict column of the targets table.
-    fn met(&self, ok: bool) -> &'static str {
+    /// The verdict column of a goals table.
+    pub(crate) fn met(&self, ok: bool) -> &'static str {
         if self.quick {
             "not measured in quick mode"
         } else if ok {
@@ -56,135 +84,248 @@ impl Report {
         }
     }
 
-    /// The results table, the targets table and the open-loop steps, in markdown.
+    /// The verdict column of a goals table for a phase that may not have run (`--only`).
+    pub(crate) fn judged(&self, measured: bool, ok: bool) -> &'static str {
+        if !measured && !self.quick {
+            "not measured in this run"
+        } else {
+            self.met(ok)
+        }
+    }
+
+    /// The slots measured in this run, in column order.
+    pub(crate) fn slots(&self) -> Vec<usize> {
+        let mut v = vec![DIRECT, NGINX, OFF, ON];
+        if self.nginx_skipped.is_some() {
+            v.retain(|&i| i != NGINX);
+        }
+        v
+    }
+
+    pub(crate) fn lat(&self, i: usize) -> Summary {
+        self.latency.get(i).map(|l| l.summary).unwrap_or_default()
+    }
+
+    fn lat_idle(&self, i: usize) -> Summary {
+        self.latency_idle
+            .get(i)
+            .map(|l| l.summary)
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn ttfb(&self, i: usize) -> Summary {
+        self.pacing.ttfb.get(i).copied().unwrap_or_default()
+    }
+
+    pub(crate) fn cpu_us(&self, i: usize) -> f64 {
+        self.cpu.get(i).map_or(0.0, |c| c.micros_per_request)
+    }
+
+    pub(crate) fn crowd(&self, i: usize) -> Option<&Crowd> {
+        self.crowds.get(i).filter(|c| c.streams > 0)
+    }
+
+    /// Open-loop capacity of a slot, as a table cell.
+    pub(crate) fn capacity_cell(&self, i: usize) -> String {
+        match self
+            .steps
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .map(|s| capacity(s))
+        {
+            Some((Some(r), true)) => format!("{r}"),
+            Some((Some(r), false)) => format!("≥ {r}"),
+            Some((None, _)) => "< lowest step".to_owned(),
+            None => "—".to_owned(),
+        }
+    }
+
+    /// A table row: `label`, then `cell(slot)` for each measured slot.
+    fn row(&self, s: &mut String, label: &str, cell: impl Fn(usize) -> String) {
+        let cells: Vec<String> = self.slots().into_iter().map(cell).collect();
+        let _ = writeln!(s, "| {label} | {} |", cells.join(" | "));
+    }
+
+    /// The table header for the measured slots.
+    fn header(&self, s: &mut String, first: &str, align: &str) {
+        let slots = self.slots();
+        let names: Vec<&str> = slots.iter().map(|&i| NAMES[i]).collect();
+        let _ = writeln!(s, "| {first} | {} |", names.join(" | "));
+        let _ = writeln!(s, "| {align} |{}", " ---: |".repeat(slots.len()));
+    }
+
+    /// Everything, in markdown: the side-by-side summary, per-target measurements, goals and
+    /// the open-loop steps.
     pub(crate) fn markdown(&self) -> String {
         let mut s = String::new();
-        let lat = |i: usize| self.latency.get(i).map(|l| l.summary).unwrap_or_default();
-        let ttfb = |i: usize| self.pacing.ttfb.get(i).copied().unwrap_or_default();
-        let (a, b, c) = (lat(0), lat(1), lat(2));
-        let _ = writeln!(
-            s,
-            "| measurement | {} | {} | {} |",
-            NAMES[0], NAMES[1], NAMES[2]
-        );
-        let _ = writeln!(s, "| --- | ---: | ---: | ---: |");
-        let _ = writeln!(
-            s,
-            "| latency at concurrency 1, samples | {} | {} | {} |",
-            a.n, b.n, c.n
-        );
-        let _ = writeln!(
-            s,
-            "| latency at concurrency 1, median (ms) | {} | {} | {} |",
-            ms(a.median),
-            ms(b.median),
-            ms(c.median)
-        );
-        let _ = writeln!(
-            s,
-            "| latency at concurrency 1, p99 (ms) | {} | {} | {} |",
-            ms(a.p99),
-            ms(b.p99),
-            ms(c.p99)
-        );
-        let idle = |i: usize| {
-            self.latency_idle
-                .get(i)
-                .map(|l| l.summary)
-                .unwrap_or_default()
-        };
-        let (ia, ib, ic) = (idle(0), idle(1), idle(2));
-        let pause = self.idle_pause.as_millis();
-        let _ = writeln!(
-            s,
-            "| latency at concurrency 1 after {pause} ms idle, median (ms) | {} | {} | {} |",
-            ms(ia.median),
-            ms(ib.median),
-            ms(ic.median)
-        );
-        let _ = writeln!(
-            s,
-            "| latency at concurrency 1 after {pause} ms idle, p99 (ms) | {} | {} | {} |",
-            ms(ia.p99),
-            ms(ib.p99),
-            ms(ic.p99)
-        );
-        let caps: Vec<String> = self
-            .steps
-            .iter()
-            .map(|steps| match capacity(steps) {
-                (Some(r), true) => format!("{r}"),
-                (Some(r), false) => format!("≥ {r}"),
-                (None, _) => "< lowest step".to_owned(),
-            })
-            .collect();
-        if caps.len() == 3 {
-            let _ = writeln!(
-                s,
-                "| open-loop: highest rate with p99 < 10 ms, no errors (req/s) | {} | {} | {} |",
-                caps[0], caps[1], caps[2]
-            );
+        if let Some(why) = &self.nginx_skipped {
+            let _ = writeln!(s, "nginx rows skipped: {why}.\n");
         }
-        if let [off, on] = self.cpu.as_slice() {
-            let _ = writeln!(
-                s,
-                "| server CPU per request, utime+stime (µs) | — | {:.1} | {:.1} |",
-                off.micros_per_request, on.micros_per_request
-            );
-        }
-        let (t0, t1, t2) = (ttfb(0), ttfb(1), ttfb(2));
-        let _ = writeln!(
-            s,
-            "| SSE time to first event, median (ms) | {} | {} | {} |",
-            ms(t0.median),
-            ms(t1.median),
-            ms(t2.median)
-        );
-        let _ = writeln!(
-            s,
-            "| SSE time to first event, p99 (ms) | {} | {} | {} |",
-            ms(t0.p99),
-            ms(t1.p99),
-            ms(t2.p99)
-        );
-        if self.pacing.gap_diff_p99.len() == 2 {
-            let g = &self.pacing.gap_diff_p99;
-            let l = &self.pacing.lateness;
-            let _ = writeln!(
-                s,
-                "| SSE chunk gap vs direct, p99 of \\|Δ\\| (ms) | — | {} | {} |",
-                ms(g[0]),
-                ms(g[1])
-            );
-            let _ = writeln!(
-                s,
-                "| SSE chunk lateness vs direct, p99 / max (ms) | — | {} / {} | {} / {} |",
-                ms(l[0].p99),
-                ms(l[0].max),
-                ms(l[1].p99),
-                ms(l[1].max)
-            );
-        }
+        s.push_str(&self.side_by_side());
         let _ = writeln!(s);
+        s.push_str(&self.measurements());
+        let _ = writeln!(s);
+        s.push_str(&self.goals());
+        let _ = writeln!(s);
+        s.push_str(&self.open_loop());
+        s
+    }
 
-        // Targets.
-        let cr = &self.crowd;
+    /// Every measurement, one column per target.
+    fn measurements(&self) -> String {
+        let mut s = String::new();
+        let proxied = |i: usize| i != DIRECT;
+        self.header(&mut s, "measurement", "---");
+        self.row(&mut s, "latency at concurrency 1, samples", |i| {
+            self.lat(i).n.to_string()
+        });
+        self.row(&mut s, "latency at concurrency 1, median (ms)", |i| {
+            ms(self.lat(i).median)
+        });
+        self.row(&mut s, "latency at concurrency 1, p99 (ms)", |i| {
+            ms(self.lat(i).p99)
+        });
+        let pause = self.idle_pause.as_millis();
+        self.row(
+            &mut s,
+            &format!("latency at concurrency 1 after {pause} ms idle, median (ms)"),
+            |i| ms(self.lat_idle(i).median),
+        );
+        self.row(
+            &mut s,
+            &format!("latency at concurrency 1 after {pause} ms idle, p99 (ms)"),
+            |i| ms(self.lat_idle(i).p99),
+        );
+        self.row(
+            &mut s,
+            "open-loop: highest rate with p99 < 10 ms, no errors (req/s)",
+            |i| self.capacity_cell(i),
+        );
+        if !self.cpu.is_empty() {
+            self.row(
+                &mut s,
+                "CPU per request, utime+stime of the process (µs; (a): the mock's own)",
+                |i| format!("{:.1}", self.cpu_us(i)),
+            );
+            self.row(
+                &mut s,
+                &format!(
+                    "closed loop over {} connections (req/s)",
+                    self.cpu_concurrency
+                ),
+                |i| format!("{:.0}", self.cpu[i].per_second()),
+            );
+        }
+        self.row(&mut s, "RSS at idle (MB)", |i| {
+            mb(self.rss_idle_kib.get(i).copied().unwrap_or(0))
+        });
+        self.row(&mut s, "SSE time to first event, median (ms)", |i| {
+            ms(self.ttfb(i).median)
+        });
+        self.row(&mut s, "SSE time to first event, p99 (ms)", |i| {
+            ms(self.ttfb(i).p99)
+        });
+        let g = &self.pacing.gap_diff_p99;
+        let l = &self.pacing.lateness;
+        if g.len() > DIRECT + 1 {
+            self.row(
+                &mut s,
+                "SSE chunk gap vs direct, p99 of \\|Δ\\| (ms)",
+                |i| {
+                    if proxied(i) {
+                        ms(g[i])
+                    } else {
+                        "—".to_owned()
+                    }
+                },
+            );
+            self.row(
+                &mut s,
+                "SSE chunk lateness vs direct, p99 / max (ms)",
+                |i| {
+                    if proxied(i) {
+                        format!("{} / {}", ms(l[i].p99), ms(l[i].max))
+                    } else {
+                        "—".to_owned()
+                    }
+                },
+            );
+        }
+        let events = self.burst_deltas + 2;
+        let b = &self.burst;
+        if !b.ttfe.is_empty() {
+            self.row(
+                &mut s,
+                &format!("{events}-event stream back to back, first event, median / p99 (ms)"),
+                |i| format!("{} / {}", ms(b.ttfe[i].median), ms(b.ttfe[i].p99)),
+            );
+            self.row(
+                &mut s,
+                &format!("{events}-event stream back to back, whole stream, median / p99 (ms)"),
+                |i| format!("{} / {}", ms(b.total[i].median), ms(b.total[i].p99)),
+            );
+        }
+        let (cd, cdelay) = self.crowd_shape;
+        let crowd = |i: usize, f: &dyn Fn(&Crowd) -> String| {
+            self.crowd(i).map_or_else(|| "—".to_owned(), f)
+        };
+        let n = self.crowds.iter().map(|c| c.streams).max().unwrap_or(0);
+        self.row(
+            &mut s,
+            &format!(
+                "{n} concurrent streams ({cd} deltas {} ms apart): complete, open at once",
+                cdelay.as_millis()
+            ),
+            |i| {
+                crowd(i, &|c| {
+                    format!("{}/{}, {}", c.completed, c.streams, c.peak_open)
+                })
+            },
+        );
+        self.row(
+            &mut s,
+            &format!("{n} concurrent streams: chunk gap p99 / max (ms)"),
+            |i| crowd(i, &|c| format!("{} / {}", ms(c.gaps.p99), ms(c.gaps.max))),
+        );
+        self.row(
+            &mut s,
+            &format!("{n} concurrent streams: RSS before / peak (MB)"),
+            |i| {
+                crowd(i, &|c| {
+                    format!("{} / {}", mb(c.rss_before_kib), mb(c.rss_peak_kib))
+                })
+            },
+        );
+        s
+    }
+
+    /// The goals of the earlier rounds, judged on this run.
+    fn goals(&self) -> String {
+        let mut s = String::new();
+        let (a, b, c) = (self.lat(DIRECT), self.lat(OFF), self.lat(ON));
+        let (ia, ib, ic) = (self.lat_idle(DIRECT), self.lat_idle(OFF), self.lat_idle(ON));
+        let (t0, t2) = (self.ttfb(DIRECT), self.ttfb(ON));
         let (deltas, delay) = self.pacing_shape;
-        let _ = writeln!(s, "| target | measured | goal | |");
+        let pause = self.idle_pause.as_millis();
+        let _ = writeln!(s, "| goal | measured | goal | |");
         let _ = writeln!(s, "| --- | --- | --- | --- |");
-        let added_med = c.median.saturating_sub(a.median);
-        let added_p99 = c.p99.saturating_sub(a.p99);
         let _ = writeln!(
             s,
             "| added latency (c) − (a), median | {} ms | ≤ 0.150 ms | {} |",
             ms_diff(c.median, a.median),
-            self.met(added_med <= Duration::from_micros(150))
+            self.judged(
+                a.n > 0,
+                c.median.saturating_sub(a.median) <= Duration::from_micros(150)
+            )
         );
         let _ = writeln!(
             s,
             "| added latency (c) − (a), p99 | {} ms | ≤ 0.500 ms | {} |",
             ms_diff(c.p99, a.p99),
-            self.met(added_p99 <= Duration::from_micros(500))
+            self.judged(
+                a.n > 0,
+                c.p99.saturating_sub(a.p99) <= Duration::from_micros(500)
+            )
         );
         let _ = writeln!(
             s,
@@ -198,97 +339,74 @@ impl Report {
             ms_diff(ic.median, ia.median),
             ms_diff(ib.median, ia.median)
         );
-        let ratio = |x: Duration, y: Duration| {
-            if y.is_zero() {
-                0.0
-            } else {
-                x.as_secs_f64() / y.as_secs_f64()
-            }
-        };
-        let _ = writeln!(
-            s,
-            "| latency (c) / (b), median / p99 | {:.3}× / {:.3}× | (reference) | |",
-            ratio(c.median, b.median),
-            ratio(c.p99, b.p99)
-        );
-        if let [off, on] = self.cpu.as_slice() {
-            let r = if off.micros_per_request > 0.0 {
-                on.micros_per_request / off.micros_per_request
-            } else {
-                0.0
-            };
-            let _ = writeln!(
-                s,
-                "| CPU per request, budgets on / off | {r:.3}× ({:.1} / {:.1} µs) | ≤ 1.10× | {} |",
-                on.micros_per_request,
-                off.micros_per_request,
-                self.met(r > 0.0 && r <= 1.10)
-            );
-        }
         let _ = writeln!(
             s,
             "| SSE added time to first event (c) − (a), median / p99 | {} / {} ms | ≤ 0.300 ms | {} |",
             ms_diff(t2.median, t0.median),
             ms_diff(t2.p99, t0.p99),
-            self.met(t2.median.saturating_sub(t0.median) <= Duration::from_micros(300))
+            self.judged(
+                t0.n > 0,
+                t2.median.saturating_sub(t0.median) <= Duration::from_micros(300)
+            )
         );
-        if let Some(l) = self.pacing.lateness.get(1) {
+        if let (Some(l), Some(g)) = (
+            self.pacing.lateness.get(ON),
+            self.pacing.gap_diff_p99.get(ON),
+        ) {
             let _ = writeln!(
                 s,
-                "| no chunk held back ({deltas} deltas {} ms apart) | chunk lateness vs direct p99 {} ms (max {} ms over {} chunks); gap \\|Δ\\| p99 {} ms | p99 lateness < half a pacing interval | {} |",
+                "| no chunk held back by (c) ({deltas} deltas {} ms apart) | chunk lateness vs direct p99 {} ms (max {} ms over {} chunks); gap \\|Δ\\| p99 {} ms | p99 lateness < half a pacing interval | {} |",
                 delay.as_millis(),
                 ms(l.p99),
                 ms(l.max),
                 l.n,
-                ms(self.pacing.gap_diff_p99[1]),
+                ms(*g),
                 self.met(l.p99 < delay / 2 && self.pacing.failures.is_empty())
             );
         }
         let (cd, cdelay) = self.crowd_shape;
-        let _ = writeln!(
-            s,
-            "| {} concurrent streams through (c) ({cd} deltas {} ms apart) | {}/{} complete, {} open at once, gap p99 {} ms, max {} ms | all complete, no gap > {} ms | {} |",
-            cr.streams,
-            cdelay.as_millis(),
-            cr.completed,
-            cr.streams,
-            cr.peak_open,
-            ms(cr.gaps.p99),
-            ms(cr.gaps.max),
-            self.stall_bound.as_millis(),
-            self.met(cr.completed == cr.streams && cr.gaps.max <= self.stall_bound)
-        );
-        let _ = writeln!(
-            s,
-            "| server RSS (c): idle / before / peak during the {} streams | {} / {} / {} MB | peak ≤ 40 MB | {} |",
-            cr.streams,
-            mb(self.rss_idle_kib),
-            mb(cr.rss_before_kib),
-            mb(cr.rss_peak_kib),
-            self.met(cr.rss_peak_kib > 0 && cr.rss_peak_kib as f64 * 1024.0 <= 40e6)
-        );
-        let _ = writeln!(s);
+        if let Some(cr) = self.crowd(ON) {
+            let _ = writeln!(
+                s,
+                "| {} concurrent streams through (c) ({cd} deltas {} ms apart) | {}/{} complete, {} open at once, gap p99 {} ms, max {} ms | all complete, no gap > {} ms | {} |",
+                cr.streams,
+                cdelay.as_millis(),
+                cr.completed,
+                cr.streams,
+                cr.peak_open,
+                ms(cr.gaps.p99),
+                ms(cr.gaps.max),
+                self.stall_bound.as_millis(),
+                self.met(cr.completed == cr.streams && cr.gaps.max <= self.stall_bound)
+            );
+            let _ = writeln!(
+                s,
+                "| server RSS (c): idle / before / peak during the {} streams | {} / {} / {} MB | peak ≤ 40 MB | {} |",
+                cr.streams,
+                mb(self.rss_idle_kib.get(ON).copied().unwrap_or(0)),
+                mb(cr.rss_before_kib),
+                mb(cr.rss_peak_kib),
+                self.met(cr.rss_peak_kib > 0 && cr.rss_peak_kib as f64 * 1024.0 <= 40e6)
+            );
+        }
+        s
+    }
 
-        // Open-loop detail.
+    /// Open-loop detail: every step of every target.
+    fn open_loop(&self) -> String {
+        let mut s = String::new();
         let _ = writeln!(
             s,
             "Open-loop steps ({} s each; latency from the scheduled send time; p50 / p99 ms, errors):\n",
             self.step_duration.as_secs_f64()
         );
-        let _ = writeln!(
-            s,
-            "| rate (req/s) | {} | {} | {} |",
-            NAMES[0], NAMES[1], NAMES[2]
-        );
-        let _ = writeln!(s, "| ---: | --- | --- | --- |");
+        self.header(&mut s, "rate (req/s)", "---:");
         let mut rates: Vec<u64> = self.steps.iter().flatten().map(|st| st.rate).collect();
         rates.sort_unstable();
         rates.dedup();
         for rate in rates {
-            let cells: Vec<String> = self
-                .steps
-                .iter()
-                .map(|steps| match steps.iter().find(|st| st.rate == rate) {
+            self.row(&mut s, &rate.to_string(), |i| {
+                match self.steps[i].iter().find(|st| st.rate == rate) {
                     Some(st) => format!(
                         "{} / {}, {} err{}",
                         ms(st.latency.median),
@@ -297,9 +415,8 @@ impl Report {
                         if st.passes() { "" } else { " ✗" }
                     ),
                     None => "—".to_owned(),
-                })
-                .collect();
-            let _ = writeln!(s, "| {rate} | {} |", cells.join(" | "));
+                }
+            });
         }
         s
     }
@@ -320,129 +437,29 @@ impl Report {
                 .map(|f| format!("SSE pacing: {f}")),
         );
         out.extend(
-            self.crowd
+            self.burst
                 .failures
                 .iter()
-                .take(20)
-                .map(|f| format!("concurrent streams: {f}")),
+                .map(|f| format!("SSE streams back to back: {f}")),
         );
+        for (name, c) in NAMES.iter().zip(&self.crowds) {
+            out.extend(
+                c.failures
+                    .iter()
+                    .take(20)
+                    .map(|f| format!("concurrent streams through {name}: {f}")),
+            );
+        }
         out
     }
-
-    /// The whole "Proxy" section body.
-    pub(crate) fn section(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "`budget-bench` measures what the proxy costs, black-box and side by side: every phase\n\
-             runs the three targets in the same run, interleaved. (a) is the suite's own mock\n\
-             upstream (a separate process, hyper, ~1 KB JSON with usage or paced SSE), (b) is\n\
-             `budget-server` with `BUDGETS_ENABLED=false` (same binary, plain pass-through) and (c)\n\
-             is `budget-server` with budgets on and a SQLite file, both proxying to that mock.\n"
-        );
-        let _ = writeln!(
-            s,
-            "```sh no-run: a release build, then minutes of measuring\n\
-             cargo build --release -p budget-server -p budget-bench\n\
-             cargo run --release -p budget-bench -- --write-docs   # a few minutes; updates this section\n\
-             ```\n\n\
-             The quick mode takes seconds and only checks that every target answers (CI runs it;\n\
-             it prints no verdict on the goals):\n\n\
-             ```sh\n\
-             cargo build -p budget-server -p budget-bench\n\
-             cargo run -p budget-bench -- --quick\n\
-             ```\n"
-        );
-        let _ = writeln!(
-            s,
-            "- **Setup**: each server gets its own SQLite file in a temporary folder and one limiter,\n  \
-             created through its admin API; `ADMIN_PASSWORD` is a cheap argon2id hash so that\n  \
-             password hashing does not show in the server's memory.\n\
-             - **Latency**: closed loop at concurrency 1, rounds of a, b, c over one keep-alive\n  \
-             connection each, send to last byte; once back to back, once with {} ms of idle\n  \
-             before each request (every process then wakes from idle, as with sparse traffic).\n\
-             - **Throughput**: an open-loop generator (fixed schedule kept by its own thread;\n  \
-             latency from the *scheduled* send time, so a server that falls behind is charged\n  \
-             for it) steps the rate up, a, b, c at each rate, until p99 ≥ 10 ms or an error.\n\
-             - **CPU**: the server's utime + stime from `/proc/PID/stat` around a fixed number of\n  \
-             requests (closed loop over {} connections, off and on alternating in blocks).\n\
-             - **SSE**: each stream starts after the same idle pause; time to the first event,\n  \
-             and each chunk's arrival compared with the paired direct stream (a held-back chunk\n  \
-             shows as a whole pacing interval). Then many concurrent streams through (c) while\n  \
-             its `VmRSS` is sampled every 10 ms.\n\
-             - Client (one thread), mock (one thread) and servers share the machine, as in the\n  \
-             published gateway benchmarks. Diagnostics: `--only latency,throughput,cpu,sse,streams`,\n  \
-             `--pause 20ms`, `--streams-through off`.\n",
-            self.idle_pause.as_millis(),
-            self.cpu_concurrency
-        );
-        let _ = writeln!(s, "### Last run\n");
-        for (k, v) in &self.machine {
-            let _ = writeln!(s, "- {k}: {v}");
-        }
-        let _ = writeln!(s);
-        s.push_str(&self.markdown());
-        let failures = self.failures();
-        if !failures.is_empty() {
-            let _ = writeln!(s, "\nFailed requests:\n");
-            for f in failures {
-                let _ = writeln!(s, "- {f}");
-            }
-        }
-        s
-    }
 }
 
-const PROXY: &str = "## Proxy";
-const SQLITE: &str = "## SQLite store";
-
-/// Put `body` under `## Proxy` in the file at `path`, keeping every other section as it is;
-/// create the file (with both headings) when it does not exist.
-pub(crate) fn write_section(path: &Path, body: &str) -> std::io::Result<()> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            format!("# Benchmarks\n\n{PROXY}\n\n{SQLITE}\n\n_Not measured yet._\n")
-        }
-        Err(e) => return Err(e),
-    };
-    std::fs::write(path, replace_section(&text, PROXY, body))
-}
-
-/// Written by hand under the generated part; kept when the section is rewritten.
-const FINDINGS: &str = "### Findings";
-
-/// `text` with the body of the level-2 section `heading` replaced (appended when missing),
-/// keeping a hand-written [`FINDINGS`] subsection at its end.
-fn replace_section(text: &str, heading: &str, body: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let Some(start) = lines.iter().position(|l| l.trim_end() == heading) else {
-        let mut out = text.trim_end().to_owned();
-        let _ = write!(out, "\n\n{heading}\n\n{}\n", body.trim_end());
-        return out;
-    };
-    // The section ends at the next level-1 or level-2 heading outside a code block.
-    let mut fenced = false;
-    let mut end = lines.len();
-    for (i, l) in lines.iter().enumerate().skip(start + 1) {
-        if l.starts_with("```") {
-            fenced = !fenced;
-        } else if !fenced && (l.starts_with("## ") || l.starts_with("# ")) {
-            end = i;
-            break;
-        }
-    }
-    let findings = lines[start + 1..end]
-        .iter()
-        .position(|l| l.trim_end() == FINDINGS)
-        .map(|i| start + 1 + i);
-    let mut out = lines[..=start].join("\n");
-    let _ = write!(out, "\n\n{}\n", body.trim_end());
-    if let Some(f) = findings {
-        let _ = write!(out, "\n{}\n", lines[f..end].join("\n").trim_end());
-    }
-    if end < lines.len() {
-        let _ = write!(out, "\n{}\n", lines[end..].join("\n"));
+/// `v` (one entry per measured slot, in `slots` order) spread over all four slots, with
+/// defaults for the slots not measured.
+pub(crate) fn spread<T: Default>(v: Vec<T>, slots: &[usize]) -> Vec<T> {
+    let mut out: Vec<T> = (0..NAMES.len()).map(|_| T::default()).collect();
+    for (x, &i) in v.into_iter().zip(slots) {
+        out[i] = x;
     }
     out
 }
@@ -452,45 +469,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_proxy_section_changes() {
-        let text = "# Benchmarks\n\nintro\n\n## Proxy\n\nold\n\n### Last run\n\nold too\n\n## SQLite store\n\ntheirs\n";
-        let out = replace_section(text, PROXY, "new\n");
-        assert_eq!(
-            out,
-            "# Benchmarks\n\nintro\n\n## Proxy\n\nnew\n\n## SQLite store\n\ntheirs\n"
-        );
-        let text = "# Benchmarks\n\n## SQLite store\n\ntheirs\n";
-        let out = replace_section(text, PROXY, "new");
-        assert_eq!(
-            out,
-            "# Benchmarks\n\n## SQLite store\n\ntheirs\n\n## Proxy\n\nnew\n"
-        );
-        let text = "## Proxy\n";
-        assert_eq!(replace_section(text, PROXY, "new"), "## Proxy\n\nnew\n");
-        let text = "## Proxy\n\n```sh\n# not a heading\n```\nold\n\n### Findings\n\nmine\n\n## SQLite store\nx\n";
-        assert_eq!(
-            replace_section(text, PROXY, "new"),
-            "## Proxy\n\nnew\n\n### Findings\n\nmine\n\n## SQLite store\nx\n"
-        );
-    }
-    #[test]
     fn quick_mode_calls_no_goal_met_or_missed() {
-        let full = Report::default().markdown();
-        assert!(full.contains("**missed**"), "{full}");
-        let quick = Report {
-            quick: true,
+        let measured = |quick| Report {
+            quick,
+            crowds: spread(
+                vec![Crowd {
+                    streams: 10,
+                    ..Crowd::default()
+                }],
+                &[ON],
+            ),
             ..Report::default()
-        }
-        .markdown();
+        };
+        let full = measured(false).markdown();
+        assert!(full.contains("**missed**"), "{full}");
+        let quick = measured(true).markdown();
         assert!(
             !quick.contains("**met**") && !quick.contains("**missed**"),
             "{quick}"
         );
-        // Every goal row says so: added latency (2), SSE first event, the crowd, RSS.
+        // Every goal row says so: added latency (2), SSE first event, the crowd, RSS, and the
+        // eight rows of the side-by-side goals.
         assert_eq!(
             quick.matches("not measured in quick mode").count(),
-            5,
+            13,
             "{quick}"
         );
+    }
+
+    #[test]
+    fn a_skipped_nginx_has_no_column_and_says_why() {
+        let r = Report {
+            nginx_skipped: Some("skipped in quick mode".to_owned()),
+            ..Report::default()
+        };
+        let md = r.markdown();
+        assert!(
+            md.contains("nginx rows skipped: skipped in quick mode"),
+            "{md}"
+        );
+        assert!(!md.contains("| (n) nginx |"), "{md}");
+        assert!(
+            md.contains("| measurement | (a) mock direct | (b) budgets off |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn spread_fills_the_missing_slots_with_defaults() {
+        assert_eq!(spread(vec![1, 2, 3], &[DIRECT, OFF, ON]), vec![1, 0, 2, 3]);
     }
 }

@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use crate::client::{Ask, Conn, Endpoint, StreamTiming};
 use crate::stats::{percentile, Summary};
-use crate::targets::{peak_rss_kib, rss_kib};
+use crate::targets::tree_rss_kib;
 
 /// Time to first byte per target, and how chunk pacing through each proxy differs from direct.
 #[derive(Debug, Default)]
 pub(crate) struct Pacing {
     /// Send → end of the first event, per target.
     pub(crate) ttfb: Vec<Summary>,
-    /// Per proxy target (index ≥ 1): p99 of |gap(proxy) − gap(direct)| over all chunk gaps
-    /// of paired rounds.
+    /// Per target (zero for target 0, the direct mock): p99 of |gap(proxy) − gap(direct)|
+    /// over all chunk gaps of paired rounds.
     pub(crate) gap_diff_p99: Vec<Duration>,
-    /// Per proxy target: how late each event is, relative to its stream's first event,
+    /// Per target (empty for target 0): how late each event is, relative to its stream's first event,
     /// compared with the same event of the paired direct stream. A proxy that holds chunks
     /// back shows a whole pacing interval here, for many chunks.
     pub(crate) lateness: Vec<Summary>,
@@ -76,6 +76,8 @@ pub(crate) async fn pacing(
         let mut ttfb: Vec<Duration> = ts.iter().flatten().map(StreamTiming::ttfb).collect();
         out.ttfb.push(Summary::of(&mut ttfb));
     }
+    out.gap_diff_p99.push(Duration::ZERO);
+    out.lateness.push(Summary::default());
     let direct = &timings[0];
     for proxied in &timings[1..] {
         let mut diffs = Vec::new();
@@ -94,6 +96,73 @@ pub(crate) async fn pacing(
     out
 }
 
+/// Streams sent at once by the mock (no pacing), back to back: per target, the time to the
+/// first event and to the end of the stream.
+#[derive(Debug, Default)]
+pub(crate) struct Burst {
+    pub(crate) ttfe: Vec<Summary>,
+    pub(crate) total: Vec<Summary>,
+    pub(crate) failures: Vec<String>,
+}
+
+/// `warmup` then `rounds` rounds of one unpaced stream of `deltas` content events per target in
+/// turn, each target over its own keep-alive connection, without pauses.
+pub(crate) async fn burst(
+    targets: &[Endpoint],
+    warmup: usize,
+    rounds: usize,
+    deltas: usize,
+) -> Burst {
+    let ask = Ask::Stream {
+        deltas,
+        delay: Duration::ZERO,
+    };
+    let expected = deltas + 2;
+    let mut out = Burst::default();
+    let mut conns = Vec::new();
+    for t in targets {
+        match Conn::open(t.addr).await {
+            Ok(c) => conns.push(Some(c)),
+            Err(e) => {
+                out.failures.push(format!("{}: {e}", t.addr));
+                conns.push(None);
+            }
+        }
+    }
+    let mut ttfe: Vec<Vec<Duration>> = targets.iter().map(|_| Vec::new()).collect();
+    let mut total: Vec<Vec<Duration>> = targets.iter().map(|_| Vec::new()).collect();
+    for round in 0..warmup + rounds {
+        for (i, t) in targets.iter().enumerate() {
+            let Some(conn) = conns[i].as_mut() else {
+                continue;
+            };
+            let r = tokio::time::timeout(
+                Duration::from_secs(10),
+                conn.stream(t.request(ask), expected),
+            )
+            .await;
+            match r {
+                Ok(Ok(timing)) if round >= warmup => {
+                    ttfe[i].push(timing.ttfb());
+                    total[i].push(timing.total());
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    out.failures.push(format!("{}: {e}", t.addr));
+                    conns[i] = None;
+                }
+                Err(_) => {
+                    out.failures.push(format!("{}: stream timed out", t.addr));
+                    conns[i] = None;
+                }
+            }
+        }
+    }
+    out.ttfe = ttfe.iter_mut().map(|v| Summary::of(v)).collect();
+    out.total = total.iter_mut().map(|v| Summary::of(v)).collect();
+    out
+}
+
 /// Many concurrent streams through one server.
 #[derive(Debug, Default)]
 pub(crate) struct Crowd {
@@ -107,8 +176,6 @@ pub(crate) struct Crowd {
     pub(crate) rss_before_kib: u64,
     pub(crate) rss_peak_kib: u64,
     pub(crate) rss_after_kib: u64,
-    /// `VmHWM` after the run: the process's high-water mark over its whole life.
-    pub(crate) hwm_kib: u64,
 }
 
 /// Open `streams` streams through `endpoint` (spread over `ramp`), each `deltas` events `delay`
@@ -125,7 +192,7 @@ pub(crate) async fn crowd(
         streams,
         ..Crowd::default()
     };
-    out.rss_before_kib = rss_kib(pid).unwrap_or(0);
+    out.rss_before_kib = tree_rss_kib(pid).unwrap_or(0);
     let ask = Ask::Stream { deltas, delay };
     let expected = deltas + 2;
     let open_now = Arc::new(AtomicU64::new(0));
@@ -134,7 +201,7 @@ pub(crate) async fn crowd(
     let sampler = tokio::spawn(async move {
         let mut peak = 0;
         loop {
-            peak = peak.max(rss_kib(pid).unwrap_or(0));
+            peak = peak.max(tree_rss_kib(pid).unwrap_or(0));
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(10)) => {}
                 _ = &mut stop_rx => return peak,
@@ -180,7 +247,6 @@ pub(crate) async fn crowd(
     out.rss_peak_kib = sampler.await.unwrap_or(0);
     out.gaps = Summary::of(&mut gaps);
     out.peak_open = peak_open.load(Ordering::Relaxed);
-    out.rss_after_kib = rss_kib(pid).unwrap_or(0);
-    out.hwm_kib = peak_rss_kib(pid).unwrap_or(0);
+    out.rss_after_kib = tree_rss_kib(pid).unwrap_or(0);
     out
 }

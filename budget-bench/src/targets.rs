@@ -1,5 +1,6 @@
-//! The processes under test: the mock (`budget-bench mock`) and two `budget-server`s, each
-//! started as a child process and read through `/proc`.
+//! The processes under test: the mock (`budget-bench mock`), nginx (see [`crate::nginx`]) and
+//! two `budget-server`s, each started as a child process and read through `/proc` (CPU time
+//! and memory of the process and its children: nginx's workers are its master's children).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -52,6 +53,19 @@ impl Process {
                 let _ = child.kill();
                 format!("{name}: expected `listening on http://ADDR`, got {line:?} (exit status {status:?})")
             })?;
+        Ok(Process { name, child, addr })
+    }
+
+    /// Start `command`, which listens on `addr` without saying so; the caller waits for it.
+    pub(crate) fn spawn_at(
+        name: &'static str,
+        mut command: Command,
+        addr: SocketAddr,
+    ) -> Result<Process, String> {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{name}: cannot start {:?}: {e}", command.get_program()))?;
         Ok(Process { name, child, addr })
     }
 
@@ -195,13 +209,54 @@ pub(crate) fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
-/// utime + stime of `pid` (all threads, living and exited), in clock ticks.
-pub(crate) fn cpu_ticks(pid: u32) -> Result<u64, String> {
+/// `pid` and its descendants (nginx's master and workers; a lone process for the others).
+pub(crate) fn tree(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(ppid) = stat_fields(child)
+                .ok()
+                .and_then(|f| f.get(1).and_then(|p| p.parse().ok()))
+            {
+                parents.push((child, ppid));
+            }
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out
+}
+
+/// utime + stime of `pid` and its descendants, in clock ticks.
+pub(crate) fn tree_cpu_ticks(pid: u32) -> Result<u64, String> {
+    tree(pid).into_iter().map(cpu_ticks).sum()
+}
+
+/// `VmRSS` of `pid` and its descendants, summed (pages they share count once per process), KiB.
+pub(crate) fn tree_rss_kib(pid: u32) -> Result<u64, String> {
+    tree(pid).into_iter().map(rss_kib).sum()
+}
+
+/// The fields of `/proc/PID/stat` after the `(comm)` one: state is 0, ppid 1, utime 11.
+fn stat_fields(pid: u32) -> Result<Vec<String>, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    // Fields after the `(comm)` one; utime and stime are fields 14 and 15 of the whole line.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Ok(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// utime + stime of `pid` (all threads, living and exited), in clock ticks.
+pub(crate) fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    // utime and stime are fields 14 and 15 of the whole line.
+    let fields = stat_fields(pid)?;
     let field = |i: usize| {
         fields
             .get(i)
@@ -214,11 +269,6 @@ pub(crate) fn cpu_ticks(pid: u32) -> Result<u64, String> {
 /// Resident set size of `pid` (`VmRSS`), in KiB.
 pub(crate) fn rss_kib(pid: u32) -> Result<u64, String> {
     status_kib(pid, "VmRSS:")
-}
-
-/// Peak resident set size of `pid` (`VmHWM`), in KiB.
-pub(crate) fn peak_rss_kib(pid: u32) -> Result<u64, String> {
-    status_kib(pid, "VmHWM:")
 }
 
 fn status_kib(pid: u32, key: &str) -> Result<u64, String> {
@@ -241,6 +291,18 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_ticks(pid).is_ok());
         assert!(rss_kib(pid).unwrap() > 0);
-        assert!(peak_rss_kib(pid).unwrap() >= rss_kib(pid).unwrap() / 2);
+    }
+
+    #[test]
+    fn a_tree_holds_the_children() {
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        let me = std::process::id();
+        let t = tree(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(t[0], me);
+        assert!(t.contains(&child.id()), "{t:?}");
+        assert!(tree_cpu_ticks(me).is_ok());
+        assert!(tree_rss_kib(me).unwrap() >= rss_kib(me).unwrap());
     }
 }
