@@ -295,6 +295,38 @@ async function main() {
       assert(Array.isArray(j.choices), "response has no choices");
     });
 
+    await step("a batch is refused by default; the form admits unmetered endpoints for this limiter", async () => {
+      const batch = async () => {
+        const res = await fetch(`${endpoint}/batches`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Authorization: "Bearer sk-test" },
+          body: JSON.stringify({ input_file_id: "file-1", endpoint: "/v1/chat/completions", completion_window: "24h" }),
+        });
+        return { status: res.status, text: await res.text() };
+      };
+      const refused = await batch();
+      assert(refused.status === 403 && refused.text.includes("unmetered_endpoint"), `POST batches → ${refused.status}: ${refused.text.slice(0, 200)}`);
+      await card(limiterId).locator('[data-testid="action-edit"]').click();
+      const dialog = page.locator('[data-testid="limiter-form-dialog"]');
+      const select = dialog.locator('select[name="unmetered_endpoints"]');
+      assert((await select.inputValue()) === "server", "a new limiter follows the server's setting");
+      await select.selectOption("allow");
+      await page.locator('[data-testid="limiter-form-submit"]').click();
+      await dialog.waitFor({ state: "hidden" });
+      await card(limiterId).getByText("Unmetered allowed").waitFor({ state: "visible" });
+      const got = await adminApi("GET", `/api/limiters/${limiterId}`);
+      assert(got.json.unmetered_endpoints === "allow", `unmetered_endpoints is ${got.json.unmetered_endpoints}`);
+      const admitted = await batch();
+      assert(admitted.status !== 403, `after allowing, POST batches → ${admitted.status}: ${admitted.text.slice(0, 200)}`);
+      // Back to the server's setting, so the rest of the walk-through sees the default.
+      await card(limiterId).locator('[data-testid="action-edit"]').click();
+      await select.selectOption("server");
+      await page.locator('[data-testid="limiter-form-submit"]').click();
+      await dialog.waitFor({ state: "hidden" });
+      const back = await adminApi("GET", `/api/limiters/${limiterId}`);
+      assert(back.json.unmetered_endpoints === null, `unmetered_endpoints is ${back.json.unmetered_endpoints}, want null`);
+    });
+
     await step("the card's usage updates without a reload", async () => {
       const spend = card(limiterId).locator('[data-testid="limiter-spend"]');
       const value = await eventually("card spend > 0", async () => {

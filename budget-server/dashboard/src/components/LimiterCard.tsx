@@ -69,6 +69,11 @@ export function LimiterCard({ limiter: l, now, toggling, onToggle, onEdit, onSta
           {l.provider === "azure" ? "Azure OpenAI" : "OpenAI"}
         </Badge>
         {l.unpriced === "refuse" && <Badge variant="outline">Refuses unpriced</Badge>}
+        {l.unmetered_endpoints === "allow" && (
+          <Badge variant="warning" title="Batches, fine-tuning and other endpoints the proxy cannot meter are forwarded; their cost is not counted">
+            Unmetered allowed
+          </Badge>
+        )}
         {level === "exceeded" && <Badge variant="destructive">Budget reached</Badge>}
         {level === "warning" && <Badge variant="warning">Near budget</Badge>}
       </div>

@@ -96,6 +96,7 @@ describe("LimiterFormDialog", () => {
       provider: "openai",
       mode: "strict",
       unpriced: "admit",
+      unmetered_endpoints: null,
     });
   });
 

@@ -26,6 +26,7 @@ function valuesFrom(l: Limiter): LimiterFormValues {
     provider: l.provider,
     mode: l.mode,
     unpriced: l.unpriced,
+    unmetered_endpoints: l.unmetered_endpoints ?? "server",
     timezone: l.timezone ?? "",
   };
 }
@@ -199,6 +200,30 @@ export function LimiterFormDialog({
               </Select>
             </Field>
           </div>
+          <Field
+            id={id("unmetered_endpoints")}
+            label="Unmetered endpoints"
+            error={errors.unmetered_endpoints}
+            hint={
+              values.unmetered_endpoints === "allow"
+                ? "Batches, fine-tuning, realtime, vector stores and unknown endpoints are forwarded; their cost is not counted."
+                : values.unmetered_endpoints === "refuse"
+                  ? "Endpoints that cost money without reporting usage, and unknown ones, are refused (403)."
+                  : "As the server's UNMETERED_ENDPOINTS setting (refuse by default)."
+            }
+          >
+            <Select
+              id={id("unmetered_endpoints")}
+              name="unmetered_endpoints"
+              value={values.unmetered_endpoints}
+              onChange={set("unmetered_endpoints")}
+              {...inv("unmetered_endpoints")}
+            >
+              <option value="server">Server setting</option>
+              <option value="refuse">Refuse</option>
+              <option value="allow">Allow (not counted)</option>
+            </Select>
+          </Field>
           <Field id={id("timezone")} label="Time zone (optional)" error={errors.timezone} hint="Days, weeks, months and years start at local midnight there. Default UTC.">
             <Input id={id("timezone")} name="timezone" list={`${uid}-zones`} value={values.timezone} onChange={set("timezone")} placeholder="UTC" {...inv("timezone")} />
             <datalist id={`${uid}-zones`}>

@@ -32,6 +32,7 @@ describe("validateLimiterForm", () => {
     expect(validateLimiterForm({ ...valid, provider: "anthropic" }).provider).toBeDefined();
     expect(validateLimiterForm({ ...valid, mode: "hard" }).mode).toBeDefined();
     expect(validateLimiterForm({ ...valid, unpriced: "maybe" }).unpriced).toBeDefined();
+    expect(validateLimiterForm({ ...valid, unmetered_endpoints: "sometimes" }).unmetered_endpoints).toBeDefined();
   });
   it("checks the time zone only when given", () => {
     expect(validateLimiterForm({ ...valid, timezone: "" }).timezone).toBeUndefined();
@@ -57,7 +58,9 @@ describe("parseBudget and toLimiterInput", () => {
       provider: "openai",
       mode: "soft",
       unpriced: "admit",
+      unmetered_endpoints: null,
     });
+    expect(toLimiterInput({ ...valid, unmetered_endpoints: "allow" }).unmetered_endpoints).toBe("allow");
     expect(toLimiterInput({ ...valid, timezone: "Asia/Tokyo" }).timezone).toBe("Asia/Tokyo");
   });
   it("maps server fields onto the form", () => {

@@ -8,6 +8,7 @@ export type Period = Schemas["Period"];
 export type Provider = Schemas["Provider"];
 export type Mode = Schemas["EnforcementMode"];
 export type Unpriced = Schemas["UnpricedPolicy"];
+export type Unmetered = Schemas["UnmeteredPolicy"];
 
 /** Every value of the API's enum `T`, in the form's order: a missing or unknown one fails to typecheck. */
 function every<T extends string>() {
@@ -18,6 +19,8 @@ export const PERIODS = every<Period>()(["minute", "hour", "day", "week", "month"
 export const PROVIDERS = every<Provider>()(["openai", "azure"]);
 export const MODES = every<Mode>()(["soft", "strict"]);
 export const UNPRICED = every<Unpriced>()(["admit", "refuse"]);
+/** `server` follows the server's UNMETERED_ENDPOINTS (sent as `null`). */
+export const UNMETERED = ["server", ...every<Unmetered>()(["refuse", "allow"])] as const;
 
 export const NAME_MAX = 200;
 
@@ -30,6 +33,7 @@ export interface LimiterFormValues {
   provider: string;
   mode: string;
   unpriced: string;
+  unmetered_endpoints: string;
   timezone: string;
 }
 
@@ -42,6 +46,7 @@ export interface LimiterInput {
   provider: Provider;
   mode: Mode;
   unpriced: Unpriced;
+  unmetered_endpoints: Unmetered | null;
   timezone?: string;
 }
 
@@ -55,6 +60,7 @@ export const EMPTY_FORM: LimiterFormValues = {
   provider: "openai",
   mode: "soft",
   unpriced: "admit",
+  unmetered_endpoints: "server",
   timezone: "",
 };
 
@@ -107,6 +113,8 @@ export function validateLimiterForm(v: LimiterFormValues): FormErrors {
   if (!(PROVIDERS as readonly string[]).includes(v.provider)) errors.provider = "Choose OpenAI or Azure OpenAI.";
   if (!(MODES as readonly string[]).includes(v.mode)) errors.mode = "Choose soft or strict.";
   if (!(UNPRICED as readonly string[]).includes(v.unpriced)) errors.unpriced = "Choose admit or refuse.";
+  if (!(UNMETERED as readonly string[]).includes(v.unmetered_endpoints))
+    errors.unmetered_endpoints = "Choose the server's setting, refuse or allow.";
 
   const tz = v.timezone.trim();
   if (tz && !isValidTimeZone(tz)) errors.timezone = "Unknown time zone (use an IANA name such as Europe/Berlin).";
@@ -123,6 +131,7 @@ export function toLimiterInput(v: LimiterFormValues): LimiterInput {
     provider: v.provider as Provider,
     mode: v.mode as Mode,
     unpriced: v.unpriced as Unpriced,
+    unmetered_endpoints: v.unmetered_endpoints === "server" ? null : (v.unmetered_endpoints as Unmetered),
   };
   const tz = v.timezone.trim();
   if (tz) input.timezone = tz;
@@ -133,7 +142,7 @@ export function toLimiterInput(v: LimiterFormValues): LimiterInput {
 export function formFieldFor(field: string | null | undefined): keyof LimiterFormValues | null {
   if (!field) return null;
   const keys: (keyof LimiterFormValues)[] = [
-    "name", "budget_limit", "period_type", "base_url", "provider", "mode", "unpriced", "timezone",
+    "name", "budget_limit", "period_type", "base_url", "provider", "mode", "unpriced", "unmetered_endpoints", "timezone",
   ];
   return (keys as string[]).includes(field) ? (field as keyof LimiterFormValues) : null;
 }
