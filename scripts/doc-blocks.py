@@ -66,6 +66,17 @@ SERVER_ENV_UNSET = [
 ]
 
 
+def server_settings() -> set[str]:
+    """Every setting budget-server reads from the environment (those .env.example lists, set
+    or commented out, and a few more): a developer's or CI's shell must not change the fresh
+    server's defaults."""
+    names = set(SERVER_ENV_UNSET) | {"BUDGET_DEMO", "RUST_LOG"}
+    example = ROOT / ".env.example"
+    if example.exists():
+        names |= set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example.read_text(), re.M))
+    return names
+
+
 @dataclass
 class Block:
     path: Path
@@ -340,7 +351,8 @@ def run_file(path: Path, bins: Path, base: Path) -> tuple[int, int, list[str]]:
     work = Path(tempfile.mkdtemp(prefix="doc-blocks.", dir=base))
     repo = work / "repo"
     copy_tracked(repo)
-    env = dict(os.environ)
+    # The reader's shell: none of the server's settings, the shared build cache.
+    env = {k: v for k, v in os.environ.items() if k not in server_settings()}
     env["CARGO_TARGET_DIR"] = str(target_dir_path)
     failures: list[str] = []
     mock = server = None
@@ -349,7 +361,7 @@ def run_file(path: Path, bins: Path, base: Path) -> tuple[int, int, list[str]]:
         with open(mock_log, "wb") as f:
             mock = subprocess.Popen([str(bins / "budget-mock-upstream"), "--addr", MOCK_ADDR],
                                     stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-        server_env = {k: v for k, v in env.items() if k not in SERVER_ENV_UNSET}
+        server_env = {k: v for k, v in env.items() if k not in server_settings()}
         server_env["OPENAI_API_BASE_URL"] = f"http://{MOCK_ADDR}"
         server_env["NO_COLOR"] = "1"  # plain logs in the failure report
         if not isolated:
