@@ -23,6 +23,21 @@ pub(crate) struct Nginx {
     _dir: tempfile::TempDir,
 }
 
+impl Drop for Nginx {
+    /// Stop the master with SIGTERM, which stops its workers (a SIGKILL would leave them
+    /// running), and wait up to 5 s for it.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.process.pid().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let until = Instant::now() + Duration::from_secs(5);
+        while self.process.check_alive().is_ok() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// Where the nginx binary is, installing Debian's package first when it is missing and we may.
 /// `Err` says why there is none (the report prints it).
 pub(crate) fn find_or_install() -> Result<PathBuf, String> {
