@@ -126,33 +126,33 @@ pub enum UnmeteredPolicy {
 /// path after `/v1/` (`chat/completions`), for Azure the whole path (`openai/deployments/d/…`,
 /// `openai/v1/…`), since Azure's API lives under `openai/`. Call [`check_canonical`] first.
 pub fn classify(provider: Provider, method: &str, api_path: &str) -> ApiRoute {
-    let mut segs = api_path.split('/').filter(|s| !s.is_empty()).peekable();
-    if provider == Provider::Azure {
-        if !segs.next().is_some_and(|s| s.eq_ignore_ascii_case("openai")) {
-            return ApiRoute::OutsideApi;
+    // Matched case-insensitively (metering more is the safe side), without allocating for the
+    // usual lower-case path.
+    let lower: Cow<'_, str> = if api_path.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(api_path.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(api_path)
+    };
+    // Azure's `openai/deployments/{name}/` plus the longest OpenAI path (5 segments).
+    let mut buf = [""; 8];
+    let mut n = 0;
+    for seg in lower.split('/').filter(|s| !s.is_empty()) {
+        if n == buf.len() {
+            return ApiRoute::Unknown;
         }
-        match segs.peek() {
-            Some(s) if s.eq_ignore_ascii_case("v1") => {
-                segs.next();
-            }
-            Some(s) if s.eq_ignore_ascii_case("deployments") => {
-                segs.next();
-                if segs.next().is_none() {
-                    return ApiRoute::Unknown;
-                }
-            }
-            _ => {}
-        }
+        buf[n] = seg;
+        n += 1;
     }
-    // Paths are matched case-insensitively (OpenAI's router is; metering more is the safe side).
-    let segs: Vec<Cow<'_, str>> = segs
-        .map(|s| match s.bytes().any(|b| b.is_ascii_uppercase()) {
-            true => Cow::Owned(s.to_ascii_lowercase()),
-            false => Cow::Borrowed(s),
-        })
-        .collect();
-    let segs: Vec<&str> = segs.iter().map(|s| s.as_ref()).collect();
-    route_of(method, &segs)
+    let mut segs = &buf[..n];
+    if provider == Provider::Azure {
+        segs = match segs {
+            ["openai", "deployments"] => return ApiRoute::Unknown,
+            ["openai", "v1", rest @ ..] | ["openai", "deployments", _, rest @ ..] => rest,
+            ["openai", rest @ ..] => rest,
+            _ => return ApiRoute::OutsideApi,
+        };
+    }
+    route_of(method, segs)
 }
 
 /// The table: `*` in a pattern is one id segment.
