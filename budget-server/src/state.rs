@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use budget_core::pricing::PriceTable;
+use budget_core::store::CachingStore;
 use budget_core::{BudgetStore, MemoryStore};
 use budget_store_sqlite::{SqliteStore, SqliteStoreOptions};
 use budget_tower::BudgetLayer;
@@ -89,6 +90,9 @@ impl AppState {
         sqlite: Option<SqliteStore>,
     ) -> Result<AppState, StartError> {
         config.validate()?;
+        // The proxy looks its limiter up on every request: from memory, for at most a second;
+        // the admin API changes limiters through the same wrapper, which forgets them at once.
+        let store: Arc<dyn BudgetStore> = Arc::new(CachingStore::new(store));
         let mut prices = PriceTable::builtin();
         if let Some(path) = &config.prices_file {
             let extra =

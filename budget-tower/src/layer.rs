@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use budget_core::api::{classify, ApiRoute, UnmeteredPolicy};
 use budget_core::pricing::PriceTable;
@@ -11,7 +10,7 @@ use http::HeaderName;
 use tower::Layer;
 
 use crate::hooks::{NoHooks, UsageHooks};
-use crate::resolve::{from_extension, from_path_code, LimiterCache, LimiterKey, Resolver};
+use crate::resolve::{from_extension, from_path_code, LimiterKey, Resolver};
 use crate::service::BudgetService;
 use crate::settlements::Settlements;
 
@@ -40,7 +39,6 @@ pub(crate) struct Config {
     pub(crate) resolver: Resolver,
     pub(crate) api_root: ApiRoot,
     pub(crate) unmetered: UnmeteredPolicy,
-    pub(crate) cache: LimiterCache,
     pub(crate) fail_open: bool,
     pub(crate) user_header: Option<HeaderName>,
     pub(crate) max_request_bytes: usize,
@@ -114,7 +112,6 @@ impl BudgetLayer {
                 resolver: Arc::new(from_extension),
                 api_root: ApiRoot::AfterV1,
                 unmetered: UnmeteredPolicy::Refuse,
-                cache: LimiterCache::new(Duration::from_secs(1)),
                 fail_open: false,
                 user_header: None,
                 max_request_bytes: 32 * 1024 * 1024,
@@ -215,19 +212,6 @@ impl BudgetLayer {
         self.map(|c| c.fail_open = fail_open)
     }
 
-    /// How long a resolved limiter's upstream settings are cached (default 1 s; zero
-    /// disables). Budget, active flag and deletion are always checked by the store.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use budget_core::{MemoryStore, pricing::PriceTable};
-    /// let layer = budget_tower::BudgetLayer::new(Arc::new(MemoryStore::new()), PriceTable::builtin())
-    ///     .with_cache_ttl(std::time::Duration::ZERO);
-    /// ```
-    pub fn with_cache_ttl(self, ttl: Duration) -> Self {
-        self.map(|c| c.cache = LimiterCache::new(ttl))
-    }
-
     /// Largest request body the layer reads to learn the model and limits (default 32 MiB;
     /// larger bodies get 413).
     ///
@@ -302,11 +286,6 @@ impl BudgetLayer {
     /// How many settlements are running right now.
     pub fn settlements_running(&self) -> usize {
         self.config.settlements.running()
-    }
-
-    /// Drop a cached limiter now (e.g. after changing its upstream through an admin API).
-    pub fn forget_limiter(&self, key: &LimiterKey) {
-        self.config.cache.forget(key);
     }
 
     /// The store this layer spends from.

@@ -1,9 +1,6 @@
 //! Finding the limiter a request spends from.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use budget_core::{store, BudgetStore, Limiter, LimiterId};
 
@@ -38,72 +35,17 @@ pub(crate) fn from_path_code(parts: &http::request::Parts) -> Option<LimiterKey>
     }
 }
 
-/// A short-lived cache of limiters by key, so the hot path does not ask the store every time.
-///
-/// Only what is not decided by the store is served from it (upstream, mode, unpriced policy);
-/// budget, active flag and deletion are checked by [`BudgetStore::reserve`] on every request,
-/// so an update or delete through the store takes effect on the very next request.
-#[derive(Clone)]
-pub(crate) struct LimiterCache {
-    ttl: Duration,
-    entries: Arc<Mutex<HashMap<LimiterKey, (Limiter, Instant)>>>,
-}
-
-impl fmt::Debug for LimiterCache {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LimiterCache")
-            .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
-    }
-}
-
-impl LimiterCache {
-    pub(crate) fn new(ttl: Duration) -> Self {
-        LimiterCache {
-            ttl,
-            entries: Arc::default(),
-        }
-    }
-
-    pub(crate) async fn get(
-        &self,
-        store: &dyn BudgetStore,
-        key: &LimiterKey,
-    ) -> store::Result<Option<Limiter>> {
-        if !self.ttl.is_zero() {
-            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((l, at)) = entries.get(key) {
-                if at.elapsed() < self.ttl {
-                    return Ok(Some(l.clone()));
-                }
-            }
-        }
-        let found = match key {
-            LimiterKey::Code(code) => store.limiter_by_code(code).await?,
-            LimiterKey::Id(id) => store
-                .get_limiter(*id)
-                .await?
-                .filter(|l| l.deleted_at.is_none()),
-        };
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match &found {
-            Some(l) if !self.ttl.is_zero() => {
-                if entries.len() > 100_000 {
-                    entries.clear();
-                }
-                entries.insert(key.clone(), (l.clone(), Instant::now()));
-            }
-            _ => {
-                entries.remove(key);
-            }
-        }
-        Ok(found)
-    }
-
-    pub(crate) fn forget(&self, key: &LimiterKey) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+/// The live limiter `key` names, straight from the store (wrap the store in
+/// [`budget_core::store::CachingStore`] to serve this from memory).
+pub(crate) async fn find(
+    store: &dyn BudgetStore,
+    key: &LimiterKey,
+) -> store::Result<Option<Limiter>> {
+    match key {
+        LimiterKey::Code(code) => store.limiter_by_code(code).await,
+        LimiterKey::Id(id) => Ok(store
+            .get_limiter(*id)
+            .await?
+            .filter(|l| l.deleted_at.is_none())),
     }
 }

@@ -102,12 +102,7 @@ where
     let Some(key) = (config.resolver)(&parts) else {
         return Ok(refuse(&config, None, Refusal::unknown_limiter()));
     };
-    let mut found = config.cache.get(&*config.store, &key).await;
-    if matches!(&found, Ok(Some(l)) if !l.is_active) {
-        // The cache may be behind a re-activation: ask the store before refusing.
-        config.cache.forget(&key);
-        found = config.cache.get(&*config.store, &key).await;
-    }
+    let found = crate::resolve::find(&*config.store, &key).await;
     let limiter = match found {
         Ok(Some(l)) => l,
         Ok(None) => return Ok(refuse(&config, None, Refusal::unknown_limiter())),
@@ -162,7 +157,7 @@ where
             // Nothing to meter (models, files, batch status…). Reads pass; anything that may
             // start work (an upload, an admitted batch) needs the budget to be open right now.
             if may_spend {
-                match admit(&config, &limiter, &key, Money::ZERO, now).await {
+                match admit(&config, &limiter, Money::ZERO, now).await {
                     Admission::Reserved(r) => release(&config, &r).await,
                     Admission::Refused(refusal) => {
                         return Ok(refuse(&config, Some(&limiter), refusal))
@@ -246,7 +241,7 @@ where
 
     // 4. Reserve.
     let amount = hold_amount(&config, &limiter, &info);
-    let reservation = match admit(&config, &limiter, &key, amount, now).await {
+    let reservation = match admit(&config, &limiter, amount, now).await {
         Admission::Reserved(r) => r,
         Admission::Refused(refusal) => return Ok(refuse(&config, Some(&limiter), refusal)),
         Admission::StoreDown if config.fail_open => {
@@ -349,7 +344,6 @@ enum Admission {
 async fn admit(
     config: &Config,
     limiter: &Limiter,
-    key: &crate::LimiterKey,
     amount: Money,
     now: chrono::DateTime<Utc>,
 ) -> Admission {
@@ -364,10 +358,7 @@ async fn admit(
             DenialReason::Inactive => Refusal::inactive(),
             DenialReason::BudgetExceeded => Refusal::budget_exceeded(&d, now),
         }),
-        Err(StoreError::LimiterNotFound(_)) => {
-            config.cache.forget(key);
-            Admission::Refused(Refusal::unknown_limiter())
-        }
+        Err(StoreError::LimiterNotFound(_)) => Admission::Refused(Refusal::unknown_limiter()),
         Err(e) => {
             store_failed(config, &e);
             Admission::StoreDown

@@ -20,6 +20,7 @@
 //! Every store, ours and yours, runs the same conformance suite (`conformance`, behind the
 //! `test-utils` feature).
 
+mod cache;
 mod index;
 mod memory;
 mod types;
@@ -27,6 +28,7 @@ mod types;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use cache::{CachingStore, DEFAULT_CACHE_CAPACITY};
 pub use index::LimiterIndex;
 pub use memory::{sort_groups, MemoryStore};
 pub use types::*;

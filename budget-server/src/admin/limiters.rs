@@ -7,7 +7,6 @@ use axum::http::{header, StatusCode};
 use axum::Json;
 use budget_core::store::{UsageQuery, WindowSpend};
 use budget_core::{Limiter, LimiterId, LimiterUpdate, Money, NewLimiter};
-use budget_tower::LimiterKey;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -196,14 +195,6 @@ async fn live_limiter(state: &AppState, raw: &str) -> Result<Limiter, ApiError> 
     }
 }
 
-/// Make the proxy drop its cached copy of the limiter.
-fn forget(state: &AppState, limiter: &Limiter) {
-    state
-        .layer
-        .forget_limiter(&LimiterKey::Code(limiter.code.as_str().to_owned()));
-    state.layer.forget_limiter(&LimiterKey::Id(limiter.id));
-}
-
 /// `GET /limiters` query.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -337,7 +328,6 @@ pub async fn update(
         crate::egress::check_base_url(url, state.config.allow_link_local_upstreams)?;
     }
     let limiter = state.store.update_limiter(id, &update).await?;
-    forget(&state, &limiter);
     tracing::info!(limiter = %limiter.id, "limiter updated");
     Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
 }
@@ -374,12 +364,11 @@ pub async fn delete(
     let Query(q) = query.map_err(|_| ApiError::bad_param("purge", "must be true or false"))?;
     let purge = q.purge.unwrap_or(false);
     let id = parse_id(&id)?;
-    let limiter = match state.store.get_limiter(id).await? {
-        Some(l) if purge || l.deleted_at.is_none() => l,
+    match state.store.get_limiter(id).await? {
+        Some(l) if purge || l.deleted_at.is_none() => {}
         _ => return Err(ApiError::not_found(format!("limiter {id} not found"))),
-    };
+    }
     state.store.delete_limiter(id, purge).await?;
-    forget(&state, &limiter);
     tracing::info!(limiter = %id, purge, "limiter deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -404,7 +393,6 @@ pub async fn rotate_code(
 ) -> Result<Json<LimiterView>, ApiError> {
     let old = live_limiter(&state, &id).await?;
     let limiter = state.store.rotate_code(old.id).await?;
-    forget(&state, &old);
     tracing::info!(limiter = %limiter.id, "limiter code rotated");
     Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
 }
