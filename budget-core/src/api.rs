@@ -279,7 +279,10 @@ mod tests {
             c("POST", "audio/speech"),
             ApiRoute::Metered(Endpoint::AudioSpeech)
         );
-        assert_eq!(c("POST", "images/edits"), ApiRoute::Metered(Endpoint::Images));
+        assert_eq!(
+            c("POST", "images/edits"),
+            ApiRoute::Metered(Endpoint::Images)
+        );
     }
 
     #[test]

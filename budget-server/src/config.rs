@@ -142,7 +142,12 @@ pub struct Config {
     /// sessions, vector-store work…) and endpoints this version does not know: `refuse`
     /// (default; 403 naming this setting) or `allow` (forwarded while the budget is open, their
     /// cost not counted). A limiter's `unmetered_endpoints` overrides it.
-    #[arg(long, env = "UNMETERED_ENDPOINTS", value_enum, default_value = "refuse")]
+    #[arg(
+        long,
+        env = "UNMETERED_ENDPOINTS",
+        value_enum,
+        default_value = "refuse"
+    )]
     pub unmetered_endpoints: UnmeteredSetting,
 
     /// Allow limiters whose upstream is a link-local or cloud-metadata address

@@ -46,8 +46,9 @@ impl Upstream {
     /// A client with the configured connect timeout, rustls with the Mozilla roots, HTTP/1.1
     /// and HTTP/2.
     pub fn new(config: &Config) -> Self {
-        let mut http =
-            HttpConnector::new_with_resolver(GuardedResolver::new(config.allow_link_local_upstreams));
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver::new(
+            config.allow_link_local_upstreams,
+        ));
         http.enforce_http(false);
         http.set_connect_timeout(Some(config.connect_timeout()));
         http.set_nodelay(true);
@@ -231,7 +232,10 @@ impl ProxyService {
                 self.metrics.upstream_error();
                 error(
                     StatusCode::BAD_GATEWAY,
-                    &format!("The upstream API could not be reached: {}", cause.describe()),
+                    &format!(
+                        "The upstream API could not be reached: {}",
+                        cause.describe()
+                    ),
                     "server_error",
                     "upstream_unreachable",
                 )
@@ -269,10 +273,9 @@ enum UpstreamFailure {
 impl UpstreamFailure {
     fn of(e: &hyper_util::client::legacy::Error) -> Self {
         let chain = error_chain(e).to_ascii_lowercase();
-        let io_kind = std::iter::successors(
-            Some(e as &(dyn std::error::Error + 'static)),
-            |e| e.source(),
-        )
+        let io_kind = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| {
+            e.source()
+        })
         .find_map(|e| e.downcast_ref::<std::io::Error>())
         .map(std::io::Error::kind);
         if chain.contains("dns error") || chain.contains("failed to lookup address") {

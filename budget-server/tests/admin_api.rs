@@ -1193,7 +1193,12 @@ async fn metadata_upstreams_are_refused_and_the_unmetered_policy_is_a_limiter_se
             r#"{{"name": "meta", "budget_limit": 1, "period_type": "day", "base_url": "{base}"}}"#
         );
         let a = call(&app, Method::POST, "/api/limiters", Some(&t), Some(&body)).await;
-        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{base}: {}", a.json);
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{base}: {}",
+            a.json
+        );
         let (_, field) = error_of(&a);
         assert_eq!(field.as_deref(), Some("base_url"));
         assert!(a.json.to_string().contains("ALLOW_LINK_LOCAL_UPSTREAMS"));
@@ -1217,7 +1222,14 @@ async fn metadata_upstreams_are_refused_and_the_unmetered_policy_is_a_limiter_se
     .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.json);
     // `null` returns the limiter to the server's setting; an absent field keeps it.
-    let a = call(&app, Method::PUT, &uri, Some(&t), Some(r#"{"name": "renamed"}"#)).await;
+    let a = call(
+        &app,
+        Method::PUT,
+        &uri,
+        Some(&t),
+        Some(r#"{"name": "renamed"}"#),
+    )
+    .await;
     assert_eq!(a.json["unmetered_endpoints"], "allow");
     let a = call(
         &app,

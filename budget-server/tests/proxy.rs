@@ -359,7 +359,9 @@ async fn upstream_failures_map_to_openai_shaped_502_and_504() {
     n.provider = Some(Provider::Openai);
     let nowhere = Limiter::create(n, chrono::Utc::now()).unwrap();
     h.store.create_limiter(&nowhere).await.unwrap();
-    let (status, _, body) = h.chat(&nowhere, r#"{"model":"gpt-4o","messages":[]}"#).await;
+    let (status, _, body) = h
+        .chat(&nowhere, r#"{"model":"gpt-4o","messages":[]}"#)
+        .await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(body.contains("DNS lookup"), "{body}");
     let w = h.settled(&dead).await;
@@ -502,10 +504,17 @@ async fn equivalent_spellings_of_a_path_are_refused_not_forwarded() {
         assert_eq!(error_code(&body).0, "invalid_path", "{rest}");
         assert_eq!(headers["x-should-retry"], "false");
     }
-    assert_eq!(h.mock.request_count(), calls, "nothing reached the upstream");
+    assert_eq!(
+        h.mock.request_count(),
+        calls,
+        "nothing reached the upstream"
+    );
     // The literal path is metered.
     let (status, _, _) = h
-        .chat(&l, r#"{"model":"gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":"Hi"}]}"#)
+        .chat(
+            &l,
+            r#"{"model":"gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":"Hi"}]}"#,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(h.settled(&l).await.spent > Money::ZERO);
@@ -518,7 +527,12 @@ async fn equivalent_spellings_of_a_path_are_refused_not_forwarded() {
         .limiter("1", Provider::Openai, EnforcementMode::Soft)
         .await;
     let (status, _, body) = plain
-        .send("POST", &format!("/v1/{}/chat/complet%69ons", pl.code), &[], "{}")
+        .send(
+            "POST",
+            &format!("/v1/{}/chat/complet%69ons", pl.code),
+            &[],
+            "{}",
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(plain.mock.request_count(), 0);
@@ -551,7 +565,11 @@ async fn costly_unmetered_and_unknown_endpoints_are_refused_unless_admitted() {
         assert_eq!((c.as_str(), kind.as_str()), (code, "permission_error"));
         assert!(body.contains("UNMETERED_ENDPOINTS=allow"), "{body}");
     }
-    assert_eq!(h.mock.request_count(), calls, "nothing reached the upstream");
+    assert_eq!(
+        h.mock.request_count(),
+        calls,
+        "nothing reached the upstream"
+    );
 
     // Reads of the same resources, and free writes, pass.
     for (method, path) in [
@@ -590,8 +608,13 @@ async fn costly_unmetered_and_unknown_endpoints_are_refused_unless_admitted() {
     let ol = open
         .limiter("20", Provider::Openai, EnforcementMode::Soft)
         .await;
-    open.send("POST", &format!("/v1/{}/fine_tuning/jobs", ol.code), &key, "{}")
-        .await;
+    open.send(
+        "POST",
+        &format!("/v1/{}/fine_tuning/jobs", ol.code),
+        &key,
+        "{}",
+    )
+    .await;
     assert_eq!(open.mock.request_count(), 1);
 }
 
@@ -608,12 +631,21 @@ async fn azure_limiters_reach_only_the_azure_api() {
         ("GET", "healthz"),
     ] {
         let (status, _, body) = h
-            .send(method, &format!("/v1/{}/{rest}", l.code), &[("api-key", "k")], "{}")
+            .send(
+                method,
+                &format!("/v1/{}/{rest}", l.code),
+                &[("api-key", "k")],
+                "{}",
+            )
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{rest}: {body}");
         assert_eq!(error_code(&body).0, "unknown_url");
     }
-    assert_eq!(h.mock.request_count(), 0, "nothing reached the upstream host");
+    assert_eq!(
+        h.mock.request_count(),
+        0,
+        "nothing reached the upstream host"
+    );
 }
 
 #[tokio::test]
@@ -629,7 +661,10 @@ async fn long_user_and_model_fields_are_refused_and_nothing_is_stored() {
             "user",
             format!(r#"{{"model":"gpt-4o","user":"{big_user}","messages":[]}}"#),
         ),
-        ("model", format!(r#"{{"model":"{long_model}","messages":[]}}"#)),
+        (
+            "model",
+            format!(r#"{{"model":"{long_model}","messages":[]}}"#),
+        ),
     ] {
         let (status, _, text) = h.chat(&l, &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{field}");
@@ -642,9 +677,15 @@ async fn long_user_and_model_fields_are_refused_and_nothing_is_stored() {
     // 256 characters is still fine, and stored as sent.
     let ok_user = "é".repeat(256);
     let (status, _, _) = h
-        .chat(&l, &format!(r#"{{"model":"gpt-4o","user":"{ok_user}","messages":[]}}"#))
+        .chat(
+            &l,
+            &format!(r#"{{"model":"gpt-4o","user":"{ok_user}","messages":[]}}"#),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     h.settled(&l).await;
-    assert_eq!(h.last_record().await.user.as_deref(), Some(ok_user.as_str()));
+    assert_eq!(
+        h.last_record().await.user.as_deref(),
+        Some(ok_user.as_str())
+    );
 }

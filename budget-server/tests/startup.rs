@@ -41,7 +41,10 @@ fn bad_values_name_the_environment_variable() {
     );
     let (out, err) = run(server(dir.path()).env("UNMETERED_ENDPOINTS", "maybe"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(err.contains("UNMETERED_ENDPOINTS") && err.contains("maybe"), "{err}");
+    assert!(
+        err.contains("UNMETERED_ENDPOINTS") && err.contains("maybe"),
+        "{err}"
+    );
     no_database_in(dir.path());
 }
 
@@ -58,12 +61,18 @@ fn the_network_is_not_served_with_the_default_or_a_placeholder_password() {
         .env("PORT", "0")
         .env("ADMIN_PASSWORD", "strong-password-here"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(err.contains("ADMIN_PASSWORD") && err.contains("placeholder"), "{err}");
+    assert!(
+        err.contains("ADMIN_PASSWORD") && err.contains("placeholder"),
+        "{err}"
+    );
     let (out, err) = run(server(dir.path())
         .env("PORT", "0")
         .env("JWT_SECRET", "your-super-secret-key-min-32-characters"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(err.contains("JWT_SECRET") && err.contains("openssl rand"), "{err}");
+    assert!(
+        err.contains("JWT_SECRET") && err.contains("openssl rand"),
+        "{err}"
+    );
     no_database_in(dir.path());
 }
 
@@ -98,7 +107,9 @@ async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> 
         req = req.header(*k, *v);
     }
     let req = req
-        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned())))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_owned(),
+        )))
         .unwrap();
     let res = client.request(req).await.unwrap();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
@@ -126,7 +137,10 @@ async fn the_demo_works_offline_and_binds_loopback() {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("{lines:?}"))
         .to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "loopback by default: {url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "loopback by default: {url}"
+    );
     let endpoint = lines[2]
         .strip_prefix("demo limiter endpoint: ")
         .and_then(|l| l.split_whitespace().next())

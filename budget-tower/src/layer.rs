@@ -72,7 +72,11 @@ impl ApiRoot {
                     return classify(provider, method, &rest[at..])
                 }
                 Provider::Openai if seg.eq_ignore_ascii_case("v1") => {
-                    return classify(provider, method, rest.get(at + seg.len() + 1..).unwrap_or(""))
+                    return classify(
+                        provider,
+                        method,
+                        rest.get(at + seg.len() + 1..).unwrap_or(""),
+                    )
                 }
                 _ => at += seg.len() + 1,
             }
@@ -317,18 +321,27 @@ mod tests {
         use ApiRoot::*;
         use Provider::*;
         let chat = ApiRoute::Metered(ChatCompletions);
-        assert_eq!(AfterCode.route(Openai, "POST", "/v1/abc123/chat/completions"), chat);
+        assert_eq!(
+            AfterCode.route(Openai, "POST", "/v1/abc123/chat/completions"),
+            chat
+        );
         assert_eq!(
             AfterCode.route(Azure, "POST", "/v1/abc/openai/v1/responses"),
             ApiRoute::Metered(Responses)
         );
-        assert_eq!(AfterCode.route(Openai, "POST", "/v1/abc"), ApiRoute::Unknown);
+        assert_eq!(
+            AfterCode.route(Openai, "POST", "/v1/abc"),
+            ApiRoute::Unknown
+        );
         assert_eq!(
             AfterV1.route(Openai, "POST", "/ai/v1/embeddings"),
             ApiRoute::Metered(Embeddings)
         );
         assert_eq!(AfterV1.route(Openai, "POST", "/chat/completions"), chat);
-        assert_eq!(AfterV1.route(Openai, "POST", "/my-app/chat/completions"), chat);
+        assert_eq!(
+            AfterV1.route(Openai, "POST", "/my-app/chat/completions"),
+            chat
+        );
         assert_eq!(
             AfterV1.route(Openai, "POST", "/my-app/vector_stores/vs/files"),
             ApiRoute::Unmetered("vector stores")

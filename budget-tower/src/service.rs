@@ -11,10 +11,11 @@ use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::Service;
 
-use budget_core::store::{
-    DenialReason, MAX_LABEL_CHARS, Error as StoreError, Reservation, ReserveOutcome, ReserveRequest, UsageRecord,
-};
 use budget_core::api::{check_canonical, ApiRoute, UnmeteredPolicy};
+use budget_core::store::{
+    DenialReason, Error as StoreError, Reservation, ReserveOutcome, ReserveRequest, UsageRecord,
+    MAX_LABEL_CHARS,
+};
 use budget_core::usage::{rewrite_include_usage, Endpoint, RequestInfo, Usage, UsageMeter};
 use budget_core::{EnforcementMode, Limiter, Money, UnpricedPolicy};
 

@@ -86,9 +86,13 @@ fn spot_check_prices() {
 /// `data/source/openai-prices.json`, with its licence), not hand-typed.
 #[test]
 fn builtin_matches_source_exactly() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/source/openai-prices.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/source/openai-prices.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("the price source {} is needed by this test: {e}", path.display())
+        panic!(
+            "the price source {} is needed by this test: {e}",
+            path.display()
+        )
     });
     let source: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
         serde_json::from_str(&text).unwrap();
