@@ -6,8 +6,10 @@
     python3 scripts/doc-blocks.py --list     # show every block and what happens to it
 
 Each file runs in one bash session (variables set by one block are there in the next), with
-`set -eo pipefail`, in a fresh copy of the repository's tracked files whose builds share the
-real target directory (so `cargo run` costs what a rebuild of changed files costs). Before the
+`set -eo pipefail`, in a fresh copy of the repository's tracked files. Builds there use a
+target directory of their own, `<target>/doc-blocks` (kept between runs, so only the first run
+compiles everything), never the checkout's: what is compiled in a copy has the copy's paths
+built in. Before the
 file's first block, a fresh `budget-server` with its default configuration listens on
 port 8000 (admin / changeme, `usage_data.db` in the copy), and `budget-mock-upstream` on
 127.0.0.1:9000 is its default upstream (`OPENAI_API_BASE_URL`), so nothing needs the internet.
@@ -351,9 +353,11 @@ def run_file(path: Path, bins: Path, base: Path) -> tuple[int, int, list[str]]:
     work = Path(tempfile.mkdtemp(prefix="doc-blocks.", dir=base))
     repo = work / "repo"
     copy_tracked(repo)
-    # The reader's shell: none of the server's settings, the shared build cache.
+    # The reader's shell: none of the server's settings. Builds get a target dir of their own:
+    # compiled in the copy, their paths (`CARGO_MANIFEST_DIR`, the dashboard's folder) are the
+    # copy's, and in the checkout's target dir they would pass for the checkout's own build.
     env = {k: v for k, v in os.environ.items() if k not in server_settings()}
-    env["CARGO_TARGET_DIR"] = str(target_dir_path)
+    env["CARGO_TARGET_DIR"] = str(target_dir_path / "doc-blocks")
     failures: list[str] = []
     mock = server = None
     try:
