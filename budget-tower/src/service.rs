@@ -16,7 +16,7 @@ use budget_core::store::{
     DenialReason, Error as StoreError, Reservation, ReserveOutcome, ReserveRequest, UsageRecord,
     MAX_LABEL_CHARS,
 };
-use budget_core::usage::{rewrite_include_usage, Endpoint, RequestInfo, Usage, UsageMeter};
+use budget_core::usage::{Endpoint, RequestInfo, Usage, UsageMeter};
 use budget_core::{EnforcementMode, Limiter, Money, UnpricedPolicy};
 
 use crate::body::{settle, Settlement};
@@ -231,7 +231,7 @@ where
         && !info.include_usage
         && matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
     {
-        if let Some(rewritten) = rewrite_include_usage(&bytes) {
+        if let Some(rewritten) = info.rewrite_include_usage(&bytes) {
             bytes = Bytes::from(rewritten);
             strip = true;
             parts
