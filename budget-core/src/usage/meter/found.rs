@@ -1,0 +1,400 @@
+//! What a response said: its model, tier, usage block, output text, images and errors, read
+//! from a JSON body (or its tail) and from SSE events of every API.
+
+use serde_json::{Map, Value};
+
+use super::super::estimate::TextTally;
+use super::super::sse::SseEvent;
+use super::super::{Endpoint, ServiceTier, Usage};
+use super::usage_block::parse_usage;
+
+/// Response events that carry output text in a string `delta` (Responses API, transcription).
+const TEXT_DELTA_EVENTS: &[&str] = &[
+    "response.output_text.delta",
+    "response.refusal.delta",
+    "response.function_call_arguments.delta",
+    "response.custom_tool_call_input.delta",
+    "response.mcp_call_arguments.delta",
+    "response.code_interpreter_call_code.delta",
+    "response.reasoning_text.delta",
+    "response.reasoning_summary_text.delta",
+    "response.audio.transcript.delta",
+    "response.audio_transcript.delta",
+    "transcript.text.delta",
+];
+
+/// What the response said so far.
+#[derive(Debug, Default)]
+pub(super) struct Found {
+    pub(super) endpoint: Option<Endpoint>,
+    pub(super) usage: Option<Usage>,
+    pub(super) model: Option<String>,
+    pub(super) tier: Option<ServiceTier>,
+    pub(super) text: TextTally,
+    pub(super) images: u64,
+    pub(super) saw_images: bool,
+    pub(super) error: bool,
+    pub(super) malformed_events: u64,
+}
+
+impl Found {
+    fn set_model(&mut self, v: Option<&Value>) {
+        if let Some(Value::String(m)) = v {
+            if !m.is_empty() {
+                self.model = Some(m.clone());
+            }
+        }
+    }
+
+    fn set_tier(&mut self, v: Option<&Value>) {
+        let tier = match v.and_then(Value::as_str) {
+            Some("default") => ServiceTier::Default,
+            Some("flex") => ServiceTier::Flex,
+            Some("priority") => ServiceTier::Priority,
+            _ => return,
+        };
+        self.tier = Some(tier);
+    }
+
+    fn push_text(&mut self, v: Option<&Value>) {
+        if self.usage.is_some() {
+            return; // the estimate will not be needed
+        }
+        if let Some(Value::String(s)) = v {
+            self.text.push(s);
+        }
+    }
+
+    /// The raw bytes of a JSON body that could not be read, as output text (an over-estimate:
+    /// JSON syntax is counted too) for the endpoints that produce text.
+    pub(super) fn push_raw(&mut self, endpoint: Endpoint, kept: &[u8], total: u64) {
+        if matches!(
+            endpoint,
+            Endpoint::ChatCompletions
+                | Endpoint::Completions
+                | Endpoint::Responses
+                | Endpoint::AudioTranscription
+        ) {
+            self.text.push_bytes(kept);
+            self.text
+                .add_uncounted(total.saturating_sub(kept.len() as u64));
+        }
+    }
+
+    fn apply_usage(&mut self, u: &Map<String, Value>) {
+        self.usage = Some(parse_usage(u));
+        self.text = TextTally::default();
+    }
+
+    pub(super) fn on_json_body(&mut self, v: &Value) {
+        let Some(o) = v.as_object() else { return };
+        self.set_model(o.get("model"));
+        self.set_tier(o.get("service_tier"));
+        if let Some(Value::Object(u)) = o.get("usage") {
+            self.apply_usage(u);
+        }
+        if let Some(Value::Array(choices)) = o.get("choices") {
+            for c in choices {
+                self.push_text(c.get("text"));
+                if let Some(m) = c.get("message") {
+                    self.message_text(m);
+                }
+            }
+        }
+        if let Some(Value::Array(output)) = o.get("output") {
+            for item in output {
+                self.push_text(item.get("arguments"));
+                self.push_text(item.get("input"));
+                for key in ["content", "summary"] {
+                    if let Some(Value::Array(parts)) = item.get(key) {
+                        for p in parts {
+                            self.push_text(p.get("text"));
+                            self.push_text(p.get("refusal"));
+                        }
+                    }
+                }
+            }
+        }
+        self.push_text(o.get("text"));
+        if self.endpoint == Some(Endpoint::Images) {
+            if let Some(Value::Array(data)) = o.get("data") {
+                self.images = data.len() as u64;
+                self.saw_images = true;
+            }
+        }
+        if o.get("error").is_some_and(|e| !e.is_null()) {
+            self.error = true;
+        }
+    }
+
+    fn message_text(&mut self, m: &Value) {
+        self.push_text(m.get("content"));
+        self.push_text(m.get("refusal"));
+        if let Some(audio) = m.get("audio") {
+            self.push_text(audio.get("transcript"));
+        }
+        if let Some(Value::Array(calls)) = m.get("tool_calls") {
+            for call in calls {
+                if let Some(f) = call.get("function") {
+                    self.push_text(f.get("name"));
+                    self.push_text(f.get("arguments"));
+                }
+            }
+        }
+        if let Some(f) = m.get("function_call") {
+            self.push_text(f.get("name"));
+            self.push_text(f.get("arguments"));
+        }
+    }
+
+    /// A body too big to keep: read `usage`, `model` and `service_tier` from its tail.
+    pub(super) fn on_json_tail(&mut self, tail: &[u8]) {
+        if let Some(Value::Object(u)) = last_member(tail, b"\"usage\"", Value::is_object) {
+            self.apply_usage(&u);
+        }
+        let model = last_member(tail, b"\"model\"", Value::is_string);
+        self.set_model(model.as_ref());
+        let tier = last_member(tail, b"\"service_tier\"", Value::is_string);
+        self.set_tier(tier.as_ref());
+    }
+
+    pub(super) fn on_event(&mut self, e: SseEvent<'_>) {
+        let data = e.data.trim();
+        if data.is_empty() || data == "[DONE]" {
+            return;
+        }
+        let Ok(Value::Object(o)) = serde_json::from_str::<Value>(data) else {
+            self.malformed_events += 1;
+            return;
+        };
+        let kind = o.get("type").and_then(Value::as_str).or(e.event);
+
+        // Chat completions and legacy completions chunks.
+        if let Some(Value::Array(choices)) = o.get("choices") {
+            self.set_model(o.get("model"));
+            self.set_tier(o.get("service_tier"));
+            for c in choices {
+                self.push_text(c.get("text"));
+                if let Some(d) = c.get("delta") {
+                    self.message_text(d);
+                }
+            }
+        }
+        // Responses API lifecycle events carry the response object.
+        if let Some(Value::Object(r)) = o.get("response") {
+            self.set_model(r.get("model"));
+            self.set_tier(r.get("service_tier"));
+            if let Some(Value::Object(u)) = r.get("usage") {
+                self.apply_usage(u);
+            }
+        }
+        if let Some(Value::Object(u)) = o.get("usage") {
+            self.apply_usage(u);
+        }
+        if let Some(kind) = kind {
+            if TEXT_DELTA_EVENTS.contains(&kind) {
+                self.push_text(o.get("delta"));
+            } else if kind == "image_generation.completed" || kind == "image_edit.completed" {
+                self.images += 1;
+                self.saw_images = true;
+            } else if kind == "error" {
+                self.error = true;
+            }
+        }
+        if o.get("error").is_some_and(Value::is_object) {
+            self.error = true;
+        }
+    }
+}
+
+/// The value of the last `"key": value` in `hay` (a fragment of a JSON document) that parses
+/// and satisfies `want`.
+fn last_member(hay: &[u8], key: &[u8], want: fn(&Value) -> bool) -> Option<Value> {
+    let mut end = hay.len();
+    while let Some(p) = hay[..end].windows(key.len()).rposition(|w| w == key) {
+        end = p;
+        let mut i = p + key.len();
+        while hay.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        if hay.get(i) != Some(&b':') {
+            continue;
+        }
+        let mut values = serde_json::Deserializer::from_slice(&hay[i + 1..]).into_iter::<Value>();
+        if let Some(Ok(v)) = values.next() {
+            if want(&v) {
+                return Some(v);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::*;
+    use super::*;
+
+    #[test]
+    fn responses_sse_and_json() {
+        let info = responses_info();
+        let u = run_whole(UsageMeter::sse(&info), RESPONSES_SSE);
+        assert_eq!(
+            (
+                u.prompt_tokens,
+                u.cached_tokens,
+                u.completion_tokens,
+                u.reasoning_tokens
+            ),
+            (37, 5, 11, 4)
+        );
+        assert_eq!(u.model.as_deref(), Some("gpt-4.1-2025-04-14"));
+        assert_eq!(u.service_tier, ServiceTier::Flex);
+        assert!(!u.estimated);
+
+        for terminal in ["response.incomplete", "response.failed"] {
+            let s = RESPONSES_SSE.replace("response.completed", terminal);
+            let u = run_whole(UsageMeter::sse(&info), &s);
+            assert_eq!(
+                (u.prompt_tokens, u.completion_tokens),
+                (37, 11),
+                "{terminal}"
+            );
+        }
+
+        // Cut before response.completed: estimated from the deltas.
+        let cut = RESPONSES_SSE
+            .find("event: response.output_text.done")
+            .unwrap();
+        let u = run_whole(UsageMeter::sse(&info), &RESPONSES_SSE[..cut]);
+        assert!(u.estimated);
+        assert_eq!(u.completion_tokens, 2);
+        assert_eq!(u.prompt_tokens, 3 + 3);
+
+        let json = r#"{"id":"resp_1","object":"response","model":"gpt-4.1-2025-04-14","output":[{"type":"message","content":[{"type":"output_text","text":"Hi"}]}],"usage":{"input_tokens":36,"input_tokens_details":{"cached_tokens":0},"output_tokens":87,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":123}}"#;
+        let u = run_whole(UsageMeter::json(&info), json);
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (36, 87));
+    }
+
+    #[test]
+    fn images() {
+        let info = RequestInfo::parse(
+            Endpoint::Images,
+            br#"{"model":"gpt-image-1","prompt":"a cat","n":2}"#,
+        );
+        let json = r#"{"created":1713833628,"data":[{"b64_json":"iVBORw0KGgo="},{"b64_json":"iVBO"}],"usage":{"total_tokens":100,"input_tokens":50,"output_tokens":50,"input_tokens_details":{"text_tokens":10,"image_tokens":40}}}"#;
+        let u = run_whole(UsageMeter::json(&info), json);
+        assert_eq!(
+            (
+                u.prompt_tokens,
+                u.image_prompt_tokens,
+                u.completion_tokens,
+                u.images
+            ),
+            (50, 40, 50, 0)
+        );
+        let dalle = RequestInfo::parse(
+            Endpoint::Images,
+            br#"{"model":"dall-e-3","prompt":"a cat","n":1}"#,
+        );
+        let json = r#"{"created":1,"data":[{"url":"https://x/y.png","revised_prompt":"A cat."},{"url":"https://x/z.png"}]}"#;
+        let u = run_whole(UsageMeter::json(&dalle), json);
+        assert_eq!((u.images, u.prompt_tokens, u.estimated), (2, 0, false));
+        assert_eq!(u.model.as_deref(), Some("dall-e-3"));
+        // Cut off: the requested n, estimated.
+        let u = run_whole(UsageMeter::json(&info), &json[..20]);
+        assert_eq!((u.images, u.estimated), (2, true));
+
+        let stream = "event: image_generation.partial_image\ndata: {\"type\":\"image_generation.partial_image\",\"b64_json\":\"AAAA\",\"partial_image_index\":0}\n\n\
+event: image_generation.completed\ndata: {\"type\":\"image_generation.completed\",\"b64_json\":\"AAAA\",\"usage\":{\"total_tokens\":100,\"input_tokens\":50,\"output_tokens\":50,\"input_tokens_details\":{\"text_tokens\":50,\"image_tokens\":0}}}\n\n";
+        let u = run_whole(UsageMeter::sse(&info), stream);
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.estimated),
+            (50, 50, false)
+        );
+    }
+
+    #[test]
+    fn transcription() {
+        let info = RequestInfo::parse_with_content_type(
+            Endpoint::AudioTranscription,
+            Some("multipart/form-data; boundary=b"),
+            b"--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-4o-transcribe\r\n--b--\r\n",
+        );
+        let json = r#"{"text":"Imagine the wildest idea.","usage":{"type":"tokens","input_tokens":14,"input_token_details":{"text_tokens":0,"audio_tokens":14},"output_tokens":45,"total_tokens":59}}"#;
+        let u = run_whole(UsageMeter::json(&info), json);
+        assert_eq!(
+            (u.prompt_tokens, u.audio_prompt_tokens, u.completion_tokens),
+            (14, 14, 45)
+        );
+        assert_eq!(u.model.as_deref(), Some("gpt-4o-transcribe"));
+
+        let whisper = r#"{"text":"Hello.","usage":{"type":"duration","seconds":3.2}}"#;
+        let u = run_whole(UsageMeter::json(&info), whisper);
+        assert_eq!(
+            (u.audio_millis, u.prompt_tokens, u.estimated),
+            (3200, 0, false)
+        );
+
+        let sse = "data: {\"type\":\"transcript.text.delta\",\"delta\":\"I\",\"logprobs\":[]}\n\n\
+data: {\"type\":\"transcript.text.delta\",\"delta\":\" see\"}\n\n\
+data: {\"type\":\"transcript.text.done\",\"text\":\"I see\",\"usage\":{\"type\":\"tokens\",\"input_tokens\":14,\"input_token_details\":{\"text_tokens\":0,\"audio_tokens\":14},\"output_tokens\":2,\"total_tokens\":16}}\n\n";
+        let u = run_whole(UsageMeter::sse(&info), sse);
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.estimated),
+            (14, 2, false)
+        );
+        let cut = sse.find("data: {\"type\":\"transcript.text.done").unwrap();
+        let u = run_whole(UsageMeter::sse(&info), &sse[..cut]);
+        assert_eq!((u.completion_tokens, u.estimated), (2, true));
+        // response_format=text: a plain-text body.
+        let u = run_whole(UsageMeter::json(&info), "Hello world\n");
+        assert_eq!((u.completion_tokens, u.estimated), (3, true)); // "\n" is a token
+    }
+
+    #[test]
+    fn speech_counts_characters_without_buffering() {
+        let info = RequestInfo::parse(
+            Endpoint::AudioSpeech,
+            r#"{"model":"tts-1","input":"Héllo there!","voice":"alloy"}"#.as_bytes(),
+        );
+        let mut m = UsageMeter::json(&info);
+        for _ in 0..100 {
+            m.feed(&[0xFF; 65536]);
+        }
+        assert!(matches!(m.body, Body::Count));
+        let u = m.finish();
+        assert_eq!((u.characters, u.prompt_tokens, u.estimated), (12, 0, false));
+        assert_eq!(u.model.as_deref(), Some("tts-1"));
+        let sse = "data: {\"type\":\"speech.audio.delta\",\"audio\":\"AAAA\"}\n\ndata: {\"type\":\"speech.audio.done\",\"usage\":{\"input_tokens\":14,\"output_tokens\":101,\"total_tokens\":115}}\n\n";
+        let u = run_whole(UsageMeter::sse(&info), sse);
+        assert_eq!(
+            (u.characters, u.prompt_tokens, u.completion_tokens),
+            (12, 14, 101)
+        );
+    }
+
+    #[test]
+    fn malformed_data_line_is_ignored() {
+        let info = chat_info(true);
+        let s = format!(
+            "{}data: {{not json\n\ndata: {{\"choices\":[{{\"delta\":{{\"content\":\n\n{}",
+            chunk("Hello"),
+            USAGE_CHUNK
+        );
+        let mut m = UsageMeter::sse(&info);
+        m.feed(s.as_bytes());
+        assert_eq!(m.found.malformed_events, 2);
+        let u = m.finish();
+        assert_eq!((u.prompt_tokens, u.estimated), (11, false));
+    }
+
+    #[test]
+    fn stream_error_before_output_bills_nothing() {
+        let info = chat_info(true);
+        let s = "data: {\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\"}}\n\n";
+        let u = run_whole(UsageMeter::sse(&info), s);
+        assert_eq!((u.prompt_tokens, u.estimated), (0, false));
+    }
+}
