@@ -308,8 +308,7 @@ where
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let streamed = response_type.is_some_and(|ct| ct.starts_with("text/event-stream"));
-    let meter = UsageMeter::for_content_type(&info, response_type)
-        .with_max_event_bytes(config.max_event_bytes);
+    let meter = UsageMeter::new(info, response_type).with_max_event_bytes(config.max_event_bytes);
     let strip = strip && streamed;
     if strip {
         head.headers.remove(header::CONTENT_LENGTH);

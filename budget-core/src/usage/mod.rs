@@ -7,13 +7,16 @@
 //!
 //! - [`Endpoint::from_path`]: which API a proxied path is for.
 //! - [`RequestInfo`]: model, streaming, limits, user and prompt text of a JSON or
-//!   `multipart/form-data` request body; [`RequestInfo::estimate_prompt_tokens`].
-//! - [`rewrite_include_usage`]: makes a streaming request ask for the final usage chunk, and
+//!   `multipart/form-data` request body, read in one pass with the strings borrowed from the
+//!   body; [`RequestInfo::estimate_prompt_tokens`].
+//! - [`rewrite_include_usage`] (or [`RequestInfo::rewrite_include_usage`], which does not read
+//!   the body again): makes a streaming request ask for the final usage chunk, and
 //!   [`UsageChunkStripper`] removes that chunk again from the response when the client had not
 //!   asked for it.
 //! - [`SseReader`]: a bounded, split-invariant `text/event-stream` push parser.
 //! - [`UsageMeter`]: response bytes in, [`Usage`] out (JSON and SSE; chat, completions,
-//!   embeddings, Responses API, images, audio).
+//!   embeddings, Responses API, images, audio); [`UsageMeter::new`] takes the request's info by
+//!   value.
 //!
 //! ```
 //! use budget_core::usage::{rewrite_include_usage, Endpoint, RequestInfo, UsageMeter};

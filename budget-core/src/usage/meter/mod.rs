@@ -25,8 +25,8 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
 /// Extracts a [`Usage`] from a response body fed to it piece by piece.
 ///
-/// Built from the request's [`RequestInfo`] (the fields it needs are copied: the meter is
-/// `Send + 'static`). Three modes:
+/// Built from the request's [`RequestInfo`], which it keeps (copied, or moved in by
+/// [`UsageMeter::new`]: the meter is `Send + 'static`). Three modes:
 /// - **SSE** (`text/event-stream`): events are parsed as they complete with a bounded
 ///   [`SseReader`]; chat / completions chunks, Responses API events (`response.completed`,
 ///   `response.incomplete`, `response.failed`, text deltas), transcription events
@@ -66,40 +66,57 @@ enum Body {
 }
 
 impl UsageMeter {
-    fn new(info: &RequestInfo, sse: bool) -> Self {
+    fn with_mode(info: RequestInfo, sse: bool) -> Self {
         let body = match info.endpoint {
             Endpoint::AudioSpeech | Endpoint::Other if !sse => Body::Count,
             _ if sse => Body::Sse(SseReader::new(DEFAULT_MAX_EVENT_BYTES)),
             _ => Body::Json(JsonBody::new(DEFAULT_MAX_EVENT_BYTES)),
         };
         UsageMeter {
-            request: info.clone(),
-            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
-            body,
             found: Found {
                 endpoint: Some(info.endpoint),
                 ..Found::default()
             },
+            request: info,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            body,
         }
+    }
+
+    /// [`for_content_type`](Self::for_content_type) taking the request's info by value, so
+    /// that its prompt text (up to [`MAX_INPUT_TEXT`](super::MAX_INPUT_TEXT)) is moved into
+    /// the meter rather than copied.
+    ///
+    /// ```
+    /// use budget_core::usage::{Endpoint, RequestInfo, UsageMeter};
+    ///
+    /// let body = br#"{"model":"text-embedding-3-small","input":"hi"}"#;
+    /// let info = RequestInfo::parse(Endpoint::Embeddings, body);
+    /// let mut meter = UsageMeter::new(info, Some("application/json"));
+    /// meter.feed(br#"{"data":[],"usage":{"prompt_tokens":1,"total_tokens":1}}"#);
+    /// assert_eq!(meter.finish().prompt_tokens, 1);
+    /// ```
+    pub fn new(info: RequestInfo, content_type: Option<&str>) -> Self {
+        let is_sse = content_type
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/event-stream"));
+        Self::with_mode(info, is_sse)
     }
 
     /// A meter for a JSON (non-streaming) response body.
     pub fn json(info: &RequestInfo) -> Self {
-        Self::new(info, false)
+        Self::with_mode(info.clone(), false)
     }
 
     /// A meter for a `text/event-stream` response body.
     pub fn sse(info: &RequestInfo) -> Self {
-        Self::new(info, true)
+        Self::with_mode(info.clone(), true)
     }
 
     /// [`sse`](Self::sse) for `text/event-stream` (any case, parameters ignored), else
     /// [`json`](Self::json).
     pub fn for_content_type(info: &RequestInfo, content_type: Option<&str>) -> Self {
-        let is_sse = content_type
-            .and_then(|ct| ct.split(';').next())
-            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/event-stream"));
-        Self::new(info, is_sse)
+        Self::new(info.clone(), content_type)
     }
 
     /// Sets the bound on one SSE event and on the JSON body copy (default 4 MiB). Call it
