@@ -53,6 +53,7 @@
 
 use serde::{Deserialize, Serialize};
 
+mod de;
 mod estimate;
 mod meter;
 mod request;

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::super::estimate::TextTally;
 use super::super::sse::SseEvent;
 use super::super::{Endpoint, ServiceTier, Usage};
+use super::event::EventData;
 use super::usage_block::parse_usage;
 
 /// Response events that carry output text in a string `delta` (Responses API, transcription).
@@ -39,15 +40,21 @@ pub(super) struct Found {
 
 impl Found {
     fn set_model(&mut self, v: Option<&Value>) {
-        if let Some(Value::String(m)) = v {
-            if !m.is_empty() {
-                self.model = Some(m.clone());
-            }
+        self.set_model_str(v.and_then(Value::as_str));
+    }
+
+    fn set_model_str(&mut self, m: Option<&str>) {
+        if let Some(m) = m.filter(|m| !m.is_empty()) {
+            self.model = Some(m.to_owned());
         }
     }
 
     fn set_tier(&mut self, v: Option<&Value>) {
-        let tier = match v.and_then(Value::as_str) {
+        self.set_tier_str(v.and_then(Value::as_str));
+    }
+
+    fn set_tier_str(&mut self, v: Option<&str>) {
+        let tier = match v {
             Some("default") => ServiceTier::Default,
             Some("flex") => ServiceTier::Flex,
             Some("priority") => ServiceTier::Priority,
@@ -57,10 +64,14 @@ impl Found {
     }
 
     fn push_text(&mut self, v: Option<&Value>) {
+        self.push_text_str(v.and_then(Value::as_str));
+    }
+
+    fn push_text_str(&mut self, s: Option<&str>) {
         if self.usage.is_some() {
             return; // the estimate will not be needed
         }
-        if let Some(Value::String(s)) = v {
+        if let Some(s) = s {
             self.text.push(s);
         }
     }
@@ -163,37 +174,34 @@ impl Found {
         if data.is_empty() || data == "[DONE]" {
             return;
         }
-        let Ok(Value::Object(o)) = serde_json::from_str::<Value>(data) else {
+        let Ok(event) = EventData::read(data) else {
             self.malformed_events += 1;
             return;
         };
-        let kind = o.get("type").and_then(Value::as_str).or(e.event);
+        let kind = event.kind.as_deref().or(e.event);
 
         // Chat completions and legacy completions chunks.
-        if let Some(Value::Array(choices)) = o.get("choices") {
-            self.set_model(o.get("model"));
-            self.set_tier(o.get("service_tier"));
-            for c in choices {
-                self.push_text(c.get("text"));
-                if let Some(d) = c.get("delta") {
-                    self.message_text(d);
-                }
+        if event.has_choices {
+            self.set_model_str(event.model.as_deref());
+            self.set_tier_str(event.service_tier.as_deref());
+            for text in &event.choice_text {
+                self.push_text_str(Some(text));
             }
         }
         // Responses API lifecycle events carry the response object.
-        if let Some(Value::Object(r)) = o.get("response") {
-            self.set_model(r.get("model"));
-            self.set_tier(r.get("service_tier"));
-            if let Some(Value::Object(u)) = r.get("usage") {
+        if let Some(r) = &event.response {
+            self.set_model_str(r.model.as_deref());
+            self.set_tier_str(r.service_tier.as_deref());
+            if let Some(u) = &r.usage {
                 self.apply_usage(u);
             }
         }
-        if let Some(Value::Object(u)) = o.get("usage") {
+        if let Some(u) = &event.usage {
             self.apply_usage(u);
         }
         if let Some(kind) = kind {
             if TEXT_DELTA_EVENTS.contains(&kind) {
-                self.push_text(o.get("delta"));
+                self.push_text_str(event.delta.as_deref());
             } else if kind == "image_generation.completed" || kind == "image_edit.completed" {
                 self.images += 1;
                 self.saw_images = true;
@@ -201,7 +209,7 @@ impl Found {
                 self.error = true;
             }
         }
-        if o.get("error").is_some_and(Value::is_object) {
+        if event.error {
             self.error = true;
         }
     }
@@ -235,6 +243,7 @@ mod tests {
     use super::super::fixtures::*;
     use super::super::*;
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn responses_sse_and_json() {
@@ -396,5 +405,326 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"I see\",\"usage\":{\"type\":
         let s = "data: {\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\"}}\n\n";
         let u = run_whole(UsageMeter::sse(&info), s);
         assert_eq!((u.prompt_tokens, u.estimated), (0, false));
+    }
+
+    /// The `serde_json::Value` walk that [`Found::on_event`] replaced, kept as the reference.
+    fn on_event_value(found: &mut Found, e: SseEvent<'_>) {
+        let data = e.data.trim();
+        if data.is_empty() || data == "[DONE]" {
+            return;
+        }
+        let Ok(Value::Object(o)) = serde_json::from_str::<Value>(data) else {
+            found.malformed_events += 1;
+            return;
+        };
+        let kind = o.get("type").and_then(Value::as_str).or(e.event);
+
+        // Chat completions and legacy completions chunks.
+        if let Some(Value::Array(choices)) = o.get("choices") {
+            found.set_model(o.get("model"));
+            found.set_tier(o.get("service_tier"));
+            for c in choices {
+                found.push_text(c.get("text"));
+                if let Some(d) = c.get("delta") {
+                    found.message_text(d);
+                }
+            }
+        }
+        // Responses API lifecycle events carry the response object.
+        if let Some(Value::Object(r)) = o.get("response") {
+            found.set_model(r.get("model"));
+            found.set_tier(r.get("service_tier"));
+            if let Some(Value::Object(u)) = r.get("usage") {
+                found.apply_usage(u);
+            }
+        }
+        if let Some(Value::Object(u)) = o.get("usage") {
+            found.apply_usage(u);
+        }
+        if let Some(kind) = kind {
+            if TEXT_DELTA_EVENTS.contains(&kind) {
+                found.push_text(o.get("delta"));
+            } else if kind == "image_generation.completed" || kind == "image_edit.completed" {
+                found.images += 1;
+                found.saw_images = true;
+            } else if kind == "error" {
+                found.error = true;
+            }
+        }
+        if o.get("error").is_some_and(Value::is_object) {
+            found.error = true;
+        }
+    }
+
+    /// JSON text with repeated keys allowed.
+    #[derive(Debug, Clone)]
+    enum J {
+        Lit(&'static str),
+        Arr(Vec<J>),
+        Obj(Vec<(&'static str, J)>),
+    }
+
+    impl J {
+        fn write(&self, out: &mut String) {
+            match self {
+                J::Lit(s) => out.push_str(s),
+                J::Arr(items) => {
+                    out.push('[');
+                    for (i, item) in items.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        item.write(out);
+                    }
+                    out.push(']');
+                }
+                J::Obj(members) => {
+                    out.push('{');
+                    for (i, (k, v)) in members.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(k);
+                        out.push(':');
+                        v.write(out);
+                    }
+                    out.push('}');
+                }
+            }
+        }
+    }
+
+    const LITERALS: &[&str] = &[
+        "null",
+        "true",
+        "3",
+        "2.5",
+        r#""""#,
+        r#""Hel""#,
+        r#""lo w\u00f6rld""#,
+        r#""gpt-4o""#,
+        r#""flex""#,
+        r#""priority""#,
+        r#""error""#,
+        r#""response.output_text.delta""#,
+        r#""image_generation.completed""#,
+    ];
+
+    const KEYS: &[&str] = &[
+        r#""type""#,
+        r#""choices""#,
+        r#""model""#,
+        r#""service_tier""#,
+        r#""response""#,
+        r#""usage""#,
+        r#""delta""#,
+        r#""error""#,
+        r#""text""#,
+        r#""content""#,
+        r#""refusal""#,
+        r#""audio""#,
+        r#""transcript""#,
+        r#""tool_calls""#,
+        r#""function""#,
+        r#""function_call""#,
+        r#""name""#,
+        r#""arguments""#,
+        r#""prompt_tokens""#,
+        r#""output_tokens""#,
+        r#""x""#,
+        r#""con\u0074ent""#,
+    ];
+
+    fn json() -> impl Strategy<Value = J> {
+        let leaf = prop::sample::select(LITERALS).prop_map(J::Lit);
+        leaf.prop_recursive(6, 64, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(J::Arr),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..5).prop_map(J::Obj),
+            ]
+        })
+    }
+
+    fn lit(choices: &'static [&'static str]) -> impl Strategy<Value = J> + Clone {
+        prop::sample::select(choices).prop_map(J::Lit)
+    }
+
+    /// An object with members drawn from `members`, in any order, repeats allowed.
+    fn obj(members: Vec<BoxedStrategy<(&'static str, J)>>, max: usize) -> BoxedStrategy<J> {
+        prop::collection::vec(prop::strategy::Union::new(members), 0..max)
+            .prop_map(J::Obj)
+            .boxed()
+    }
+
+    fn member(
+        key: &'static str,
+        value: impl Strategy<Value = J> + 'static,
+    ) -> BoxedStrategy<(&'static str, J)> {
+        value.prop_map(move |v| (key, v)).boxed()
+    }
+
+    /// Events shaped like the real ones (chat chunks, Responses API events), with members in
+    /// any order, repeated, or of the wrong type, and noise.
+    fn shaped() -> BoxedStrategy<J> {
+        let text = || prop_oneof![4 => lit(&[r#""Hel""#, r#""lo w\u00f6rld""#, r#""""#, r#""{\"a\":1}""#]), 1 => json()];
+        let function = || {
+            obj(
+                vec![
+                    member(r#""name""#, text()),
+                    member(r#""arguments""#, text()),
+                ],
+                3,
+            )
+        };
+        let delta = obj(
+            vec![
+                member(r#""content""#, text()),
+                member(r#""refusal""#, text()),
+                member(
+                    r#""audio""#,
+                    obj(vec![member(r#""transcript""#, text())], 2),
+                ),
+                member(
+                    r#""tool_calls""#,
+                    prop::collection::vec(
+                        obj(
+                            vec![
+                                member(r#""function""#, function()),
+                                member(r#""x""#, json()),
+                            ],
+                            3,
+                        ),
+                        0..3,
+                    )
+                    .prop_map(J::Arr),
+                ),
+                member(r#""function_call""#, function()),
+                member(r#""x""#, json()),
+            ],
+            5,
+        );
+        let choice = obj(
+            vec![
+                member(r#""text""#, text()),
+                member(r#""delta""#, delta),
+                member(r#""index""#, json()),
+            ],
+            4,
+        );
+        let usage = || {
+            obj(
+                vec![
+                    member(r#""prompt_tokens""#, lit(&["3", "2.5"])),
+                    member(r#""output_tokens""#, lit(&["4"])),
+                ],
+                3,
+            )
+        };
+        let tier = || lit(&[r#""flex""#, r#""priority""#, r#""auto""#, "null"]);
+        let model = || lit(&[r#""gpt-4o""#, r#""""#, "5"]);
+        obj(
+            vec![
+                member(
+                    r#""choices""#,
+                    prop_oneof![4 => prop::collection::vec(choice, 0..3).prop_map(J::Arr), 1 => json()],
+                ),
+                member(r#""model""#, model()),
+                member(r#""service_tier""#, tier()),
+                member(
+                    r#""type""#,
+                    lit(&[
+                        r#""response.output_text.delta""#,
+                        r#""error""#,
+                        r#""image_generation.completed""#,
+                        r#""response.completed""#,
+                    ]),
+                ),
+                member(r#""delta""#, text()),
+                member(r#""usage""#, prop_oneof![usage(), lit(&["null"])]),
+                member(
+                    r#""response""#,
+                    obj(
+                        vec![
+                            member(r#""model""#, model()),
+                            member(r#""service_tier""#, tier()),
+                            member(r#""usage""#, usage()),
+                            member(r#""output""#, json()),
+                        ],
+                        4,
+                    ),
+                ),
+                member(
+                    r#""error""#,
+                    prop_oneof![json(), obj(vec![member(r#""message""#, text())], 2)],
+                ),
+                member(r#""x""#, json()),
+            ],
+            7,
+        )
+    }
+
+    fn event() -> impl Strategy<Value = (String, Option<&'static str>)> {
+        let body = prop_oneof![4 => shaped(), 1 => json()].prop_map(|j| {
+            let mut out = String::new();
+            j.write(&mut out);
+            out
+        });
+        let name = prop::option::of(prop::sample::select(
+            &[
+                "response.output_text.delta",
+                "error",
+                "image_edit.completed",
+            ][..],
+        ));
+        (body, name)
+    }
+
+    #[test]
+    fn examples_match_the_value_walk() {
+        let events: &[&str] = &[
+            r#"{"choices":[{"delta":{"refusal":"b","content":"a"},"text":"t"}],"model":"m"}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{}","name":"f"}}],"function_call":{"name":"g"},"audio":{"transcript":"s"},"content":"c"}}]}"#,
+            r#"{"choices":[{"text":"x"}],"choices":5,"model":"gpt-4o"}"#,
+            r#"{"type":"response.output_text.delta","delta":"Hi","delta":5}"#,
+            r#"{"usage":{"prompt_tokens":3},"choices":[{"text":"late"}]}"#,
+            r#"{"response":{"usage":{"output_tokens":2},"model":"r","service_tier":"flex"},"error":{}}"#,
+            r#"{"choices":[{"delta":{"content":"\ud800"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"é"}}],"x":"\ud800"}"#,
+        ];
+        for names in [None, Some("error"), Some("response.output_text.delta")] {
+            let mut typed = Found::default();
+            let mut walked = Found::default();
+            for data in events {
+                typed.on_event(SseEvent { event: names, data });
+                on_event_value(&mut walked, SseEvent { event: names, data });
+                assert_eq!(format!("{typed:?}"), format!("{walked:?}"), "{data}");
+            }
+        }
+        let mut typed = Found::default();
+        typed.on_event(SseEvent {
+            event: None,
+            data: events[0],
+        });
+        // A choice's `text`, then its delta's `content`, then `refusal`.
+        assert!(
+            format!("{:?}", typed.text).contains(r#"kept: "tab""#),
+            "{typed:?}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn typed_events_match_the_value_walk(
+            events in prop::collection::vec(event(), 1..5),
+        ) {
+            let mut typed = Found::default();
+            let mut walked = Found::default();
+            for (data, name) in &events {
+                typed.on_event(SseEvent { event: *name, data });
+                on_event_value(&mut walked, SseEvent { event: *name, data });
+            }
+            prop_assert_eq!(format!("{typed:?}"), format!("{walked:?}"));
+        }
     }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::sse::SseReader;
 use super::{Endpoint, RequestInfo, Usage};
 
+mod event;
 mod found;
 mod json_body;
 mod usage_block;

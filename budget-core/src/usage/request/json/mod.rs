@@ -7,17 +7,15 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::ops::Range;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::Endpoint;
 
-mod lenient;
 mod prompt;
 
-use lenient::{Bool, Key, Skip, Str, U64};
+use super::super::de::{Bool, Key, MemberOrder, Skip, Str, U64};
 use prompt::{Prompt, Read};
 
 /// What a body's `stream_options` member is.
@@ -158,46 +156,6 @@ impl<'a> Visitor<'a> for Top {
         order.finish(&mut text);
         r.text = text;
         Ok(r)
-    }
-}
-
-/// Where each member's text pieces went, so that they can be put in a fixed member order (and
-/// a repeated member's earlier pieces dropped) at the end of the object. In the usual case
-/// (members in that order, none repeated) nothing moves.
-pub(super) struct MemberOrder<const N: usize> {
-    mark: usize,
-    ranges: [Option<Range<usize>>; N],
-    last: Option<usize>,
-    in_order: bool,
-}
-
-impl<const N: usize> MemberOrder<N> {
-    pub(super) fn new(mark: usize) -> Self {
-        MemberOrder {
-            mark,
-            ranges: std::array::from_fn(|_| None),
-            last: None,
-            in_order: true,
-        }
-    }
-
-    pub(super) fn record(&mut self, member: usize, pieces: Range<usize>) {
-        if self.ranges[member].is_some() || self.last.is_some_and(|l| l >= member) {
-            self.in_order = false;
-        }
-        self.ranges[member] = Some(pieces);
-        self.last = Some(member);
-    }
-
-    pub(super) fn finish(self, text: &mut Vec<Cow<'_, str>>) {
-        if self.in_order {
-            return;
-        }
-        let mut tail: Vec<Option<Cow<'_, str>>> = text.drain(self.mark..).map(Some).collect();
-        for range in self.ranges.into_iter().flatten() {
-            let pieces = &mut tail[range.start - self.mark..range.end - self.mark];
-            text.extend(pieces.iter_mut().filter_map(Option::take));
-        }
     }
 }
 

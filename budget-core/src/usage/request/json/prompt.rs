@@ -6,8 +6,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::lenient::{ignore_others, Key, Skip, Str};
-use super::MemberOrder;
+use super::super::super::de::{ignore_others, Key, MemberOrder, Skip, Str};
 
 /// Nesting below which a prompt value's text is not read (content parts of content parts...).
 const MAX_TEXT_DEPTH: u32 = 8;

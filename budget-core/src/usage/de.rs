@@ -1,8 +1,13 @@
-//! Seeds that read one JSON value leniently: the kind they want, or `None` (never an error)
-//! for any other value, which is skipped but still validated.
+//! Borrowed, lenient JSON reading shared by the request and response readers.
+//!
+//! Seeds that read one JSON value leniently (the kind they want, or `None`, never an error,
+//! for any other value, which is skipped but still validated, so that a document is accepted
+//! exactly when `serde_json::Value` would accept it), and [`MemberOrder`], which puts text
+//! pieces read from an object's members in a fixed member order.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -58,7 +63,7 @@ macro_rules! ignore_others {
 macro_rules! scalar_seed {
     ($(#[$doc:meta])* $name:ident -> $out:ty { $($visit:tt)* } ignoring $($kind:ident),*) => {
         $(#[$doc])*
-        pub(super) struct $name;
+        pub(crate) struct $name;
 
         impl<'a> DeserializeSeed<'a> for $name {
             type Value = Option<$out>;
@@ -81,7 +86,7 @@ macro_rules! scalar_seed {
         }
     };
 }
-pub(super) use ignore_others;
+pub(crate) use ignore_others;
 
 scalar_seed! {
     /// A string, borrowed from the body when it has no escapes.
@@ -119,7 +124,7 @@ scalar_seed! {
 }
 
 /// An object key, borrowed from the body when it has no escapes.
-pub(super) struct Key;
+pub(crate) struct Key;
 
 impl<'a> DeserializeSeed<'a> for Key {
     type Value = Cow<'a, str>;
@@ -147,7 +152,7 @@ impl<'a> Visitor<'a> for Key {
 
 /// Any value, skipped; unlike `serde::de::IgnoredAny` its strings are fully read, so a body
 /// is accepted exactly when `serde_json::Value` would accept it (valid UTF-8 and escapes).
-pub(super) struct Skip;
+pub(crate) struct Skip;
 
 impl<'a> DeserializeSeed<'a> for Skip {
     type Value = ();
@@ -165,4 +170,44 @@ impl<'a> Visitor<'a> for Skip {
     }
 
     ignore_others!('a; bool, u64, i64, f64, str, unit, seq, map);
+}
+
+/// Where each member's text pieces went, so that they can be put in a fixed member order (and
+/// a repeated member's earlier pieces dropped) at the end of the object. In the usual case
+/// (members in that order, none repeated) nothing moves.
+pub(crate) struct MemberOrder<const N: usize> {
+    mark: usize,
+    ranges: [Option<Range<usize>>; N],
+    last: Option<usize>,
+    in_order: bool,
+}
+
+impl<const N: usize> MemberOrder<N> {
+    pub(crate) fn new(mark: usize) -> Self {
+        MemberOrder {
+            mark,
+            ranges: std::array::from_fn(|_| None),
+            last: None,
+            in_order: true,
+        }
+    }
+
+    pub(crate) fn record(&mut self, member: usize, pieces: Range<usize>) {
+        if self.ranges[member].is_some() || self.last.is_some_and(|l| l >= member) {
+            self.in_order = false;
+        }
+        self.ranges[member] = Some(pieces);
+        self.last = Some(member);
+    }
+
+    pub(crate) fn finish(self, text: &mut Vec<Cow<'_, str>>) {
+        if self.in_order {
+            return;
+        }
+        let mut tail: Vec<Option<Cow<'_, str>>> = text.drain(self.mark..).map(Some).collect();
+        for range in self.ranges.into_iter().flatten() {
+            let pieces = &mut tail[range.start - self.mark..range.end - self.mark];
+            text.extend(pieces.iter_mut().filter_map(Option::take));
+        }
+    }
 }
