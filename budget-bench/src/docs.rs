@@ -56,8 +56,10 @@ impl Report {
              time to the first event, and each chunk's arrival compared with the paired direct\n  \
              stream (a held-back chunk shows as a whole pacing interval). Then {}-event streams\n  \
              ({} deltas, usage, `[DONE]`, sent at once) back to back: time to the first event and\n  \
-             to the end of the stream, where per-event costs add up. Then many concurrent\n  \
-             streams through each proxy while its `VmRSS` is sampled every 10 ms.\n\
+             to the end of the stream, where per-event costs add up.\n\
+             - **Streams and memory**: first of all phases, on fresh processes, many concurrent\n  \
+             paced streams through each proxy in turn while its `VmRSS` is sampled every 10 ms\n  \
+             (later, a server's RSS keeps what the open-loop overload left behind).\n\
              - Client (one thread), mock (one thread) and proxies share the machine, as in the\n  \
              published gateway benchmarks. Diagnostics: `--only latency,throughput,cpu,sse,streams`,\n  \
              `--pause 20ms`, `--streams-through nginx,off,on`, `--no-nginx`.\n",

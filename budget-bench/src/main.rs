@@ -397,6 +397,33 @@ async fn run(cli: &Cli) -> Result<Report, String> {
     }
 
     let run = |p: Phase| cli.only.is_empty() || cli.only.contains(&p);
+    // Streams first, on fresh processes: after the open-loop overload a server's RSS stays
+    // at what that phase left, which would decide the peak.
+    report.crowds = spread(Vec::new(), &slots);
+    if run(Phase::Streams) {
+        for (slot, key) in [(NGINX, "nginx"), (OFF, "off"), (ON, "on")] {
+            let Some(k) = slots.iter().position(|&s| s == slot) else {
+                continue;
+            };
+            if !cli.streams_through.iter().any(|s| s == key) {
+                continue;
+            }
+            progress(&format!(
+                "{} concurrent streams through {}",
+                plan.crowd, NAMES[slot]
+            ));
+            report.crowds[slot] = sse::crowd(
+                &endpoints[k],
+                pids[k],
+                plan.crowd,
+                plan.crowd_deltas,
+                plan.crowd_delay,
+                plan.crowd_ramp,
+            )
+            .await;
+        }
+    }
+
     report.latency = spread(Vec::new(), &slots);
     if run(Phase::Latency) {
         progress(&format!("latency at concurrency 1: {} rounds", plan.rounds));
@@ -471,31 +498,6 @@ async fn run(cli: &Cli) -> Result<Report, String> {
             failures: b.failures,
         };
     }
-    report.crowds = spread(Vec::new(), &slots);
-    if run(Phase::Streams) {
-        for (slot, key) in [(NGINX, "nginx"), (OFF, "off"), (ON, "on")] {
-            let Some(k) = slots.iter().position(|&s| s == slot) else {
-                continue;
-            };
-            if !cli.streams_through.iter().any(|s| s == key) {
-                continue;
-            }
-            progress(&format!(
-                "{} concurrent streams through {}",
-                plan.crowd, NAMES[slot]
-            ));
-            report.crowds[slot] = sse::crowd(
-                &endpoints[k],
-                pids[k],
-                plan.crowd,
-                plan.crowd_deltas,
-                plan.crowd_delay,
-                plan.crowd_ramp,
-            )
-            .await;
-        }
-    }
-
     mock.check_alive()?;
     off.process.check_alive()?;
     on.process.check_alive()?;
