@@ -59,7 +59,9 @@ impl<'a> EventData<'a> {
 }
 
 /// An object member read as a `Value`, kept when it is an object.
-fn object<'a, A: MapAccess<'a>>(map: &mut A) -> Result<Option<Map<String, Value>>, A::Error> {
+pub(super) fn object<'a, A: MapAccess<'a>>(
+    map: &mut A,
+) -> Result<Option<Map<String, Value>>, A::Error> {
     Ok(match map.next_value::<Value>()? {
         Value::Object(o) => Some(o),
         _ => None,
@@ -169,10 +171,16 @@ impl<'a> Visitor<'a> for Choices<'_, 'a> {
 
 /// Which text-bearing members an object has, in the order their text is counted.
 #[derive(Clone, Copy)]
-enum Members {
-    /// A choice: `text`, `delta`.
+pub(super) enum Members {
+    /// A streamed choice: `text`, `delta`.
     Choice,
-    /// A `delta`: `content`, `refusal`, `audio`, `tool_calls`, `function_call`.
+    /// A choice of a JSON response: `text`, `message`.
+    ChoiceMessage,
+    /// A Responses API output item: `arguments`, `input`, `content`, `summary`.
+    OutputItem,
+    /// A content or summary part: `text`, `refusal`.
+    Part,
+    /// A `delta` or `message`: `content`, `refusal`, `audio`, `tool_calls`, `function_call`.
     Delta,
     /// `audio`: `transcript`.
     Audio,
@@ -186,6 +194,9 @@ impl Members {
     fn names(self) -> &'static [&'static str] {
         match self {
             Members::Choice => &["text", "delta"],
+            Members::ChoiceMessage => &["text", "message"],
+            Members::OutputItem => &["arguments", "input", "content", "summary"],
+            Members::Part => &["text", "refusal"],
             Members::Delta => &["content", "refusal", "audio", "tool_calls", "function_call"],
             Members::Audio => &["transcript"],
             Members::Call => &["function"],
@@ -197,7 +208,8 @@ impl Members {
     /// array of such objects (`tool_calls`).
     fn member(self, index: usize) -> Member {
         match (self, index) {
-            (Members::Choice, 1) => Member::Object(Members::Delta),
+            (Members::Choice | Members::ChoiceMessage, 1) => Member::Object(Members::Delta),
+            (Members::OutputItem, 2 | 3) => Member::Array(Members::Part),
             (Members::Delta, 2) => Member::Object(Members::Audio),
             (Members::Delta, 3) => Member::Array(Members::Call),
             (Members::Delta, 4) | (Members::Call, 0) => Member::Object(Members::Function),
@@ -270,9 +282,9 @@ impl<'a> Visitor<'a> for Parts<'_, 'a> {
 }
 
 /// An array of objects read as [`Parts`] (anything that is not an array gives nothing).
-struct PartsArray<'s, 'a> {
-    text: &'s mut Vec<Cow<'a, str>>,
-    members: Members,
+pub(super) struct PartsArray<'s, 'a> {
+    pub(super) text: &'s mut Vec<Cow<'a, str>>,
+    pub(super) members: Members,
 }
 
 impl<'a> DeserializeSeed<'a> for PartsArray<'_, 'a> {

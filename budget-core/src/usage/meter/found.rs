@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::super::estimate::TextTally;
 use super::super::sse::SseEvent;
 use super::super::{Endpoint, ServiceTier, Usage};
+use super::body::BodyData;
 use super::event::EventData;
 use super::usage_block::parse_usage;
 
@@ -63,10 +64,6 @@ impl Found {
         self.tier = Some(tier);
     }
 
-    fn push_text(&mut self, v: Option<&Value>) {
-        self.push_text_str(v.and_then(Value::as_str));
-    }
-
     fn push_text_str(&mut self, s: Option<&str>) {
         if self.usage.is_some() {
             return; // the estimate will not be needed
@@ -97,64 +94,23 @@ impl Found {
         self.text = TextTally::default();
     }
 
-    pub(super) fn on_json_body(&mut self, v: &Value) {
-        let Some(o) = v.as_object() else { return };
-        self.set_model(o.get("model"));
-        self.set_tier(o.get("service_tier"));
-        if let Some(Value::Object(u)) = o.get("usage") {
+    pub(super) fn on_json_body(&mut self, body: &BodyData<'_>) {
+        self.set_model_str(body.model.as_deref());
+        self.set_tier_str(body.service_tier.as_deref());
+        if let Some(u) = &body.usage {
             self.apply_usage(u);
         }
-        if let Some(Value::Array(choices)) = o.get("choices") {
-            for c in choices {
-                self.push_text(c.get("text"));
-                if let Some(m) = c.get("message") {
-                    self.message_text(m);
-                }
-            }
+        for text in &body.text {
+            self.push_text_str(Some(text));
         }
-        if let Some(Value::Array(output)) = o.get("output") {
-            for item in output {
-                self.push_text(item.get("arguments"));
-                self.push_text(item.get("input"));
-                for key in ["content", "summary"] {
-                    if let Some(Value::Array(parts)) = item.get(key) {
-                        for p in parts {
-                            self.push_text(p.get("text"));
-                            self.push_text(p.get("refusal"));
-                        }
-                    }
-                }
-            }
-        }
-        self.push_text(o.get("text"));
         if self.endpoint == Some(Endpoint::Images) {
-            if let Some(Value::Array(data)) = o.get("data") {
-                self.images = data.len() as u64;
+            if let Some(items) = body.data_items {
+                self.images = items;
                 self.saw_images = true;
             }
         }
-        if o.get("error").is_some_and(|e| !e.is_null()) {
+        if body.error {
             self.error = true;
-        }
-    }
-
-    fn message_text(&mut self, m: &Value) {
-        self.push_text(m.get("content"));
-        self.push_text(m.get("refusal"));
-        if let Some(audio) = m.get("audio") {
-            self.push_text(audio.get("transcript"));
-        }
-        if let Some(Value::Array(calls)) = m.get("tool_calls") {
-            for call in calls {
-                if let Some(f) = call.get("function") {
-                    self.push_text(f.get("name"));
-                    self.push_text(f.get("arguments"));
-                }
-            }
-        }
-        if let Some(f) = m.get("function_call") {
-            self.push_text(f.get("name"));
-            self.push_text(f.get("arguments"));
         }
     }
 
@@ -407,7 +363,73 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"I see\",\"usage\":{\"type\":
         assert_eq!((u.prompt_tokens, u.estimated), (0, false));
     }
 
-    /// The `serde_json::Value` walk that [`Found::on_event`] replaced, kept as the reference.
+    /// The `serde_json::Value` walks that [`Found::on_json_body`] and [`Found::on_event`]
+    /// replaced, kept as the reference.
+    fn on_json_body_value(found: &mut Found, v: &Value) {
+        let Some(o) = v.as_object() else { return };
+        found.set_model(o.get("model"));
+        found.set_tier(o.get("service_tier"));
+        if let Some(Value::Object(u)) = o.get("usage") {
+            found.apply_usage(u);
+        }
+        if let Some(Value::Array(choices)) = o.get("choices") {
+            for c in choices {
+                push_text(found, c.get("text"));
+                if let Some(m) = c.get("message") {
+                    message_text(found, m);
+                }
+            }
+        }
+        if let Some(Value::Array(output)) = o.get("output") {
+            for item in output {
+                push_text(found, item.get("arguments"));
+                push_text(found, item.get("input"));
+                for key in ["content", "summary"] {
+                    if let Some(Value::Array(parts)) = item.get(key) {
+                        for p in parts {
+                            push_text(found, p.get("text"));
+                            push_text(found, p.get("refusal"));
+                        }
+                    }
+                }
+            }
+        }
+        push_text(found, o.get("text"));
+        if found.endpoint == Some(Endpoint::Images) {
+            if let Some(Value::Array(data)) = o.get("data") {
+                found.images = data.len() as u64;
+                found.saw_images = true;
+            }
+        }
+        if o.get("error").is_some_and(|e| !e.is_null()) {
+            found.error = true;
+        }
+    }
+
+    fn push_text(found: &mut Found, v: Option<&Value>) {
+        found.push_text_str(v.and_then(Value::as_str));
+    }
+
+    fn message_text(found: &mut Found, m: &Value) {
+        push_text(found, m.get("content"));
+        push_text(found, m.get("refusal"));
+        if let Some(audio) = m.get("audio") {
+            push_text(found, audio.get("transcript"));
+        }
+        if let Some(Value::Array(calls)) = m.get("tool_calls") {
+            for call in calls {
+                if let Some(f) = call.get("function") {
+                    push_text(found, f.get("name"));
+                    push_text(found, f.get("arguments"));
+                }
+            }
+        }
+        if let Some(f) = m.get("function_call") {
+            push_text(found, f.get("name"));
+            push_text(found, f.get("arguments"));
+        }
+    }
+
     fn on_event_value(found: &mut Found, e: SseEvent<'_>) {
         let data = e.data.trim();
         if data.is_empty() || data == "[DONE]" {
@@ -424,9 +446,9 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"I see\",\"usage\":{\"type\":
             found.set_model(o.get("model"));
             found.set_tier(o.get("service_tier"));
             for c in choices {
-                found.push_text(c.get("text"));
+                push_text(found, c.get("text"));
                 if let Some(d) = c.get("delta") {
-                    found.message_text(d);
+                    message_text(found, d);
                 }
             }
         }
@@ -443,7 +465,7 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"I see\",\"usage\":{\"type\":
         }
         if let Some(kind) = kind {
             if TEXT_DELTA_EVENTS.contains(&kind) {
-                found.push_text(o.get("delta"));
+                push_text(found, o.get("delta"));
             } else if kind == "image_generation.completed" || kind == "image_edit.completed" {
                 found.images += 1;
                 found.saw_images = true;
@@ -563,20 +585,26 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"I see\",\"usage\":{\"type\":
         value.prop_map(move |v| (key, v)).boxed()
     }
 
-    /// Events shaped like the real ones (chat chunks, Responses API events), with members in
-    /// any order, repeated, or of the wrong type, and noise.
-    fn shaped() -> BoxedStrategy<J> {
-        let text = || prop_oneof![4 => lit(&[r#""Hel""#, r#""lo w\u00f6rld""#, r#""""#, r#""{\"a\":1}""#]), 1 => json()];
-        let function = || {
-            obj(
-                vec![
-                    member(r#""name""#, text()),
-                    member(r#""arguments""#, text()),
-                ],
-                3,
-            )
-        };
-        let delta = obj(
+    fn text_value() -> BoxedStrategy<J> {
+        (prop_oneof![4 => lit(&[r#""Hel""#, r#""lo w\u00f6rld""#, r#""""#, r#""{\"a\":1}""#]), 1 => json()]).boxed()
+    }
+
+    fn function_value() -> BoxedStrategy<J> {
+        let text = text_value;
+        obj(
+            vec![
+                member(r#""name""#, text()),
+                member(r#""arguments""#, text()),
+            ],
+            3,
+        )
+    }
+
+    /// A chat `message` or `delta`.
+    fn message() -> BoxedStrategy<J> {
+        let text = text_value;
+        let function = function_value;
+        obj(
             vec![
                 member(r#""content""#, text()),
                 member(r#""refusal""#, text()),
@@ -602,7 +630,14 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"I see\",\"usage\":{\"type\":
                 member(r#""x""#, json()),
             ],
             5,
-        );
+        )
+    }
+
+    /// Events shaped like the real ones (chat chunks, Responses API events), with members in
+    /// any order, repeated, or of the wrong type, and noise.
+    fn shaped() -> BoxedStrategy<J> {
+        let text = text_value;
+        let delta = message();
         let choice = obj(
             vec![
                 member(r#""text""#, text()),
@@ -725,6 +760,121 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"I see\",\"usage\":{\"type\":
                 on_event_value(&mut walked, SseEvent { event: *name, data });
             }
             prop_assert_eq!(format!("{typed:?}"), format!("{walked:?}"));
+        }
+    }
+
+    /// JSON response bodies shaped like the real ones (chat completions, Responses API,
+    /// images, transcriptions), with members in any order, repeated, or of the wrong type.
+    fn shaped_body() -> BoxedStrategy<J> {
+        let text = text_value;
+        let part = || {
+            obj(
+                vec![
+                    member(r#""text""#, text()),
+                    member(r#""refusal""#, text()),
+                    member(r#""type""#, json()),
+                ],
+                3,
+            )
+        };
+        let parts = move || {
+            prop_oneof![
+                4 => prop::collection::vec(part(), 0..3).prop_map(J::Arr),
+                1 => json()
+            ]
+        };
+        let item = obj(
+            vec![
+                member(r#""arguments""#, text()),
+                member(r#""input""#, text()),
+                member(r#""content""#, parts()),
+                member(r#""summary""#, parts()),
+                member(r#""type""#, json()),
+            ],
+            5,
+        );
+        let choice = obj(
+            vec![
+                member(r#""text""#, text()),
+                member(r#""message""#, message()),
+                member(r#""index""#, json()),
+            ],
+            4,
+        );
+        let usage = obj(vec![member(r#""prompt_tokens""#, lit(&["3", "2.5"]))], 2);
+        obj(
+            vec![
+                member(
+                    r#""choices""#,
+                    prop_oneof![4 => prop::collection::vec(choice, 0..3).prop_map(J::Arr), 1 => json()],
+                ),
+                member(
+                    r#""output""#,
+                    prop_oneof![4 => prop::collection::vec(item, 0..3).prop_map(J::Arr), 1 => json()],
+                ),
+                member(r#""text""#, text()),
+                member(r#""data""#, json()),
+                member(r#""error""#, json()),
+                member(r#""usage""#, prop_oneof![usage, json()]),
+                member(r#""model""#, lit(&[r#""gpt-4o""#, r#""""#, "5"])),
+                member(
+                    r#""service_tier""#,
+                    lit(&[r#""flex""#, r#""auto""#, "null"]),
+                ),
+                member(r#""x""#, json()),
+            ],
+            7,
+        )
+    }
+
+    fn check_body(body: &[u8]) -> Result<(), TestCaseError> {
+        for endpoint in [Endpoint::Images, Endpoint::ChatCompletions] {
+            let mut typed = Found {
+                endpoint: Some(endpoint),
+                ..Found::default()
+            };
+            let mut walked = Found {
+                endpoint: Some(endpoint),
+                ..Found::default()
+            };
+            let read = BodyData::read(body);
+            if let Ok(Some(b)) = &read {
+                typed.on_json_body(b);
+            }
+            let value = serde_json::from_slice::<Value>(body);
+            if let Ok(v) = &value {
+                on_json_body_value(&mut walked, v);
+            }
+            prop_assert_eq!(read.is_ok(), value.is_ok());
+            prop_assert_eq!(format!("{typed:?}"), format!("{walked:?}"));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn body_examples_match_the_value_walk() {
+        for body in [
+            &br#"{"output":[{"content":[{"refusal":"r","text":"t"}],"arguments":"a"}],"text":"x","choices":[{"message":{"content":"c"},"text":"d"}]}"#[..],
+            br#"{"data":[1,2,3],"data":{},"error":null,"model":"m","service_tier":"flex"}"#,
+            br#"[1,2]"#,
+            br#"{"usage":{"prompt_tokens":3},"choices":[{"text":"skipped"}]}"#,
+            br#"{"choices":[{"text":"a"}],"choices":[{"text":"b"}],"error":{"message":"x"}}"#,
+            br#"{"text":"\ud800"}"#,
+            b"{\"text\":\"\xff\"}",
+        ] {
+            check_body(body).unwrap();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn typed_bodies_match_the_value_walk(
+            body in prop_oneof![4 => shaped_body(), 1 => json()],
+        ) {
+            let mut out = String::new();
+            body.write(&mut out);
+            check_body(out.as_bytes())?;
         }
     }
 }

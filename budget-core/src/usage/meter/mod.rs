@@ -2,14 +2,15 @@
 //!
 //! - `found`: what the response said (JSON bodies and SSE events of every API), and the
 //!   output text kept for an estimate.
+//! - `event`, `body`: one SSE event's JSON and a whole JSON body, each read in one borrowed,
+//!   typed pass (no `serde_json::Value` tree per event).
 //! - `json_body`: the bounded copy of a JSON response body and the scan for its end.
 //! - `usage_block`: the `usage` object, in all its shapes.
-
-use serde_json::Value;
 
 use super::sse::SseReader;
 use super::{Endpoint, RequestInfo, Usage};
 
+mod body;
 mod event;
 mod found;
 mod json_body;
@@ -18,6 +19,7 @@ mod usage_block;
 #[cfg(test)]
 mod fixtures;
 
+use body::BodyData;
 use found::Found;
 use json_body::{JsonBody, JsonKind};
 
@@ -189,8 +191,9 @@ impl UsageMeter {
                             if json.overflowed {
                                 found.on_json_tail(json.kept());
                             } else {
-                                match serde_json::from_slice::<Value>(&json.buf) {
-                                    Ok(v) => found.on_json_body(&v),
+                                match BodyData::read(&json.buf) {
+                                    Ok(Some(b)) => found.on_json_body(&b),
+                                    Ok(None) => {}
                                     Err(_) => {
                                         // Balanced but invalid: treat like a truncated body.
                                         found.push_raw(request.endpoint, &json.buf, json.total);
