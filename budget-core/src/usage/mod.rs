@@ -55,6 +55,8 @@ use serde::{Deserialize, Serialize};
 
 mod de;
 mod estimate;
+#[cfg(test)]
+mod json_text;
 mod meter;
 mod request;
 mod sse;

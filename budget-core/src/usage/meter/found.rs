@@ -199,6 +199,7 @@ mod tests {
     use super::super::fixtures::*;
     use super::super::*;
     use super::*;
+    use crate::usage::json_text::J;
     use proptest::prelude::*;
 
     #[test]
@@ -478,44 +479,6 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"I see\",\"usage\":{\"type\":
         }
     }
 
-    /// JSON text with repeated keys allowed.
-    #[derive(Debug, Clone)]
-    enum J {
-        Lit(&'static str),
-        Arr(Vec<J>),
-        Obj(Vec<(&'static str, J)>),
-    }
-
-    impl J {
-        fn write(&self, out: &mut String) {
-            match self {
-                J::Lit(s) => out.push_str(s),
-                J::Arr(items) => {
-                    out.push('[');
-                    for (i, item) in items.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        item.write(out);
-                    }
-                    out.push(']');
-                }
-                J::Obj(members) => {
-                    out.push('{');
-                    for (i, (k, v)) in members.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        out.push_str(k);
-                        out.push(':');
-                        v.write(out);
-                    }
-                    out.push('}');
-                }
-            }
-        }
-    }
-
     const LITERALS: &[&str] = &[
         "null",
         "true",
@@ -701,7 +664,7 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"I see\",\"usage\":{\"type\":
     fn event() -> impl Strategy<Value = (String, Option<&'static str>)> {
         let body = prop_oneof![4 => shaped(), 1 => json()].prop_map(|j| {
             let mut out = String::new();
-            j.write(&mut out);
+            j.write_with(&mut out, "{", ",");
             out
         });
         let name = prop::option::of(prop::sample::select(
@@ -873,7 +836,7 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"I see\",\"usage\":{\"type\":
             body in prop_oneof![4 => shaped_body(), 1 => json()],
         ) {
             let mut out = String::new();
-            body.write(&mut out);
+            body.write_with(&mut out, "{", ",");
             check_body(out.as_bytes())?;
         }
     }

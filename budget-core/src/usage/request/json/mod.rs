@@ -225,6 +225,7 @@ mod tests {
     //! reference: same info, same rewrite, for generated bodies with repeated members, members
     //! in any order, escapes, token arrays and deep nesting.
 
+    use crate::usage::json_text::J;
     use proptest::prelude::*;
     use serde_json::{Map, Value};
 
@@ -416,44 +417,6 @@ mod tests {
         Some(out)
     }
 
-    /// JSON text with repeated keys allowed.
-    #[derive(Debug, Clone)]
-    enum J {
-        Lit(&'static str),
-        Arr(Vec<J>),
-        Obj(Vec<(&'static str, J)>),
-    }
-
-    impl J {
-        fn write(&self, out: &mut String) {
-            match self {
-                J::Lit(s) => out.push_str(s),
-                J::Arr(items) => {
-                    out.push('[');
-                    for (i, item) in items.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        item.write(out);
-                    }
-                    out.push(']');
-                }
-                J::Obj(members) => {
-                    out.push_str("{ ");
-                    for (i, (k, v)) in members.iter().enumerate() {
-                        if i > 0 {
-                            out.push_str(", ");
-                        }
-                        out.push_str(k);
-                        out.push(':');
-                        v.write(out);
-                    }
-                    out.push('}');
-                }
-            }
-        }
-    }
-
     const LITERALS: &[&str] = &[
         "null",
         "true",
@@ -522,7 +485,7 @@ mod tests {
     fn body() -> impl Strategy<Value = String> {
         prop::collection::vec((prop::sample::select(KEYS), json()), 0..8).prop_map(|members| {
             let mut out = String::new();
-            J::Obj(members).write(&mut out);
+            J::Obj(members).write_with(&mut out, "{ ", ", ");
             out
         })
     }
