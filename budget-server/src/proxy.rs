@@ -221,12 +221,13 @@ impl ProxyService {
                 Response::from_parts(head, Body::new(body))
             }
             Ok(Err(e)) => {
-                let cause = UpstreamFailure::of(&e);
+                let chain = error_chain(&e);
+                let cause = UpstreamFailure::of(&e, &chain);
                 tracing::warn!(
                     limiter = %limiter.id,
                     host = limiter.base_url.host_str().unwrap_or(""),
                     cause = cause.describe(),
-                    error = %error_chain(&e),
+                    error = %chain,
                     "upstream request failed"
                 );
                 self.metrics.upstream_error();
@@ -271,8 +272,9 @@ enum UpstreamFailure {
 }
 
 impl UpstreamFailure {
-    fn of(e: &hyper_util::client::legacy::Error) -> Self {
-        let chain = error_chain(e).to_ascii_lowercase();
+    /// `chain` is [`error_chain`] of `e`, already built for the log.
+    fn of(e: &hyper_util::client::legacy::Error, chain: &str) -> Self {
+        let chain = chain.to_ascii_lowercase();
         let io_kind = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| {
             e.source()
         })
