@@ -1,4 +1,4 @@
-//! The conformance suite every [`BudgetStore`] runs, ours and yours (feature `test-utils`).
+//! The conformance suite every [`Store`] runs, ours and yours (feature `test-utils`).
 //!
 //! One line in a store crate's tests runs all of it, one `#[tokio::test]` per check (here for
 //! budget-core's own [`MemoryStore`](crate::MemoryStore); put your store's constructor in the
@@ -9,20 +9,21 @@
 //! ```
 //!
 //! The expression is evaluated once per test and must be a future resolving to a fresh, empty
-//! store (any type implementing [`BudgetStore`]): write it as an `async` block. The test crate needs `tokio` with the
-//! `macros` and `rt-multi-thread` features. Each check is also a public `async fn` taking an
-//! `Arc<dyn BudgetStore>`, so a store can run them by hand.
+//! store (any type implementing [`Store`]: the hot path, the catalogue and the statistics):
+//! write it as an `async` block. The test crate needs `tokio` with the `macros` and
+//! `rt-multi-thread` features. Each check is also a public `async fn` taking an
+//! `Arc<dyn Store>`, so a store can run them by hand.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::store::{
-    BucketSize, BudgetStore, DenialReason, Error, GroupBy, Reservation, ReserveOutcome,
-    ReserveRequest, UsageQuery, UsageRecord,
+    BucketSize, CounterKey, DenialReason, Error, GroupBy, LimiterRef, Reservation,
+    ReserveOutcome, ReserveRequest, Store, UsageQuery, UsageRecord, WindowSpend,
 };
 use crate::usage::{Endpoint, Usage};
-use crate::{EnforcementMode, Limiter, LimiterUpdate, Money, NewLimiter, Period};
+use crate::{EnforcementMode, Limiter, LimiterId, LimiterUpdate, Money, NewLimiter, Period};
 
 /// Generate one `#[tokio::test]` per conformance check, in a module named `conformance`.
 #[macro_export]
@@ -54,7 +55,7 @@ macro_rules! store_conformance_tests {
             /// expression is type-checked in every build (`#[test]` functions are compiled
             /// only under `--test`, doctests never).
             #[allow(dead_code)]
-            async fn fresh_store() -> ::std::sync::Arc<dyn $crate::BudgetStore> {
+            async fn fresh_store() -> ::std::sync::Arc<dyn $crate::store::Store> {
                 ::std::sync::Arc::new($factory.await)
             }
             $(
@@ -74,7 +75,7 @@ pub fn t0() -> DateTime<Utc> {
 
 /// Create a limiter in `store` with the given budget (dollars as text), period and mode.
 pub async fn limiter(
-    store: &dyn BudgetStore,
+    store: &dyn Store,
     budget: &str,
     period: Period,
     mode: EnforcementMode,
@@ -119,23 +120,19 @@ pub fn record(
 }
 
 async fn reserve(
-    store: &dyn BudgetStore,
+    store: &dyn Store,
     l: &Limiter,
     amount: &str,
     at: DateTime<Utc>,
 ) -> ReserveOutcome {
     store
-        .reserve(&ReserveRequest {
-            limiter_id: l.id,
-            amount: amount.parse().unwrap(),
-            at,
-        })
+        .reserve(&ReserveRequest::new(l.id, amount.parse().unwrap(), at))
         .await
         .unwrap()
 }
 
 async fn reserved(
-    store: &dyn BudgetStore,
+    store: &dyn Store,
     l: &Limiter,
     amount: &str,
     at: DateTime<Utc>,
@@ -146,12 +143,26 @@ async fn reserved(
     }
 }
 
+/// The live limiter with this code, through the hot path.
+async fn by_code(store: &dyn Store, code: &str) -> Option<Arc<Limiter>> {
+    store.find_limiter(LimiterRef::Code(code)).await.unwrap()
+}
+
+/// The limiter's own counter for the window (of its current period) containing `at`.
+pub async fn spend(store: &dyn Store, id: LimiterId, at: DateTime<Utc>) -> WindowSpend {
+    let l = store.get_limiter(id).await.unwrap().expect("limiter exists");
+    store
+        .window_spend(&CounterKey::limiter(id, l.window_at(at)))
+        .await
+        .unwrap()
+}
+
 fn m(s: &str) -> Money {
     s.parse().unwrap()
 }
 
 /// Create, get, list, update (partial, validated, atomic), duplicate ids.
-pub async fn limiter_crud(store: Arc<dyn BudgetStore>) {
+pub async fn limiter_crud(store: Arc<dyn Store>) {
     let s = &*store;
     assert!(s.list_limiters(false).await.unwrap().is_empty());
     let a = limiter(s, "20", Period::Day, EnforcementMode::Soft).await;
@@ -209,31 +220,24 @@ pub async fn limiter_crud(store: Arc<dyn BudgetStore>) {
 }
 
 /// Find by code; rotation retires the old code at once.
-pub async fn code_lookup_and_rotation(store: Arc<dyn BudgetStore>) {
+pub async fn code_lookup_and_rotation(store: Arc<dyn Store>) {
     let s = &*store;
     let a = limiter(s, "1", Period::Day, EnforcementMode::Soft).await;
     assert_eq!(
-        s.limiter_by_code(a.code.as_str())
-            .await
-            .unwrap()
+        by_code(s, a.code.as_str()).await
             .map(|l| l.id),
         Some(a.id)
     );
-    assert!(s
-        .limiter_by_code("0123456789abcdef0123456789abcdef")
-        .await
-        .unwrap()
+    assert!(by_code(s, "0123456789abcdef0123456789abcdef").await
         .is_none());
     let rotated = s.rotate_code(a.id).await.unwrap();
     assert_ne!(rotated.code, a.code);
     assert!(
-        s.limiter_by_code(a.code.as_str()).await.unwrap().is_none(),
+        by_code(s, a.code.as_str()).await.is_none(),
         "old code retired"
     );
     assert_eq!(
-        s.limiter_by_code(rotated.code.as_str())
-            .await
-            .unwrap()
+        by_code(s, rotated.code.as_str()).await
             .map(|l| l.id),
         Some(a.id)
     );
@@ -244,7 +248,7 @@ pub async fn code_lookup_and_rotation(store: Arc<dyn BudgetStore>) {
 }
 
 /// Deleting retires the code and keeps usage for statistics; purging removes both.
-pub async fn delete_keeps_history_and_purge_removes_it(store: Arc<dyn BudgetStore>) {
+pub async fn delete_keeps_history_and_purge_removes_it(store: Arc<dyn Store>) {
     let s = &*store;
     let a = limiter(s, "10", Period::Day, EnforcementMode::Soft).await;
     let r = reserved(s, &a, "0.01", t0()).await;
@@ -253,7 +257,7 @@ pub async fn delete_keeps_history_and_purge_removes_it(store: Arc<dyn BudgetStor
         .unwrap();
     s.delete_limiter(a.id, false).await.unwrap();
 
-    assert!(s.limiter_by_code(a.code.as_str()).await.unwrap().is_none());
+    assert!(by_code(s, a.code.as_str()).await.is_none());
     assert!(s
         .get_limiter(a.id)
         .await
@@ -264,11 +268,7 @@ pub async fn delete_keeps_history_and_purge_removes_it(store: Arc<dyn BudgetStor
     assert!(s.list_limiters(false).await.unwrap().is_empty());
     assert_eq!(s.list_limiters(true).await.unwrap().len(), 1);
     assert!(matches!(
-        s.reserve(&ReserveRequest {
-            limiter_id: a.id,
-            amount: Money::ZERO,
-            at: t0()
-        })
+        s.reserve(&ReserveRequest::new(a.id, Money::ZERO, t0()))
         .await,
         Err(Error::LimiterNotFound(_))
     ));
@@ -293,24 +293,24 @@ pub async fn delete_keeps_history_and_purge_removes_it(store: Arc<dyn BudgetStor
 }
 
 /// Holds appear on reserve, turn into spend on settle, vanish on release; double settle fails.
-pub async fn reserve_settle_release_accounting(store: Arc<dyn BudgetStore>) {
+pub async fn reserve_settle_release_accounting(store: Arc<dyn Store>) {
     let s = &*store;
     let a = limiter(s, "10", Period::Day, EnforcementMode::Soft).await;
     let r1 = reserved(s, &a, "1.00", t0()).await;
     assert_eq!(r1.window, Period::Day.window_at(t0()));
     assert_eq!(r1.budget, m("10"));
     let r2 = reserved(s, &a, "2.00", t0()).await;
-    let w = s.window_spend(a.id, t0()).await.unwrap();
+    let w = spend(s, a.id, t0()).await;
     assert_eq!((w.spent, w.held, w.in_flight), (Money::ZERO, m("3.00"), 2));
 
     s.settle(&r1, record(&a, t0(), "0.40", "gpt-4o", None))
         .await
         .unwrap();
-    let w = s.window_spend(a.id, t0()).await.unwrap();
+    let w = spend(s, a.id, t0()).await;
     assert_eq!((w.spent, w.held, w.in_flight), (m("0.40"), m("2.00"), 1));
 
     s.release(&r2).await.unwrap();
-    let w = s.window_spend(a.id, t0()).await.unwrap();
+    let w = spend(s, a.id, t0()).await;
     assert_eq!((w.spent, w.held, w.in_flight), (m("0.40"), Money::ZERO, 0));
 
     assert!(matches!(
@@ -323,7 +323,7 @@ pub async fn reserve_settle_release_accounting(store: Arc<dyn BudgetStore>) {
         Err(Error::ReservationNotFound(_))
     ));
     assert_eq!(
-        s.window_spend(a.id, t0()).await.unwrap().spent,
+        spend(s, a.id, t0()).await.spent,
         m("0.40"),
         "no double charge"
     );
@@ -335,22 +335,22 @@ pub async fn reserve_settle_release_accounting(store: Arc<dyn BudgetStore>) {
     s.settle(&r3, late).await.unwrap();
     let recent = s.recent_usage(&UsageQuery::all(), 1).await.unwrap();
     assert_eq!((recent[0].at, recent[0].limiter_id), (t0(), a.id));
-    assert_eq!(s.window_spend(a.id, t0()).await.unwrap().spent, m("0.41"));
+    assert_eq!(spend(s, a.id, t0()).await.spent, m("0.41"));
 }
 
 /// A thousand reserve/release pairs leave nothing held.
-pub async fn release_leaks_nothing(store: Arc<dyn BudgetStore>) {
+pub async fn release_leaks_nothing(store: Arc<dyn Store>) {
     let s = &*store;
     let a = limiter(s, "1000", Period::Hour, EnforcementMode::Strict).await;
     let mut held = Vec::new();
     for i in 0..1000 {
         held.push(reserved(s, &a, "0.5", t0() + Duration::milliseconds(i)).await);
     }
-    assert_eq!(s.window_spend(a.id, t0()).await.unwrap().held, m("500"));
+    assert_eq!(spend(s, a.id, t0()).await.held, m("500"));
     for r in &held {
         s.release(r).await.unwrap();
     }
-    let w = s.window_spend(a.id, t0()).await.unwrap();
+    let w = spend(s, a.id, t0()).await;
     assert_eq!(
         (w.spent, w.held, w.in_flight),
         (Money::ZERO, Money::ZERO, 0)
@@ -358,7 +358,7 @@ pub async fn release_leaks_nothing(store: Arc<dyn BudgetStore>) {
 }
 
 /// Soft: admitted while spend + holds < budget, whatever the request's own amount.
-pub async fn soft_mode_admits_until_spent(store: Arc<dyn BudgetStore>) {
+pub async fn soft_mode_admits_until_spent(store: Arc<dyn Store>) {
     let s = &*store;
     let a = limiter(s, "1", Period::Day, EnforcementMode::Soft).await;
     let r = reserved(s, &a, "0.10", t0()).await;
@@ -389,7 +389,7 @@ pub async fn soft_mode_admits_until_spent(store: Arc<dyn BudgetStore>) {
 }
 
 /// Strict: admitted only if the request's amount fits on top of spend and holds.
-pub async fn strict_mode_never_passes_budget(store: Arc<dyn BudgetStore>) {
+pub async fn strict_mode_never_passes_budget(store: Arc<dyn Store>) {
     let s = &*store;
     let a = limiter(s, "1", Period::Day, EnforcementMode::Strict).await;
     let r1 = reserved(s, &a, "0.60", t0()).await;
@@ -410,11 +410,11 @@ pub async fn strict_mode_never_passes_budget(store: Arc<dyn BudgetStore>) {
     s.settle(&r3, record(&a, t0(), "0.60", "gpt-4o", None))
         .await
         .unwrap();
-    assert_eq!(s.window_spend(a.id, t0()).await.unwrap().spent, m("1"));
+    assert_eq!(spend(s, a.id, t0()).await.spent, m("1"));
 }
 
 /// An inactive limiter refuses everything.
-pub async fn inactive_limiter_is_denied(store: Arc<dyn BudgetStore>) {
+pub async fn inactive_limiter_is_denied(store: Arc<dyn Store>) {
     let s = &*store;
     let a = limiter(s, "100", Period::Day, EnforcementMode::Soft).await;
     s.update_limiter(
@@ -443,7 +443,7 @@ pub async fn inactive_limiter_is_denied(store: Arc<dyn BudgetStore>) {
 }
 
 /// Budget and period changes apply to the very next reservation.
-pub async fn budget_update_takes_effect_at_once(store: Arc<dyn BudgetStore>) {
+pub async fn budget_update_takes_effect_at_once(store: Arc<dyn Store>) {
     let s = &*store;
     let a = limiter(s, "10", Period::Day, EnforcementMode::Soft).await;
     let r = reserved(s, &a, "0", t0()).await;
@@ -484,7 +484,7 @@ pub async fn budget_update_takes_effect_at_once(store: Arc<dyn BudgetStore>) {
     )
     .await
     .unwrap();
-    let w = s.window_spend(a.id, t0()).await.unwrap();
+    let w = spend(s, a.id, t0()).await;
     assert_eq!((w.window, w.spent), (Period::Month.window_at(t0()), m("2")));
     assert!(matches!(
         reserve(s, &a, "0", t0() + Duration::days(2)).await,
@@ -493,7 +493,7 @@ pub async fn budget_update_takes_effect_at_once(store: Arc<dyn BudgetStore>) {
 }
 
 /// A new window starts at zero; the old one keeps its spend.
-pub async fn window_rollover(store: Arc<dyn BudgetStore>) {
+pub async fn window_rollover(store: Arc<dyn Store>) {
     let s = &*store;
     let a = limiter(s, "1", Period::Minute, EnforcementMode::Soft).await;
     let r = reserved(s, &a, "0", t0()).await;
@@ -507,28 +507,26 @@ pub async fn window_rollover(store: Arc<dyn BudgetStore>) {
     let next = t0() + Duration::seconds(30); // 12:01:00, a new minute
     let r = reserved(s, &a, "0.10", next).await;
     assert_eq!(r.window.start, next);
-    let w = s.window_spend(a.id, next).await.unwrap();
+    let w = spend(s, a.id, next).await;
     assert_eq!((w.spent, w.held), (Money::ZERO, m("0.10")));
-    assert_eq!(s.window_spend(a.id, t0()).await.unwrap().spent, m("1.50"));
+    assert_eq!(spend(s, a.id, t0()).await.spent, m("1.50"));
     s.release(&r).await.unwrap();
 }
 
 /// Usage recorded without a reservation counts against its window.
-pub async fn record_usage_without_reservation(store: Arc<dyn BudgetStore>) {
+pub async fn record_usage_without_reservation(store: Arc<dyn Store>) {
     let s = &*store;
     let a = limiter(s, "1", Period::Hour, EnforcementMode::Soft).await;
-    let _ = s.window_spend(a.id, t0()).await.unwrap(); // a cached counter must be kept current
+    let _ = spend(s, a.id, t0()).await; // a cached counter must be kept current
     s.record_usage(record(&a, t0(), "0.25", "gpt-4o", None))
         .await
         .unwrap();
     s.record_usage(record(&a, t0() - Duration::hours(1), "7", "gpt-4o", None))
         .await
         .unwrap();
-    assert_eq!(s.window_spend(a.id, t0()).await.unwrap().spent, m("0.25"));
+    assert_eq!(spend(s, a.id, t0()).await.spent, m("0.25"));
     assert_eq!(
-        s.window_spend(a.id, t0() - Duration::hours(1))
-            .await
-            .unwrap()
+        spend(s, a.id, t0() - Duration::hours(1)).await
             .spent,
         m("7")
     );
@@ -542,7 +540,7 @@ pub async fn record_usage_without_reservation(store: Arc<dyn BudgetStore>) {
 }
 
 /// Totals, breakdowns, time series and recent records agree with what was recorded.
-pub async fn statistics(store: Arc<dyn BudgetStore>) {
+pub async fn statistics(store: Arc<dyn Store>) {
     let s = &*store;
     let a = limiter(s, "100", Period::Day, EnforcementMode::Soft).await;
     let b = limiter(s, "100", Period::Day, EnforcementMode::Soft).await;
@@ -666,7 +664,7 @@ pub async fn statistics(store: Arc<dyn BudgetStore>) {
 }
 
 /// 64 tasks race for a $1.00 strict budget at $0.10 each: exactly ten get in.
-pub async fn concurrent_strict_reservations_never_overspend(store: Arc<dyn BudgetStore>) {
+pub async fn concurrent_strict_reservations_never_overspend(store: Arc<dyn Store>) {
     let a = limiter(&*store, "1", Period::Day, EnforcementMode::Strict).await;
     let tasks: Vec<_> = (0..64)
         .map(|_| {
@@ -692,13 +690,13 @@ pub async fn concurrent_strict_reservations_never_overspend(store: Arc<dyn Budge
         .filter(|r| *r.as_ref().unwrap())
         .count();
     assert_eq!(admitted, 10);
-    let w = store.window_spend(a.id, t0()).await.unwrap();
+    let w = spend(&*store, a.id, t0()).await;
     assert_eq!((w.spent, w.held, w.in_flight), (m("1"), Money::ZERO, 0));
 }
 
 /// 64 tasks reserve and settle concurrently in soft mode: every settled cost is counted and
 /// every hold is returned.
-pub async fn concurrent_soft_reservations_lose_nothing(store: Arc<dyn BudgetStore>) {
+pub async fn concurrent_soft_reservations_lose_nothing(store: Arc<dyn Store>) {
     let a = limiter(&*store, "1000", Period::Day, EnforcementMode::Soft).await;
     let tasks: Vec<_> = (0..64)
         .map(|i| {
@@ -726,7 +724,7 @@ pub async fn concurrent_soft_reservations_lose_nothing(store: Arc<dyn BudgetStor
         .flat_map(|i| (0..10).map(move |j| (i + j) % 3 != 0))
         .filter(|s| *s)
         .count();
-    let w = store.window_spend(a.id, t0()).await.unwrap();
+    let w = spend(&*store, a.id, t0()).await;
     assert_eq!(w.spent, Money::from_nanos(1_000_000 * settled as i64));
     assert_eq!((w.held, w.in_flight), (Money::ZERO, 0));
     assert_eq!(

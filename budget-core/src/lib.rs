@@ -8,8 +8,10 @@
 //!   name and exact cost computation; unknown models are reported as unpriced, never $0.
 //! - [`usage`]: pure, incremental parsing of OpenAI requests and responses (JSON and SSE) into
 //!   token counts.
-//! - [`BudgetStore`]: the storage contract (limiters, atomic reservations, usage, statistics),
-//!   `dyn`-usable, with [`MemoryStore`] and a conformance suite (feature `test-utils`).
+//! - [`store`]: the storage contract in three small `dyn`-usable traits — [`BudgetStore`] (the
+//!   hot path: atomic reservations against several budgets at once), `LimiterCatalog` and
+//!   `UsageStats` — with [`MemoryStore`], the [`store::Ledger`] building block, a caching
+//!   decorator and a conformance suite (feature `test-utils`).
 //!
 //! # Pricing a response
 //!
@@ -32,67 +34,82 @@
 //!
 //! # Implementing a store
 //!
-//! A store implements [`BudgetStore`]. The quickest correct start decides in memory by
-//! delegating to [`MemoryStore`] and adds what your backend is for — here, an audit log of
-//! every settled charge (`examples/custom-store` journals everything to a file instead):
+//! The request path needs only [`BudgetStore`]: find a limiter, reserve, settle, release.
+//! [`store::Ledger`] does the budget arithmetic (all or nothing over every budget a request
+//! counts in) and [`store::LimiterIndex`] keeps limiters by id and code, so a store that
+//! decides in memory is a few lines; what it adds is where its limiters and usage live (here a
+//! `Vec`; `examples/custom-store` journals to a file, `budget-store-sqlite` to SQLite).
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use async_trait::async_trait;
 //! use budget_core::store::*;
-//! use budget_core::{BudgetStore, Limiter, LimiterId, LimiterUpdate, MemoryStore, Money, NewLimiter, Period};
-//! use chrono::{DateTime, Utc};
+//! use budget_core::{Limiter, Money, NewLimiter, Period};
+//! use chrono::Utc;
 //!
 //! #[derive(Debug, Default)]
-//! struct AuditedStore {
-//!     memory: MemoryStore,
-//!     audit: Mutex<Vec<(LimiterId, Money)>>,
+//! struct TinyStore {
+//!     state: Mutex<(LimiterIndex, Ledger)>,
+//!     usage: Mutex<Vec<UsageRecord>>, // your database
 //! }
 //!
 //! #[async_trait]
-//! impl BudgetStore for AuditedStore {
-//!     async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
-//!         self.memory.reserve(request).await // atomic: the decision and the hold together
+//! impl BudgetStore for TinyStore {
+//!     async fn find_limiter(&self, by: LimiterRef<'_>) -> Result<Option<Arc<Limiter>>> {
+//!         Ok(self.state.lock().unwrap().0.find(by))
 //!     }
-//!     async fn settle(&self, reservation: &Reservation, record: UsageRecord) -> Result<()> {
-//!         let cost = record.cost;
-//!         self.memory.settle(reservation, record).await?;
-//!         self.audit.lock().unwrap().push((reservation.limiter_id, cost));
+//!     async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
+//!         let mut state = self.state.lock().unwrap(); // one lock: the decision is atomic
+//!         let (limiters, ledger) = &mut *state;
+//!         let limiter = limiters.live(request.limiter_id)?.clone();
+//!         loop {
+//!             match ledger.reserve(&limiter, request) {
+//!                 Ok(outcome) => return Ok(outcome),
+//!                 // A counter seen for the first time starts from the spend already stored.
+//!                 Err(Unloaded(key)) => {
+//!                     let usage = self.usage.lock().unwrap();
+//!                     let spent = usage.iter().filter(|r| key.counts(r)).map(|r| r.cost).sum();
+//!                     ledger.load(key, spent);
+//!                 }
+//!             }
+//!         }
+//!     }
+//!     async fn settle(&self, reservation: &Reservation, mut record: UsageRecord) -> Result<()> {
+//!         let mut state = self.state.lock().unwrap();
+//!         let held = state.1.settle(reservation.id, record.cost)
+//!             .ok_or(Error::ReservationNotFound(reservation.id))?; // settling twice charges once
+//!         (record.limiter_id, record.at) = (held.limiter_id, held.at);
+//!         self.usage.lock().unwrap().push(record);
 //!         Ok(())
 //!     }
-//!     // The rest delegates unchanged:
-//! #   async fn create_limiter(&self, l: &Limiter) -> Result<()> { self.memory.create_limiter(l).await }
-//! #   async fn get_limiter(&self, id: LimiterId) -> Result<Option<Limiter>> { self.memory.get_limiter(id).await }
-//! #   async fn limiter_by_code(&self, c: &str) -> Result<Option<Limiter>> { self.memory.limiter_by_code(c).await }
-//! #   async fn list_limiters(&self, d: bool) -> Result<Vec<Limiter>> { self.memory.list_limiters(d).await }
-//! #   async fn update_limiter(&self, id: LimiterId, u: &LimiterUpdate) -> Result<Limiter> { self.memory.update_limiter(id, u).await }
-//! #   async fn rotate_code(&self, id: LimiterId) -> Result<Limiter> { self.memory.rotate_code(id).await }
-//! #   async fn delete_limiter(&self, id: LimiterId, p: bool) -> Result<()> { self.memory.delete_limiter(id, p).await }
-//! #   async fn release(&self, r: &Reservation) -> Result<()> { self.memory.release(r).await }
-//! #   async fn record_usage(&self, r: UsageRecord) -> Result<()> { self.memory.record_usage(r).await }
-//! #   async fn window_spend(&self, id: LimiterId, at: DateTime<Utc>) -> Result<WindowSpend> { self.memory.window_spend(id, at).await }
-//! #   async fn usage_totals(&self, q: &UsageQuery) -> Result<UsageTotals> { self.memory.usage_totals(q).await }
-//! #   async fn usage_breakdown(&self, q: &UsageQuery, b: GroupBy, n: usize) -> Result<Vec<UsageGroup>> { self.memory.usage_breakdown(q, b, n).await }
-//! #   async fn usage_series(&self, q: &UsageQuery, b: BucketSize) -> Result<Vec<UsageBucket>> { self.memory.usage_series(q, b).await }
-//! #   async fn recent_usage(&self, q: &UsageQuery, n: usize) -> Result<Vec<UsageRecord>> { self.memory.recent_usage(q, n).await }
+//!     async fn release(&self, reservation: &Reservation) -> Result<()> {
+//!         let released = self.state.lock().unwrap().1.release(reservation.id);
+//!         released.map(|_| ()).ok_or(Error::ReservationNotFound(reservation.id))
+//!     }
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let store: Arc<dyn BudgetStore> = Arc::new(AuditedStore::default());
+//! let tiny = TinyStore::default();
 //! let limiter = Limiter::create(
 //!     NewLimiter::new("Customer A", Money::from_dollars(20), Period::Day, "https://api.openai.com"),
 //!     Utc::now(),
 //! ).unwrap();
-//! store.create_limiter(&limiter).await.unwrap();
-//! let request = ReserveRequest { limiter_id: limiter.id, amount: Money::from_cents(1), at: Utc::now() };
+//! tiny.state.lock().unwrap().0.put(limiter.clone());
+//! let store: Arc<dyn BudgetStore> = Arc::new(tiny); // what `budget-tower`'s layer takes
+//! let request = ReserveRequest::new(limiter.id, Money::from_cents(1), Utc::now());
 //! let ReserveOutcome::Reserved(reservation) = store.reserve(&request).await.unwrap() else { panic!() };
 //! let usage = budget_core::usage::Usage { model: Some("gpt-4o".into()), ..Default::default() };
 //! let record = UsageRecord::new(limiter.id, request.at, budget_core::usage::Endpoint::ChatCompletions, &usage, Some(Money::from_cents(2)));
-//! store.settle(&reservation, record).await.unwrap();
-//! assert_eq!(store.window_spend(limiter.id, Utc::now()).await.unwrap().spent, Money::from_cents(2));
+//! store.settle(&reservation, record.clone()).await.unwrap();
+//! assert!(store.settle(&reservation, record).await.is_err());
 //! # }
 //! ```
+//!
+//! The admin API and the dashboard also need [`store::LimiterCatalog`] and
+//! [`store::UsageStats`]; a store with all three is a [`store::Store`], which is what
+//! `budget-server` runs on. The quickest complete store delegates to [`MemoryStore`] for what
+//! it does not do itself.
 //!
 //! Every store proves itself against the same conformance suite, one line in its tests:
 //! `budget_core::store_conformance_tests!(async { /* a fresh, empty store */ });`, with

@@ -11,6 +11,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::api::UnmeteredPolicy;
+use crate::store::{BudgetLine, CounterKey};
 use crate::{Money, Period, Window};
 
 /// A limiter's identifier.
@@ -196,6 +197,20 @@ impl Limiter {
     /// The budget window containing `t`.
     pub fn window_at(&self, t: DateTime<Utc>) -> Window {
         self.period_type.window_at_in(t, self.timezone)
+    }
+
+    /// Every budget a request at `t` for end user `user` must fit in, the limiter's primary
+    /// window first. Stores reserve against all of them at once (see
+    /// [`Ledger`](crate::store::Ledger)). Today that is the primary window; further windows
+    /// and per-user budgets add lines here.
+    pub fn budget_lines(&self, t: DateTime<Utc>, user: Option<&str>) -> Vec<BudgetLine> {
+        let _ = user;
+        vec![BudgetLine {
+            key: CounterKey::limiter(self.id, self.window_at(t)),
+            budget: self.budget_limit,
+            mode: self.mode,
+            period: self.period_type,
+        }]
     }
 
     /// Build a new limiter from validated input, with a fresh id and code.

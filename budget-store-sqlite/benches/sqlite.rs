@@ -13,6 +13,7 @@
 
 use std::time::{Duration, Instant};
 
+use budget_core::store::prelude::*;
 use budget_core::store::{
     BucketSize, GroupBy, ReserveOutcome, ReserveRequest, UsageQuery, UsageRecord,
 };
@@ -109,11 +110,7 @@ async fn hot_path(path: &std::path::Path, ops: usize, rows: &mut Vec<Row>) {
     let l = new_limiter("hot", EnforcementMode::Strict, Period::Month);
     store.create_limiter(&l).await.unwrap();
     let at = Utc::now();
-    let req = ReserveRequest {
-        limiter_id: l.id,
-        amount: Money::from_cents(5),
-        at,
-    };
+    let req = ReserveRequest::new(l.id, Money::from_cents(5), at);
     let u = usage("gpt-4o");
 
     // reserve + release: the decision alone.
@@ -325,7 +322,7 @@ async fn statistics(path: &std::path::Path, n: usize, rows: &mut Vec<Row>) {
     let t = Instant::now();
     let store = SqliteStore::open(&url).await.unwrap();
     let opened = t.elapsed();
-    let s: &dyn BudgetStore = &store;
+    let s: &dyn Store = &store;
     let one = ids[7];
     let now = Utc::now();
     let all_time = UsageQuery {

@@ -1,13 +1,14 @@
-//! `budget-store-sqlite`: the embedded default [`BudgetStore`] of the budget proxy, on SQLite.
+//! `budget-store-sqlite`: the embedded default store of the budget proxy, on SQLite: the
+//! complete contract ([`BudgetStore`], [`LimiterCatalog`], [`UsageStats`]: a [`Store`]).
 //!
 //! One file (`DATABASE_URL=sqlite:usage_data.db`) holds every limiter and every metered
 //! request. The store is built so that a budget decision never waits for the disk and the
 //! dashboard's questions stay fast after months of traffic:
 //!
 //! - **Hot path in memory.** [`reserve`], [`settle`] and [`release`] decide from in-memory
-//!   counters per (limiter, budget window), authoritative for this process. A window's counter
-//!   is summed from the database the first time the process touches it (the current windows
-//!   at open). Limiters are cached too; every limiter write goes to the database first.
+//!   counters (budget-core's [`Ledger`]: per limiter window, all or nothing over every budget
+//!   a request counts in), authoritative for this process. A counter is summed from the
+//!   database the first time the process touches it (the current windows at open). Limiters are cached too; every limiter write goes to the database first.
 //! - **One writer, batched.** Settled usage goes through a channel to a single writer task
 //!   that commits batches of 1 000 events (up to 8 000 while a backlog is queued: group
 //!   commit), at most 100 ms after the first one arrived (both configurable, see
@@ -30,12 +31,12 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use budget_core::BudgetStore;
+//! use budget_core::store::Store;
 //! use budget_store_sqlite::SqliteStore;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let sqlite = SqliteStore::open("sqlite:usage_data.db").await?;
-//! let store: Arc<dyn BudgetStore> = Arc::new(sqlite.clone());
+//! let store: Arc<dyn Store> = Arc::new(sqlite.clone());
 //! let limiters = store.list_limiters(false).await?;
 //! println!("{} limiters", limiters.len());
 //! // ... serve requests with `store` ...
@@ -91,6 +92,10 @@
 //! No HTTP dependency.
 //!
 //! [`BudgetStore`]: budget_core::BudgetStore
+//! [`LimiterCatalog`]: budget_core::store::LimiterCatalog
+//! [`UsageStats`]: budget_core::store::UsageStats
+//! [`Store`]: budget_core::store::Store
+//! [`Ledger`]: budget_core::store::Ledger
 //! [`reserve`]: budget_core::BudgetStore::reserve
 //! [`settle`]: budget_core::BudgetStore::settle
 //! [`release`]: budget_core::BudgetStore::release

@@ -1,50 +1,29 @@
-//! The hot path's memory: limiters, per-window counters and open reservations, behind one
-//! `std::sync::Mutex` that is never held across an `.await`.
+//! The hot path's memory: limiters, the [`Ledger`] (counters and open reservations) and the
+//! counters being summed from the database, behind one `std::sync::Mutex` that is never held
+//! across an `.await`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use budget_core::store::{Error, LimiterIndex, Reservation, ReservationId, UsageRecord};
-use budget_core::{Limiter, LimiterId, Money, Window};
+use budget_core::store::{CounterKey, Error, Ledger, LimiterIndex, Reservation, UsageRecord};
+use budget_core::{Limiter, LimiterId, Money};
 
-/// Where a window's settled spend stands.
+/// A counter the ledger does not have yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Load {
-    /// `spent` is the window's full spend.
-    Ready,
-    /// The writer is summing the window's committed usage (load number `n`); `spent` holds
-    /// only what was charged since the load was asked for, and the sum is added when it lands.
-    Loading(u64),
+    /// The writer is summing the counter's committed usage (load number `n`); the money is what
+    /// was charged to it since the load was asked for, added when the sum lands.
+    Loading(u64, Money),
     /// The load failed; the next caller reports this and tries again.
     Failed(Arc<str>),
-}
-
-/// Spend, holds and in-flight count of one (limiter, window).
-#[derive(Debug, Clone)]
-pub(crate) struct Counter {
-    pub(crate) spent: Money,
-    pub(crate) held: Money,
-    pub(crate) in_flight: u64,
-    pub(crate) load: Load,
-}
-
-impl Counter {
-    pub(crate) fn ready(spent: Money) -> Self {
-        Counter {
-            spent,
-            held: Money::ZERO,
-            in_flight: 0,
-            load: Load::Ready,
-        }
-    }
 }
 
 /// Everything budget decisions read, authoritative for this process.
 #[derive(Debug, Default)]
 pub(crate) struct HotState {
     pub(crate) limiters: LimiterIndex,
-    pub(crate) windows: HashMap<(LimiterId, Window), Counter>,
-    pub(crate) reservations: HashMap<ReservationId, Reservation>,
+    pub(crate) ledger: Ledger,
+    pub(crate) loading: HashMap<CounterKey, Load>,
     pub(crate) next_load: u64,
 }
 
@@ -57,34 +36,51 @@ impl HotState {
     }
 
     /// The limiter, unless unknown or deleted.
-    pub(crate) fn live(&self, id: LimiterId) -> Result<&Limiter, Error> {
+    pub(crate) fn live(&self, id: LimiterId) -> Result<&Arc<Limiter>, Error> {
         self.limiters.live(id)
     }
 
-    /// Count `record`'s cost in its window's counter if that counter exists (a missing one is
-    /// summed from the database, record included, when first needed).
-    pub(crate) fn charge(&mut self, record: &UsageRecord) {
-        if let Some(window) = self
-            .limiters
-            .get(record.limiter_id)
-            .map(|l| l.window_at(record.at))
-        {
-            if let Some(c) = self.windows.get_mut(&(record.limiter_id, window)) {
-                c.spent += record.cost;
+    /// Count `cost` in counter `key`: in the ledger if loaded, else in its pending load (a
+    /// counter neither loaded nor loading includes it when summed from the database later).
+    fn charge_key(&mut self, key: &CounterKey, cost: Money) {
+        if !self.ledger.add_spent(key, cost) {
+            if let Some(Load::Loading(_, since)) = self.loading.get_mut(key) {
+                *since += cost;
             }
         }
     }
 
-    /// Give back a reservation's hold.
-    pub(crate) fn unhold(&mut self, r: &Reservation) {
-        if let Some(c) = self.windows.get_mut(&(r.limiter_id, r.window)) {
-            c.held = (c.held - r.amount).non_negative();
-            c.in_flight = c.in_flight.saturating_sub(1);
+    /// Count a record that had no reservation in every counter it belongs to.
+    pub(crate) fn charge(&mut self, record: &UsageRecord) {
+        let Some(l) = self.limiters.get(record.limiter_id).cloned() else {
+            return;
+        };
+        for line in l.budget_lines(record.at, record.user.as_deref()) {
+            self.charge_key(&line.key, record.cost);
         }
     }
 
-    /// Forget everything in memory about a limiter's windows and holds.
-    pub(crate) fn forget_windows(&mut self, id: LimiterId) {
-        self.windows.retain(|(l, _), _| *l != id);
+    /// The settled reservation's counters that were loading when it settled get its cost
+    /// there (the ledger charged the loaded ones).
+    pub(crate) fn charge_loading(&mut self, r: &Reservation, cost: Money) {
+        for h in &r.holds {
+            if !self.ledger.is_loaded(&h.key) {
+                self.charge_key(&h.key, cost);
+            }
+        }
+    }
+
+    /// The limiter's windows change shape: forget its counters (the new ones are summed from
+    /// the database when first touched). Holds of requests in flight are dropped; their cost
+    /// still counts when settled.
+    pub(crate) fn forget_counters(&mut self, id: LimiterId) {
+        self.ledger.forget_counters(id);
+        self.loading.retain(|k, _| k.limiter_id != id);
+    }
+
+    /// The limiter is deleted: forget its counters and open reservations.
+    pub(crate) fn forget_limiter(&mut self, id: LimiterId) {
+        self.ledger.forget_limiter(id);
+        self.loading.retain(|k, _| k.limiter_id != id);
     }
 }

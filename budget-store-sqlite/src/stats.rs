@@ -3,6 +3,7 @@
 //! the raw `usage_events`. Only those edges (less than an hour each) touch raw events.
 
 use budget_core::store::{
+    CounterKey,
     sort_groups, BucketSize, GroupBy, UsageBucket, UsageGroup, UsageQuery, UsageRecord, UsageTotals,
 };
 use budget_core::{LimiterId, Money};
@@ -354,19 +355,32 @@ pub(crate) async fn totals(
     Ok(totals_at(&row, 0)?)
 }
 
-/// The cost of a limiter's usage in `[start, end)`: what its budget window has spent.
-pub(crate) async fn window_cost(
+/// The cost of the usage that counts in `key`: a limiter's window (from the roll-ups), or one
+/// end user's window inside a limiter (from the raw events of that limiter and window).
+pub(crate) async fn counter_cost(
     pool: &SqlitePool,
-    limiter: LimiterId,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    key: &CounterKey,
 ) -> Result<Money, SqliteStoreError> {
+    let (start, end) = (micros(key.window.start), micros(key.window.end));
+    if let Some(user) = &key.user {
+        let nanos: i64 = sqlx::query_scalar(
+            "SELECT IFNULL(SUM(cost), 0) FROM usage_events \
+             WHERE limiter_id = ? AND at >= ? AND at < ? AND user = ?",
+        )
+        .bind(key.limiter_id.to_string())
+        .bind(start)
+        .bind(end)
+        .bind(user)
+        .fetch_one(pool)
+        .await?;
+        return Ok(Money::from_nanos(nanos));
+    }
     let mut segs = Vec::new();
-    plan(micros(start), micros(end), &Level::ALL, &mut segs);
+    plan(start, end, &Level::ALL, &mut segs);
     if segs.is_empty() {
         return Ok(Money::ZERO);
     }
-    let rows = rows_sql(Some(limiter), &segs)?;
+    let rows = rows_sql(Some(key.limiter_id), &segs)?;
     let sql = format!("SELECT IFNULL(SUM(cost), 0) FROM ({})", rows.sql);
     let nanos: i64 = sqlx::query_scalar_with(&sql, rows.args)
         .fetch_one(pool)

@@ -1,17 +1,16 @@
 //! [`SqliteStore`]: opening, the budget hot path and the [`BudgetStore`] implementation.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use budget_core::store::{
-    admits, BucketSize, BudgetStore, Denial, DenialReason, Error, GroupBy, Reservation,
-    ReservationId, ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup, UsageQuery,
-    UsageRecord, UsageTotals, WindowSpend, WriteStatus,
+    BucketSize, BudgetStore, CounterKey, Error, GroupBy, LimiterCatalog, LimiterRef, Reservation,
+    ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup, UsageQuery, UsageRecord,
+    UsageStats, UsageTotals, WindowSpend, WriteStatus,
 };
-use budget_core::{Limiter, LimiterCode, LimiterId, LimiterUpdate, Window};
-use chrono::{DateTime, Utc};
+use budget_core::{Limiter, LimiterCode, LimiterId, LimiterUpdate};
+use chrono::Utc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
@@ -22,7 +21,7 @@ use crate::options::Location;
 use crate::rows::{
     bind_limiter, limiter_from_row, micros, normalize, truncate_micros, LIMITER_COLUMNS,
 };
-use crate::state::{Counter, HotState, Load};
+use crate::state::{HotState, Load};
 use crate::writer::{Msg, Shared, Target, Writer};
 use crate::{migrate, stats, SqliteStoreError, SqliteStoreOptions};
 
@@ -82,15 +81,16 @@ impl SqliteStore {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let mut state = HotState::new(limiters);
         let now = Utc::now();
-        let current: Vec<(LimiterId, Window)> = state
+        let current: Vec<CounterKey> = state
             .limiters
             .list(false)
             .iter()
-            .map(|l| (l.id, l.window_at(now)))
+            .flat_map(|l| l.budget_lines(now, None))
+            .map(|line| line.key)
             .collect();
-        for (id, w) in current {
-            let spent = stats::window_cost(&pool, id, w.start, w.end).await?;
-            state.windows.insert((id, w), Counter::ready(spent));
+        for key in current {
+            let spent = stats::counter_cost(&pool, &key).await?;
+            state.ledger.load(key, spent);
         }
 
         let shared = Arc::new(Shared::new(state));
@@ -198,63 +198,45 @@ impl SqliteStore {
         }
     }
 
-    /// Run `f` on the (limiter, window) counter for `at`, loading it from the database first
-    /// if this process has not touched that window yet. `f` runs under the state lock.
-    async fn on_window<R>(
+    /// Make sure counter `key` is loaded or being loaded (under the state lock): asks the
+    /// writer to sum it from the database if nobody has yet; reports (once) a load that failed.
+    fn start_load(&self, st: &mut HotState, key: CounterKey) -> Result<()> {
+        match st.loading.get(&key) {
+            Some(Load::Loading(..)) => Ok(()),
+            Some(Load::Failed(e)) => {
+                let e = SqliteStoreError::Writer(e.to_string());
+                st.loading.remove(&key);
+                Err(e.into())
+            }
+            None => {
+                self.check_open()?;
+                // A new counter: drop the ones whose windows ended (they hold nothing).
+                st.ledger.evict_ended(Utc::now());
+                st.next_load += 1;
+                let load = st.next_load;
+                st.loading
+                    .insert(key.clone(), Load::Loading(load, Default::default()));
+                if self.inner.tx.send(Msg::Load { key: key.clone(), load }).is_err() {
+                    st.loading.remove(&key);
+                    return Err(Error::Closed);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Run `f` under the state lock until it stops asking for a counter: each counter it
+    /// names is loaded from the database first (outside the lock), then `f` runs again.
+    async fn with_counters<R>(
         &self,
-        id: LimiterId,
-        at: DateTime<Utc>,
-        live_only: bool,
-        f: impl Fn(&Limiter, Window, &mut Counter, &mut HashMap<ReservationId, Reservation>) -> R,
+        mut f: impl FnMut(&mut HotState) -> Result<std::result::Result<R, CounterKey>>,
     ) -> Result<R> {
         loop {
             let mut waiter = {
-                let mut guard = self.lock();
-                let st = &mut *guard;
-                let limiter = match st.limiters.get(id) {
-                    Some(l) if !live_only || l.deleted_at.is_none() => l,
-                    _ => return Err(Error::LimiterNotFound(id)),
-                };
-                let window = limiter.window_at(at);
-                let key = (id, window);
-                match st.windows.get_mut(&key) {
-                    Some(c) if c.load == Load::Ready => {
-                        return Ok(f(limiter, window, c, &mut st.reservations))
-                    }
-                    Some(Counter {
-                        load: Load::Failed(e),
-                        ..
-                    }) => {
-                        let e = SqliteStoreError::Writer(e.to_string());
-                        st.windows.remove(&key);
-                        return Err(e.into());
-                    }
-                    Some(_) => {}
-                    None => {
-                        self.check_open()?;
-                        st.next_load += 1;
-                        let load = st.next_load;
-                        st.windows.insert(
-                            key,
-                            Counter {
-                                load: Load::Loading(load),
-                                ..Counter::ready(Default::default())
-                            },
-                        );
-                        if self
-                            .inner
-                            .tx
-                            .send(Msg::Load {
-                                limiter_id: id,
-                                window,
-                                load,
-                            })
-                            .is_err()
-                        {
-                            st.windows.remove(&key);
-                            return Err(Error::Closed);
-                        }
-                    }
+                let mut st = self.lock();
+                match f(&mut st)? {
+                    Ok(r) => return Ok(r),
+                    Err(key) => self.start_load(&mut st, key)?,
                 }
                 self.inner.shared.loaded.subscribe()
             };
@@ -340,6 +322,78 @@ async fn connect(
 
 #[async_trait]
 impl BudgetStore for SqliteStore {
+    async fn find_limiter(&self, by: LimiterRef<'_>) -> Result<Option<Arc<Limiter>>> {
+        Ok(self.lock().limiters.find(by))
+    }
+
+    async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
+        self.check_open()?;
+        if let Some(e) = self.inner.shared.backlog.refusal(&self.inner.limits) {
+            // Fail closed rather than spend money that cannot be recorded.
+            return Err(e.into());
+        }
+        self.with_counters(|st| {
+            let limiter = st.live(request.limiter_id)?.clone();
+            Ok(st.ledger.reserve(&limiter, request).map_err(|u| u.0))
+        })
+        .await
+    }
+
+    async fn settle(&self, reservation: &Reservation, mut record: UsageRecord) -> Result<()> {
+        {
+            let mut st = self.lock();
+            self.check_open()?;
+            let held = st
+                .ledger
+                .settle(reservation.id, record.cost)
+                .ok_or(Error::ReservationNotFound(reservation.id))?;
+            st.charge_loading(&held, record.cost);
+            record.limiter_id = held.limiter_id;
+            record.at = held.at;
+            normalize(&mut record);
+            self.enqueue(record)?;
+        }
+        self.backpressure().await
+    }
+
+    async fn release(&self, reservation: &Reservation) -> Result<()> {
+        self.lock()
+            .ledger
+            .release(reservation.id)
+            .map(|_| ())
+            .ok_or(Error::ReservationNotFound(reservation.id))
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.check_open()?;
+        if self.inner.tx.is_closed() {
+            return Err(SqliteStoreError::Writer("the writer task stopped".into()).into());
+        }
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map_err(SqliteStoreError::from)?;
+        Ok(())
+    }
+
+    fn write_status(&self) -> WriteStatus {
+        self.inner.shared.backlog.status(&self.inner.limits)
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Msg::Flush(reply))
+            .map_err(|_| Error::Closed)?;
+        done.await
+            .map_err(|_| Error::Closed)?
+            .map_err(|e| SqliteStoreError::Writer(e.to_string()).into())
+    }
+}
+
+#[async_trait]
+impl LimiterCatalog for SqliteStore {
     async fn create_limiter(&self, limiter: &Limiter) -> Result<()> {
         self.check_open()?;
         let _crud = self.inner.crud.lock().await;
@@ -365,11 +419,7 @@ impl BudgetStore for SqliteStore {
     }
 
     async fn get_limiter(&self, id: LimiterId) -> Result<Option<Limiter>> {
-        Ok(self.lock().limiters.get(id).cloned())
-    }
-
-    async fn limiter_by_code(&self, code: &str) -> Result<Option<Limiter>> {
-        Ok(self.lock().limiters.by_code(code).cloned())
+        Ok(self.lock().limiters.get(id).map(|l| Limiter::clone(l)))
     }
 
     async fn list_limiters(&self, include_deleted: bool) -> Result<Vec<Limiter>> {
@@ -379,7 +429,7 @@ impl BudgetStore for SqliteStore {
     async fn update_limiter(&self, id: LimiterId, update: &LimiterUpdate) -> Result<Limiter> {
         self.check_open()?;
         let _crud = self.inner.crud.lock().await;
-        let mut limiter = self.lock().live(id)?.clone();
+        let mut limiter = Limiter::clone(self.lock().live(id)?);
         limiter.apply(update, truncate_micros(Utc::now()))?;
         self.write_limiter(&limiter).await?;
         let mut st = self.lock();
@@ -387,10 +437,7 @@ impl BudgetStore for SqliteStore {
         if old
             .is_some_and(|o| (o.period_type, o.timezone) != (limiter.period_type, limiter.timezone))
         {
-            // Windows change shape: the new ones are summed from the database when first
-            // touched. Holds of requests in flight under the old shape are dropped; their cost
-            // still counts when settled.
-            st.forget_windows(id);
+            st.forget_counters(id);
         }
         Ok(limiter)
     }
@@ -398,7 +445,7 @@ impl BudgetStore for SqliteStore {
     async fn rotate_code(&self, id: LimiterId) -> Result<Limiter> {
         self.check_open()?;
         let _crud = self.inner.crud.lock().await;
-        let mut limiter = self.lock().live(id)?.clone();
+        let mut limiter = Limiter::clone(self.lock().live(id)?);
         limiter.code = LimiterCode::generate();
         limiter.updated_at = truncate_micros(Utc::now());
         self.write_limiter(&limiter).await?;
@@ -426,12 +473,11 @@ impl BudgetStore for SqliteStore {
         {
             // From here the code is dead and no new usage can be charged to the limiter.
             let mut st = self.lock();
-            if let Some(mut l) = st.limiters.get(id).cloned() {
+            if let Some(mut l) = st.limiters.get(id).map(|l| Limiter::clone(l)) {
                 l.deleted_at.get_or_insert(now);
                 st.limiters.put(l);
             }
-            st.reservations.retain(|_, r| r.limiter_id != id);
-            st.forget_windows(id);
+            st.forget_limiter(id);
         }
         if purge {
             let (reply, done) = oneshot::channel();
@@ -448,82 +494,6 @@ impl BudgetStore for SqliteStore {
         Ok(())
     }
 
-    async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
-        self.check_open()?;
-        if let Some(e) = self.inner.shared.backlog.refusal(&self.inner.limits) {
-            // Fail closed rather than spend money that cannot be recorded.
-            return Err(e.into());
-        }
-        let amount = request.amount;
-        self.on_window(
-            request.limiter_id,
-            request.at,
-            true,
-            |limiter, window, c, reservations| {
-                let denial = |reason, c: &Counter| {
-                    ReserveOutcome::Denied(Denial {
-                        limiter_id: limiter.id,
-                        reason,
-                        spent: c.spent,
-                        held: c.held,
-                        requested: amount,
-                        budget: limiter.budget_limit,
-                        period: limiter.period_type,
-                        window,
-                    })
-                };
-                if !limiter.is_active {
-                    return denial(DenialReason::Inactive, c);
-                }
-                if !admits(limiter.mode, limiter.budget_limit, c.spent, c.held, amount) {
-                    return denial(DenialReason::BudgetExceeded, c);
-                }
-                c.held += amount;
-                c.in_flight += 1;
-                let reservation = Reservation {
-                    id: ReservationId::new(),
-                    limiter_id: limiter.id,
-                    window,
-                    amount,
-                    at: request.at,
-                    budget: limiter.budget_limit,
-                    committed: c.spent + c.held,
-                };
-                reservations.insert(reservation.id, reservation.clone());
-                ReserveOutcome::Reserved(reservation)
-            },
-        )
-        .await
-    }
-
-    async fn settle(&self, reservation: &Reservation, mut record: UsageRecord) -> Result<()> {
-        {
-            let mut st = self.lock();
-            self.check_open()?;
-            let held = st
-                .reservations
-                .remove(&reservation.id)
-                .ok_or(Error::ReservationNotFound(reservation.id))?;
-            st.unhold(&held);
-            record.limiter_id = held.limiter_id;
-            record.at = held.at;
-            normalize(&mut record);
-            st.charge(&record);
-            self.enqueue(record)?;
-        }
-        self.backpressure().await
-    }
-
-    async fn release(&self, reservation: &Reservation) -> Result<()> {
-        let mut st = self.lock();
-        let held = st
-            .reservations
-            .remove(&reservation.id)
-            .ok_or(Error::ReservationNotFound(reservation.id))?;
-        st.unhold(&held);
-        Ok(())
-    }
-
     async fn record_usage(&self, mut record: UsageRecord) -> Result<()> {
         {
             let mut st = self.lock();
@@ -535,13 +505,16 @@ impl BudgetStore for SqliteStore {
         }
         self.backpressure().await
     }
+}
 
-    async fn window_spend(&self, id: LimiterId, at: DateTime<Utc>) -> Result<WindowSpend> {
-        self.on_window(id, at, false, |_, window, c, _| WindowSpend {
-            window,
-            spent: c.spent,
-            held: c.held,
-            in_flight: c.in_flight,
+#[async_trait]
+impl UsageStats for SqliteStore {
+    async fn window_spend(&self, key: &CounterKey) -> Result<WindowSpend> {
+        self.with_counters(|st| {
+            if st.limiters.get(key.limiter_id).is_none() {
+                return Err(Error::LimiterNotFound(key.limiter_id));
+            }
+            Ok(st.ledger.window_spend(key).ok_or_else(|| key.clone()))
         })
         .await
     }
@@ -573,32 +546,5 @@ impl BudgetStore for SqliteStore {
     async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>> {
         self.read_barrier().await?;
         Ok(stats::recent(&self.inner.pool, query, limit).await?)
-    }
-
-    async fn health(&self) -> Result<()> {
-        self.check_open()?;
-        if self.inner.tx.is_closed() {
-            return Err(SqliteStoreError::Writer("the writer task stopped".into()).into());
-        }
-        sqlx::query("SELECT 1")
-            .execute(&self.inner.pool)
-            .await
-            .map_err(SqliteStoreError::from)?;
-        Ok(())
-    }
-
-    fn write_status(&self) -> WriteStatus {
-        self.inner.shared.backlog.status(&self.inner.limits)
-    }
-
-    async fn flush(&self) -> Result<()> {
-        let (reply, done) = oneshot::channel();
-        self.inner
-            .tx
-            .send(Msg::Flush(reply))
-            .map_err(|_| Error::Closed)?;
-        done.await
-            .map_err(|_| Error::Closed)?
-            .map_err(|e| SqliteStoreError::Writer(e.to_string()).into())
     }
 }

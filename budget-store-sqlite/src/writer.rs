@@ -17,8 +17,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use budget_core::store::UsageRecord;
-use budget_core::{LimiterId, Money, Window};
+use budget_core::store::{CounterKey, UsageRecord};
+use budget_core::{LimiterId, Money};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Sqlite, SqliteConnection, SqlitePool};
@@ -52,11 +52,7 @@ pub(crate) enum Msg {
     Flush(oneshot::Sender<Result<(), Arc<str>>>),
     /// Commit everything received so far, then sum the window's committed cost into the
     /// counter that is waiting for load number `load`.
-    Load {
-        limiter_id: LimiterId,
-        window: Window,
-        load: u64,
-    },
+    Load { key: CounterKey, load: u64 },
     /// Commit everything received so far, then delete the limiter and all its usage.
     Purge {
         limiter_id: LimiterId,
@@ -91,23 +87,20 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn finish_load(
-        &self,
-        limiter_id: LimiterId,
-        window: Window,
-        load: u64,
-        result: Result<Money, Arc<str>>,
-    ) {
+    fn finish_load(&self, key: CounterKey, load: u64, result: Result<Money, Arc<str>>) {
         {
             let mut st = self.lock();
-            if let Some(c) = st.windows.get_mut(&(limiter_id, window)) {
-                if c.load == Load::Loading(load) {
+            if let Some(Load::Loading(n, since)) = st.loading.get(&key) {
+                if *n == load {
+                    let since = *since;
                     match result {
                         Ok(sum) => {
-                            c.spent += sum;
-                            c.load = Load::Ready;
+                            st.loading.remove(&key);
+                            st.ledger.load(key, sum + since);
                         }
-                        Err(e) => c.load = Load::Failed(e),
+                        Err(e) => {
+                            st.loading.insert(key, Load::Failed(e));
+                        }
                     }
                 }
             }
@@ -264,26 +257,21 @@ impl Writer {
                     Msg::Flush(reply) => {
                         let _ = reply.send(self.commit(&mut batch, &mut deadline).await);
                     }
-                    Msg::Load {
-                        limiter_id,
-                        window,
-                        load,
-                    } => {
+                    Msg::Load { key, load } => {
                         // Committed usage plus, while commits fail, the window's usage that
                         // waits in the batch (it was charged before the counter existed).
                         let waiting = match self.commit(&mut batch, &mut deadline).await {
                             Ok(()) => Money::ZERO,
                             Err(_) => batch
                                 .iter()
-                                .filter(|r| r.limiter_id == limiter_id && window.contains(r.at))
+                                .filter(|r| key.counts(r))
                                 .fold(Money::ZERO, |sum, r| sum + r.cost),
                         };
-                        let result =
-                            stats::window_cost(&self.pool, limiter_id, window.start, window.end)
-                                .await
-                                .map(|sum| sum + waiting)
-                                .map_err(|e| Arc::from(e.to_string()));
-                        self.shared.finish_load(limiter_id, window, load, result);
+                        let result = stats::counter_cost(&self.pool, &key)
+                            .await
+                            .map(|sum| sum + waiting)
+                            .map_err(|e| Arc::from(e.to_string()));
+                        self.shared.finish_load(key, load, result);
                     }
                     Msg::Purge { limiter_id, reply } => {
                         // Its queued usage would be deleted with the rest: drop it now.

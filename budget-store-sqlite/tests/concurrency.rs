@@ -1,6 +1,8 @@
 //! Many concurrent requests across several strict limiters: nobody overspends, nothing is
 //! lost, and a reopened store restores the current windows from the file.
 
+use budget_core::store::prelude::*;
+use budget_core::store::{primary_window_spend};
 use std::sync::Arc;
 
 use budget_core::store::{ReserveOutcome, ReserveRequest, UsageQuery, UsageRecord};
@@ -40,11 +42,7 @@ async fn strict_budgets_hold_under_load_and_survive_reopen() {
             let (store, l) = (shared.clone(), limiters[i % LIMITERS].clone());
             tokio::spawn(async move {
                 let amount = Money::from_cents(2);
-                let req = ReserveRequest {
-                    limiter_id: l.id,
-                    amount,
-                    at,
-                };
+                let req = ReserveRequest::new(l.id, amount, at);
                 match store.reserve(&req).await.unwrap() {
                     ReserveOutcome::Denied(_) => (l.id, Money::ZERO),
                     ReserveOutcome::Reserved(r) => {
@@ -81,7 +79,7 @@ async fn strict_budgets_hold_under_load_and_survive_reopen() {
         *settled.entry(id).or_insert(Money::ZERO) += cost;
     }
     for l in &limiters {
-        let w = store.window_spend(l.id, at).await.unwrap();
+        let w = primary_window_spend(&store, l.id, at).await.unwrap();
         assert_eq!(w.spent, settled[&l.id]);
         assert!(
             w.spent <= l.budget_limit,
@@ -97,14 +95,14 @@ async fn strict_budgets_hold_under_load_and_survive_reopen() {
     );
     store.close().await;
     assert!(
-        store.window_spend(limiters[0].id, at).await.is_ok(),
+        primary_window_spend(&store, limiters[0].id, at).await.is_ok(),
         "memory still answers after close"
     );
 
     // Reopen: the current windows come back from the file.
     let store = SqliteStore::open(&url).await.unwrap();
     for l in &limiters {
-        let w = store.window_spend(l.id, at).await.unwrap();
+        let w = primary_window_spend(&store, l.id, at).await.unwrap();
         assert_eq!(w.spent, settled[&l.id], "restored counter");
         assert!(w.spent <= l.budget_limit);
     }
@@ -146,7 +144,7 @@ async fn lazy_window_loads_race_the_writer_exactly() {
             tokio::spawn(async move {
                 let at = base + chrono::Duration::seconds((i % 20) * 60 + 1);
                 if i % 3 == 0 {
-                    store.window_spend(l.id, at).await.unwrap();
+                    primary_window_spend(&*store, l.id, at).await.unwrap();
                 }
                 let r = UsageRecord::new(
                     l.id,
@@ -165,7 +163,7 @@ async fn lazy_window_loads_race_the_writer_exactly() {
     for m in 0..20 {
         let at = base + chrono::Duration::seconds(m * 60 + 1);
         assert_eq!(
-            store.window_spend(l.id, at).await.unwrap().spent,
+            primary_window_spend(&*store, l.id, at).await.unwrap().spent,
             Money::from_cents(20),
             "minute {m}"
         );

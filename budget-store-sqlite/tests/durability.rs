@@ -2,11 +2,13 @@
 //! reopening the file must find everything it had acknowledged as flushed, and counters that
 //! equal the committed events.
 
+use budget_core::store::prelude::*;
+use budget_core::store::{primary_window_spend};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use budget_core::store::UsageQuery;
-use budget_core::{BudgetStore, LimiterId, Money};
+use budget_core::{LimiterId, Money};
 use budget_store_sqlite::SqliteStore;
 use chrono::Utc;
 
@@ -68,7 +70,7 @@ async fn kill_9_loses_at_most_the_unflushed_batch() {
         Money::from_nanos(1_000 * totals.requests as i64),
         "every event is whole"
     );
-    let w = store.window_spend(limiter, Utc::now()).await.unwrap();
+    let w = primary_window_spend(&store, limiter, Utc::now()).await.unwrap();
     assert_eq!(w.spent, totals.cost, "counter equals the committed events");
     assert_eq!(
         (w.held, w.in_flight),

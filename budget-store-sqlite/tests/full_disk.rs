@@ -2,6 +2,8 @@
 //! stays queued, statistics read the committed state consistently, the fault is visible and
 //! the unsaved backlog is bounded; once room returns every event lands exactly once.
 
+use budget_core::store::prelude::*;
+use budget_core::store::{primary_window_spend};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -61,11 +63,7 @@ async fn settle_one(
     i: usize,
 ) -> budget_core::store::Result<()> {
     let r = match store
-        .reserve(&ReserveRequest {
-            limiter_id: id,
-            amount: Money::from_cents(1),
-            at: Utc::now(),
-        })
+        .reserve(&ReserveRequest::new(id, Money::from_cents(1), Utc::now()))
         .await?
     {
         ReserveOutcome::Reserved(r) => r,
@@ -240,7 +238,7 @@ async fn usage_survives_a_full_disk() {
     );
     assert_eq!(totals.requests, sent as u64);
     assert_eq!(totals.cost, expected);
-    let w = store.window_spend(l.id, Utc::now()).await.unwrap();
+    let w = primary_window_spend(&store, l.id, Utc::now()).await.unwrap();
     assert_eq!(w.spent, expected, "the counter rebuilt from the file");
     store.close().await;
 }

@@ -1,5 +1,7 @@
 //! A database created by the first schema version, with data, upgrades in place on open.
 
+use budget_core::store::prelude::*;
+use budget_core::store::{LimiterRef, primary_window_spend};
 use budget_core::store::{
     BucketSize, GroupBy, ReserveOutcome, ReserveRequest, UsageQuery, UsageRecord,
 };
@@ -85,7 +87,7 @@ async fn v1_database_upgrades_in_place() {
     let store = SqliteStore::open(&url).await.unwrap();
     let id: LimiterId = LIMITER.parse().unwrap();
     let l = store
-        .limiter_by_code(CODE)
+        .find_limiter(LimiterRef::Code(CODE))
         .await
         .unwrap()
         .expect("limiter survives");
@@ -151,15 +153,11 @@ async fn v1_database_upgrades_in_place() {
     // The old limiter is usable: its October window holds the old spend.
     let at = Utc.with_ymd_and_hms(2025, 10, 20, 0, 0, 0).unwrap();
     assert_eq!(
-        store.window_spend(id, at).await.unwrap().spent,
+        primary_window_spend(&store, id, at).await.unwrap().spent,
         "3.75".parse().unwrap()
     );
     let ReserveOutcome::Reserved(r) = store
-        .reserve(&ReserveRequest {
-            limiter_id: id,
-            amount: Money::from_cents(1),
-            at,
-        })
+        .reserve(&ReserveRequest::new(id, Money::from_cents(1), at))
         .await
         .unwrap()
     else {
@@ -193,7 +191,7 @@ async fn v1_database_upgrades_in_place() {
         .unwrap();
     assert_eq!(applied, 4);
     assert_eq!(
-        store.window_spend(id, at).await.unwrap().spent,
+        primary_window_spend(&store, id, at).await.unwrap().spent,
         "3.76".parse().unwrap()
     );
     store.close().await;

@@ -2,9 +2,10 @@
 //! unaligned edges and ranges across hour, day and month boundaries) equal the in-memory
 //! reference store's answers on the same random usage, before and after a purge.
 
+use budget_core::store::prelude::*;
 use budget_core::store::{BucketSize, GroupBy, UsageQuery, UsageRecord};
 use budget_core::usage::Endpoint;
-use budget_core::{BudgetStore, Limiter, LimiterId, MemoryStore, Money, NewLimiter, Period};
+use budget_core::{Limiter, LimiterId, MemoryStore, Money, NewLimiter, Period};
 use budget_store_sqlite::{SqliteStore, SqliteStoreOptions};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
@@ -112,7 +113,7 @@ fn queries(rng: &mut Rng, limiters: &[LimiterId]) -> Vec<UsageQuery> {
     out
 }
 
-async fn assert_same(sqlite: &dyn BudgetStore, memory: &dyn BudgetStore, qs: &[UsageQuery]) {
+async fn assert_same(sqlite: &dyn Store, memory: &dyn Store, qs: &[UsageQuery]) {
     for q in qs {
         assert_eq!(
             sqlite.usage_totals(q).await.unwrap(),

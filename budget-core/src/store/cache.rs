@@ -5,17 +5,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use lru::LruCache;
 
 use super::{
-    BucketSize, BudgetStore, Error, GroupBy, Reservation, ReserveOutcome, ReserveRequest, Result,
-    UsageBucket, UsageGroup, UsageQuery, UsageRecord, UsageTotals, WindowSpend, WriteStatus,
+    BucketSize, BudgetStore, CounterKey, Error, GroupBy, LimiterCatalog, LimiterRef, Reservation,
+    ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup, UsageQuery, UsageRecord,
+    UsageStats, UsageTotals, WindowSpend, WriteStatus,
 };
 use crate::{Limiter, LimiterId, LimiterUpdate};
 
-/// A [`BudgetStore`] that serves `limiter_by_code` and `get_limiter` from a bounded in-memory
-/// cache, and passes everything else to the store it wraps.
+/// A store decorator that serves the hot path's limiter look-ups
+/// ([`BudgetStore::find_limiter`]) from a bounded in-memory cache, and passes everything else
+/// to the store it wraps.
 ///
 /// The request path looks its limiter up on every request; a store whose look-up is a
 /// database round trip is wrapped in this (in the manner of tower-sessions'
@@ -28,14 +29,18 @@ use crate::{Limiter, LimiterId, LimiterUpdate};
 ///   is seen on the next request; a deactivation made elsewhere is still enforced at once by
 ///   `reserve`, which decides from the store's own copy.
 ///
+/// It implements each of [`BudgetStore`], [`LimiterCatalog`] and [`UsageStats`] that the
+/// wrapped store implements, so it wraps a hot-path-only store or a complete
+/// [`Store`](super::Store) (`dyn` included):
+///
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use budget_core::{BudgetStore, MemoryStore};
-/// use budget_core::store::CachingStore;
+/// use budget_core::MemoryStore;
+/// use budget_core::store::{CachingStore, Store};
 ///
-/// let store: Arc<dyn BudgetStore> = Arc::new(MemoryStore::new());
-/// let cached: Arc<dyn BudgetStore> =
+/// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+/// let cached: Arc<dyn Store> =
 ///     Arc::new(CachingStore::new(store).with_ttl(Duration::from_secs(1)));
 /// ```
 #[derive(Debug)]
@@ -45,10 +50,12 @@ pub struct CachingStore<S: ?Sized> {
     entries: Mutex<Entries>,
 }
 
+type Entry = (Arc<Limiter>, Instant);
+
 #[derive(Debug)]
 struct Entries {
-    by_code: LruCache<String, (Limiter, Instant)>,
-    by_id: LruCache<LimiterId, (Limiter, Instant)>,
+    by_code: LruCache<String, Entry>,
+    by_id: LruCache<LimiterId, Entry>,
 }
 
 impl Entries {
@@ -72,8 +79,8 @@ impl Entries {
 /// The default number of limiters kept.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
-impl<S: BudgetStore + ?Sized> CachingStore<S> {
-    /// Cache in front of `inner` (a store, or an `Arc<dyn BudgetStore>`):
+impl<S: ?Sized> CachingStore<S> {
+    /// Cache in front of `inner` (a store, or an `Arc<dyn Store>`):
     /// [`DEFAULT_CACHE_CAPACITY`] limiters for one second each.
     pub fn new(inner: Arc<S>) -> Self {
         let cap = NonZeroUsize::new(DEFAULT_CACHE_CAPACITY).expect("non-zero");
@@ -109,7 +116,8 @@ impl<S: BudgetStore + ?Sized> CachingStore<S> {
         &self.inner
     }
 
-    /// Drop any cached copy of limiter `id` (for changes made to the wrapped store directly).
+    /// Drop any cached copy of limiter `id` (for changes made to the wrapped store directly,
+    /// or announced by another replica).
     pub fn invalidate(&self, id: LimiterId) {
         self.lock().forget(id);
     }
@@ -118,55 +126,81 @@ impl<S: BudgetStore + ?Sized> CachingStore<S> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn fresh(&self, at: Instant) -> bool {
-        at.elapsed() < self.ttl
+    fn cached(&self, by: LimiterRef<'_>) -> Option<Arc<Limiter>> {
+        let mut e = self.lock();
+        let (l, at) = match by {
+            LimiterRef::Code(code) => e.by_code.get(code)?,
+            LimiterRef::Id(id) => e.by_id.get(&id)?,
+        };
+        (at.elapsed() < self.ttl).then(|| l.clone())
     }
 
-    fn remember(&self, l: &Limiter) {
+    fn remember(&self, l: &Arc<Limiter>) {
         if self.ttl.is_zero() || !l.is_active || l.deleted_at.is_some() {
             return;
         }
         let now = Instant::now();
         let mut e = self.lock();
-        e.by_code.put(l.code.as_str().to_owned(), (l.clone(), now));
+        e.by_code
+            .put(l.code.as_str().to_owned(), (l.clone(), now));
         e.by_id.put(l.id, (l.clone(), now));
     }
 }
 
 #[async_trait]
 impl<S: BudgetStore + ?Sized> BudgetStore for CachingStore<S> {
+    async fn find_limiter(&self, by: LimiterRef<'_>) -> Result<Option<Arc<Limiter>>> {
+        if let Some(l) = self.cached(by) {
+            return Ok(Some(l));
+        }
+        let found = self.inner.find_limiter(by).await?;
+        match (&found, by) {
+            (Some(l), _) => self.remember(l),
+            (None, LimiterRef::Id(id)) => self.invalidate(id),
+            (None, LimiterRef::Code(code)) => {
+                self.lock().by_code.pop(code);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
+        let result = self.inner.reserve(request).await;
+        if matches!(result, Err(Error::LimiterNotFound(_))) {
+            self.invalidate(request.limiter_id);
+        }
+        result
+    }
+
+    async fn settle(&self, reservation: &Reservation, record: UsageRecord) -> Result<()> {
+        self.inner.settle(reservation, record).await
+    }
+
+    async fn release(&self, reservation: &Reservation) -> Result<()> {
+        self.inner.release(reservation).await
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.inner.health().await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.inner.flush().await
+    }
+
+    fn write_status(&self) -> WriteStatus {
+        self.inner.write_status()
+    }
+}
+
+#[async_trait]
+impl<S: LimiterCatalog + ?Sized> LimiterCatalog for CachingStore<S> {
     async fn create_limiter(&self, limiter: &Limiter) -> Result<()> {
         self.inner.create_limiter(limiter).await
     }
 
     async fn get_limiter(&self, id: LimiterId) -> Result<Option<Limiter>> {
-        if let Some((l, at)) = self.lock().by_id.get(&id) {
-            if self.fresh(*at) {
-                return Ok(Some(l.clone()));
-            }
-        }
-        let found = self.inner.get_limiter(id).await?;
-        match &found {
-            Some(l) => self.remember(l),
-            None => self.lock().forget(id),
-        }
-        Ok(found)
-    }
-
-    async fn limiter_by_code(&self, code: &str) -> Result<Option<Limiter>> {
-        if let Some((l, at)) = self.lock().by_code.get(code) {
-            if self.fresh(*at) {
-                return Ok(Some(l.clone()));
-            }
-        }
-        let found = self.inner.limiter_by_code(code).await?;
-        match &found {
-            Some(l) => self.remember(l),
-            None => {
-                self.lock().by_code.pop(code);
-            }
-        }
-        Ok(found)
+        self.inner.get_limiter(id).await
     }
 
     async fn list_limiters(&self, include_deleted: bool) -> Result<Vec<Limiter>> {
@@ -191,28 +225,15 @@ impl<S: BudgetStore + ?Sized> BudgetStore for CachingStore<S> {
         result
     }
 
-    async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
-        let result = self.inner.reserve(request).await;
-        if matches!(result, Err(Error::LimiterNotFound(_))) {
-            self.invalidate(request.limiter_id);
-        }
-        result
-    }
-
-    async fn settle(&self, reservation: &Reservation, record: UsageRecord) -> Result<()> {
-        self.inner.settle(reservation, record).await
-    }
-
-    async fn release(&self, reservation: &Reservation) -> Result<()> {
-        self.inner.release(reservation).await
-    }
-
     async fn record_usage(&self, record: UsageRecord) -> Result<()> {
         self.inner.record_usage(record).await
     }
+}
 
-    async fn window_spend(&self, id: LimiterId, at: DateTime<Utc>) -> Result<WindowSpend> {
-        self.inner.window_spend(id, at).await
+#[async_trait]
+impl<S: UsageStats + ?Sized> UsageStats for CachingStore<S> {
+    async fn window_spend(&self, key: &CounterKey) -> Result<WindowSpend> {
+        self.inner.window_spend(key).await
     }
 
     async fn usage_totals(&self, query: &UsageQuery) -> Result<UsageTotals> {
@@ -239,24 +260,20 @@ impl<S: BudgetStore + ?Sized> BudgetStore for CachingStore<S> {
     async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>> {
         self.inner.recent_usage(query, limit).await
     }
-
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
-    }
-
-    async fn flush(&self) -> Result<()> {
-        self.inner.flush().await
-    }
-
-    fn write_status(&self) -> WriteStatus {
-        self.inner.write_status()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{MemoryStore, Money, NewLimiter, Period};
+    use chrono::Utc;
+
+    async fn by_code<S: BudgetStore + ?Sized>(
+        store: &CachingStore<S>,
+        code: &str,
+    ) -> Option<Arc<Limiter>> {
+        store.find_limiter(LimiterRef::Code(code)).await.unwrap()
+    }
 
     fn limiter() -> Limiter {
         Limiter::create(
@@ -274,7 +291,7 @@ mod tests {
             let l = limiter();
             store.create_limiter(&l).await.unwrap();
             let code = l.code.as_str().to_owned();
-            assert!(store.limiter_by_code(&code).await.unwrap().is_some());
+            assert!(by_code(&store, &code).await.is_some());
             // A change behind the wrapper's back is not seen until the entry expires…
             store
                 .inner()
@@ -288,7 +305,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(
-                store.limiter_by_code(&code).await.unwrap().unwrap().name,
+                by_code(&store, &code).await.unwrap().name,
                 "c"
             );
             // …a change through it is seen at once.
@@ -303,21 +320,15 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(
-                store.limiter_by_code(&code).await.unwrap().unwrap().name,
+                by_code(&store, &code).await.unwrap().name,
                 "again"
             );
             let rotated = store.rotate_code(l.id).await.unwrap();
-            assert!(store.limiter_by_code(&code).await.unwrap().is_none());
-            assert!(store
-                .limiter_by_code(rotated.code.as_str())
-                .await
-                .unwrap()
+            assert!(by_code(&store, &code).await.is_none());
+            assert!(by_code(&store, rotated.code.as_str()).await
                 .is_some());
             store.delete_limiter(l.id, false).await.unwrap();
-            assert!(store
-                .limiter_by_code(rotated.code.as_str())
-                .await
-                .unwrap()
+            assert!(by_code(&store, rotated.code.as_str()).await
                 .is_none());
         }
     }
@@ -332,7 +343,7 @@ mod tests {
             for _ in 0..3 {
                 let l = limiter();
                 store.create_limiter(&l).await.unwrap();
-                store.limiter_by_code(l.code.as_str()).await.unwrap();
+                by_code(&store, l.code.as_str()).await;
                 ls.push(l);
             }
             assert_eq!(store.lock().by_code.len(), 2, "least recently used evicted");
@@ -341,7 +352,7 @@ mod tests {
                 ..Default::default()
             };
             store.update_limiter(ls[2].id, &off).await.unwrap();
-            store.limiter_by_code(ls[2].code.as_str()).await.unwrap();
+            by_code(&store, ls[2].code.as_str()).await;
             assert!(!store.lock().by_code.contains(ls[2].code.as_str()));
             // Re-activated behind its back: seen on the next look-up.
             store
@@ -356,10 +367,7 @@ mod tests {
                 .await
                 .unwrap();
             assert!(
-                store
-                    .limiter_by_code(ls[2].code.as_str())
-                    .await
-                    .unwrap()
+                by_code(&store, ls[2].code.as_str()).await
                     .unwrap()
                     .is_active
             );

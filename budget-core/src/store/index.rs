@@ -1,8 +1,9 @@
 //! [`LimiterIndex`]: limiters by id, with live codes indexed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::{Error, Result};
+use super::{Error, LimiterRef, Result};
 use crate::{Limiter, LimiterId};
 
 /// The in-memory catalogue of limiters a store keeps for its hot path: by id, and live
@@ -10,7 +11,7 @@ use crate::{Limiter, LimiterId};
 /// limiter cache of `budget-store-sqlite`; a custom store can keep one too.
 #[derive(Debug, Default, Clone)]
 pub struct LimiterIndex {
-    limiters: HashMap<LimiterId, Limiter>,
+    limiters: HashMap<LimiterId, Arc<Limiter>>,
     by_code: HashMap<String, LimiterId>,
 }
 
@@ -25,12 +26,12 @@ impl LimiterIndex {
     }
 
     /// Any limiter (deleted ones included) by id.
-    pub fn get(&self, id: LimiterId) -> Option<&Limiter> {
+    pub fn get(&self, id: LimiterId) -> Option<&Arc<Limiter>> {
         self.limiters.get(&id)
     }
 
     /// A live limiter by id; [`Error::LimiterNotFound`] for unknown or deleted ones.
-    pub fn live(&self, id: LimiterId) -> Result<&Limiter> {
+    pub fn live(&self, id: LimiterId) -> Result<&Arc<Limiter>> {
         self.limiters
             .get(&id)
             .filter(|l| l.deleted_at.is_none())
@@ -38,8 +39,19 @@ impl LimiterIndex {
     }
 
     /// The live limiter with this code.
-    pub fn by_code(&self, code: &str) -> Option<&Limiter> {
+    pub fn by_code(&self, code: &str) -> Option<&Arc<Limiter>> {
         self.by_code.get(code).and_then(|id| self.limiters.get(id))
+    }
+
+    /// The live limiter the request path names (what [`BudgetStore::find_limiter`]
+    /// answers); a cheap `Arc` clone.
+    ///
+    /// [`BudgetStore::find_limiter`]: super::BudgetStore::find_limiter
+    pub fn find(&self, by: LimiterRef<'_>) -> Option<Arc<Limiter>> {
+        match by {
+            LimiterRef::Code(code) => self.by_code(code).cloned(),
+            LimiterRef::Id(id) => self.live(id).ok().cloned(),
+        }
     }
 
     /// Is this code in use by a live limiter?
@@ -53,7 +65,7 @@ impl LimiterIndex {
             .limiters
             .values()
             .filter(|l| include_deleted || l.deleted_at.is_none())
-            .cloned()
+            .map(|l| Limiter::clone(l))
             .collect();
         all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         all
@@ -61,7 +73,8 @@ impl LimiterIndex {
 
     /// Insert or replace a limiter, keeping the code index right (a replaced limiter's old
     /// code is retired; a deleted limiter's code is not indexed). Returns the previous state.
-    pub fn put(&mut self, limiter: Limiter) -> Option<Limiter> {
+    pub fn put(&mut self, limiter: Limiter) -> Option<Arc<Limiter>> {
+        let limiter = Arc::new(limiter);
         let old = self.limiters.insert(limiter.id, limiter.clone());
         if let Some(o) = &old {
             if self.by_code.get(o.code.as_str()) == Some(&o.id) {
@@ -76,7 +89,7 @@ impl LimiterIndex {
     }
 
     /// Remove a limiter entirely (purge).
-    pub fn remove(&mut self, id: LimiterId) -> Option<Limiter> {
+    pub fn remove(&mut self, id: LimiterId) -> Option<Arc<Limiter>> {
         let old = self.limiters.remove(&id)?;
         if self.by_code.get(old.code.as_str()) == Some(&id) {
             self.by_code.remove(old.code.as_str());

@@ -8,13 +8,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    admits, BucketSize, BudgetStore, Denial, DenialReason, Error, GroupBy, LimiterIndex,
-    Reservation, ReservationId, ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup,
-    UsageQuery, UsageRecord, UsageTotals, WindowSpend,
+    BucketSize, BudgetStore, CounterKey, Error, GroupBy, Ledger, LimiterCatalog, LimiterIndex,
+    LimiterRef, Reservation, ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup,
+    UsageQuery, UsageRecord, UsageStats, UsageTotals, WindowSpend,
 };
-use crate::{Limiter, LimiterCode, LimiterId, LimiterUpdate, Money, Window};
+use crate::{Limiter, LimiterCode, LimiterId, LimiterUpdate};
 
-/// A complete [`BudgetStore`] in memory. Cheap to clone (shared state).
+/// A complete store ([`BudgetStore`], [`LimiterCatalog`], [`UsageStats`]) in memory. Cheap to
+/// clone (shared state).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -29,18 +30,10 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     limiters: LimiterIndex,
-    /// Spend and holds per (limiter, window). Spend is derived from `records` the first time
-    /// a window is touched, then kept up to date.
-    windows: HashMap<(LimiterId, Window), Counter>,
-    reservations: HashMap<ReservationId, Reservation>,
+    /// Spend and holds per counter; a counter's spend is summed from `records` the first time
+    /// it is touched, then kept up to date.
+    ledger: Ledger,
     records: Vec<UsageRecord>,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Counter {
-    spent: Money,
-    held: Money,
-    in_flight: u64,
 }
 
 impl MemoryStore {
@@ -70,28 +63,24 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn counter(&mut self, id: LimiterId, window: Window) -> &mut Counter {
-        let records = &self.records;
-        self.windows.entry((id, window)).or_insert_with(|| Counter {
-            spent: records
+    /// Load `key` from the records if the ledger does not have it.
+    fn load(&mut self, key: &CounterKey) {
+        if !self.ledger.is_loaded(key) {
+            let spent = self
+                .records
                 .iter()
-                .filter(|r| r.limiter_id == id && window.contains(r.at))
+                .filter(|r| key.counts(r))
                 .map(|r| r.cost)
-                .sum(),
-            ..Counter::default()
-        })
+                .sum();
+            self.ledger.load(key.clone(), spent);
+        }
     }
 
+    /// Count a record in every loaded counter it belongs to, and keep it.
     fn charge(&mut self, record: UsageRecord) {
-        // Keep the counter of the record's window current if it exists; a missing one is
-        // derived from the records when first needed.
-        if let Some(window) = self
-            .limiters
-            .get(record.limiter_id)
-            .map(|l| l.window_at(record.at))
-        {
-            if let Some(c) = self.windows.get_mut(&(record.limiter_id, window)) {
-                c.spent += record.cost;
+        if let Some(l) = self.limiters.get(record.limiter_id) {
+            for line in l.budget_lines(record.at, record.user.as_deref()) {
+                self.ledger.add_spent(&line.key, record.cost);
             }
         }
         self.records.push(record);
@@ -100,6 +89,47 @@ impl Inner {
 
 #[async_trait]
 impl BudgetStore for MemoryStore {
+    async fn find_limiter(&self, by: LimiterRef<'_>) -> Result<Option<Arc<Limiter>>> {
+        Ok(self.lock().limiters.find(by))
+    }
+
+    async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
+        let mut inner = self.lock();
+        let limiter = inner.limiters.live(request.limiter_id)?.clone();
+        loop {
+            match inner.ledger.reserve(&limiter, request) {
+                Ok(outcome) => return Ok(outcome),
+                Err(missing) => {
+                    inner.ledger.evict_ended(Utc::now());
+                    inner.load(&missing.0);
+                }
+            }
+        }
+    }
+
+    async fn settle(&self, reservation: &Reservation, mut record: UsageRecord) -> Result<()> {
+        let mut inner = self.lock();
+        let held = inner
+            .ledger
+            .settle(reservation.id, record.cost)
+            .ok_or(Error::ReservationNotFound(reservation.id))?;
+        record.limiter_id = held.limiter_id;
+        record.at = held.at;
+        inner.records.push(record);
+        Ok(())
+    }
+
+    async fn release(&self, reservation: &Reservation) -> Result<()> {
+        self.lock()
+            .ledger
+            .release(reservation.id)
+            .map(|_| ())
+            .ok_or(Error::ReservationNotFound(reservation.id))
+    }
+}
+
+#[async_trait]
+impl LimiterCatalog for MemoryStore {
     async fn create_limiter(&self, limiter: &Limiter) -> Result<()> {
         let mut inner = self.lock();
         if inner.limiters.get(limiter.id).is_some() {
@@ -116,11 +146,7 @@ impl BudgetStore for MemoryStore {
     }
 
     async fn get_limiter(&self, id: LimiterId) -> Result<Option<Limiter>> {
-        Ok(self.lock().limiters.get(id).cloned())
-    }
-
-    async fn limiter_by_code(&self, code: &str) -> Result<Option<Limiter>> {
-        Ok(self.lock().limiters.by_code(code).cloned())
+        Ok(self.lock().limiters.get(id).map(|l| Limiter::clone(l)))
     }
 
     async fn list_limiters(&self, include_deleted: bool) -> Result<Vec<Limiter>> {
@@ -129,7 +155,7 @@ impl BudgetStore for MemoryStore {
 
     async fn update_limiter(&self, id: LimiterId, update: &LimiterUpdate) -> Result<Limiter> {
         let mut inner = self.lock();
-        let mut limiter = inner.limiters.live(id)?.clone();
+        let mut limiter = Limiter::clone(inner.limiters.live(id)?);
         limiter.apply(update, Utc::now())?;
         let old = inner.limiters.put(limiter.clone());
         if old
@@ -137,14 +163,14 @@ impl BudgetStore for MemoryStore {
         {
             // Windows change shape: derive the new ones from the records. Holds of requests
             // in flight under the old shape are dropped; their cost still counts when settled.
-            inner.windows.retain(|(l, _), _| *l != id);
+            inner.ledger.forget_counters(id);
         }
         Ok(limiter)
     }
 
     async fn rotate_code(&self, id: LimiterId) -> Result<Limiter> {
         let mut inner = self.lock();
-        let mut limiter = inner.limiters.live(id)?.clone();
+        let mut limiter = Limiter::clone(inner.limiters.live(id)?);
         limiter.code = LimiterCode::generate();
         limiter.updated_at = Utc::now();
         inner.limiters.put(limiter.clone());
@@ -153,7 +179,7 @@ impl BudgetStore for MemoryStore {
 
     async fn delete_limiter(&self, id: LimiterId, purge: bool) -> Result<()> {
         let mut inner = self.lock();
-        let Some(mut limiter) = inner.limiters.get(id).cloned() else {
+        let Some(mut limiter) = inner.limiters.get(id).map(|l| Limiter::clone(l)) else {
             return Err(Error::LimiterNotFound(id));
         };
         if limiter.deleted_at.is_some() && !purge {
@@ -161,84 +187,10 @@ impl BudgetStore for MemoryStore {
         }
         limiter.deleted_at.get_or_insert_with(Utc::now);
         inner.limiters.put(limiter);
-        inner.reservations.retain(|_, r| r.limiter_id != id);
-        inner.windows.retain(|(l, _), _| *l != id);
+        inner.ledger.forget_limiter(id);
         if purge {
             inner.limiters.remove(id);
             inner.records.retain(|r| r.limiter_id != id);
-        }
-        Ok(())
-    }
-
-    async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
-        let mut inner = self.lock();
-        let limiter = inner.limiters.live(request.limiter_id)?;
-        let (budget, mode, period, active) = (
-            limiter.budget_limit,
-            limiter.mode,
-            limiter.period_type,
-            limiter.is_active,
-        );
-        let window = limiter.window_at(request.at);
-        let counter = inner.counter(request.limiter_id, window);
-        let denial = |reason| Denial {
-            limiter_id: request.limiter_id,
-            reason,
-            spent: counter.spent,
-            held: counter.held,
-            requested: request.amount,
-            budget,
-            period,
-            window,
-        };
-        if !active {
-            return Ok(ReserveOutcome::Denied(denial(DenialReason::Inactive)));
-        }
-        if !admits(mode, budget, counter.spent, counter.held, request.amount) {
-            return Ok(ReserveOutcome::Denied(denial(DenialReason::BudgetExceeded)));
-        }
-        counter.held += request.amount;
-        counter.in_flight += 1;
-        let reservation = Reservation {
-            id: ReservationId::new(),
-            limiter_id: request.limiter_id,
-            window,
-            amount: request.amount,
-            at: request.at,
-            budget,
-            committed: counter.spent + counter.held,
-        };
-        inner
-            .reservations
-            .insert(reservation.id, reservation.clone());
-        Ok(ReserveOutcome::Reserved(reservation))
-    }
-
-    async fn settle(&self, reservation: &Reservation, mut record: UsageRecord) -> Result<()> {
-        let mut inner = self.lock();
-        let held = inner
-            .reservations
-            .remove(&reservation.id)
-            .ok_or(Error::ReservationNotFound(reservation.id))?;
-        if let Some(c) = inner.windows.get_mut(&(held.limiter_id, held.window)) {
-            c.held -= held.amount;
-            c.in_flight = c.in_flight.saturating_sub(1);
-        }
-        record.limiter_id = held.limiter_id;
-        record.at = held.at;
-        inner.charge(record);
-        Ok(())
-    }
-
-    async fn release(&self, reservation: &Reservation) -> Result<()> {
-        let mut inner = self.lock();
-        let held = inner
-            .reservations
-            .remove(&reservation.id)
-            .ok_or(Error::ReservationNotFound(reservation.id))?;
-        if let Some(c) = inner.windows.get_mut(&(held.limiter_id, held.window)) {
-            c.held -= held.amount;
-            c.in_flight = c.in_flight.saturating_sub(1);
         }
         Ok(())
     }
@@ -249,21 +201,17 @@ impl BudgetStore for MemoryStore {
         inner.charge(record);
         Ok(())
     }
+}
 
-    async fn window_spend(&self, id: LimiterId, at: DateTime<Utc>) -> Result<WindowSpend> {
+#[async_trait]
+impl UsageStats for MemoryStore {
+    async fn window_spend(&self, key: &CounterKey) -> Result<WindowSpend> {
         let mut inner = self.lock();
-        let window = inner
-            .limiters
-            .get(id)
-            .ok_or(Error::LimiterNotFound(id))?
-            .window_at(at);
-        let c = *inner.counter(id, window);
-        Ok(WindowSpend {
-            window,
-            spent: c.spent,
-            held: c.held,
-            in_flight: c.in_flight,
-        })
+        if inner.limiters.get(key.limiter_id).is_none() {
+            return Err(Error::LimiterNotFound(key.limiter_id));
+        }
+        inner.load(key);
+        Ok(inner.ledger.window_spend(key).expect("loaded above"))
     }
 
     async fn usage_totals(&self, query: &UsageQuery) -> Result<UsageTotals> {

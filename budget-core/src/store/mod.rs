@@ -1,37 +1,61 @@
-//! The storage contract: limiters, atomic budget reservations, usage records and statistics.
+//! The storage contract, in three small traits, and the building blocks to implement them.
+//!
+//! - [`BudgetStore`] — **the hot path**: find a limiter, reserve, settle, release. The
+//!   request path (the `budget-tower` layer, the proxy) needs nothing else. Four methods.
+//! - [`LimiterCatalog`] — limiters for the admin API and dashboard: create, list, update,
+//!   rotate, delete; and usage recorded without a reservation.
+//! - [`UsageStats`] — what the dashboard reads: window spend, totals, breakdowns, series,
+//!   recent records.
+//!
+//! [`Store`] is all three (implemented for any type that has them); `budget-server` runs on an
+//! `Arc<dyn Store>` and hands the layer the same store as an `Arc<dyn BudgetStore>`.
 //!
 //! A request's life in a store:
 //!
-//! 1. [`BudgetStore::reserve`] atomically checks the limiter's budget for the window the
-//!    request falls in and, if admitted, *holds* an amount against it ([`Reservation`]).
+//! 1. [`BudgetStore::reserve`] atomically checks **every budget the request counts in** (its
+//!    [`BudgetLine`]s: the limiter's window today; more windows and per-user budgets with
+//!    policies) and, only if all of them admit it, *holds* the amount against each
+//!    ([`Reservation`]) — all or nothing.
 //! 2. The request runs.
-//! 3. [`BudgetStore::settle`] replaces the hold with the actual cost and records the usage, or
-//!    [`BudgetStore::release`] drops the hold and charges nothing (the upstream failed).
+//! 3. [`BudgetStore::settle`] replaces the holds with the actual cost and records the usage,
+//!    or [`BudgetStore::release`] drops them and charges nothing (the upstream failed).
 //!
-//! Spend of a window is, by definition, the sum of the costs of the usage records whose `at`
-//! lies in that window; `settle` stamps the record with the reservation's time so a request is
-//! charged to the window it was admitted in.
+//! Spend of a counter is, by definition, the sum of the costs of the usage records that count
+//! in it ([`CounterKey::counts`]); `settle` stamps the record with the reservation's time so a
+//! request is charged to the windows it was admitted in.
 //!
-//! Two enforcement modes ([`EnforcementMode`]):
+//! Two enforcement modes ([`EnforcementMode`]), per budget line:
 //! - **soft**: admit while `spent + held < budget`; overspend is bounded by what is in flight.
 //! - **strict**: admit only if `spent + held + amount <= budget`; spend never passes the budget
 //!   as long as each request's cost stays within the amount reserved for it.
 //!
-//! Every store, ours and yours, runs the same conformance suite (`conformance`, behind the
-//! `test-utils` feature).
+//! Building blocks for your own store: [`Ledger`] (the arithmetic above, all or nothing, for
+//! stores that decide in memory), [`LimiterIndex`] (limiters by id and code),
+//! [`CachingStore`] (limiter look-ups from memory in front of a slow store), [`MemoryStore`]
+//! (a complete store to delegate to, e.g. for statistics). Every store, ours and yours, runs
+//! the same conformance suite (`conformance`, behind the `test-utils` feature).
 
 mod cache;
 mod index;
+mod ledger;
 mod memory;
 mod types;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 pub use cache::{CachingStore, DEFAULT_CACHE_CAPACITY};
 pub use index::LimiterIndex;
+pub use ledger::{Counter, Ledger, Unloaded};
 pub use memory::{sort_groups, MemoryStore};
 pub use types::*;
+
+/// The three store traits and [`Store`], to call store methods on a concrete store:
+/// `use budget_core::store::prelude::*;`.
+pub mod prelude {
+    pub use super::{BudgetStore, LimiterCatalog, Store, UsageStats};
+}
 
 use crate::{EnforcementMode, Limiter, LimiterId, LimiterUpdate, ValidationError};
 
@@ -69,17 +93,68 @@ impl Error {
     }
 }
 
-/// Where limiters, budgets and usage live.
+/// How the request path names a limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimiterRef<'a> {
+    /// By its proxy code (`/v1/{code}/...`).
+    Code(&'a str),
+    /// By id.
+    Id(LimiterId),
+}
+
+/// The hot path: what a budget decision needs, and nothing else.
 ///
 /// Object-safe: use it as `Arc<dyn BudgetStore>`. Implementations must make [`reserve`]
-/// atomic with respect to every other `reserve`, `settle`, `release` and `record_usage` of the
-/// same limiter: concurrent requests must never together pass what the limiter's mode promises.
+/// atomic with respect to every other `reserve`, `settle` and `release` touching any of the
+/// same counters: concurrent requests must never together pass what a budget's mode
+/// promises, and a reservation holds on all of its counters or on none. [`Ledger`] does this
+/// arithmetic for a store that decides in memory.
 ///
 /// [`reserve`]: BudgetStore::reserve
 #[async_trait]
 pub trait BudgetStore: std::fmt::Debug + Send + Sync + 'static {
-    // ---- limiters ----
+    /// The live (not deleted) limiter a request names; `None` if unknown or deleted.
+    async fn find_limiter(&self, by: LimiterRef<'_>) -> Result<Option<Arc<Limiter>>>;
 
+    /// Atomically decide whether a request may spend from every budget it counts in
+    /// ([`Limiter::budget_lines`] for `request.at` and `request.user`) and hold
+    /// `request.amount` on each if — and only if — all admit it. The decision uses the
+    /// store's current copy of the limiter (budgets, periods, mode, active flag), so updates
+    /// take effect on the next request. [`Error::LimiterNotFound`] for unknown or deleted
+    /// limiters.
+    async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome>;
+
+    /// Replace the reservation's holds with the record's cost (on every counter it held) and
+    /// store the record (its `limiter_id` and `at` are taken from the reservation).
+    /// [`Error::ReservationNotFound`] if it was already settled or released: settling twice
+    /// charges once.
+    async fn settle(&self, reservation: &Reservation, record: UsageRecord) -> Result<()>;
+
+    /// Drop the reservation's holds, charging nothing. [`Error::ReservationNotFound`] if it was
+    /// already settled or released.
+    async fn release(&self, reservation: &Reservation) -> Result<()>;
+
+    /// Check the store can serve requests (for `/health`).
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Make everything settled so far durable (stores that write behind).
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Usage accepted but not yet durable, and whether writing it fails (for `/health` and
+    /// metrics; cheap, never waits). Stores that write behind override it; the default, right
+    /// for a store that writes before `settle` returns, reports nothing waiting.
+    fn write_status(&self) -> WriteStatus {
+        WriteStatus::default()
+    }
+}
+
+/// Limiters for the admin API and the dashboard.
+#[async_trait]
+pub trait LimiterCatalog: std::fmt::Debug + Send + Sync + 'static {
     /// Store a new limiter (built with [`Limiter::create`]). [`Error::Conflict`] if its id or
     /// code is taken.
     async fn create_limiter(&self, limiter: &Limiter) -> Result<()>;
@@ -87,9 +162,6 @@ pub trait BudgetStore: std::fmt::Debug + Send + Sync + 'static {
     /// A limiter by id, including a deleted one (its `deleted_at` is set); `None` if unknown
     /// or purged.
     async fn get_limiter(&self, id: LimiterId) -> Result<Option<Limiter>>;
-
-    /// The live (not deleted) limiter with this proxy code.
-    async fn limiter_by_code(&self, code: &str) -> Result<Option<Limiter>>;
 
     /// All limiters, oldest first; deleted ones only when asked.
     async fn list_limiters(&self, include_deleted: bool) -> Result<Vec<Limiter>>;
@@ -106,31 +178,18 @@ pub trait BudgetStore: std::fmt::Debug + Send + Sync + 'static {
     /// audit unless `purge` is set, in which case the limiter and its usage are removed.
     async fn delete_limiter(&self, id: LimiterId, purge: bool) -> Result<()>;
 
-    // ---- budget decisions ----
-
-    /// Atomically decide whether a request may spend from its limiter's budget in the window
-    /// containing `request.at`, and hold `request.amount` if so. The decision uses the
-    /// store's current copy of the limiter (budget, period, mode, active flag), so updates
-    /// take effect on the next request. [`Error::LimiterNotFound`] for unknown or deleted
-    /// limiters.
-    async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome>;
-
-    /// Replace the reservation's hold with the record's cost and store the record (its
-    /// `limiter_id` and `at` are taken from the reservation). [`Error::ReservationNotFound`]
-    /// if it was already settled or released.
-    async fn settle(&self, reservation: &Reservation, record: UsageRecord) -> Result<()>;
-
-    /// Drop the reservation's hold, charging nothing.
-    async fn release(&self, reservation: &Reservation) -> Result<()>;
-
-    /// Record usage that had no reservation (it still counts against the window of
-    /// `record.at`).
+    /// Record usage that had no reservation (imported, or metered elsewhere). It counts in
+    /// every counter of `record.at` and `record.user`. [`Error::LimiterNotFound`] for unknown
+    /// or deleted limiters.
     async fn record_usage(&self, record: UsageRecord) -> Result<()>;
+}
 
-    /// Spend, holds and in-flight count of the limiter's window containing `at`.
-    async fn window_spend(&self, id: LimiterId, at: DateTime<Utc>) -> Result<WindowSpend>;
-
-    // ---- statistics ----
+/// What the dashboard and statistics read.
+#[async_trait]
+pub trait UsageStats: std::fmt::Debug + Send + Sync + 'static {
+    /// Spend, holds and in-flight count of one counter (a limiter's window, or a user's).
+    /// [`Error::LimiterNotFound`] for an unknown limiter (a deleted one still answers).
+    async fn window_spend(&self, key: &CounterKey) -> Result<WindowSpend>;
 
     /// Totals over the records matching `query`.
     async fn usage_totals(&self, query: &UsageQuery) -> Result<UsageTotals>;
@@ -153,25 +212,38 @@ pub trait BudgetStore: std::fmt::Debug + Send + Sync + 'static {
 
     /// The most recent records matching `query`, newest first.
     async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>>;
+}
 
-    // ---- lifecycle ----
+/// A complete store: the hot path, the catalogue and the statistics. Implemented for every
+/// type that implements the three; `budget-server` runs on an `Arc<dyn Store>`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use budget_core::store::{BudgetStore, Store};
+/// use budget_core::MemoryStore;
+///
+/// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+/// let hot_path: Arc<dyn BudgetStore> = store.clone(); // what the layer takes
+/// ```
+pub trait Store: BudgetStore + LimiterCatalog + UsageStats {}
 
-    /// Check the store can serve requests (for `/health`).
-    async fn health(&self) -> Result<()> {
-        Ok(())
-    }
+impl<T: BudgetStore + LimiterCatalog + UsageStats + ?Sized> Store for T {}
 
-    /// Make everything settled so far durable (stores that write behind).
-    async fn flush(&self) -> Result<()> {
-        Ok(())
-    }
-
-    /// Usage accepted but not yet durable, and whether writing it fails (for `/health` and
-    /// metrics; cheap, never waits). Stores that write behind override it; the default, right
-    /// for a store that writes before `settle` returns, reports nothing waiting.
-    fn write_status(&self) -> WriteStatus {
-        WriteStatus::default()
-    }
+/// Spend, holds and in-flight count of the limiter's primary window containing `at` (the
+/// window of its current period): [`UsageStats::window_spend`] of
+/// [`CounterKey::limiter`]. [`Error::LimiterNotFound`] for an unknown limiter.
+pub async fn primary_window_spend<S: LimiterCatalog + UsageStats + ?Sized>(
+    store: &S,
+    id: LimiterId,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<WindowSpend> {
+    let limiter = store
+        .get_limiter(id)
+        .await?
+        .ok_or(Error::LimiterNotFound(id))?;
+    store
+        .window_spend(&CounterKey::limiter(id, limiter.window_at(at)))
+        .await
 }
 
 /// The admission rule shared by every store: given what the window has spent and holds, may a

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::usage::{Endpoint, Usage};
-use crate::{LimiterId, Money, Period, Window};
+use crate::{EnforcementMode, LimiterId, Money, Period, Window};
 
 /// Identifies one reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -33,38 +33,152 @@ impl fmt::Display for ReservationId {
     }
 }
 
-/// Ask to hold `amount` of a limiter's budget for a request admitted at `at`.
+/// Ask to hold `amount` against every budget a request counts in, admitted at `at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReserveRequest {
     /// The limiter to spend from.
     pub limiter_id: LimiterId,
     /// What to hold: the request's estimated (soft) or worst-case (strict) cost.
     pub amount: Money,
-    /// When the request arrived; picks the budget window.
+    /// When the request arrived; picks the budget windows.
     pub at: DateTime<Utc>,
+    /// The end user the request is for (the `user` field or a header), for budgets kept per
+    /// user. Requests without one count only against the limiter's own budgets.
+    pub user: Option<String>,
 }
 
-/// An admitted request's hold on a budget window.
+impl ReserveRequest {
+    /// Hold `amount` of `limiter_id`'s budgets at `at`, for no particular end user.
+    pub fn new(limiter_id: LimiterId, amount: Money, at: DateTime<Utc>) -> Self {
+        ReserveRequest {
+            limiter_id,
+            amount,
+            at,
+            user: None,
+        }
+    }
+
+    /// For this end user.
+    pub fn for_user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+}
+
+/// One counter of spend: a limiter's window, or one end user's window inside a limiter.
+///
+/// A request counts against several counters at once (its [`BudgetLine`]s); a store keeps
+/// spend and holds per key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CounterKey {
+    /// The limiter.
+    pub limiter_id: LimiterId,
+    /// `None` for the limiter's own spend; the end user for a per-user budget.
+    pub user: Option<String>,
+    /// The window.
+    pub window: Window,
+}
+
+impl CounterKey {
+    /// The limiter's own counter for `window`.
+    pub fn limiter(limiter_id: LimiterId, window: Window) -> Self {
+        CounterKey {
+            limiter_id,
+            user: None,
+            window,
+        }
+    }
+
+    /// Does `record` count in this counter?
+    pub fn counts(&self, record: &UsageRecord) -> bool {
+        record.limiter_id == self.limiter_id
+            && self.window.contains(record.at)
+            && (self.user.is_none() || self.user == record.user)
+    }
+}
+
+/// One budget a request must fit in: a counter, its limit and the rule that admits.
+/// [`Limiter::budget_lines`](crate::Limiter::budget_lines) lists a request's lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetLine {
+    /// The counter.
+    pub key: CounterKey,
+    /// Its budget.
+    pub budget: Money,
+    /// Soft or strict.
+    pub mode: EnforcementMode,
+    /// The period the window is one of.
+    pub period: Period,
+}
+
+/// What a reservation holds on one counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// The counter.
+    pub key: CounterKey,
+    /// The period the window is one of.
+    pub period: Period,
+    /// The counter's budget at admission.
+    pub budget: Money,
+    /// Spend + holds of the counter at admission, this reservation included.
+    pub committed: Money,
+}
+
+impl Hold {
+    /// Budget left after this reservation's admission (never negative).
+    pub fn remaining(&self) -> Money {
+        self.budget.saturating_sub(self.committed).non_negative()
+    }
+}
+
+/// An admitted request's hold on every budget it counts in (all of them, or none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
     /// Its id.
     pub id: ReservationId,
     /// The limiter it spends from.
     pub limiter_id: LimiterId,
-    /// The window it is charged to.
-    pub window: Window,
-    /// The amount held.
+    /// The amount held on each counter.
     pub amount: Money,
     /// When the request was admitted.
     pub at: DateTime<Utc>,
-    /// The limiter's budget at admission.
+    /// One hold per counter, the limiter's primary window first.
+    pub holds: Vec<Hold>,
+    /// The window of the tightest hold (least budget left): what budget headers show.
+    pub window: Window,
+    /// The tightest hold's budget.
     pub budget: Money,
-    /// Spend + holds of the window at admission, this reservation included.
+    /// The tightest hold's spend + holds at admission, this reservation included.
     pub committed: Money,
 }
 
 impl Reservation {
-    /// Budget left after this reservation's admission (never negative).
+    /// A reservation of `amount` with these holds (at least one); the headline figures
+    /// (`window`, `budget`, `committed`) are the tightest hold's.
+    pub fn new(
+        limiter_id: LimiterId,
+        amount: Money,
+        at: DateTime<Utc>,
+        holds: Vec<Hold>,
+    ) -> Self {
+        let tightest = holds
+            .iter()
+            .min_by_key(|h| h.remaining())
+            .expect("a reservation holds at least one counter");
+        Reservation {
+            id: ReservationId::new(),
+            limiter_id,
+            amount,
+            at,
+            window: tightest.key.window,
+            budget: tightest.budget,
+            committed: tightest.committed,
+            holds,
+        }
+    }
+
+    /// Budget left after this reservation's admission, in its tightest counter (never
+    /// negative).
     pub fn remaining(&self) -> Money {
         self.budget.saturating_sub(self.committed).non_negative()
     }
@@ -85,6 +199,8 @@ pub enum DenialReason {
 pub struct Denial {
     /// The limiter.
     pub limiter_id: LimiterId,
+    /// Set when the refusing budget is this end user's (a per-user budget).
+    pub user: Option<String>,
     /// Why.
     pub reason: DenialReason,
     /// Settled spend in the window.
@@ -424,6 +540,7 @@ mod tests {
         let t = Utc::now();
         let d = Denial {
             limiter_id: LimiterId::new(),
+            user: None,
             reason: DenialReason::BudgetExceeded,
             spent: Money::from_cents(2050),
             held: Money::ZERO,

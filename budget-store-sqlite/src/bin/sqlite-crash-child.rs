@@ -4,6 +4,7 @@
 //!
 //! Usage: `sqlite-crash-child <database path> [flush every N settles, default 500]`
 
+use budget_core::store::prelude::*;
 use budget_core::store::{ReserveOutcome, ReserveRequest, UsageRecord};
 use budget_core::usage::{Endpoint, Usage};
 use budget_core::{BudgetStore, EnforcementMode, Limiter, Money, NewLimiter, Period};
@@ -43,11 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cost = Money::from_nanos(1_000);
     let mut settled: u64 = 0;
     loop {
-        let request = ReserveRequest {
-            limiter_id: limiter.id,
-            amount: cost,
-            at: Utc::now(),
-        };
+        let request = ReserveRequest::new(limiter.id, cost, Utc::now());
         let ReserveOutcome::Reserved(r) = store.reserve(&request).await? else {
             return Err("denied".into());
         };
