@@ -24,7 +24,8 @@ use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use tower::{service_fn, Layer, Service, ServiceExt};
 
 use budget_core::pricing::PriceTable;
-use budget_core::{BudgetStore, Limiter, MemoryStore, Money, NewLimiter, Period};
+use budget_core::store::prelude::*;
+use budget_core::{Limiter, MemoryStore, Money, NewLimiter, Period};
 use budget_tower::BudgetLayer;
 
 #[global_allocator]
@@ -138,7 +139,7 @@ fn main() {
         .unwrap();
     let inner =
         service_fn(|req: Request<Full<Bytes>>| async move { Ok::<_, Infallible>(upstream(&req)) });
-    let store: Arc<dyn BudgetStore> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let limiter = Limiter::create(
         NewLimiter::new(
             "bench",

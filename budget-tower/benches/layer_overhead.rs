@@ -15,7 +15,8 @@ use http_body_util::{BodyExt, Full};
 use tower::{service_fn, Layer, ServiceExt};
 
 use budget_core::pricing::PriceTable;
-use budget_core::{BudgetStore, Limiter, MemoryStore, Money, NewLimiter, Period};
+use budget_core::store::prelude::*;
+use budget_core::{Limiter, MemoryStore, Money, NewLimiter, Period};
 use budget_tower::BudgetLayer;
 
 const RESPONSE: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":9,"total_tokens":28}}"#;
@@ -34,7 +35,7 @@ fn bench(c: &mut Criterion) {
                 .unwrap(),
         )
     });
-    let store: Arc<dyn BudgetStore> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let limiter = Limiter::create(
         NewLimiter::new(
             "bench",

@@ -176,7 +176,7 @@ where
 /// Everything needed to settle one admitted request; settles when dropped.
 pub(crate) struct Settlement {
     pub(crate) config: Arc<Config>,
-    pub(crate) limiter: Limiter,
+    pub(crate) limiter: Arc<Limiter>,
     pub(crate) reservation: Option<Reservation>,
     pub(crate) endpoint: Endpoint,
     pub(crate) user: Option<String>,

@@ -6,8 +6,10 @@
 //! - **limiter resolution** — from a request extension your auth sets ([`UseLimiter`]), the
 //!   `/v1/{code}/...` path ([`BudgetLayer::by_path_code`]) or your own closure
 //!   ([`BudgetLayer::with_resolver`]); unknown → 404, inactive → 403, in OpenAI's error shape;
-//! - **atomic reservation** against the limiter's window (soft or strict mode) before the
-//!   inner service is called; over budget → 429 with the product's message,
+//! - **atomic reservation** against every budget the request counts in (soft or strict mode;
+//!   all or nothing) before the inner service is called, through the store's hot path only
+//!   ([`budget_core::BudgetStore`]); the inner service finds the `Arc<Limiter>` in the request
+//!   extensions; over budget → 429 with the product's message,
 //!   `x-should-retry: false` (the official SDKs would otherwise retry twice) and `Retry-After`;
 //! - **metering without buffering** — [`MeteredBody`] forwards each frame the moment it
 //!   arrives and parses a copy on the side (JSON or SSE); streaming chat/completions requests
@@ -19,7 +21,8 @@
 //! - fail closed (503 with `Retry-After`) when the store fails, or fail open if you choose.
 //!
 //! It works on an `axum::Router`, a bare hyper service and under `tower::ServiceBuilder`.
-//! Settling runs on the Tokio runtime (`tokio::spawn`).
+//! Settling runs on the Tokio runtime as tracked tasks: [`BudgetLayer::settlements`] waits
+//! for all of them (graceful shutdown, tests).
 //!
 //! The request body type must implement `From<Bytes>` (the layer reads the bounded request
 //! body to learn the model and output limits, and may rewrite it): `axum::body::Body` and

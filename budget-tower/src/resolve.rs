@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use budget_core::{store, BudgetStore, Limiter, LimiterId};
+use budget_core::store::{self, LimiterRef};
+use budget_core::{BudgetStore, Limiter, LimiterId};
 
 /// How a request names its limiter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -40,12 +41,10 @@ pub(crate) fn from_path_code(parts: &http::request::Parts) -> Option<LimiterKey>
 pub(crate) async fn find(
     store: &dyn BudgetStore,
     key: &LimiterKey,
-) -> store::Result<Option<Limiter>> {
-    match key {
-        LimiterKey::Code(code) => store.limiter_by_code(code).await,
-        LimiterKey::Id(id) => Ok(store
-            .get_limiter(*id)
-            .await?
-            .filter(|l| l.deleted_at.is_none())),
-    }
+) -> store::Result<Option<Arc<Limiter>>> {
+    let by = match key {
+        LimiterKey::Code(code) => LimiterRef::Code(code),
+        LimiterKey::Id(id) => LimiterRef::Id(*id),
+    };
+    store.find_limiter(by).await
 }

@@ -118,7 +118,7 @@ where
     if !limiter.is_active {
         return Ok(refuse(&config, Some(&limiter), Refusal::inactive()));
     }
-    // The inner service (e.g. a proxy) learns the upstream from here.
+    // The inner service (e.g. a proxy) learns the upstream from here (`Arc<Limiter>`).
     parts.extensions.insert(limiter.clone());
 
     // 2. What is asked? Decided once, from a path that every server reads the same way, so the
@@ -158,7 +158,7 @@ where
             // Nothing to meter (models, files, batch status…). Reads pass; anything that may
             // start work (an upload, an admitted batch) needs the budget to be open right now.
             if may_spend {
-                match admit(&config, &limiter, Money::ZERO, now).await {
+                match admit(&config, &limiter, Money::ZERO, now, None).await {
                     Admission::Reserved(r) => release(&config, &r).await,
                     Admission::Refused(refusal) => {
                         return Ok(refuse(&config, Some(&limiter), refusal))
@@ -242,7 +242,7 @@ where
 
     // 4. Reserve.
     let amount = hold_amount(&config, &limiter, &info);
-    let reservation = match admit(&config, &limiter, amount, now).await {
+    let reservation = match admit(&config, &limiter, amount, now, user.as_deref()).await {
         Admission::Reserved(r) => r,
         Admission::Refused(refusal) => return Ok(refuse(&config, Some(&limiter), refusal)),
         Admission::StoreDown if config.fail_open => {
@@ -346,11 +346,11 @@ async fn admit(
     limiter: &Limiter,
     amount: Money,
     now: chrono::DateTime<Utc>,
+    user: Option<&str>,
 ) -> Admission {
     let request = ReserveRequest {
-        limiter_id: limiter.id,
-        amount,
-        at: now,
+        user: user.map(str::to_owned),
+        ..ReserveRequest::new(limiter.id, amount, now)
     };
     match config.store.reserve(&request).await {
         Ok(ReserveOutcome::Reserved(r)) => Admission::Reserved(r),

@@ -24,9 +24,8 @@ async fn budget_layer_serves_a_plain_hyper_connection() {
     let handler = service_fn(|_req: Request<axum::body::Body>| async {
         Ok::<_, Infallible>(json_response(CHAT_JSON))
     });
-    let svc = BudgetLayer::new(store.clone(), prices())
-        .by_path_code()
-        .layer(handler);
+    let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
+    let svc = layer.layer(handler);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -55,7 +54,7 @@ async fn budget_layer_serves_a_plain_hyper_connection() {
     assert!(res.headers().contains_key("x-budget-remaining"));
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, CHAT_JSON.as_bytes());
-    settled(&*store, &l).await;
+    settled(&layer, &*store, &l).await;
     assert_eq!(
         store
             .usage_totals(&UsageQuery::all())

@@ -123,7 +123,7 @@ async fn run(
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
         .count();
     assert_eq!(admitted + refused, 200, "{statuses:?}");
-    let w = settled(&*store, &l).await;
+    let w = settled(&layer, &*store, &l).await;
     assert_eq!(
         (w.held, w.in_flight),
         (Money::ZERO, 0),

@@ -32,9 +32,8 @@ fn json_upstream() -> impl tower::Service<
 async fn json_response_is_forwarded_and_metered() {
     let store = memory();
     let l = limiter(&*store, "20", EnforcementMode::Soft).await;
-    let svc = BudgetLayer::new(store.clone(), prices())
-        .by_path_code()
-        .layer_on(json_upstream());
+    let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
+    let svc = layer.layer_on(json_upstream());
     let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"user":"alice"}"#;
     let res = svc
         .oneshot(chat_request(l.code.as_str(), body))
@@ -53,7 +52,7 @@ async fn json_response_is_forwarded_and_metered() {
         "bytes identical to upstream"
     );
 
-    let w = settled(&*store, &l).await;
+    let w = settled(&layer, &*store, &l).await;
     // gpt-4o-2024-08-06: (1000-200) × $2.50/M + 200 × $1.25/M + 500 × $10/M
     let expected = prices()
         .cost(
@@ -117,9 +116,8 @@ async fn sse_split_at_awkward_boundaries_is_untouched_when_client_asked_for_usag
         let store = memory();
         let l = limiter(&*store, "20", EnforcementMode::Soft).await;
         let seen = Seen::default();
-        let svc = BudgetLayer::new(store.clone(), prices())
-            .by_path_code()
-            .layer_on(sse_upstream(seen.clone(), size));
+        let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
+        let svc = layer.layer_on(sse_upstream(seen.clone(), size));
         let body = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#;
         let res = svc
             .oneshot(chat_request(l.code.as_str(), body))
@@ -135,7 +133,7 @@ async fn sse_split_at_awkward_boundaries_is_untouched_when_client_asked_for_usag
                 .unwrap()
                 .to_string()
         );
-        settled(&*store, &l).await;
+        settled(&layer, &*store, &l).await;
         let rec = &store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0];
         assert_eq!(
             (
@@ -156,9 +154,8 @@ async fn usage_is_injected_upstream_and_its_chunk_hidden_from_the_client() {
         let store = memory();
         let l = limiter(&*store, "20", EnforcementMode::Soft).await;
         let seen = Seen::default();
-        let svc = BudgetLayer::new(store.clone(), prices())
-            .by_path_code()
-            .layer_on(sse_upstream(seen.clone(), size));
+        let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
+        let svc = layer.layer_on(sse_upstream(seen.clone(), size));
         let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}"#;
         let res = svc
             .oneshot(chat_request(l.code.as_str(), body))
@@ -178,7 +175,7 @@ async fn usage_is_injected_upstream_and_its_chunk_hidden_from_the_client() {
             sent["messages"][0]["content"], "Say hello",
             "rest of the body preserved"
         );
-        settled(&*store, &l).await;
+        settled(&layer, &*store, &l).await;
         let rec = &store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0];
         assert_eq!(
             (rec.prompt_tokens, rec.completion_tokens, rec.estimated),
@@ -193,9 +190,8 @@ async fn first_chunk_reaches_the_client_before_the_second_exists() {
     let store = memory();
     let l = limiter(&*store, "20", EnforcementMode::Soft).await;
     let (tx, upstream) = channel_upstream();
-    let svc = BudgetLayer::new(store.clone(), prices())
-        .by_path_code()
-        .layer_on(upstream);
+    let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
+    let svc = layer.layer_on(upstream);
     let req = r#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#;
     let res = svc
         .oneshot(chat_request(l.code.as_str(), req))
@@ -224,7 +220,7 @@ async fn first_chunk_reaches_the_client_before_the_second_exists() {
     assert_eq!(second.into_data().unwrap(), events[1].as_bytes());
     drop(tx);
     while frames.next().await.is_some() {}
-    settled(&*store, &l).await;
+    settled(&layer, &*store, &l).await;
 }
 
 #[tokio::test]
@@ -232,15 +228,16 @@ async fn client_hang_up_is_charged_for_what_was_delivered() {
     let store = memory();
     let l = limiter(&*store, "20", EnforcementMode::Strict).await;
     let (tx, upstream) = channel_upstream();
-    let svc = BudgetLayer::new(store.clone(), prices())
-        .by_path_code()
-        .layer_on(upstream);
+    let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
+    let svc = layer.layer_on(upstream);
     let req = r#"{"model":"gpt-4o-mini","stream":true,"max_tokens":1000,"messages":[{"role":"user","content":"Write a poem"}]}"#;
     let res = svc
         .oneshot(chat_request(l.code.as_str(), req))
         .await
         .unwrap();
-    let held = store.window_spend(l.id, chrono::Utc::now()).await.unwrap();
+    let held = budget_core::store::primary_window_spend(&*store, l.id, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!(held.in_flight, 1);
     assert!(held.held > money("0"), "strict mode holds the worst case");
     let mut frames = BodyStream::new(res.into_body());
@@ -250,7 +247,7 @@ async fn client_hang_up_is_charged_for_what_was_delivered() {
         .unwrap();
     frames.next().await.unwrap().unwrap();
     drop(frames); // the client hangs up mid-stream
-    let w = settled(&*store, &l).await;
+    let w = settled(&layer, &*store, &l).await;
     assert_eq!(w.held, money("0"), "the rest of the hold is released");
     assert!(w.spent > money("0"), "what was delivered is charged");
     let rec = &store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0];
@@ -277,9 +274,8 @@ async fn over_budget_is_a_429_the_sdks_will_not_retry() {
             Ok::<_, Infallible>(json_response(CHAT_JSON))
         }
     });
-    let svc = BudgetLayer::new(store.clone(), prices())
-        .by_path_code()
-        .layer_on(upstream);
+    let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
+    let svc = layer.layer_on(upstream);
     let res = svc
         .oneshot(chat_request(
             l.code.as_str(),
@@ -372,7 +368,7 @@ async fn unknown_inactive_and_deleted_limiters_are_refused() {
         StatusCode::NOT_FOUND,
         "delete seen at once despite the cache"
     );
-    settled(&*store, &l).await;
+    settled(&layer, &*store, &l).await;
 }
 
 #[tokio::test]
@@ -394,7 +390,7 @@ async fn unpriced_models_are_flagged_or_refused() {
     let res = layer.layer_on(upstream).oneshot(req()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     body_string(res.into_body()).await;
-    settled(&*store, &l).await;
+    settled(&layer, &*store, &l).await;
     let rec = &store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0];
     assert!(rec.unpriced, "never a silent $0");
     assert_eq!((rec.prompt_tokens, rec.cost), (10, money("0")));
@@ -436,9 +432,8 @@ async fn upstream_errors_charge_nothing() {
                 .unwrap(),
         )
     });
-    let svc = BudgetLayer::new(store.clone(), prices())
-        .by_path_code()
-        .layer_on(upstream);
+    let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
+    let svc = layer.layer_on(upstream);
     let res = svc
         .oneshot(chat_request(
             l.code.as_str(),
@@ -451,7 +446,7 @@ async fn upstream_errors_charge_nothing() {
         body_string(res.into_body()).await.contains("boom"),
         "passed through unchanged"
     );
-    let w = settled(&*store, &l).await;
+    let w = settled(&layer, &*store, &l).await;
     assert_eq!((w.spent, w.held), (money("0"), money("0")));
     let rec = &store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0];
     assert_eq!(rec.status, 500);
@@ -460,9 +455,8 @@ async fn upstream_errors_charge_nothing() {
     let failing = service_fn(|_req: Request<Full<Bytes>>| async {
         Err::<Response<UpBody>, _>("connect refused")
     });
-    let svc = BudgetLayer::new(store.clone(), prices())
-        .by_path_code()
-        .layer_on(failing);
+    let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
+    let svc = layer.layer_on(failing);
     let err = svc
         .oneshot(chat_request(
             l.code.as_str(),
@@ -471,7 +465,7 @@ async fn upstream_errors_charge_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err, "connect refused");
-    let w = settled(&*store, &l).await;
+    let w = settled(&layer, &*store, &l).await;
     assert_eq!((w.spent, w.held), (money("0"), money("0")));
 }
 
@@ -481,45 +475,11 @@ async fn store_failure_fails_closed_or_open() {
     struct Broken;
     #[async_trait::async_trait]
     impl budget_core::BudgetStore for Broken {
-        async fn create_limiter(&self, _: &budget_core::Limiter) -> budget_core::store::Result<()> {
-            Err(budget_core::store::Error::Closed)
-        }
-        async fn get_limiter(
+        // The hot path is all the layer needs: four methods.
+        async fn find_limiter(
             &self,
-            _: budget_core::LimiterId,
-        ) -> budget_core::store::Result<Option<budget_core::Limiter>> {
-            Err(budget_core::store::Error::Closed)
-        }
-        async fn limiter_by_code(
-            &self,
-            _: &str,
-        ) -> budget_core::store::Result<Option<budget_core::Limiter>> {
-            Err(budget_core::store::Error::Closed)
-        }
-        async fn list_limiters(
-            &self,
-            _: bool,
-        ) -> budget_core::store::Result<Vec<budget_core::Limiter>> {
-            Err(budget_core::store::Error::Closed)
-        }
-        async fn update_limiter(
-            &self,
-            _: budget_core::LimiterId,
-            _: &LimiterUpdate,
-        ) -> budget_core::store::Result<budget_core::Limiter> {
-            Err(budget_core::store::Error::Closed)
-        }
-        async fn rotate_code(
-            &self,
-            _: budget_core::LimiterId,
-        ) -> budget_core::store::Result<budget_core::Limiter> {
-            Err(budget_core::store::Error::Closed)
-        }
-        async fn delete_limiter(
-            &self,
-            _: budget_core::LimiterId,
-            _: bool,
-        ) -> budget_core::store::Result<()> {
+            _: budget_core::store::LimiterRef<'_>,
+        ) -> budget_core::store::Result<Option<Arc<budget_core::Limiter>>> {
             Err(budget_core::store::Error::Closed)
         }
         async fn reserve(
@@ -539,44 +499,6 @@ async fn store_failure_fails_closed_or_open() {
             &self,
             _: &budget_core::store::Reservation,
         ) -> budget_core::store::Result<()> {
-            Err(budget_core::store::Error::Closed)
-        }
-        async fn record_usage(&self, _: UsageRecord) -> budget_core::store::Result<()> {
-            Err(budget_core::store::Error::Closed)
-        }
-        async fn window_spend(
-            &self,
-            _: budget_core::LimiterId,
-            _: chrono::DateTime<chrono::Utc>,
-        ) -> budget_core::store::Result<budget_core::store::WindowSpend> {
-            Err(budget_core::store::Error::Closed)
-        }
-        async fn usage_totals(
-            &self,
-            _: &UsageQuery,
-        ) -> budget_core::store::Result<budget_core::store::UsageTotals> {
-            Err(budget_core::store::Error::Closed)
-        }
-        async fn usage_breakdown(
-            &self,
-            _: &UsageQuery,
-            _: budget_core::store::GroupBy,
-            _: usize,
-        ) -> budget_core::store::Result<Vec<budget_core::store::UsageGroup>> {
-            Err(budget_core::store::Error::Closed)
-        }
-        async fn usage_series(
-            &self,
-            _: &UsageQuery,
-            _: budget_core::store::BucketSize,
-        ) -> budget_core::store::Result<Vec<budget_core::store::UsageBucket>> {
-            Err(budget_core::store::Error::Closed)
-        }
-        async fn recent_usage(
-            &self,
-            _: &UsageQuery,
-            _: usize,
-        ) -> budget_core::store::Result<Vec<UsageRecord>> {
             Err(budget_core::store::Error::Closed)
         }
     }
@@ -612,6 +534,7 @@ async fn works_under_service_builder_with_an_extension_resolver() {
     let store = memory();
     let l = limiter(&*store, "20", EnforcementMode::Soft).await;
     let id = l.id;
+    let layer = BudgetLayer::new(store.clone(), prices()).with_user_header("x-end-user");
     let svc = ServiceBuilder::new()
         .map_request(move |mut req: Request<Full<Bytes>>| {
             // What an app's auth middleware does: pick the limiter for the signed-in user.
@@ -619,7 +542,7 @@ async fn works_under_service_builder_with_an_extension_resolver() {
                 .insert(budget_tower::UseLimiter(budget_tower::LimiterKey::Id(id)));
             req
         })
-        .layer(BudgetLayer::new(store.clone(), prices()).with_user_header("x-end-user"))
+        .layer(layer.clone())
         .service(json_upstream());
     let req = Request::post("/my-app/chat/completions")
         .header("x-end-user", "bob")
@@ -630,7 +553,7 @@ async fn works_under_service_builder_with_an_extension_resolver() {
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     res.into_body().collect().await.unwrap();
-    settled(&*store, &l).await;
+    settled(&layer, &*store, &l).await;
     assert_eq!(
         store.recent_usage(&UsageQuery::all(), 1).await.unwrap()[0]
             .user
@@ -643,10 +566,10 @@ async fn works_under_service_builder_with_an_extension_resolver() {
 async fn oversized_request_bodies_get_413() {
     let store = memory();
     let l = limiter(&*store, "20", EnforcementMode::Soft).await;
-    let svc = BudgetLayer::new(store.clone(), prices())
+    let layer = BudgetLayer::new(store.clone(), prices())
         .by_path_code()
-        .with_max_request_bytes(64)
-        .layer_on(json_upstream());
+        .with_max_request_bytes(64);
+    let svc = layer.layer_on(json_upstream());
     let big = format!(
         r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"{}"}}]}}"#,
         "x".repeat(100)
@@ -668,9 +591,8 @@ async fn a_client_that_gives_up_before_the_upstream_answers_gets_its_hold_back()
         tokio::time::sleep(Duration::from_secs(3600)).await;
         Ok::<_, Infallible>(json_response(CHAT_JSON))
     });
-    let svc = BudgetLayer::new(store.clone(), prices())
-        .by_path_code()
-        .layer_on(slow);
+    let layer = BudgetLayer::new(store.clone(), prices()).by_path_code();
+    let svc = layer.layer_on(slow);
     let call = svc.oneshot(chat_request(
         l.code.as_str(),
         r#"{"model":"gpt-4o","max_tokens":100,"messages":[]}"#,
@@ -681,7 +603,7 @@ async fn a_client_that_gives_up_before_the_upstream_answers_gets_its_hold_back()
             .is_err(),
         "the client timed out"
     );
-    let w = settled(&*store, &l).await;
+    let w = settled(&layer, &*store, &l).await;
     assert_eq!((w.held, w.in_flight, w.spent), (money("0"), 0, money("0")));
 }
 
@@ -717,7 +639,7 @@ async fn unmetered_endpoints_read_freely_but_cannot_start_work_over_budget() {
         (s, v["error"]["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("unmetered_endpoint"))
     );
-    let w = settled(&*store, &l).await;
+    let w = settled(&layer, &*store, &l).await;
     assert_eq!(w.held, money("0"));
 }
 
@@ -750,5 +672,5 @@ async fn reactivation_is_seen_at_once_despite_the_cache() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     res.into_body().collect().await.unwrap();
-    settled(&*store, &l).await;
+    settled(&layer, &*store, &l).await;
 }

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::channel::mpsc;
@@ -13,7 +12,9 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 
 use budget_core::pricing::PriceTable;
-use budget_core::{BudgetStore, EnforcementMode, Limiter, MemoryStore, Money, NewLimiter, Period};
+use budget_core::store::prelude::*;
+use budget_core::{EnforcementMode, Limiter, MemoryStore, Money, NewLimiter, Period};
+use budget_tower::BudgetLayer;
 
 pub type UpBody = BoxBody<Bytes, Infallible>;
 
@@ -108,7 +109,7 @@ pub fn chat_request(code: &str, body: &str) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
-pub async fn limiter(store: &dyn BudgetStore, budget: &str, mode: EnforcementMode) -> Limiter {
+pub async fn limiter(store: &dyn Store, budget: &str, mode: EnforcementMode) -> Limiter {
     let mut new = NewLimiter::new(
         "test",
         budget.parse().unwrap(),
@@ -121,7 +122,7 @@ pub async fn limiter(store: &dyn BudgetStore, budget: &str, mode: EnforcementMod
     l
 }
 
-pub fn memory() -> Arc<dyn BudgetStore> {
+pub fn memory() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
 }
 
@@ -130,7 +131,7 @@ pub fn prices() -> PriceTable {
 }
 
 /// Record `cost` (dollars) of gpt-4o usage against `l` now, without a reservation.
-pub async fn already_spent(store: &dyn BudgetStore, l: &Limiter, cost: &str) {
+pub async fn already_spent(store: &dyn Store, l: &Limiter, cost: &str) {
     let mut r = budget_core::store::UsageRecord::new(
         l.id,
         chrono::Utc::now(),
@@ -142,16 +143,19 @@ pub async fn already_spent(store: &dyn BudgetStore, l: &Limiter, cost: &str) {
     store.record_usage(r).await.unwrap();
 }
 
-/// Wait until every reservation of `l` is settled or released.
-pub async fn settled(store: &dyn BudgetStore, l: &Limiter) -> budget_core::store::WindowSpend {
-    for _ in 0..500 {
-        let w = store.window_spend(l.id, chrono::Utc::now()).await.unwrap();
-        if w.in_flight == 0 {
-            return w;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("reservations still in flight after 2.5 s");
+/// Wait for every settlement `layer` has started, then check no reservation of `l` is left in
+/// flight (a response body still alive would be one) and return the window's state.
+pub async fn settled(
+    layer: &BudgetLayer,
+    store: &dyn Store,
+    l: &Limiter,
+) -> budget_core::store::WindowSpend {
+    layer.settlements().await;
+    let w = budget_core::store::primary_window_spend(store, l.id, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(w.in_flight, 0, "every admitted request settled or released");
+    w
 }
 
 pub async fn body_string<B>(b: B) -> String
