@@ -19,8 +19,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::store::{
-    BucketSize, CounterKey, DenialReason, Error, GroupBy, LimiterRef, Reservation,
-    ReserveOutcome, ReserveRequest, Store, UsageQuery, UsageRecord, WindowSpend,
+    BucketSize, CounterKey, DenialReason, Error, GroupBy, LimiterRef, Reservation, ReserveOutcome,
+    ReserveRequest, Store, UsageQuery, UsageRecord, WindowSpend,
 };
 use crate::usage::{Endpoint, Usage};
 use crate::{EnforcementMode, Limiter, LimiterId, LimiterUpdate, Money, NewLimiter, Period};
@@ -41,6 +41,7 @@ macro_rules! store_conformance_tests {
             budget_update_takes_effect_at_once,
             window_rollover,
             record_usage_without_reservation,
+            user_counters_and_reservations_for_users,
             statistics,
             concurrent_strict_reservations_never_overspend,
             concurrent_soft_reservations_lose_nothing
@@ -131,12 +132,7 @@ async fn reserve(
         .unwrap()
 }
 
-async fn reserved(
-    store: &dyn Store,
-    l: &Limiter,
-    amount: &str,
-    at: DateTime<Utc>,
-) -> Reservation {
+async fn reserved(store: &dyn Store, l: &Limiter, amount: &str, at: DateTime<Utc>) -> Reservation {
     match reserve(store, l, amount, at).await {
         ReserveOutcome::Reserved(r) => r,
         ReserveOutcome::Denied(d) => panic!("expected admission, got {d:?}"),
@@ -150,7 +146,11 @@ async fn by_code(store: &dyn Store, code: &str) -> Option<Arc<Limiter>> {
 
 /// The limiter's own counter for the window (of its current period) containing `at`.
 pub async fn spend(store: &dyn Store, id: LimiterId, at: DateTime<Utc>) -> WindowSpend {
-    let l = store.get_limiter(id).await.unwrap().expect("limiter exists");
+    let l = store
+        .get_limiter(id)
+        .await
+        .unwrap()
+        .expect("limiter exists");
     store
         .window_spend(&CounterKey::limiter(id, l.window_at(at)))
         .await
@@ -223,12 +223,9 @@ pub async fn limiter_crud(store: Arc<dyn Store>) {
 pub async fn code_lookup_and_rotation(store: Arc<dyn Store>) {
     let s = &*store;
     let a = limiter(s, "1", Period::Day, EnforcementMode::Soft).await;
-    assert_eq!(
-        by_code(s, a.code.as_str()).await
-            .map(|l| l.id),
-        Some(a.id)
-    );
-    assert!(by_code(s, "0123456789abcdef0123456789abcdef").await
+    assert_eq!(by_code(s, a.code.as_str()).await.map(|l| l.id), Some(a.id));
+    assert!(by_code(s, "0123456789abcdef0123456789abcdef")
+        .await
         .is_none());
     let rotated = s.rotate_code(a.id).await.unwrap();
     assert_ne!(rotated.code, a.code);
@@ -237,8 +234,7 @@ pub async fn code_lookup_and_rotation(store: Arc<dyn Store>) {
         "old code retired"
     );
     assert_eq!(
-        by_code(s, rotated.code.as_str()).await
-            .map(|l| l.id),
+        by_code(s, rotated.code.as_str()).await.map(|l| l.id),
         Some(a.id)
     );
     assert_eq!(
@@ -269,7 +265,7 @@ pub async fn delete_keeps_history_and_purge_removes_it(store: Arc<dyn Store>) {
     assert_eq!(s.list_limiters(true).await.unwrap().len(), 1);
     assert!(matches!(
         s.reserve(&ReserveRequest::new(a.id, Money::ZERO, t0()))
-        .await,
+            .await,
         Err(Error::LimiterNotFound(_))
     ));
     assert!(matches!(
@@ -526,8 +522,7 @@ pub async fn record_usage_without_reservation(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(spend(s, a.id, t0()).await.spent, m("0.25"));
     assert_eq!(
-        spend(s, a.id, t0() - Duration::hours(1)).await
-            .spent,
+        spend(s, a.id, t0() - Duration::hours(1)).await.spent,
         m("7")
     );
     let ghost = record(&a, t0(), "1", "gpt-4o", None);
@@ -535,6 +530,66 @@ pub async fn record_usage_without_reservation(store: Arc<dyn Store>) {
     ghost.limiter_id = crate::LimiterId::new();
     assert!(matches!(
         s.record_usage(ghost).await,
+        Err(Error::LimiterNotFound(_))
+    ));
+}
+
+/// A request's end user reaches the store with its reservation; spend per user and window
+/// (a counter without a budget of its own) is summed from the records, settled or recorded,
+/// and stays current as more usage arrives; the limiter's own counter counts everyone's.
+pub async fn user_counters_and_reservations_for_users(store: Arc<dyn Store>) {
+    let s = &*store;
+    let a = limiter(s, "10", Period::Day, EnforcementMode::Strict).await;
+    let window = a.window_at(t0());
+    let key = |user: Option<&str>| CounterKey {
+        limiter_id: a.id,
+        user: user.map(str::to_owned),
+        window,
+    };
+    let user_spend = |user: &'static str| {
+        let k = key(Some(user));
+        async move { s.window_spend(&k).await.unwrap().spent }
+    };
+    s.record_usage(record(&a, t0(), "1.00", "gpt-4o", Some("alice")))
+        .await
+        .unwrap();
+    assert_eq!(user_spend("alice").await, m("1.00"));
+    assert_eq!(user_spend("bob").await, Money::ZERO);
+
+    let request = ReserveRequest::new(a.id, m("2"), t0()).for_user("bob");
+    let ReserveOutcome::Reserved(r) = s.reserve(&request).await.unwrap() else {
+        panic!("admitted")
+    };
+    assert_eq!(
+        r.holds.len(),
+        1,
+        "no per-user budget: the limiter's window only"
+    );
+    assert_eq!(r.holds[0].key, key(None));
+    s.settle(&r, record(&a, t0(), "0.75", "gpt-4o", Some("bob")))
+        .await
+        .unwrap();
+    s.record_usage(record(&a, t0(), "0.50", "gpt-4o", Some("alice")))
+        .await
+        .unwrap();
+    // Next window's usage does not count in this one.
+    s.record_usage(record(&a, window.end, "4", "gpt-4o", Some("alice")))
+        .await
+        .unwrap();
+    assert_eq!(user_spend("alice").await, m("1.50"));
+    assert_eq!(user_spend("bob").await, m("0.75"));
+    let own = s.window_spend(&key(None)).await.unwrap();
+    assert_eq!(
+        (own.spent, own.held, own.in_flight),
+        (m("2.25"), Money::ZERO, 0)
+    );
+    let ghost = CounterKey {
+        limiter_id: crate::LimiterId::new(),
+        user: None,
+        window,
+    };
+    assert!(matches!(
+        s.window_spend(&ghost).await,
         Err(Error::LimiterNotFound(_))
     ));
 }

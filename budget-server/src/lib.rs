@@ -52,7 +52,8 @@ pub fn app(state: AppState) -> Router {
     let proxy = ProxyService {
         upstream: state.upstream.clone(),
         metrics: state.metrics.clone(),
-        store: (!state.config.budgets_enabled).then(|| state.store.clone()),
+        store: (!state.config.budgets_enabled)
+            .then(|| state.store.clone() as std::sync::Arc<dyn budget_core::BudgetStore>),
     };
     let proxy_route = if state.config.budgets_enabled {
         any_service(

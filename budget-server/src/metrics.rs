@@ -4,8 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use budget_core::store::{Error as StoreError, UsageRecord};
-use budget_core::{BudgetStore, Limiter};
+use budget_core::store::{CounterKey, Error as StoreError, Store, UsageRecord};
+use budget_core::Limiter;
+
 use budget_tower::{Refusal, UsageHooks};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -41,7 +42,7 @@ struct BudgetLabels {
 /// The server's metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
-    store: Arc<dyn BudgetStore>,
+    store: Arc<dyn Store>,
     requests: Family<RequestLabels, Counter>,
     cost: Family<LimiterLabels, Counter<f64, AtomicU64>>,
     tokens: Family<TokenLabels, Counter>,
@@ -65,7 +66,7 @@ impl std::fmt::Debug for Metrics {
 
 impl Metrics {
     /// Register every metric.
-    pub fn new(store: Arc<dyn BudgetStore>) -> Self {
+    pub fn new(store: Arc<dyn Store>) -> Self {
         let m = Metrics {
             registry: Mutex::new(Registry::with_prefix("budget")),
             store,
@@ -171,7 +172,11 @@ impl Metrics {
                     limiter: l.id.to_string(),
                     name: l.name.clone(),
                 };
-                if let Ok(w) = self.store.window_spend(l.id, now).await {
+                if let Ok(w) = self
+                    .store
+                    .window_spend(&CounterKey::limiter(l.id, l.window_at(now)))
+                    .await
+                {
                     self.budget_used
                         .get_or_create(&labels)
                         .set(w.spent.to_f64_lossy());

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use budget_core::store::format_percent_bp;
+use budget_core::store::{percent_tenths, CounterKey, LimiterRef};
 use budget_core::{Money, Period};
 use budget_tower::Refusal;
 use chrono::{DateTime, Utc};
@@ -210,27 +210,31 @@ pub struct OwnBudget {
     )
 )]
 pub async fn own_budget(State(state): State<AppState>, Path(code): Path<String>) -> Response {
-    let limiter = match state.store.limiter_by_code(&code).await {
+    let limiter = match state.store.find_limiter(LimiterRef::Code(&code)).await {
         Ok(Some(l)) => l,
         Ok(None) => return Refusal::unknown_limiter().into_response(axum::body::Body::from),
         Err(_) => return Refusal::store_unavailable().into_response(axum::body::Body::from),
     };
     let now = chrono::Utc::now();
-    let w = match state.store.window_spend(limiter.id, now).await {
+    let w = match state
+        .store
+        .window_spend(&CounterKey::limiter(limiter.id, limiter.window_at(now)))
+        .await
+    {
         Ok(w) => w,
         Err(_) => return Refusal::store_unavailable().into_response(axum::body::Body::from),
     };
     let used = w.spent + w.held;
     let pct = used.percent_of_bp(limiter.budget_limit).unwrap_or(0);
     Json(OwnBudget {
-        name: limiter.name,
+        name: limiter.name.clone(),
         is_active: limiter.is_active,
         budget_limit: limiter.budget_limit,
         period_type: limiter.period_type,
         current_spend: w.spent,
         held: w.held,
         remaining_budget: limiter.budget_limit.saturating_sub(used).non_negative(),
-        usage_percentage: format_percent_bp(pct).parse::<f64>().unwrap_or(0.0),
+        usage_percentage: percent_tenths(pct) as f64 / 10.0,
         period_start: w.window.start,
         period_end: w.window.end,
         resets_in_seconds: w.window.seconds_until_end(now),

@@ -20,6 +20,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use budget_core::api::{check_canonical, classify, ApiRoute};
+use budget_core::store::LimiterRef;
 use budget_core::{Limiter, Provider};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
@@ -163,10 +164,10 @@ impl ProxyService {
             segments.next().unwrap_or(""),
             segments.next().unwrap_or(""),
         );
-        let limiter = match parts.extensions.remove::<Limiter>() {
+        let limiter = match parts.extensions.remove::<std::sync::Arc<Limiter>>() {
             Some(l) => l, // the budget layer resolved it, and checked the path
             None => match &self.store {
-                Some(store) => match store.limiter_by_code(code).await {
+                Some(store) => match store.find_limiter(LimiterRef::Code(code)).await {
                     Ok(Some(l)) if l.is_active => l,
                     Ok(Some(_)) => return Refusal::inactive().into_response(Body::from),
                     Ok(None) => return Refusal::unknown_limiter().into_response(Body::from),

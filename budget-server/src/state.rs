@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use budget_core::pricing::PriceTable;
-use budget_core::store::CachingStore;
-use budget_core::{BudgetStore, MemoryStore};
+use budget_core::store::{CachingStore, Store};
+use budget_core::MemoryStore;
 use budget_store_sqlite::{SqliteStore, SqliteStoreOptions};
 use budget_tower::BudgetLayer;
 
@@ -20,7 +20,7 @@ pub struct AppState {
     /// The configuration in force.
     pub config: Arc<Config>,
     /// Where budgets and usage live.
-    pub store: Arc<dyn BudgetStore>,
+    pub store: Arc<dyn Store>,
     /// The SQLite store, when that is the store (closed on shutdown).
     pub sqlite: Option<SqliteStore>,
     /// The price table in force (built-in plus `PRICES_FILE`).
@@ -63,7 +63,7 @@ impl AppState {
     /// Validate the configuration, open the store, load prices, set up auth and metrics.
     pub async fn build(config: Config) -> Result<AppState, StartError> {
         config.validate()?;
-        let (store, sqlite): (Arc<dyn BudgetStore>, Option<SqliteStore>) =
+        let (store, sqlite): (Arc<dyn Store>, Option<SqliteStore>) =
             if config.database_url == "memory" {
                 (Arc::new(MemoryStore::new()), None)
             } else {
@@ -86,13 +86,13 @@ impl AppState {
     /// Like [`build`](Self::build) with a store you provide (tests, custom stores).
     pub fn with_store(
         config: Config,
-        store: Arc<dyn BudgetStore>,
+        store: Arc<dyn Store>,
         sqlite: Option<SqliteStore>,
     ) -> Result<AppState, StartError> {
         config.validate()?;
         // The proxy looks its limiter up on every request: from memory, for at most a second;
         // the admin API changes limiters through the same wrapper, which forgets them at once.
-        let store: Arc<dyn BudgetStore> = Arc::new(CachingStore::new(store));
+        let store: Arc<dyn Store> = Arc::new(CachingStore::new(store));
         let mut prices = PriceTable::builtin();
         if let Some(path) = &config.prices_file {
             let extra =

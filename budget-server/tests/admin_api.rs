@@ -2,6 +2,7 @@
 //! seed's walk-through bodies, validation errors, code rotation, statistics, prices and the
 //! OpenAPI document.
 
+use budget_core::store::LimiterRef;
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHasher, SaltString};
@@ -430,7 +431,12 @@ async fn the_seed_walkthrough() {
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(error_of(&a).0, "not_found");
     }
-    assert!(state.store.limiter_by_code(&code).await.unwrap().is_none());
+    assert!(state
+        .store
+        .find_limiter(LimiterRef::Code(&code))
+        .await
+        .unwrap()
+        .is_none());
     let a = call(&app, Method::GET, &format!("/v1/{code}/budget"), None, None).await;
     assert_ne!(a.status, StatusCode::OK);
     assert_eq!(
@@ -691,7 +697,12 @@ async fn rotate_code_retires_the_old_code() {
     let t = token(&state);
     let l = create(&app, &t, SEED_CREATE).await;
     let (id, old) = (l["id"].as_str().unwrap(), l["code"].as_str().unwrap());
-    assert!(state.store.limiter_by_code(old).await.unwrap().is_some());
+    assert!(state
+        .store
+        .find_limiter(LimiterRef::Code(old))
+        .await
+        .unwrap()
+        .is_some());
     let a = call(
         &app,
         Method::POST,
@@ -708,11 +719,16 @@ async fn rotate_code_retires_the_old_code() {
         a.json["proxy_endpoint"],
         format!("http://localhost:8000/v1/{new}")
     );
-    assert!(state.store.limiter_by_code(old).await.unwrap().is_none());
+    assert!(state
+        .store
+        .find_limiter(LimiterRef::Code(old))
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(
         state
             .store
-            .limiter_by_code(new)
+            .find_limiter(LimiterRef::Code(new))
             .await
             .unwrap()
             .unwrap()

@@ -3,12 +3,14 @@
 //! `Content-Length`, the connection cap, thousands of idle sockets, and a hung upstream stream.
 //! Timeouts are set short for the tests; the defaults are in docs/server.md.
 
+use budget_core::store::prelude::*;
+use budget_core::store::primary_window_spend;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use budget_core::store::UsageQuery;
-use budget_core::{BudgetStore, EnforcementMode, Limiter, MemoryStore, Money, NewLimiter, Period};
+use budget_core::{EnforcementMode, Limiter, MemoryStore, Money, NewLimiter, Period};
 use budget_mock_upstream::{MockOptions, MockUpstream};
 use budget_server::config::Config;
 use budget_server::serve::{fit_open_files, serve, Connections, ServeOptions};
@@ -25,7 +27,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 
 struct Server {
     addr: SocketAddr,
-    store: Arc<dyn BudgetStore>,
+    store: Arc<dyn Store>,
     mock: MockUpstream,
     connections: Connections,
 }
@@ -40,7 +42,7 @@ async fn start_with_mock(
     tweak: impl FnOnce(&mut ServeOptions),
 ) -> Server {
     let mock = MockUpstream::start(mock).await.unwrap();
-    let store: Arc<dyn BudgetStore> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let state = AppState::with_store(config, store.clone(), None).unwrap();
     let mut options = ServeOptions::from_config(&state.config);
     tweak(&mut options);
@@ -284,9 +286,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_its_stream_settled() {
     // The client reads nothing more, and keeps its socket open.
     let settled = tokio::time::timeout(PATIENCE, async {
         loop {
-            let w = server
-                .store
-                .window_spend(limiter.id, chrono::Utc::now())
+            let w = primary_window_spend(&*server.store, limiter.id, chrono::Utc::now())
                 .await
                 .unwrap();
             if w.in_flight == 0 && server.connections.open() == 0 {
@@ -384,9 +384,7 @@ async fn a_trickled_body_is_cut_with_408() {
     println!("stalled body answered after {:?}", started.elapsed());
     assert_eq!(res.status, 408, "{res:?}");
     wait_closed(&mut conn).await;
-    let w = server
-        .store
-        .window_spend(limiter.id, chrono::Utc::now())
+    let w = primary_window_spend(&*server.store, limiter.id, chrono::Utc::now())
         .await
         .unwrap();
     assert_eq!((w.in_flight, w.held), (0, Money::ZERO));
@@ -694,9 +692,7 @@ async fn a_silent_upstream_stream_is_closed_and_its_reservation_settled() {
     let mut body = res.into_body();
     let first = body.frame().await.unwrap().unwrap();
     assert!(first.is_data());
-    let during = server
-        .store
-        .window_spend(limiter.id, chrono::Utc::now())
+    let during = primary_window_spend(&*server.store, limiter.id, chrono::Utc::now())
         .await
         .unwrap();
     assert_eq!(during.in_flight, 1);
@@ -723,9 +719,7 @@ async fn a_silent_upstream_stream_is_closed_and_its_reservation_settled() {
     // Settled for what was delivered: the hold is gone and the request is on record.
     let after = tokio::time::timeout(PATIENCE, async {
         loop {
-            let w = server
-                .store
-                .window_spend(limiter.id, chrono::Utc::now())
+            let w = primary_window_spend(&*server.store, limiter.id, chrono::Utc::now())
                 .await
                 .unwrap();
             if w.in_flight == 0 {

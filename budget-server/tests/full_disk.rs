@@ -4,6 +4,8 @@
 //! room returns and the server is stopped with SIGTERM, every answered request is in the file
 //! exactly once.
 
+use budget_core::store::prelude::*;
+use budget_core::store::primary_window_spend;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,7 +13,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use budget_core::store::UsageQuery;
-use budget_core::{BudgetStore, Limiter, Money, NewLimiter, Period};
+use budget_core::{Limiter, Money, NewLimiter, Period};
 use budget_mock_upstream::{MockOptions, MockUpstream};
 use budget_store_sqlite::SqliteStore;
 use bytes::Bytes;
@@ -264,8 +266,7 @@ async fn usage_survives_a_full_disk_through_the_server() {
             .fetch_one(store.pool())
             .await
             .unwrap();
-    let w = store
-        .window_spend(limiter.id, chrono::Utc::now())
+    let w = primary_window_spend(&store, limiter.id, chrono::Utc::now())
         .await
         .unwrap();
     store.close().await;

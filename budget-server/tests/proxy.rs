@@ -1,13 +1,13 @@
 //! The proxy over real sockets: client → budget-server → OpenAI-compatible mock upstream.
 
+use budget_core::store::prelude::*;
+use budget_core::store::primary_window_spend;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use budget_core::store::UsageQuery;
-use budget_core::{
-    BudgetStore, EnforcementMode, Limiter, MemoryStore, Money, NewLimiter, Period, Provider,
-};
+use budget_core::{EnforcementMode, Limiter, MemoryStore, Money, NewLimiter, Period, Provider};
 use budget_mock_upstream::{MockOptions, MockUpstream};
 use budget_server::config::Config;
 use budget_server::state::AppState;
@@ -19,14 +19,14 @@ use hyper_util::rt::TokioExecutor;
 
 struct Harness {
     url: String,
-    store: Arc<dyn BudgetStore>,
+    store: Arc<dyn Store>,
     mock: MockUpstream,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
 async fn start_with(config: Config, opts: MockOptions) -> Harness {
     let mock = MockUpstream::start(opts).await.unwrap();
-    let store: Arc<dyn BudgetStore> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let state = AppState::with_store(config, store.clone(), None).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -102,9 +102,7 @@ impl Harness {
 
     async fn settled(&self, l: &Limiter) -> budget_core::store::WindowSpend {
         for _ in 0..400 {
-            let w = self
-                .store
-                .window_spend(l.id, chrono::Utc::now())
+            let w = primary_window_spend(&*self.store, l.id, chrono::Utc::now())
                 .await
                 .unwrap();
             if w.in_flight == 0 {

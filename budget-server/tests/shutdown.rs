@@ -1,11 +1,13 @@
 //! The real binary: SIGTERM lets an open stream finish, flushes the store, exits 0.
 
+use budget_core::store::prelude::*;
+use budget_core::store::primary_window_spend;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use budget_core::store::UsageQuery;
-use budget_core::{BudgetStore, Limiter, Money, NewLimiter, Period};
+use budget_core::{Limiter, Money, NewLimiter, Period};
 use budget_mock_upstream::{MockOptions, MockUpstream};
 use budget_store_sqlite::SqliteStore;
 use bytes::Bytes;
@@ -103,8 +105,7 @@ async fn sigterm_lets_streams_finish_and_flushes_usage() {
         totals.completion_tokens >= 20 && totals.cost > Money::ZERO,
         "{totals:?}"
     );
-    let w = store
-        .window_spend(limiter.id, chrono::Utc::now())
+    let w = primary_window_spend(&store, limiter.id, chrono::Utc::now())
         .await
         .unwrap();
     assert_eq!(w.spent, totals.cost);

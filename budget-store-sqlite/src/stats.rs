@@ -3,8 +3,8 @@
 //! the raw `usage_events`. Only those edges (less than an hour each) touch raw events.
 
 use budget_core::store::{
-    CounterKey,
-    sort_groups, BucketSize, GroupBy, UsageBucket, UsageGroup, UsageQuery, UsageRecord, UsageTotals,
+    sort_groups, BucketSize, CounterKey, GroupBy, UsageBucket, UsageGroup, UsageQuery, UsageRecord,
+    UsageTotals,
 };
 use budget_core::{LimiterId, Money};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};

@@ -216,7 +216,15 @@ impl SqliteStore {
                 let load = st.next_load;
                 st.loading
                     .insert(key.clone(), Load::Loading(load, Default::default()));
-                if self.inner.tx.send(Msg::Load { key: key.clone(), load }).is_err() {
+                if self
+                    .inner
+                    .tx
+                    .send(Msg::Load {
+                        key: key.clone(),
+                        load,
+                    })
+                    .is_err()
+                {
                     st.loading.remove(&key);
                     return Err(Error::Closed);
                 }
@@ -510,6 +518,20 @@ impl LimiterCatalog for SqliteStore {
 #[async_trait]
 impl UsageStats for SqliteStore {
     async fn window_spend(&self, key: &CounterKey) -> Result<WindowSpend> {
+        let is_line = match self.lock().limiters.get(key.limiter_id) {
+            None => return Err(Error::LimiterNotFound(key.limiter_id)),
+            Some(l) => key.is_line_of(l),
+        };
+        if !is_line {
+            // Not a budget counter (a user without a budget of their own): a statistic.
+            self.read_barrier().await?;
+            return Ok(WindowSpend {
+                window: key.window,
+                spent: stats::counter_cost(&self.inner.pool, key).await?,
+                held: Default::default(),
+                in_flight: 0,
+            });
+        }
         self.with_counters(|st| {
             if st.limiters.get(key.limiter_id).is_none() {
                 return Err(Error::LimiterNotFound(key.limiter_id));

@@ -2,7 +2,7 @@
 //! lost, and a reopened store restores the current windows from the file.
 
 use budget_core::store::prelude::*;
-use budget_core::store::{primary_window_spend};
+use budget_core::store::primary_window_spend;
 use std::sync::Arc;
 
 use budget_core::store::{ReserveOutcome, ReserveRequest, UsageQuery, UsageRecord};
@@ -95,7 +95,9 @@ async fn strict_budgets_hold_under_load_and_survive_reopen() {
     );
     store.close().await;
     assert!(
-        primary_window_spend(&store, limiters[0].id, at).await.is_ok(),
+        primary_window_spend(&store, limiters[0].id, at)
+            .await
+            .is_ok(),
         "memory still answers after close"
     );
 

@@ -3,7 +3,7 @@
 //! equal the committed events.
 
 use budget_core::store::prelude::*;
-use budget_core::store::{primary_window_spend};
+use budget_core::store::primary_window_spend;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -70,7 +70,9 @@ async fn kill_9_loses_at_most_the_unflushed_batch() {
         Money::from_nanos(1_000 * totals.requests as i64),
         "every event is whole"
     );
-    let w = primary_window_spend(&store, limiter, Utc::now()).await.unwrap();
+    let w = primary_window_spend(&store, limiter, Utc::now())
+        .await
+        .unwrap();
     assert_eq!(w.spent, totals.cost, "counter equals the committed events");
     assert_eq!(
         (w.held, w.in_flight),

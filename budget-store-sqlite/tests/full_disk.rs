@@ -3,7 +3,7 @@
 //! the unsaved backlog is bounded; once room returns every event lands exactly once.
 
 use budget_core::store::prelude::*;
-use budget_core::store::{primary_window_spend};
+use budget_core::store::primary_window_spend;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -238,7 +238,9 @@ async fn usage_survives_a_full_disk() {
     );
     assert_eq!(totals.requests, sent as u64);
     assert_eq!(totals.cost, expected);
-    let w = primary_window_spend(&store, l.id, Utc::now()).await.unwrap();
+    let w = primary_window_spend(&store, l.id, Utc::now())
+        .await
+        .unwrap();
     assert_eq!(w.spent, expected, "the counter rebuilt from the file");
     store.close().await;
 }

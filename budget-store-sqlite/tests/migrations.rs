@@ -1,7 +1,7 @@
 //! A database created by the first schema version, with data, upgrades in place on open.
 
 use budget_core::store::prelude::*;
-use budget_core::store::{LimiterRef, primary_window_spend};
+use budget_core::store::{primary_window_spend, LimiterRef};
 use budget_core::store::{
     BucketSize, GroupBy, ReserveOutcome, ReserveRequest, UsageQuery, UsageRecord,
 };

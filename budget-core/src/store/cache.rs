@@ -141,8 +141,7 @@ impl<S: ?Sized> CachingStore<S> {
         }
         let now = Instant::now();
         let mut e = self.lock();
-        e.by_code
-            .put(l.code.as_str().to_owned(), (l.clone(), now));
+        e.by_code.put(l.code.as_str().to_owned(), (l.clone(), now));
         e.by_id.put(l.id, (l.clone(), now));
     }
 }
@@ -304,10 +303,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            assert_eq!(
-                by_code(&store, &code).await.unwrap().name,
-                "c"
-            );
+            assert_eq!(by_code(&store, &code).await.unwrap().name, "c");
             // …a change through it is seen at once.
             store
                 .update_limiter(
@@ -319,17 +315,12 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            assert_eq!(
-                by_code(&store, &code).await.unwrap().name,
-                "again"
-            );
+            assert_eq!(by_code(&store, &code).await.unwrap().name, "again");
             let rotated = store.rotate_code(l.id).await.unwrap();
             assert!(by_code(&store, &code).await.is_none());
-            assert!(by_code(&store, rotated.code.as_str()).await
-                .is_some());
+            assert!(by_code(&store, rotated.code.as_str()).await.is_some());
             store.delete_limiter(l.id, false).await.unwrap();
-            assert!(by_code(&store, rotated.code.as_str()).await
-                .is_none());
+            assert!(by_code(&store, rotated.code.as_str()).await.is_none());
         }
     }
 
@@ -367,7 +358,8 @@ mod tests {
                 .await
                 .unwrap();
             assert!(
-                by_code(&store, ls[2].code.as_str()).await
+                by_code(&store, ls[2].code.as_str())
+                    .await
                     .unwrap()
                     .is_active
             );

@@ -260,7 +260,12 @@ mod tests {
 
     fn limiter(budget_cents: i64, mode: EnforcementMode) -> Limiter {
         let mut l = Limiter::create(
-            NewLimiter::new("t", Money::from_cents(budget_cents), Period::Day, "https://api.openai.com"),
+            NewLimiter::new(
+                "t",
+                Money::from_cents(budget_cents),
+                Period::Day,
+                "https://api.openai.com",
+            ),
             Utc::now(),
         )
         .unwrap();
@@ -304,19 +309,28 @@ mod tests {
         assert_eq!(r.remaining(), Money::from_cents(100));
         assert_eq!(r.budget, Money::from_cents(300));
         // The second would pass the user's $3: refused, and neither counter moves.
-        let before: Vec<Counter> = lines.iter().map(|l| *ledger.counter(&l.key).unwrap()).collect();
+        let before: Vec<Counter> = lines
+            .iter()
+            .map(|l| *ledger.counter(&l.key).unwrap())
+            .collect();
         let Ok(ReserveOutcome::Denied(d)) = ledger.reserve_lines(&l, &lines, &req) else {
             panic!("second passes the user budget")
         };
         assert_eq!(d.user.as_deref(), Some("u"));
         assert_eq!(d.budget, Money::from_cents(300));
-        let after: Vec<Counter> = lines.iter().map(|l| *ledger.counter(&l.key).unwrap()).collect();
+        let after: Vec<Counter> = lines
+            .iter()
+            .map(|l| *ledger.counter(&l.key).unwrap())
+            .collect();
         assert_eq!(before, after);
         // Settling charges both counters and frees both holds.
         ledger.settle(r.id, Money::from_cents(150)).unwrap();
         for line in &lines {
             let c = ledger.counter(&line.key).unwrap();
-            assert_eq!((c.spent, c.held, c.in_flight), (Money::from_cents(150), Money::ZERO, 0));
+            assert_eq!(
+                (c.spent, c.held, c.in_flight),
+                (Money::from_cents(150), Money::ZERO, 0)
+            );
         }
     }
 
@@ -347,7 +361,10 @@ mod tests {
             panic!()
         };
         ledger.evict_ended(Utc::now());
-        assert!(ledger.is_loaded(&lines[0].key), "kept while a request is in flight");
+        assert!(
+            ledger.is_loaded(&lines[0].key),
+            "kept while a request is in flight"
+        );
         ledger.release(r.id).unwrap();
         ledger.evict_ended(Utc::now());
         assert!(!ledger.is_loaded(&lines[0].key));

@@ -12,7 +12,7 @@ use super::{
     LimiterRef, Reservation, ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup,
     UsageQuery, UsageRecord, UsageStats, UsageTotals, WindowSpend,
 };
-use crate::{Limiter, LimiterCode, LimiterId, LimiterUpdate};
+use crate::{Limiter, LimiterCode, LimiterId, LimiterUpdate, Money};
 
 /// A complete store ([`BudgetStore`], [`LimiterCatalog`], [`UsageStats`]) in memory. Cheap to
 /// clone (shared state).
@@ -207,11 +207,28 @@ impl LimiterCatalog for MemoryStore {
 impl UsageStats for MemoryStore {
     async fn window_spend(&self, key: &CounterKey) -> Result<WindowSpend> {
         let mut inner = self.lock();
-        if inner.limiters.get(key.limiter_id).is_none() {
+        let Some(limiter) = inner.limiters.get(key.limiter_id).cloned() else {
             return Err(Error::LimiterNotFound(key.limiter_id));
+        };
+        if key.is_line_of(&limiter) {
+            // A budget counter: kept in the ledger from now on.
+            inner.load(key);
         }
-        inner.load(key);
-        Ok(inner.ledger.window_spend(key).expect("loaded above"))
+        Ok(match inner.ledger.window_spend(key) {
+            Some(w) => w,
+            // Any other counter (a user without a budget of their own): from the records.
+            None => WindowSpend {
+                window: key.window,
+                spent: inner
+                    .records
+                    .iter()
+                    .filter(|r| key.counts(r))
+                    .map(|r| r.cost)
+                    .sum(),
+                held: Money::ZERO,
+                in_flight: 0,
+            },
+        })
     }
 
     async fn usage_totals(&self, query: &UsageQuery) -> Result<UsageTotals> {

@@ -89,6 +89,19 @@ impl CounterKey {
         }
     }
 
+    /// Is this one of the counters `limiter`'s budgets are kept in (a [`BudgetLine`] of a
+    /// request in this window, for this user)? Stores keep those in their [`Ledger`]; any
+    /// other counter is a statistic, summed from the records when asked.
+    ///
+    /// [`Ledger`]: super::Ledger
+    pub fn is_line_of(&self, limiter: &crate::Limiter) -> bool {
+        limiter.id == self.limiter_id
+            && limiter
+                .budget_lines(self.window.start, self.user.as_deref())
+                .iter()
+                .any(|l| l.key == *self)
+    }
+
     /// Does `record` count in this counter?
     pub fn counts(&self, record: &UsageRecord) -> bool {
         record.limiter_id == self.limiter_id
@@ -155,12 +168,7 @@ pub struct Reservation {
 impl Reservation {
     /// A reservation of `amount` with these holds (at least one); the headline figures
     /// (`window`, `budget`, `committed`) are the tightest hold's.
-    pub fn new(
-        limiter_id: LimiterId,
-        amount: Money,
-        at: DateTime<Utc>,
-        holds: Vec<Hold>,
-    ) -> Self {
+    pub fn new(limiter_id: LimiterId, amount: Money, at: DateTime<Utc>, holds: Vec<Hold>) -> Self {
         let tightest = holds
             .iter()
             .min_by_key(|h| h.remaining())
@@ -244,8 +252,14 @@ impl Denial {
 
 /// Basis points (1/100 %) as a percentage with one decimal: 10 250 → `102.5`.
 pub fn format_percent_bp(bp: i64) -> String {
-    let tenths = (bp + if bp >= 0 { 5 } else { -5 }) / 10;
+    let tenths = percent_tenths(bp);
     format!("{}.{}", tenths / 10, (tenths % 10).abs())
+}
+
+/// Basis points (1/100 %) rounded (half away from zero) to tenths of a percent:
+/// 10 250 → 1 025 (102.5 %), 2 625 → 263.
+pub fn percent_tenths(bp: i64) -> i64 {
+    (bp + if bp >= 0 { 5 } else { -5 }) / 10
 }
 
 /// The outcome of [`BudgetStore::reserve`](super::BudgetStore::reserve).

@@ -5,7 +5,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::Json;
-use budget_core::store::{UsageQuery, WindowSpend};
+use budget_core::store::{CounterKey, UsageQuery, WindowSpend};
 use budget_core::{Limiter, LimiterId, LimiterUpdate, Money, NewLimiter};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,11 @@ pub(crate) async fn window_of(
     limiter: &Limiter,
     now: DateTime<Utc>,
 ) -> Result<WindowSpend, ApiError> {
-    match state.store.window_spend(limiter.id, now).await {
+    match state
+        .store
+        .window_spend(&CounterKey::limiter(limiter.id, limiter.window_at(now)))
+        .await
+    {
         Ok(w) => Ok(w),
         Err(budget_core::store::Error::LimiterNotFound(_)) => Ok(WindowSpend {
             window: limiter.window_at(now),

@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum_app::{app, User};
-use budget_core::{BudgetStore, Limiter, MemoryStore, Money, NewLimiter, Period};
+use budget_core::store::prelude::*;
+use budget_core::{Limiter, MemoryStore, Money, NewLimiter, Period};
 
 #[tokio::main]
 async fn main() {
-    let store: Arc<dyn BudgetStore> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let mut users = HashMap::new();
     for (key, name, cents) in [("alice-key", "alice", 100), ("bob-key", "bob", 0)] {
         // Bob's budget is one nano-dollar: his first request spends it, the next gets a 429.

@@ -7,13 +7,14 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum_app::{app, User};
+use budget_core::store::prelude::*;
 use budget_core::store::UsageQuery;
-use budget_core::{BudgetStore, Limiter, MemoryStore, Money, NewLimiter, Period};
+use budget_core::{Limiter, MemoryStore, Money, NewLimiter, Period};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-async fn setup(budget: Money) -> (Arc<dyn BudgetStore>, axum::Router, Limiter) {
-    let store: Arc<dyn BudgetStore> = Arc::new(MemoryStore::new());
+async fn setup(budget: Money) -> (Arc<dyn Store>, axum::Router, Limiter) {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let l = Limiter::create(
         NewLimiter::new("alice", budget, Period::Day, "http://unused.invalid"),
         chrono::Utc::now(),
@@ -42,9 +43,11 @@ async fn text(res: axum::response::Response) -> String {
     String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
 }
 
-async fn wait_settled(store: &dyn BudgetStore, l: &Limiter) -> Money {
+async fn wait_settled(store: &dyn Store, l: &Limiter) -> Money {
     for _ in 0..200 {
-        let w = store.window_spend(l.id, chrono::Utc::now()).await.unwrap();
+        let w = budget_core::store::primary_window_spend(store, l.id, chrono::Utc::now())
+            .await
+            .unwrap();
         if w.in_flight == 0 {
             return w.spent;
         }

@@ -1,4 +1,5 @@
-//! A small, complete [`BudgetStore`] to copy as the start of your own backend.
+//! A small, complete store (the hot path [`BudgetStore`], the admin API's [`LimiterCatalog`] and
+//! the dashboard's [`UsageStats`]) to copy as the start of your own backend.
 //!
 //! `JournalStore` keeps the hot path in memory (it delegates budget decisions to
 //! [`MemoryStore`], which is already atomic) and makes limiters and usage durable by appending
@@ -15,16 +16,17 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use budget_core::store::{
-    BucketSize, Error, GroupBy, Reservation, ReserveOutcome, ReserveRequest, Result, UsageBucket,
-    UsageGroup, UsageQuery, UsageRecord, UsageTotals, WindowSpend,
+    BucketSize, BudgetStore, CounterKey, Error, GroupBy, LimiterCatalog, LimiterRef, Reservation,
+    ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup, UsageQuery, UsageRecord,
+    UsageStats, UsageTotals, WindowSpend,
 };
-use budget_core::{BudgetStore, Limiter, LimiterId, LimiterUpdate, MemoryStore};
+use budget_core::{Limiter, LimiterId, LimiterUpdate, MemoryStore};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 /// One line of the journal.
@@ -39,7 +41,7 @@ enum Entry {
     Usage { record: UsageRecord },
 }
 
-/// A [`BudgetStore`] that journals to a file and decides in memory.
+/// A store that journals to a file and decides in memory.
 #[derive(Debug)]
 pub struct JournalStore {
     memory: MemoryStore,
@@ -116,8 +118,41 @@ fn uuid_like() -> String {
     budget_core::LimiterCode::generate().to_string()
 }
 
+/// The hot path: what the proxy calls on every request. Decisions stay in memory (atomic,
+/// all or nothing over every budget a request counts in); a settled charge is journaled.
 #[async_trait]
 impl BudgetStore for JournalStore {
+    async fn find_limiter(&self, by: LimiterRef<'_>) -> Result<Option<Arc<Limiter>>> {
+        self.memory.find_limiter(by).await
+    }
+
+    async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
+        // Reservations are in-flight state: they die with the process, so only memory.
+        self.memory.reserve(request).await
+    }
+
+    async fn settle(&self, reservation: &Reservation, mut record: UsageRecord) -> Result<()> {
+        record.limiter_id = reservation.limiter_id;
+        record.at = reservation.at;
+        // Memory first: a second settle of the same reservation fails here and is not
+        // journaled, so it is never charged twice after a replay either.
+        self.memory.settle(reservation, record.clone()).await?;
+        self.append(&Entry::Usage { record })
+    }
+
+    async fn release(&self, reservation: &Reservation) -> Result<()> {
+        self.memory.release(reservation).await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let file = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        file.sync_data().map_err(Error::backend)
+    }
+}
+
+/// Limiters for the admin API: every change is journaled after memory accepted it.
+#[async_trait]
+impl LimiterCatalog for JournalStore {
     async fn create_limiter(&self, limiter: &Limiter) -> Result<()> {
         self.memory.create_limiter(limiter).await?;
         self.append(&Entry::Limiter {
@@ -127,10 +162,6 @@ impl BudgetStore for JournalStore {
 
     async fn get_limiter(&self, id: LimiterId) -> Result<Option<Limiter>> {
         self.memory.get_limiter(id).await
-    }
-
-    async fn limiter_by_code(&self, code: &str) -> Result<Option<Limiter>> {
-        self.memory.limiter_by_code(code).await
     }
 
     async fn list_limiters(&self, include_deleted: bool) -> Result<Vec<Limiter>> {
@@ -158,29 +189,17 @@ impl BudgetStore for JournalStore {
         self.append(&Entry::Delete { id, purge })
     }
 
-    async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome> {
-        // Reservations are in-flight state: they die with the process, so only memory.
-        self.memory.reserve(request).await
-    }
-
-    async fn settle(&self, reservation: &Reservation, mut record: UsageRecord) -> Result<()> {
-        record.limiter_id = reservation.limiter_id;
-        record.at = reservation.at;
-        self.memory.settle(reservation, record.clone()).await?;
-        self.append(&Entry::Usage { record })
-    }
-
-    async fn release(&self, reservation: &Reservation) -> Result<()> {
-        self.memory.release(reservation).await
-    }
-
     async fn record_usage(&self, record: UsageRecord) -> Result<()> {
         self.memory.record_usage(record.clone()).await?;
         self.append(&Entry::Usage { record })
     }
+}
 
-    async fn window_spend(&self, id: LimiterId, at: DateTime<Utc>) -> Result<WindowSpend> {
-        self.memory.window_spend(id, at).await
+/// Statistics: answered by the in-memory copy of the journal.
+#[async_trait]
+impl UsageStats for JournalStore {
+    async fn window_spend(&self, key: &CounterKey) -> Result<WindowSpend> {
+        self.memory.window_spend(key).await
     }
 
     async fn usage_totals(&self, query: &UsageQuery) -> Result<UsageTotals> {
@@ -206,11 +225,6 @@ impl BudgetStore for JournalStore {
 
     async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>> {
         self.memory.recent_usage(query, limit).await
-    }
-
-    async fn flush(&self) -> Result<()> {
-        let file = self.journal.lock().unwrap_or_else(|p| p.into_inner());
-        file.sync_data().map_err(Error::backend)
     }
 }
 

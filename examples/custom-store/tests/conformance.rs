@@ -7,8 +7,10 @@ budget_core::store_conformance_tests!(async { JournalStore::temporary().await })
 /// What the journal is for: a reopened store has the same limiters and spend.
 #[tokio::test]
 async fn survives_reopen() {
+    use budget_core::store::prelude::*;
+    use budget_core::store::{primary_window_spend, LimiterRef};
     use budget_core::store::{ReserveOutcome, ReserveRequest, UsageQuery};
-    use budget_core::{BudgetStore, EnforcementMode, LimiterUpdate, Period};
+    use budget_core::{EnforcementMode, LimiterUpdate, Period};
 
     let store = JournalStore::temporary().await;
     let path = store.path().to_path_buf();
@@ -18,11 +20,7 @@ async fn survives_reopen() {
     let b =
         budget_core::conformance::limiter(&store, "5", Period::Day, EnforcementMode::Soft).await;
     let ReserveOutcome::Reserved(r) = store
-        .reserve(&ReserveRequest {
-            limiter_id: a.id,
-            amount: "1".parse().unwrap(),
-            at: t0,
-        })
+        .reserve(&ReserveRequest::new(a.id, "1".parse().unwrap(), t0))
         .await
         .unwrap()
     else {
@@ -54,7 +52,7 @@ async fn survives_reopen() {
     let a2 = reopened.get_limiter(a.id).await.unwrap().unwrap();
     assert_eq!((a2.name.as_str(), &a2.code), ("renamed", &rotated.code));
     assert!(reopened
-        .limiter_by_code(a.code.as_str())
+        .find_limiter(LimiterRef::Code(a.code.as_str()))
         .await
         .unwrap()
         .is_none());
@@ -66,12 +64,15 @@ async fn survives_reopen() {
         .deleted_at
         .is_some());
     assert!(reopened
-        .limiter_by_code(b.code.as_str())
+        .find_limiter(LimiterRef::Code(b.code.as_str()))
         .await
         .unwrap()
         .is_none());
     assert_eq!(
-        reopened.window_spend(a.id, t0).await.unwrap().spent,
+        primary_window_spend(&reopened, a.id, t0)
+            .await
+            .unwrap()
+            .spent,
         "2.5".parse().unwrap()
     );
     assert_eq!(
