@@ -127,6 +127,7 @@ pub mod api;
 pub mod limiter;
 pub mod money;
 pub mod period;
+pub mod policy;
 pub mod pricing;
 pub mod store;
 pub mod usage;

@@ -1,5 +1,6 @@
 //! Limiters: a budget, a period, an upstream, and the secret code that names them in a URL.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -11,6 +12,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::api::UnmeteredPolicy;
+use crate::policy::{self, BudgetWindow};
 use crate::store::{BudgetLine, CounterKey};
 use crate::{Money, Period, Window};
 
@@ -185,6 +187,34 @@ pub struct Limiter {
     pub unmetered_endpoints: Option<UnmeteredPolicy>,
     /// Inactive limiters refuse every request.
     pub is_active: bool,
+    /// More budget windows besides the primary one (`budget_limit` per `period_type`), e.g.
+    /// $5 an hour on top of $100 a month: a request must fit every window.
+    #[serde(default)]
+    pub extra_budgets: Vec<BudgetWindow>,
+    /// The budget of each end user (the request's `user` field, or the configured header),
+    /// inside the limiter's own. Requests without a user count only against the limiter's
+    /// windows unless `require_user` is set.
+    #[serde(default)]
+    pub user_budget: Option<BudgetWindow>,
+    /// Budgets of named end users, in place of `user_budget` for them.
+    #[serde(default)]
+    pub user_overrides: BTreeMap<String, BudgetWindow>,
+    /// Refuse requests that name no end user.
+    #[serde(default)]
+    pub require_user: bool,
+    /// The models this limiter may use: exact names or `*` globs; empty allows all.
+    #[serde(default)]
+    pub allowed_models: Vec<String>,
+    /// The most one request may cost in the worst case (prompt + output limit).
+    #[serde(default)]
+    pub max_request_cost: Option<Money>,
+    /// A request over `max_request_cost` that sets no output limit: give it the largest output
+    /// limit that keeps it under the cap (true, the default), or refuse it (false).
+    #[serde(default = "yes")]
+    pub cap_output_tokens: bool,
+    /// From this instant every request is refused (`403 limiter_expired`).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it was last changed.
@@ -199,24 +229,69 @@ impl Limiter {
         self.period_type.window_at_in(t, self.timezone)
     }
 
-    /// Every budget a request at `t` for end user `user` must fit in, the limiter's primary
-    /// window first. Stores reserve against all of them at once (see
-    /// [`Ledger`](crate::store::Ledger)). Today that is the primary window; further windows
-    /// and per-user budgets add lines here.
+    /// Every budget a request at `t` for end user `user` must fit in: the primary window,
+    /// then the extra windows, then the user's budget (an override, else `user_budget`) when
+    /// there is a user. Stores reserve against all of them at once (see
+    /// [`Ledger`](crate::store::Ledger)).
     pub fn budget_lines(&self, t: DateTime<Utc>, user: Option<&str>) -> Vec<BudgetLine> {
-        let _ = user;
-        vec![BudgetLine {
-            key: CounterKey::limiter(self.id, self.window_at(t)),
-            budget: self.budget_limit,
+        let line = |user: Option<&str>, budget, period: Period| BudgetLine {
+            key: CounterKey {
+                limiter_id: self.id,
+                user: user.map(str::to_owned),
+                window: period.window_at_in(t, self.timezone),
+            },
+            budget,
             mode: self.mode,
-            period: self.period_type,
-        }]
+            period,
+        };
+        let mut lines = Vec::with_capacity(1 + self.extra_budgets.len());
+        lines.push(line(None, self.budget_limit, self.period_type));
+        for w in &self.extra_budgets {
+            lines.push(line(None, w.budget_limit, w.period_type));
+        }
+        if let Some(u) = user {
+            if let Some(w) = self.user_budget_of(u) {
+                lines.push(line(Some(u), w.budget_limit, w.period_type));
+            }
+        }
+        lines
+    }
+
+    /// The budget of end user `user`: their override, else `user_budget`.
+    pub fn user_budget_of(&self, user: &str) -> Option<&BudgetWindow> {
+        self.user_overrides.get(user).or(self.user_budget.as_ref())
+    }
+
+    /// Does `allowed_models` let this model through?
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.allowed_models.is_empty()
+            || self
+                .allowed_models
+                .iter()
+                .any(|p| crate::policy::model_matches(p, model))
+    }
+
+    /// Is the limiter past `expires_at` at `t`?
+    pub fn is_expired(&self, t: DateTime<Utc>) -> bool {
+        crate::policy::expired(self.expires_at, t)
+    }
+
+    /// Check the fields that depend on each other (extra windows against the primary period).
+    fn validate_policies(&self) -> Result<(), ValidationError> {
+        policy::validate_extra_budgets(self.period_type, &self.extra_budgets)?;
+        if let Some(w) = &self.user_budget {
+            w.validate("user_budget")?;
+        }
+        policy::validate_user_overrides(&self.user_overrides)?;
+        policy::validate_allowed_models(&self.allowed_models)?;
+        policy::validate_max_request_cost(self.max_request_cost)?;
+        Ok(())
     }
 
     /// Build a new limiter from validated input, with a fresh id and code.
     pub fn create(new: NewLimiter, now: DateTime<Utc>) -> Result<Limiter, ValidationError> {
         new.validate()?;
-        Ok(Limiter {
+        Limiter {
             id: LimiterId::new(),
             name: new.name.trim().to_owned(),
             code: LimiterCode::generate(),
@@ -229,10 +304,24 @@ impl Limiter {
             unpriced: new.unpriced.unwrap_or_default(),
             unmetered_endpoints: new.unmetered_endpoints,
             is_active: new.is_active.unwrap_or(true),
+            extra_budgets: new.extra_budgets,
+            user_budget: new.user_budget,
+            user_overrides: BTreeMap::new(),
+            require_user: new.require_user.unwrap_or(false),
+            allowed_models: new.allowed_models,
+            max_request_cost: new.max_request_cost,
+            cap_output_tokens: new.cap_output_tokens.unwrap_or(true),
+            expires_at: new.expires_at,
             created_at: now,
             updated_at: now,
             deleted_at: None,
-        })
+        }
+        .validated()
+    }
+
+    fn validated(self) -> Result<Limiter, ValidationError> {
+        self.validate_policies()?;
+        Ok(self)
     }
 
     /// Apply a partial update (validated first; on error nothing changes).
@@ -242,6 +331,15 @@ impl Limiter {
         now: DateTime<Utc>,
     ) -> Result<(), ValidationError> {
         update.validate()?;
+        let mut next = self.clone();
+        next.apply_fields(update)?;
+        next.validate_policies()?;
+        next.updated_at = now;
+        *self = next;
+        Ok(())
+    }
+
+    fn apply_fields(&mut self, update: &LimiterUpdate) -> Result<(), ValidationError> {
         if let Some(name) = &update.name {
             self.name = name.trim().to_owned();
         }
@@ -272,7 +370,38 @@ impl Limiter {
         if let Some(a) = update.is_active {
             self.is_active = a;
         }
-        self.updated_at = now;
+        if let Some(e) = &update.extra_budgets {
+            self.extra_budgets = e.clone();
+        }
+        if let Some(u) = update.user_budget {
+            self.user_budget = u;
+        }
+        if let Some((user, w)) = &update.user_override {
+            policy::validate_user_id(user)?;
+            match w {
+                Some(w) => {
+                    self.user_overrides.insert(user.clone(), *w);
+                }
+                None => {
+                    self.user_overrides.remove(user);
+                }
+            }
+        }
+        if let Some(r) = update.require_user {
+            self.require_user = r;
+        }
+        if let Some(m) = &update.allowed_models {
+            self.allowed_models = m.clone();
+        }
+        if let Some(c) = update.max_request_cost {
+            self.max_request_cost = c;
+        }
+        if let Some(c) = update.cap_output_tokens {
+            self.cap_output_tokens = c;
+        }
+        if let Some(e) = update.expires_at {
+            self.expires_at = e;
+        }
         Ok(())
     }
 }
@@ -308,6 +437,28 @@ pub struct NewLimiter {
     /// Default true.
     #[serde(default)]
     pub is_active: Option<bool>,
+    /// More windows, e.g. `[{"budget_limit": 5, "period_type": "hour"}]` (default none).
+    #[serde(default)]
+    pub extra_budgets: Vec<BudgetWindow>,
+    /// The budget of each end user (default none).
+    #[serde(default)]
+    pub user_budget: Option<BudgetWindow>,
+    /// Refuse requests without an end user (default false).
+    #[serde(default)]
+    pub require_user: Option<bool>,
+    /// Allowed models, exact or `*` globs (default: all).
+    #[serde(default)]
+    pub allowed_models: Vec<String>,
+    /// Worst-case cost cap per request (default none).
+    #[serde(default)]
+    pub max_request_cost: Option<Money>,
+    /// Cap the output of requests without an output limit instead of refusing them (default
+    /// true).
+    #[serde(default)]
+    pub cap_output_tokens: Option<bool>,
+    /// When the limiter stops working (RFC 3339; default never).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl NewLimiter {
@@ -329,6 +480,13 @@ impl NewLimiter {
             unpriced: None,
             unmetered_endpoints: None,
             is_active: None,
+            extra_budgets: Vec::new(),
+            user_budget: None,
+            require_user: None,
+            allowed_models: Vec::new(),
+            max_request_cost: None,
+            cap_output_tokens: None,
+            expires_at: None,
         }
     }
 
@@ -375,6 +533,31 @@ pub struct LimiterUpdate {
     /// Activate or deactivate.
     #[serde(default)]
     pub is_active: Option<bool>,
+    /// New extra windows (`[]` removes them all).
+    #[serde(default)]
+    pub extra_budgets: Option<Vec<BudgetWindow>>,
+    /// New per-user budget; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    pub user_budget: Option<Option<BudgetWindow>>,
+    /// Set (`Some`) or remove (`None`) one end user's budget override (the admin API's
+    /// `PUT`/`DELETE /api/limiters/{id}/users/{user}`).
+    #[serde(skip)]
+    pub user_override: Option<(String, Option<BudgetWindow>)>,
+    /// Refuse requests without an end user.
+    #[serde(default)]
+    pub require_user: Option<bool>,
+    /// New model rules (`[]` allows every model).
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
+    /// New worst-case cap per request; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    pub max_request_cost: Option<Option<Money>>,
+    /// Cap output instead of refusing.
+    #[serde(default)]
+    pub cap_output_tokens: Option<bool>,
+    /// New expiry; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
 }
 
 impl LimiterUpdate {
@@ -391,6 +574,10 @@ impl LimiterUpdate {
         }
         Ok(())
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A field that is present (even as `null`) becomes `Some`, so `null` can reset a setting.

@@ -135,7 +135,7 @@ impl Sums {
 
 /// Rows per multi-row `INSERT`, largest first. A batch is cut into chunks of these sizes
 /// only, so each table has at most five statement texts, each prepared once per connection
-/// (16 columns × 256 rows stays under SQLite's 32 766 variables).
+/// (17 columns × 256 rows stays under SQLite's 32 766 variables).
 const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
 
 /// Cut `rows` into chunks whose sizes are in [`CHUNKS`].
@@ -251,7 +251,8 @@ async fn write_batch_unboxed(
                 .push_bind(r.estimated)
                 .push_bind(i64::from(r.status))
                 .push_bind(r.streamed)
-                .push_bind(count(r.latency_ms));
+                .push_bind(count(r.latency_ms))
+                .push_bind(r.price_version.as_deref());
         });
         qb.build().execute(&mut *conn).await?;
     }

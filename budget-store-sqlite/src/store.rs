@@ -20,6 +20,7 @@ use crate::backlog::UnsavedLimits;
 use crate::options::Location;
 use crate::rows::{
     bind_limiter, limiter_from_row, micros, normalize, truncate_micros, LIMITER_COLUMNS,
+    LIMITER_PLACEHOLDERS,
 };
 use crate::state::{HotState, Load};
 use crate::writer::{Msg, Shared, Target, Writer};
@@ -210,8 +211,9 @@ impl SqliteStore {
             }
             None => {
                 self.check_open()?;
-                // A new counter: drop the ones whose windows ended (they hold nothing).
-                st.ledger.evict_ended(Utc::now());
+                // A new counter: drop those whose windows ended before its window began (they
+                // hold nothing, and no line of the request that needs this one is among them).
+                st.ledger.evict_ended(key.window.start);
                 st.next_load += 1;
                 let load = st.next_load;
                 st.loading
@@ -255,7 +257,7 @@ impl SqliteStore {
     /// Write every column of `l` to its row.
     async fn write_limiter(&self, l: &Limiter) -> Result<()> {
         let sql = format!(
-            "UPDATE limiters SET ({LIMITER_COLUMNS}) = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?"
+            "UPDATE limiters SET ({LIMITER_COLUMNS}) = ({LIMITER_PLACEHOLDERS}) WHERE id = ?"
         );
         bind_limiter(sqlx::query(&sql), l)
             .bind(l.id.to_string())
@@ -417,7 +419,8 @@ impl LimiterCatalog for SqliteStore {
                 return Err(Error::Conflict("limiter code already in use".into()));
             }
         }
-        let sql = format!("INSERT INTO limiters ({LIMITER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        let sql =
+            format!("INSERT INTO limiters ({LIMITER_COLUMNS}) VALUES ({LIMITER_PLACEHOLDERS})");
         bind_limiter(sqlx::query(&sql), limiter)
             .execute(&self.inner.pool)
             .await

@@ -67,6 +67,7 @@ fn record(rng: &mut Rng, limiters: &[LimiterId]) -> UsageRecord {
         status: if rng.below(12) == 0 { 500 } else { 200 },
         streamed: rng.below(2) == 0,
         latency_ms: rng.below(3_000),
+        price_version: None,
     }
 }
 

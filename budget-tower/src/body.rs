@@ -208,6 +208,7 @@ impl Drop for Settlement {
             record.status = status.as_u16();
             record.streamed = streamed;
             record.latency_ms = latency_ms;
+            record.price_version = Some(config.prices.version().to_owned());
             settle(&config, &limiter, &reservation, record).await;
         };
         match tokio::runtime::Handle::try_current() {

@@ -22,6 +22,8 @@ pub struct Refusal {
     /// `Retry-After` in seconds: until the budget resets (429), or
     /// [`STORE_RETRY_AFTER_SECS`] when the store is unavailable (503).
     pub retry_after: Option<u64>,
+    /// More response headers (the 429 describes the refusing budget in `x-budget-*`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Refusal {
@@ -45,15 +47,118 @@ impl Refusal {
         )
     }
 
-    /// 429: over budget, with the product's message and `Retry-After`.
-    pub fn budget_exceeded(denial: &Denial, now: chrono::DateTime<chrono::Utc>) -> Self {
+    /// 429: over budget, with the product's message and `Retry-After` (when the refusing
+    /// window resets). `primary` says whether the refusing budget is the limiter's own
+    /// `budget_limit`/`period_type`; for another window or an end user's budget the message
+    /// also names when it resets. Headers `x-budget-limit`, `x-budget-spent`,
+    /// `x-budget-period`, `x-budget-reset` (and `x-budget-user`) describe the refusing budget.
+    pub fn budget_exceeded(
+        denial: &Denial,
+        now: chrono::DateTime<chrono::Utc>,
+        primary: bool,
+    ) -> Self {
+        let reset = denial
+            .window
+            .end
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut message = denial.message();
+        if !primary {
+            message.push_str(&format!(". Resets at {reset}"));
+        }
+        let dollars = |m: budget_core::Money| m.to_string().replace(['$', ','], "");
+        let mut headers = vec![
+            ("x-budget-limit", dollars(denial.budget)),
+            ("x-budget-spent", dollars(denial.spent)),
+            (
+                "x-budget-remaining",
+                dollars(
+                    denial
+                        .budget
+                        .saturating_sub(denial.spent.saturating_add(denial.held))
+                        .non_negative(),
+                ),
+            ),
+            ("x-budget-period", denial.period.as_str().to_owned()),
+            ("x-budget-reset", reset),
+        ];
+        if let Some(user) = &denial.user {
+            headers.push(("x-budget-user", user.clone()));
+        }
         Refusal {
             status: StatusCode::TOO_MANY_REQUESTS,
-            message: denial.message(),
+            message,
             kind: "429",
             code: "budget_exceeded",
             retry_after: Some(denial.window.seconds_until_end(now).max(1)),
+            headers,
         }
+    }
+
+    /// 403: the limiter is past its `expires_at`.
+    pub fn expired(at: Option<chrono::DateTime<chrono::Utc>>) -> Self {
+        let message = match at {
+            Some(t) => format!(
+                "This limiter expired at {}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            None => "This limiter has expired".to_owned(),
+        };
+        Refusal::new(
+            StatusCode::FORBIDDEN,
+            message,
+            "permission_error",
+            "limiter_expired",
+        )
+    }
+
+    /// 403: the model is not in the limiter's `allowed_models`.
+    pub fn model_not_allowed(model: Option<&str>) -> Self {
+        let message = match model {
+            Some(m) => format!("Model `{m}` is not allowed for this limiter"),
+            None => {
+                "The request names no model, and this limiter allows only some models".to_owned()
+            }
+        };
+        Refusal::new(
+            StatusCode::FORBIDDEN,
+            message,
+            "permission_error",
+            "model_not_allowed",
+        )
+    }
+
+    /// 400: the request's worst case is above the limiter's `max_request_cost`.
+    pub fn request_too_costly(
+        worst_case: Option<budget_core::Money>,
+        cap: budget_core::Money,
+        hint: &str,
+    ) -> Self {
+        let message = match worst_case {
+            Some(w) => format!(
+                "This request could cost up to {w} (its prompt plus its output limit at the \
+                 model's prices), above this limiter's per-request cap of {cap}. {hint}"
+            ),
+            None => format!(
+                "The model has no known price, so this limiter's per-request cap of {cap} \
+                 cannot be checked"
+            ),
+        };
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            message,
+            "invalid_request_error",
+            "request_cost_too_high",
+        )
+    }
+
+    /// 400: the limiter requires an end-user id (`user` field or the configured header).
+    pub fn user_required() -> Self {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "This limiter requires an end-user id: set the request's `user` field",
+            "invalid_request_error",
+            "user_required",
+        )
     }
 
     /// 400: the model has no price and the limiter refuses unpriced models.
@@ -178,6 +283,7 @@ impl Refusal {
             kind,
             code,
             retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -207,6 +313,11 @@ impl Refusal {
         );
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::try_from(value) {
+                h.insert(name, v);
+            }
         }
         res
     }

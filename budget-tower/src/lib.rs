@@ -55,6 +55,7 @@ mod error;
 mod future;
 mod hooks;
 mod layer;
+mod policy;
 mod resolve;
 mod service;
 mod settlements;

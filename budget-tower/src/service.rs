@@ -118,6 +118,13 @@ where
     if !limiter.is_active {
         return Ok(refuse(&config, Some(&limiter), Refusal::inactive()));
     }
+    if limiter.is_expired(now) {
+        return Ok(refuse(
+            &config,
+            Some(&limiter),
+            Refusal::expired(limiter.expires_at),
+        ));
+    }
     // The inner service (e.g. a proxy) learns the upstream from here (`Arc<Limiter>`).
     parts.extensions.insert(limiter.clone());
 
@@ -191,7 +198,7 @@ where
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let info = RequestInfo::parse_with_content_type(endpoint, content_type, &bytes);
+    let mut info = RequestInfo::parse_with_content_type(endpoint, content_type, &bytes);
     // `model` and `user` are stored with the usage: bound them (a 4 MiB `user` must not become
     // 4 MiB on disk per request).
     let user = config
@@ -209,6 +216,10 @@ where
                 Refusal::field_too_long(field, MAX_LABEL_CHARS),
             ));
         }
+    }
+
+    if let Err(refusal) = crate::policy::check_request(&limiter, &info, user.as_deref()) {
+        return Ok(refuse(&config, Some(&limiter), refusal));
     }
 
     let priced = info
@@ -238,6 +249,29 @@ where
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         }
+    }
+
+    // The per-request price guard; it may give a request without an output limit one.
+    match crate::policy::price_guard(&config.prices, &limiter, &info) {
+        Ok(None) => {}
+        Ok(Some(limit)) => match crate::policy::set_output_limit(endpoint, &bytes, limit) {
+            Some(rewritten) => {
+                bytes = Bytes::from(rewritten);
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                info.max_output_tokens = Some(limit);
+            }
+            None => {
+                let cap = limiter.max_request_cost.unwrap_or(Money::ZERO);
+                return Ok(refuse(
+                    &config,
+                    Some(&limiter),
+                    Refusal::request_too_costly(None, cap, ""),
+                ));
+            }
+        },
+        Err(refusal) => return Ok(refuse(&config, Some(&limiter), refusal)),
     }
 
     // 4. Reserve.
@@ -356,7 +390,11 @@ async fn admit(
         Ok(ReserveOutcome::Reserved(r)) => Admission::Reserved(r),
         Ok(ReserveOutcome::Denied(d)) => Admission::Refused(match d.reason {
             DenialReason::Inactive => Refusal::inactive(),
-            DenialReason::BudgetExceeded => Refusal::budget_exceeded(&d, now),
+            DenialReason::Expired => Refusal::expired(limiter.expires_at),
+            DenialReason::BudgetExceeded => {
+                let primary = d.user.is_none() && d.period == limiter.period_type;
+                Refusal::budget_exceeded(&d, now, primary)
+            }
         }),
         Err(StoreError::LimiterNotFound(_)) => Admission::Refused(Refusal::unknown_limiter()),
         Err(e) => {

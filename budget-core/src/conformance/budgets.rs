@@ -52,9 +52,15 @@ pub async fn reserve_settle_release_accounting(store: Arc<dyn Store>) {
     let r3 = reserved(s, &a, "0", t0()).await;
     let mut late = record(&a, t0() + Duration::days(3), "0.01", "gpt-4o", None);
     late.limiter_id = crate::LimiterId::new();
+    late.price_version = Some("sha256:0123456789abcdef".into());
     s.settle(&r3, late).await.unwrap();
     let recent = s.recent_usage(&UsageQuery::all(), 1).await.unwrap();
     assert_eq!((recent[0].at, recent[0].limiter_id), (t0(), a.id));
+    assert_eq!(
+        recent[0].price_version.as_deref(),
+        Some("sha256:0123456789abcdef"),
+        "the record keeps which price table priced it"
+    );
     assert_eq!(spend(s, a.id, t0()).await.spent, m("0.41"));
 }
 

@@ -16,6 +16,7 @@
 
 mod budgets;
 mod limiters;
+mod policies;
 mod races;
 mod stats;
 
@@ -27,6 +28,10 @@ pub use budgets::{
 };
 pub use limiters::{
     code_lookup_and_rotation, delete_keeps_history_and_purge_removes_it, limiter_crud,
+};
+pub use policies::{
+    concurrent_reservations_respect_every_budget, every_window_must_admit,
+    expired_limiter_is_denied, policies_round_trip, user_budgets_and_overrides,
 };
 pub use races::{
     concurrent_soft_reservations_lose_nothing, concurrent_strict_reservations_never_overspend,
@@ -61,6 +66,11 @@ macro_rules! store_conformance_tests {
             window_rollover,
             record_usage_without_reservation,
             user_counters_and_reservations_for_users,
+            policies_round_trip,
+            every_window_must_admit,
+            user_budgets_and_overrides,
+            expired_limiter_is_denied,
+            concurrent_reservations_respect_every_budget,
             statistics,
             concurrent_strict_reservations_never_overspend,
             concurrent_soft_reservations_lose_nothing

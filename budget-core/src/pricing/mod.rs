@@ -328,6 +328,8 @@ pub enum PricingError {
 struct TableData {
     source: Option<String>,
     models: BTreeMap<String, ModelPrice>,
+    /// [`PriceTable::version`], computed on first use.
+    version: OnceLock<String>,
 }
 
 /// A table of model prices: the built-in list prices, possibly extended or corrected by an
@@ -413,6 +415,7 @@ impl PriceTable {
         let mut data = Arc::unwrap_or_clone(self.data);
         let other = Arc::unwrap_or_clone(other.data);
         data.models.extend(other.models);
+        data.version = OnceLock::new();
         PriceTable {
             data: Arc::new(data),
         }
@@ -453,6 +456,23 @@ impl PriceTable {
         };
         // Serializing plain structs and string-keyed maps cannot fail.
         serde_json::to_string_pretty(&out).unwrap_or_default()
+    }
+
+    /// A content hash of the prices in force (`sha256:` and 16 hex digits of the SHA-256 of the
+    /// entries in data-file form): what a usage record names so a charge can be audited
+    /// against the exact table that priced it. Equal tables have equal versions; any change of
+    /// a price, a built-in update or an override in force changes it.
+    pub fn version(&self) -> &str {
+        self.data.version.get_or_init(|| {
+            use sha2::{Digest, Sha256};
+            let out = OutFile {
+                source: None,
+                models: &self.data.models,
+            };
+            let digest = Sha256::digest(serde_json::to_vec(&out).unwrap_or_default());
+            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("sha256:{hex}")
+        })
     }
 
     /// Entry by an already lower-cased name.
@@ -501,6 +521,7 @@ fn parse(json: &str, origin: &str) -> Result<TableData, PricingError> {
     Ok(TableData {
         source: raw.source,
         models,
+        version: OnceLock::new(),
     })
 }
 

@@ -146,6 +146,9 @@ impl Ledger {
         if !limiter.is_active {
             return Ok(denial(DenialReason::Inactive, &lines[0], &counters[0]));
         }
+        if limiter.is_expired(request.at) {
+            return Ok(denial(DenialReason::Expired, &lines[0], &counters[0]));
+        }
         if let Some((line, c)) = lines
             .iter()
             .zip(&counters)
@@ -233,11 +236,13 @@ impl Ledger {
         self.counters.retain(|k, _| k.limiter_id != id);
     }
 
-    /// Drop counters whose window ended before `now` and that hold nothing (memory stays
-    /// bounded by the counters in use, however many end users or windows pass).
-    pub fn evict_ended(&mut self, now: DateTime<Utc>) {
+    /// Drop counters whose window ended at or before `before` and that hold nothing (memory
+    /// stays bounded by the counters in use, however many end users or windows pass). Call it
+    /// with the start of the window being loaded: the other counters of the same request
+    /// contain that request's time, so they end after it and are kept.
+    pub fn evict_ended(&mut self, before: DateTime<Utc>) {
         self.counters
-            .retain(|k, c| k.window.end > now || c.in_flight > 0);
+            .retain(|k, c| k.window.end > before || c.in_flight > 0);
     }
 
     /// Number of loaded counters.

@@ -100,7 +100,9 @@ impl BudgetStore for MemoryStore {
             match inner.ledger.reserve(&limiter, request) {
                 Ok(outcome) => return Ok(outcome),
                 Err(missing) => {
-                    inner.ledger.evict_ended(Utc::now());
+                    // Counters of windows that ended before this one began hold nothing
+                    // this request needs.
+                    inner.ledger.evict_ended(missing.0.window.start);
                     inner.load(&missing.0);
                 }
             }

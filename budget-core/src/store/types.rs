@@ -200,6 +200,8 @@ pub enum DenialReason {
     BudgetExceeded,
     /// The limiter is switched off.
     Inactive,
+    /// The limiter is past its `expires_at`.
+    Expired,
 }
 
 /// A refusal, with the figures that explain it.
@@ -234,13 +236,18 @@ impl Denial {
     pub fn message(&self) -> String {
         match self.reason {
             DenialReason::Inactive => "This limiter is inactive".to_owned(),
+            DenialReason::Expired => "This limiter has expired".to_owned(),
             DenialReason::BudgetExceeded => {
                 let mut used = self.spent.saturating_add(self.held);
                 if used < self.budget {
                     used = used.saturating_add(self.requested);
                 }
+                let whose = match &self.user {
+                    Some(user) => format!("User budget limit exceeded for user {user:?}"),
+                    None => "Budget limit exceeded".to_owned(),
+                };
                 format!(
-                    "Budget limit exceeded: {used}/{} per {}. Current usage: {}%",
+                    "{whose}: {used}/{} per {}. Current usage: {}%",
                     self.budget,
                     self.period,
                     format_percent_bp(used.percent_of_bp(self.budget).unwrap_or(0))
@@ -333,6 +340,12 @@ pub struct UsageRecord {
     pub streamed: bool,
     /// Time from admission to the end of the response, in milliseconds.
     pub latency_ms: u64,
+    /// The price table that priced it ([`PriceTable::version`]); `None` when unknown (records
+    /// from before this was kept, or recorded by hand).
+    ///
+    /// [`PriceTable::version`]: crate::pricing::PriceTable::version
+    #[serde(default)]
+    pub price_version: Option<String>,
 }
 
 impl UsageRecord {
@@ -361,6 +374,7 @@ impl UsageRecord {
             status: 200,
             streamed: false,
             latency_ms: 0,
+            price_version: None,
         }
     }
 
