@@ -192,6 +192,9 @@ pub struct OwnBudget {
     pub period_end: DateTime<Utc>,
     /// Seconds until the window ends.
     pub resets_in_seconds: u64,
+    /// Every budget window, primary first (the fields above describe the primary one): with
+    /// `extra_budgets`, a request must fit each of them.
+    pub windows: Vec<crate::admin::policies::WindowView>,
 }
 
 /// What the holder of a limiter code may know: their budget, spend, remaining and reset time.
@@ -224,6 +227,10 @@ pub async fn own_budget(State(state): State<AppState>, Path(code): Path<String>)
         Ok(w) => w,
         Err(_) => return Refusal::store_unavailable().into_response(axum::body::Body::from),
     };
+    let windows = match crate::admin::policies::windows_of(&state, &limiter, now).await {
+        Ok(ws) => ws,
+        Err(_) => return Refusal::store_unavailable().into_response(axum::body::Body::from),
+    };
     let used = w.spent + w.held;
     let pct = used.percent_of_bp(limiter.budget_limit).unwrap_or(0);
     Json(OwnBudget {
@@ -238,6 +245,7 @@ pub async fn own_budget(State(state): State<AppState>, Path(code): Path<String>)
         period_start: w.window.start,
         period_end: w.window.end,
         resets_in_seconds: w.window.seconds_until_end(now),
+        windows,
     })
     .into_response()
 }

@@ -150,7 +150,11 @@ async fn v1_database_upgrades_in_place() {
     };
     assert_eq!(store.usage_totals(&ranged).await.unwrap().requests, 2);
 
-    // The old limiter is usable: its October window holds the old spend.
+    // The old limiter is usable, with no policies: its October window holds the old spend.
+    let old = store.get_limiter(id).await.unwrap().unwrap();
+    assert!(old.extra_budgets.is_empty() && old.user_budget.is_none());
+    assert!(old.allowed_models.is_empty() && old.cap_output_tokens);
+    assert_eq!((old.max_request_cost, old.expires_at), (None, None));
     let at = Utc.with_ymd_and_hms(2025, 10, 20, 0, 0, 0).unwrap();
     assert_eq!(
         primary_window_spend(&store, id, at).await.unwrap().spent,
@@ -189,7 +193,7 @@ async fn v1_database_upgrades_in_place() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(applied, 4);
+    assert_eq!(applied, 5);
     assert_eq!(
         primary_window_spend(&store, id, at).await.unwrap().spent,
         "3.76".parse().unwrap()

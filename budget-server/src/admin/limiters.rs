@@ -40,6 +40,9 @@ pub struct LimiterView {
     pub period_start: DateTime<Utc>,
     /// End of the current window.
     pub period_end: DateTime<Utc>,
+    /// Every window with its figures, primary first, when the limiter has extra windows
+    /// (`extra_budgets`); empty otherwise (the fields above are the only window).
+    pub windows: Vec<super::policies::WindowView>,
 }
 
 /// The seed's `GET /limiters/{id}/stats` answer, plus holds and token counts.
@@ -165,7 +168,7 @@ impl PublicBase {
     }
 }
 
-async fn view(
+pub(crate) async fn view(
     state: &AppState,
     base: &PublicBase,
     limiter: Limiter,
@@ -173,8 +176,14 @@ async fn view(
 ) -> Result<LimiterView, ApiError> {
     let w = window_of(state, &limiter, now).await?;
     let (remaining_budget, usage_percentage) = budget_use(limiter.budget_limit, &w);
+    let windows = if limiter.extra_budgets.is_empty() {
+        Vec::new()
+    } else {
+        super::policies::windows_of(state, &limiter, now).await?
+    };
     Ok(LimiterView {
         proxy_endpoint: base.endpoint(&limiter),
+        windows,
         current_spend: w.spent,
         remaining_budget,
         usage_percentage,
@@ -191,7 +200,7 @@ pub(crate) fn parse_id(raw: &str) -> Result<LimiterId, ApiError> {
 }
 
 /// A live limiter by id, `404` for unknown and deleted ones.
-async fn live_limiter(state: &AppState, raw: &str) -> Result<Limiter, ApiError> {
+pub(crate) async fn live_limiter(state: &AppState, raw: &str) -> Result<Limiter, ApiError> {
     let id = parse_id(raw)?;
     match state.store.get_limiter(id).await? {
         Some(l) if l.deleted_at.is_none() => Ok(l),

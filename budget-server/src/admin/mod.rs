@@ -4,6 +4,7 @@
 //! - [`auth`]: login, tokens, the [`AdminUser`] extractor and the login throttle.
 //! - [`error`]: the one error shape ([`ApiError`]) and the [`ApiJson`] body extractor.
 //! - [`limiters`]: limiter CRUD, code rotation and per-limiter stats.
+//! - [`policies`]: every window of a limiter, end users' spend, per-user budget overrides.
 //! - [`stats`]: overview, time series, breakdowns, recent usage and prices.
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' types.
 //! - [`schemas`]: OpenAPI schemas for the `budget-core` types the API reads and writes.
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod error;
 pub mod limiters;
 pub mod openapi;
+pub mod policies;
 pub mod schemas;
 pub mod session;
 pub mod stats;
@@ -39,6 +41,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/limiters/{id}"),
     ("POST", "/limiters/{id}/rotate-code"),
     ("GET", "/limiters/{id}/stats"),
+    ("GET", "/limiters/{id}/users"),
+    ("PUT", "/limiters/{id}/users/{user}"),
+    ("DELETE", "/limiters/{id}/users/{user}"),
     ("GET", "/stats"),
     ("GET", "/stats/timeseries"),
     ("GET", "/stats/breakdown"),
@@ -61,6 +66,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/limiters/{id}/rotate-code", post(limiters::rotate_code))
         .route("/limiters/{id}/stats", get(limiters::stats))
+        .route("/limiters/{id}/users", get(policies::users))
+        .route(
+            "/limiters/{id}/users/{user}",
+            axum::routing::put(policies::set_user).delete(policies::remove_user),
+        )
         .route("/stats", get(stats::overview))
         .route("/stats/timeseries", get(stats::timeseries))
         .route("/stats/breakdown", get(stats::breakdown))

@@ -18,7 +18,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, error, limiters, session, stats};
+use super::{auth, error, limiters, policies, session, stats};
 use crate::ops;
 
 /// The document's source: every documented handler and the security scheme.
@@ -42,6 +42,9 @@ use crate::ops;
         limiters::delete,
         limiters::rotate_code,
         limiters::stats,
+        policies::users,
+        policies::set_user,
+        policies::remove_user,
         stats::overview,
         stats::timeseries,
         stats::breakdown,

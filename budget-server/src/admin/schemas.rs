@@ -153,6 +153,20 @@ core_enum_schema!(
     ]
 );
 
+/// A budget over a calendar period, e.g. `{"budget_limit": 5, "period_type": "hour"}`
+/// (`budget_core::policy::BudgetWindow`).
+#[derive(ToSchema)]
+#[schema(as = BudgetWindow)]
+#[allow(dead_code)]
+pub struct BudgetWindowSchema {
+    /// The budget per period, more than $0.
+    #[schema(value_type = MoneySchema)]
+    budget_limit: (),
+    /// The period, in the limiter's time zone.
+    #[schema(value_type = PeriodSchema)]
+    period_type: (),
+}
+
 /// A limiter as stored (the fields of `budget_core::Limiter`).
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -188,6 +202,25 @@ pub struct LimiterRecord {
     unmetered_endpoints: (),
     /// Inactive limiters refuse every request.
     is_active: bool,
+    /// More windows besides `budget_limit`/`period_type`; a request must fit every one.
+    extra_budgets: Vec<BudgetWindowSchema>,
+    /// The budget of each end user, inside the limiter's.
+    user_budget: Option<BudgetWindowSchema>,
+    /// Budgets of named end users, in place of `user_budget` (set with
+    /// `PUT /api/limiters/{id}/users/{user}`).
+    user_overrides: std::collections::BTreeMap<String, BudgetWindowSchema>,
+    /// Requests without an end-user id are refused.
+    require_user: bool,
+    /// Models this limiter may use, exact names or `*` globs; empty allows all.
+    allowed_models: Vec<String>,
+    /// The most one request may cost in the worst case; `null` for no cap.
+    #[schema(value_type = Option<MoneySchema>)]
+    max_request_cost: (),
+    /// A request over `max_request_cost` without an output limit gets the largest limit that
+    /// fits (true) or is refused (false).
+    cap_output_tokens: bool,
+    /// From this instant every request is refused (`403 limiter_expired`); `null`: never.
+    expires_at: Option<DateTime<Utc>>,
     /// When it was created.
     created_at: DateTime<Utc>,
     /// When it was last changed.
@@ -229,11 +262,31 @@ pub struct LimiterCreate {
     unmetered_endpoints: (),
     /// Default true.
     is_active: Option<bool>,
+    /// More windows, each period at most once and not the limiter's own (default none, at
+    /// most 8).
+    #[schema(value_type = Option<Vec<BudgetWindowSchema>>)]
+    extra_budgets: (),
+    /// The budget of each end user (default none).
+    #[schema(value_type = Option<BudgetWindowSchema>)]
+    user_budget: (),
+    /// Refuse requests without an end-user id (default false).
+    require_user: Option<bool>,
+    /// Allowed models, exact names or `*` globs (default: all; at most 100).
+    allowed_models: Option<Vec<String>>,
+    /// The most one request may cost in the worst case (default: no cap).
+    #[schema(value_type = Option<MoneySchema>)]
+    max_request_cost: (),
+    /// Cap the output of requests without an output limit instead of refusing them (default
+    /// true).
+    cap_output_tokens: Option<bool>,
+    /// When the limiter stops working, RFC 3339 (default never).
+    expires_at: Option<DateTime<Utc>>,
 }
 
 /// The body of `PUT /api/limiters/{id}`: any subset of the create fields (read as
 /// `budget_core::LimiterUpdate`); absent or `null` fields stay as they are, except
-/// `unmetered_endpoints`, where `null` returns to the server's setting.
+/// `unmetered_endpoints` (`null` returns to the server's setting) and `user_budget`,
+/// `max_request_cost` and `expires_at` (`null` removes them).
 #[derive(serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
@@ -266,6 +319,23 @@ pub struct LimiterUpdate {
     unmetered_endpoints: (),
     /// Activate or deactivate.
     is_active: Option<bool>,
+    /// New extra windows (`[]` removes them).
+    #[schema(value_type = Option<Vec<BudgetWindowSchema>>)]
+    extra_budgets: (),
+    /// New per-user budget; `null` removes it.
+    #[schema(value_type = Option<BudgetWindowSchema>)]
+    user_budget: (),
+    /// Refuse requests without an end-user id.
+    require_user: Option<bool>,
+    /// New model rules (`[]` allows every model).
+    allowed_models: Option<Vec<String>>,
+    /// New per-request cap; `null` removes it.
+    #[schema(value_type = Option<MoneySchema>)]
+    max_request_cost: (),
+    /// Cap output instead of refusing.
+    cap_output_tokens: Option<bool>,
+    /// New expiry; `null` removes it.
+    expires_at: Option<DateTime<Utc>>,
 }
 
 /// A usage record as stored (the fields of `budget_core::store::UsageRecord`).
@@ -306,6 +376,8 @@ pub struct UsageRecordFields {
     streamed: bool,
     /// Time from admission to the end of the response, in milliseconds.
     latency_ms: u64,
+    /// The price table that priced it (a content hash); `null` for older records.
+    price_version: Option<String>,
 }
 #[cfg(test)]
 mod tests {

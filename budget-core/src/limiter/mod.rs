@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use uuid::Uuid;
 
+mod input;
+mod validate;
+
 use crate::api::UnmeteredPolicy;
 use crate::policy::{self, BudgetWindow};
 use crate::store::{BudgetLine, CounterKey};
@@ -49,7 +52,7 @@ impl FromStr for LimiterId {
 
 /// The public proxy code in `/v1/{code}/...`: 128 bits from the operating system's CSPRNG,
 /// written as 32 lowercase hex digits (URL-safe). Whoever holds it can spend the limiter's
-/// budget, so it is rotatable ([`crate::BudgetStore::rotate_code`]).
+/// budget, so it is rotatable ([`crate::store::LimiterCatalog::rotate_code`]).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct LimiterCode(String);
@@ -406,273 +409,13 @@ impl Limiter {
     }
 }
 
-/// The body of "create limiter": the seed's fields plus optional ones with defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewLimiter {
-    /// Human name (1–200 characters).
-    pub name: String,
-    /// Budget per period, more than $0.
-    pub budget_limit: Money,
-    /// `minute | hour | day | week | month | year`.
-    pub period_type: Period,
-    /// Upstream URL (http or https).
-    pub base_url: String,
-    /// IANA time zone for day/week/month/year (default UTC).
-    #[serde(default)]
-    pub timezone: Option<Tz>,
-    /// `openai` (default) or `azure`.
-    #[serde(default)]
-    pub provider: Option<Provider>,
-    /// `soft` (default) or `strict`.
-    #[serde(default)]
-    pub mode: Option<EnforcementMode>,
-    /// `admit` (default) or `refuse`.
-    #[serde(default)]
-    pub unpriced: Option<UnpricedPolicy>,
-    /// `refuse` or `allow` unmetered and unknown endpoints; absent or `null`: the server's
-    /// setting.
-    #[serde(default)]
-    pub unmetered_endpoints: Option<UnmeteredPolicy>,
-    /// Default true.
-    #[serde(default)]
-    pub is_active: Option<bool>,
-    /// More windows, e.g. `[{"budget_limit": 5, "period_type": "hour"}]` (default none).
-    #[serde(default)]
-    pub extra_budgets: Vec<BudgetWindow>,
-    /// The budget of each end user (default none).
-    #[serde(default)]
-    pub user_budget: Option<BudgetWindow>,
-    /// Refuse requests without an end user (default false).
-    #[serde(default)]
-    pub require_user: Option<bool>,
-    /// Allowed models, exact or `*` globs (default: all).
-    #[serde(default)]
-    pub allowed_models: Vec<String>,
-    /// Worst-case cost cap per request (default none).
-    #[serde(default)]
-    pub max_request_cost: Option<Money>,
-    /// Cap the output of requests without an output limit instead of refusing them (default
-    /// true).
-    #[serde(default)]
-    pub cap_output_tokens: Option<bool>,
-    /// When the limiter stops working (RFC 3339; default never).
-    #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-impl NewLimiter {
-    /// A new limiter input with the required fields and defaults for the rest.
-    pub fn new(
-        name: impl Into<String>,
-        budget_limit: Money,
-        period_type: Period,
-        base_url: impl Into<String>,
-    ) -> Self {
-        NewLimiter {
-            name: name.into(),
-            budget_limit,
-            period_type,
-            base_url: base_url.into(),
-            timezone: None,
-            provider: None,
-            mode: None,
-            unpriced: None,
-            unmetered_endpoints: None,
-            is_active: None,
-            extra_budgets: Vec::new(),
-            user_budget: None,
-            require_user: None,
-            allowed_models: Vec::new(),
-            max_request_cost: None,
-            cap_output_tokens: None,
-            expires_at: None,
-        }
-    }
-
-    /// Check every field; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        validate_name(&self.name)?;
-        validate_budget(self.budget_limit)?;
-        parse_base_url(&self.base_url)?;
-        Ok(())
-    }
-}
-
-/// A partial update: absent fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimiterUpdate {
-    /// New name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// New budget.
-    #[serde(default)]
-    pub budget_limit: Option<Money>,
-    /// New period.
-    #[serde(default)]
-    pub period_type: Option<Period>,
-    /// New time zone.
-    #[serde(default)]
-    pub timezone: Option<Tz>,
-    /// New upstream.
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// New provider.
-    #[serde(default)]
-    pub provider: Option<Provider>,
-    /// New enforcement mode.
-    #[serde(default)]
-    pub mode: Option<EnforcementMode>,
-    /// New unpriced-model policy.
-    #[serde(default)]
-    pub unpriced: Option<UnpricedPolicy>,
-    /// New unmetered-endpoint policy; `null` returns to the server's setting.
-    #[serde(default, deserialize_with = "present")]
-    pub unmetered_endpoints: Option<Option<UnmeteredPolicy>>,
-    /// Activate or deactivate.
-    #[serde(default)]
-    pub is_active: Option<bool>,
-    /// New extra windows (`[]` removes them all).
-    #[serde(default)]
-    pub extra_budgets: Option<Vec<BudgetWindow>>,
-    /// New per-user budget; `null` removes it.
-    #[serde(default, deserialize_with = "present")]
-    pub user_budget: Option<Option<BudgetWindow>>,
-    /// Set (`Some`) or remove (`None`) one end user's budget override (the admin API's
-    /// `PUT`/`DELETE /api/limiters/{id}/users/{user}`).
-    #[serde(skip)]
-    pub user_override: Option<(String, Option<BudgetWindow>)>,
-    /// Refuse requests without an end user.
-    #[serde(default)]
-    pub require_user: Option<bool>,
-    /// New model rules (`[]` allows every model).
-    #[serde(default)]
-    pub allowed_models: Option<Vec<String>>,
-    /// New worst-case cap per request; `null` removes it.
-    #[serde(default, deserialize_with = "present")]
-    pub max_request_cost: Option<Option<Money>>,
-    /// Cap output instead of refusing.
-    #[serde(default)]
-    pub cap_output_tokens: Option<bool>,
-    /// New expiry; `null` removes it.
-    #[serde(default, deserialize_with = "present")]
-    pub expires_at: Option<Option<DateTime<Utc>>>,
-}
-
-impl LimiterUpdate {
-    /// Check every present field.
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        if let Some(n) = &self.name {
-            validate_name(n)?;
-        }
-        if let Some(b) = self.budget_limit {
-            validate_budget(b)?;
-        }
-        if let Some(u) = &self.base_url {
-            parse_base_url(u)?;
-        }
-        Ok(())
-    }
-}
-
 fn yes() -> bool {
     true
 }
 
-/// A field that is present (even as `null`) becomes `Some`, so `null` can reset a setting.
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
-/// A field that failed validation, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
-#[error("{field}: {reason}")]
-pub struct ValidationError {
-    /// The field's name as in the JSON body.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl ValidationError {
-    /// An error about `field`.
-    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        ValidationError {
-            field,
-            reason: reason.into(),
-        }
-    }
-}
-
-fn validate_name(name: &str) -> Result<(), ValidationError> {
-    let n = name.trim();
-    if n.is_empty() {
-        return Err(ValidationError::new("name", "must not be empty"));
-    }
-    if n.chars().count() > 200 {
-        return Err(ValidationError::new(
-            "name",
-            "must be at most 200 characters",
-        ));
-    }
-    if n.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            "name",
-            "must not contain control characters",
-        ));
-    }
-    Ok(())
-}
-
-fn validate_budget(b: Money) -> Result<(), ValidationError> {
-    if b <= Money::ZERO {
-        return Err(ValidationError::new(
-            "budget_limit",
-            "must be greater than 0",
-        ));
-    }
-    if b > Money::from_dollars(1_000_000_000) {
-        return Err(ValidationError::new(
-            "budget_limit",
-            "must be at most $1,000,000,000",
-        ));
-    }
-    Ok(())
-}
-
-/// Parse and check an upstream base URL: absolute http(s), a host, no query, fragment or
-/// credentials. A trailing `/` is removed so paths join cleanly.
-pub fn parse_base_url(s: &str) -> Result<Url, ValidationError> {
-    let field = "base_url";
-    let mut url = Url::parse(s.trim())
-        .map_err(|e| ValidationError::new(field, format!("not a valid URL ({e})")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ValidationError::new(
-            field,
-            "must start with http:// or https://",
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(ValidationError::new(field, "must have a host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(ValidationError::new(
-            field,
-            "must not have a query string or fragment",
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(ValidationError::new(field, "must not contain credentials"));
-    }
-    let trimmed = url.path().trim_end_matches('/').to_owned();
-    url.set_path(&trimmed);
-    Ok(url)
-}
+pub use input::{LimiterUpdate, NewLimiter};
+pub use validate::{parse_base_url, ValidationError};
+use validate::{validate_budget, validate_name};
 
 #[cfg(test)]
 mod tests {
