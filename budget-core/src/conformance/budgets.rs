@@ -54,10 +54,11 @@ pub async fn reserve_settle_release_accounting(store: Arc<dyn Store>) {
     late.limiter_id = crate::LimiterId::new();
     late.price_version = Some("sha256:0123456789abcdef".into());
     s.settle(&r3, late).await.unwrap();
-    let recent = s.recent_usage(&UsageQuery::all(), 1).await.unwrap();
-    assert_eq!((recent[0].at, recent[0].limiter_id), (t0(), a.id));
+    let recent = s.recent_usage(&UsageQuery::all(), 10).await.unwrap();
+    let stamped = recent.iter().find(|r| r.cost == m("0.01")).unwrap();
+    assert_eq!((stamped.at, stamped.limiter_id), (t0(), a.id));
     assert_eq!(
-        recent[0].price_version.as_deref(),
+        stamped.price_version.as_deref(),
         Some("sha256:0123456789abcdef"),
         "the record keeps which price table priced it"
     );
