@@ -26,6 +26,9 @@ fn per_unit(rate: Option<Rate>) -> Option<f64> {
 pub struct Pricing {
     /// Where the table came from (a file or URL), if known.
     pub source: Option<String>,
+    /// A content hash of the prices in force (built-in table and any override): every usage
+    /// record names the version that priced it (`price_version`).
+    pub version: String,
     /// One entry per model.
     pub models: Vec<PriceView>,
 }
@@ -166,6 +169,7 @@ impl PriceView {
 pub async fn pricing(_admin: AdminUser, State(state): State<AppState>) -> Json<Pricing> {
     Json(Pricing {
         source: state.prices.source().map(str::to_owned),
+        version: state.prices.version().to_owned(),
         models: state
             .prices
             .iter()
