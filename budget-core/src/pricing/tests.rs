@@ -179,6 +179,21 @@ fn json_roundtrip_and_numbers() {
 }
 
 #[test]
+fn versions_name_the_prices_in_force() {
+    let t = PriceTable::builtin();
+    let v = t.version().to_owned();
+    assert!(v.starts_with("sha256:") && v.len() == 23, "{v}");
+    // The same prices read back from their file: the same version.
+    let back = PriceTable::from_json_str(&t.to_json_string()).unwrap();
+    assert_eq!(back.version(), v);
+    // An override in force, even of one price: another version.
+    let one = PriceTable::from_json_str(r#"{"models": {"gpt-4o": {"input": 2.6, "output": 10}}}"#)
+        .unwrap();
+    let overridden = t.clone().with_overrides(one);
+    assert_ne!(overridden.version(), v);
+}
+
+#[test]
 fn decimal_helpers() {
     assert_eq!(parse_scaled("0.075", 6).unwrap().as_picos(), 75_000);
     assert_eq!(parse_scaled("0.0025", 6).unwrap().as_picos(), 2_500);
