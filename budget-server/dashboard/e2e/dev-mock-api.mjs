@@ -72,11 +72,29 @@ function windowOf(period, now = Date.now()) {
 const iso = (t) => new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z");
 const round9 = (n) => Math.round(n * 1e9) / 1e9;
 
+/** Spend of `l` (optionally of one end user) in the current `period` window. */
+function spendIn(l, period, user) {
+  const [s, e] = windowOf(period);
+  const rows = usage.filter((u) => u.limiter_id === l.id && u.ts >= s && u.ts < e && (user === undefined || u.user === user));
+  return { s, e, spend: round9(rows.reduce((a, u) => a + u.cost, 0)), requests: rows.length };
+}
+
+function windowView(l, w, primary) {
+  const { s, e, spend } = spendIn(l, w.period_type);
+  return {
+    period_type: w.period_type, budget_limit: w.budget_limit, primary, current_spend: spend, held: 0,
+    remaining_budget: round9(Math.max(0, w.budget_limit - spend)),
+    usage_percentage: Math.round((spend / w.budget_limit) * 10000) / 100,
+    period_start: iso(s), period_end: iso(e),
+  };
+}
+
 function view(l, origin) {
   const [s, e] = windowOf(l.period_type);
   const spend = round9(usage.filter((u) => u.limiter_id === l.id && u.ts >= s && u.ts < e).reduce((a, u) => a + u.cost, 0));
   return {
     ...l,
+    windows: l.extra_budgets.length === 0 ? [] : [windowView(l, l, true), ...l.extra_budgets.map((w) => windowView(l, w, false))],
     proxy_endpoint: `${origin}/v1/${l.code}`,
     current_spend: spend,
     remaining_budget: round9(Math.max(0, l.budget_limit - spend)),
@@ -103,6 +121,8 @@ async function body(req) {
   try { return JSON.parse(text); } catch { return { __invalid: true }; }
 }
 
+const PERIODS = ["minute", "hour", "day", "week", "month", "year"];
+/** Problems with body `b` as [field, message], or null; `partial` is the limiter being updated. */
 function validate(b, partial) {
   const has = (k) => b[k] !== undefined;
   if (!partial || has("name")) {
@@ -126,6 +146,19 @@ function validate(b, partial) {
     try { new Intl.DateTimeFormat("en", { timeZone: b.timezone }); } catch { return ["timezone", `timezone: unknown time zone ${b.timezone}`]; }
   }
   if (has("is_active") && typeof b.is_active !== "boolean") return ["is_active", "is_active: must be a boolean"];
+  const badWindow = (w) => !w || typeof w.budget_limit !== "number" || !(w.budget_limit > 0) || !PERIODS.includes(w.period_type);
+  if (has("extra_budgets") && b.extra_budgets !== null) {
+    if (!Array.isArray(b.extra_budgets) || b.extra_budgets.some(badWindow)) return ["extra_budgets", "extra_budgets: each window needs budget_limit > 0 and a period"];
+    const primary = b.period_type ?? (partial ? partial.period_type : undefined);
+    const periods = b.extra_budgets.map((w) => w.period_type);
+    if (periods.includes(primary)) return ["extra_budgets", `extra_budgets: ${primary} is the limiter's own period (budget_limit/period_type); pick another period`];
+    if (new Set(periods).size !== periods.length) return ["extra_budgets", "extra_budgets: a period appears twice"];
+  }
+  if (has("user_budget") && b.user_budget !== null && badWindow(b.user_budget)) return ["user_budget", "user_budget: budget_limit must be greater than 0"];
+  if (has("allowed_models") && b.allowed_models !== null && (!Array.isArray(b.allowed_models) || b.allowed_models.some((m) => typeof m !== "string" || !m || /\s/.test(m))))
+    return ["allowed_models", "allowed_models: each entry must be 1 to 256 characters without spaces"];
+  if (has("max_request_cost") && b.max_request_cost !== null && !(b.max_request_cost > 0)) return ["max_request_cost", "max_request_cost: must be greater than 0 (or null for no cap)"];
+  if (has("expires_at") && b.expires_at !== null && Number.isNaN(Date.parse(b.expires_at))) return ["expires_at", "expires_at: must be an RFC 3339 date-time"];
   return null;
 }
 
@@ -136,6 +169,9 @@ function createLimiter(b) {
     budget_limit: b.budget_limit, period_type: b.period_type, timezone: b.timezone ?? "UTC",
     base_url: b.base_url, provider: b.provider ?? "openai", mode: b.mode ?? "soft", unpriced: b.unpriced ?? "admit",
     is_active: b.is_active ?? true, created_at: now, updated_at: now, deleted_at: null,
+    extra_budgets: b.extra_budgets ?? [], user_budget: b.user_budget ?? null, user_overrides: {},
+    require_user: b.require_user ?? false, allowed_models: b.allowed_models ?? [], max_request_cost: b.max_request_cost ?? null,
+    cap_output_tokens: b.cap_output_tokens ?? true, expires_at: b.expires_at ?? null,
   };
   limiters.set(l.id, l);
   return l;
@@ -212,15 +248,51 @@ async function api(req, res, url) {
     if (bad) return fail(res, 422, bad[1], "validation_failed", bad[0]);
     return send(res, 201, view(createLimiter(b), origin));
   }
+  if ((m = path.match(/^\/api\/limiters\/([^/]+)\/users(?:\/([^/]+))?$/))) {
+    const l = limiters.get(decodeURIComponent(m[1]));
+    if (!l || l.deleted_at) return fail(res, 404, "limiter not found", "not_found");
+    if (!m[2] && req.method === "GET") {
+      const limit = Number(url.searchParams.get("limit") ?? 20);
+      if (!(limit >= 1 && limit <= 1000)) return fail(res, 400, "limit: must be between 1 and 1000", "invalid_parameter", "limit");
+      const names = new Set([...usage.filter((u) => u.limiter_id === l.id).map((u) => u.user), ...Object.keys(l.user_overrides)]);
+      const rows = [...names].map((user) => {
+        const budget = l.user_overrides[user] ?? l.user_budget ?? null;
+        const { s, e, spend, requests } = spendIn(l, budget?.period_type ?? l.period_type, user);
+        return {
+          user, budget, is_override: user in l.user_overrides, current_spend: spend, requests,
+          usage_percentage: budget ? Math.round((spend / budget.budget_limit) * 10000) / 100 : null,
+          period_start: iso(s), period_end: iso(e),
+        };
+      });
+      rows.sort((a, b) => b.current_spend - a.current_spend);
+      return send(res, 200, rows.filter((r, i) => i < limit || r.is_override));
+    }
+    const user = decodeURIComponent(m[2] ?? "");
+    if (m[2] && req.method === "PUT") {
+      const b = await body(req);
+      if (typeof b.budget_limit !== "number" || !(b.budget_limit > 0)) return fail(res, 422, "budget_limit: must be greater than 0", "validation_failed", "budget_limit");
+      if (!PERIODS.includes(b.period_type)) return fail(res, 422, "period_type: unknown period", "validation_failed", "period_type");
+      l.user_overrides[user] = { budget_limit: b.budget_limit, period_type: b.period_type };
+      return send(res, 200, view(l, origin));
+    }
+    if (m[2] && req.method === "DELETE") {
+      if (!(user in l.user_overrides)) return fail(res, 404, "no override for this user", "not_found");
+      delete l.user_overrides[user];
+      return send(res, 204);
+    }
+  }
   if ((m = path.match(/^\/api\/limiters\/([^/]+)(\/stats|\/rotate-code)?$/))) {
     const l = limiters.get(decodeURIComponent(m[1]));
     if (!l || l.deleted_at) return fail(res, 404, "limiter not found", "not_found");
     if (!m[2] && req.method === "GET") return send(res, 200, view(l, origin));
     if (!m[2] && req.method === "PUT") {
       const b = await body(req);
-      const bad = validate(b, true);
+      const bad = validate(b, l);
       if (bad) return fail(res, 422, bad[1], "validation_failed", bad[0]);
-      for (const k of ["name", "budget_limit", "period_type", "base_url", "provider", "mode", "unpriced", "timezone", "is_active"]) if (b[k] !== undefined) l[k] = b[k];
+      for (const k of ["name", "budget_limit", "period_type", "base_url", "provider", "mode", "unpriced", "timezone", "is_active", "extra_budgets", "require_user", "allowed_models", "cap_output_tokens"])
+        if (b[k] !== undefined && b[k] !== null) l[k] = b[k];
+      // `null` removes these (and `unmetered_endpoints` returns to the server's setting).
+      for (const k of ["user_budget", "max_request_cost", "expires_at", "unmetered_endpoints"]) if (b[k] !== undefined) l[k] = b[k];
       l.updated_at = iso(Date.now());
       return send(res, 200, view(l, origin));
     }
@@ -336,9 +408,14 @@ async function serveStatic(res, path) {
 function seed() {
   const up = `http://127.0.0.1:${PORT}/upstream`;
   const a = createLimiter({ name: "Customer A - $20/day", budget_limit: 20, period_type: "day", base_url: up });
-  const b = createLimiter({ name: "Marketing team", budget_limit: 100, period_type: "week", base_url: up, mode: "strict" });
+  const b = createLimiter({
+    name: "Marketing team", budget_limit: 100, period_type: "week", base_url: up, mode: "strict",
+    extra_budgets: [{ budget_limit: 5, period_type: "hour" }, { budget_limit: 300, period_type: "month" }],
+    user_budget: { budget_limit: 10, period_type: "day" }, allowed_models: ["gpt-4o-mini", "gpt-4.1", "o3-*"],
+  });
+  b.user_overrides.carol = { budget_limit: 25, period_type: "day" };
   const c = createLimiter({ name: "Free tier", budget_limit: 1, period_type: "day", base_url: up, unpriced: "refuse" });
-  const d = createLimiter({ name: "Azure POC", budget_limit: 50, period_type: "month", base_url: "https://contoso.openai.azure.com", provider: "azure", timezone: "Europe/Berlin", is_active: false });
+  const d = createLimiter({ name: "Azure POC", budget_limit: 50, period_type: "month", base_url: "https://contoso.openai.azure.com", provider: "azure", timezone: "Europe/Berlin", is_active: false, expires_at: iso(Date.now() + 3 * 86400e3) });
   const now = Date.now();
   const users = ["alice", "bob", "carol", "dave", "erin"];
   let x = 42;

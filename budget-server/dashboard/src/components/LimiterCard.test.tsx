@@ -30,6 +30,15 @@ function limiter(over: Partial<Limiter> = {}): Limiter {
     usage_percentage: 26.25,
     period_start: "2026-03-10T00:00:00Z",
     period_end: "2026-03-11T00:00:00Z",
+    extra_budgets: [],
+    user_budget: null,
+    user_overrides: {},
+    require_user: false,
+    allowed_models: [],
+    max_request_cost: null,
+    cap_output_tokens: true,
+    expires_at: null,
+    windows: [],
     ...over,
   };
 }

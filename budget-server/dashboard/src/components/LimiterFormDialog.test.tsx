@@ -26,6 +26,15 @@ const saved: Limiter = {
   usage_percentage: 0,
   period_start: "2026-03-09T00:00:00Z",
   period_end: "2026-03-16T00:00:00Z",
+  extra_budgets: [],
+  user_budget: null,
+  user_overrides: {},
+  require_user: false,
+  allowed_models: [],
+  max_request_cost: null,
+  cap_output_tokens: true,
+  expires_at: null,
+  windows: [],
 };
 
 type Call = { url: string; method: string; headers: Record<string, string>; body: unknown };

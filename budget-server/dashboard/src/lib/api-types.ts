@@ -123,6 +123,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/limiters/{id}/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /limiters/{id}/users`: the limiter's top-spending end users in the current window of
+         *     the per-user budget (else of the limiter's own period), and every user with an override.
+         */
+        get: operations["limiterUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/limiters/{id}/users/{user}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * `PUT /limiters/{id}/users/{user}`: give one end user a budget of their own (in place of the
+         *     limiter's `user_budget`).
+         */
+        put: operations["setUserBudget"];
+        post?: never;
+        /**
+         * `DELETE /limiters/{id}/users/{user}`: remove one end user's override (they fall back to
+         *     the limiter's `user_budget`).
+         */
+        delete: operations["removeUserBudget"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/openapi.json": {
         parameters: {
             query?: never;
@@ -336,6 +380,16 @@ export interface components {
          * @enum {string}
          */
         Bucket: "minute" | "hour" | "day";
+        /**
+         * @description A budget over a calendar period, e.g. `{"budget_limit": 5, "period_type": "hour"}`
+         *     (`budget_core::policy::BudgetWindow`).
+         */
+        BudgetWindow: {
+            /** @description The budget per period, more than $0. */
+            budget_limit: components["schemas"]["Money"];
+            /** @description The period, in the limiter's time zone. */
+            period_type: components["schemas"]["Period"];
+        };
         /** @enum {string} */
         Endpoint: "chat_completions" | "completions" | "embeddings" | "responses" | "images" | "audio_transcription" | "audio_speech" | "moderations" | "other";
         /** @enum {string} */
@@ -439,9 +493,16 @@ export interface components {
              * @description Spend and holds as a percentage of the budget, two decimals.
              */
             usage_percentage: number;
+            /**
+             * @description Every window with its figures, primary first, when the limiter has extra windows
+             *     (`extra_budgets`); empty otherwise (the fields above are the only window).
+             */
+            windows: components["schemas"]["WindowView"][];
         };
         /** @description The body of `POST /api/limiters` (read as `budget_core::NewLimiter`). */
         LimiterCreate: {
+            /** @description Allowed models, exact names or `*` globs (default: all; at most 100). */
+            allowed_models?: string[] | null;
             /**
              * Format: uri
              * @description Upstream URL, http or https (default: the server's `OPENAI_API_BASE_URL`).
@@ -449,21 +510,42 @@ export interface components {
             base_url?: string | null;
             /** @description Budget per period in US dollars: from 0.000000001 to 1000000000, at most 9 decimals (a decimal string such as "20.00" is accepted too) */
             budget_limit: number;
+            /**
+             * @description Cap the output of requests without an output limit instead of refusing them (default
+             *     true).
+             */
+            cap_output_tokens?: boolean | null;
+            /**
+             * Format: date-time
+             * @description When the limiter stops working, RFC 3339 (default never).
+             */
+            expires_at?: string | null;
+            /**
+             * @description More windows, each period at most once and not the limiter's own (default none, at
+             *     most 8).
+             */
+            extra_budgets?: components["schemas"]["BudgetWindow"][] | null;
             /** @description Default true. */
             is_active?: boolean | null;
+            max_request_cost?: null | components["schemas"]["Money"];
             mode?: null | components["schemas"]["EnforcementMode"];
             /** @description Human name, 1 to 200 characters, no control characters. */
             name: string;
             /** @description How often the budget resets. */
             period_type: components["schemas"]["Period"];
             provider?: null | components["schemas"]["Provider"];
+            /** @description Refuse requests without an end-user id (default false). */
+            require_user?: boolean | null;
             /** @description IANA time zone where day, week, month and year begin (default UTC). */
             timezone?: string | null;
             unmetered_endpoints?: null | components["schemas"]["UnmeteredPolicy"];
             unpriced?: null | components["schemas"]["UnpricedPolicy"];
+            user_budget?: null | components["schemas"]["BudgetWindow"];
         };
         /** @description A limiter as stored (the fields of `budget_core::Limiter`). */
         LimiterRecord: {
+            /** @description Models this limiter may use, exact names or `*` globs; empty allows all. */
+            allowed_models: string[];
             /**
              * Format: uri
              * @description The upstream (may carry a path prefix).
@@ -471,6 +553,11 @@ export interface components {
             base_url: string;
             /** @description Budget per period. */
             budget_limit: components["schemas"]["Money"];
+            /**
+             * @description A request over `max_request_cost` without an output limit gets the largest limit that
+             *     fits (true) or is refused (false).
+             */
+            cap_output_tokens: boolean;
             /** @description The proxy code (`/v1/{code}/...`); a credential. */
             code: string;
             /**
@@ -484,12 +571,20 @@ export interface components {
              */
             deleted_at?: string | null;
             /**
+             * Format: date-time
+             * @description From this instant every request is refused (`403 limiter_expired`); `null`: never.
+             */
+            expires_at?: string | null;
+            /** @description More windows besides `budget_limit`/`period_type`; a request must fit every one. */
+            extra_budgets: components["schemas"]["BudgetWindow"][];
+            /**
              * Format: uuid
              * @description Identifier.
              */
             id: string;
             /** @description Inactive limiters refuse every request. */
             is_active: boolean;
+            max_request_cost?: null | components["schemas"]["Money"];
             /** @description Soft or strict enforcement. */
             mode: components["schemas"]["EnforcementMode"];
             /** @description Human name. */
@@ -498,6 +593,8 @@ export interface components {
             period_type: components["schemas"]["Period"];
             /** @description Which API the upstream speaks. */
             provider: components["schemas"]["Provider"];
+            /** @description Requests without an end-user id are refused. */
+            require_user: boolean;
             /** @description IANA time zone where day, week, month and year begin. */
             timezone: string;
             unmetered_endpoints?: null | components["schemas"]["UnmeteredPolicy"];
@@ -508,6 +605,14 @@ export interface components {
              * @description When it was last changed.
              */
             updated_at: string;
+            user_budget?: null | components["schemas"]["BudgetWindow"];
+            /**
+             * @description Budgets of named end users, in place of `user_budget` (set with
+             *     `PUT /api/limiters/{id}/users/{user}`).
+             */
+            user_overrides: {
+                [key: string]: components["schemas"]["BudgetWindow"];
+            };
         };
         /** @description The seed's `GET /limiters/{id}/stats` answer, plus holds and token counts. */
         LimiterStats: {
@@ -580,9 +685,12 @@ export interface components {
         /**
          * @description The body of `PUT /api/limiters/{id}`: any subset of the create fields (read as
          *     `budget_core::LimiterUpdate`); absent or `null` fields stay as they are, except
-         *     `unmetered_endpoints`, where `null` returns to the server's setting.
+         *     `unmetered_endpoints` (`null` returns to the server's setting) and `user_budget`,
+         *     `max_request_cost` and `expires_at` (`null` removes them).
          */
         LimiterUpdate: {
+            /** @description New model rules (`[]` allows every model). */
+            allowed_models?: string[] | null;
             /**
              * Format: uri
              * @description New upstream URL, http or https.
@@ -590,17 +698,30 @@ export interface components {
             base_url?: string | null;
             /** @description Budget per period in US dollars: from 0.000000001 to 1000000000, at most 9 decimals (a decimal string such as "20.00" is accepted too) */
             budget_limit?: number | null;
+            /** @description Cap output instead of refusing. */
+            cap_output_tokens?: boolean | null;
+            /**
+             * Format: date-time
+             * @description New expiry; `null` removes it.
+             */
+            expires_at?: string | null;
+            /** @description New extra windows (`[]` removes them). */
+            extra_budgets?: components["schemas"]["BudgetWindow"][] | null;
             /** @description Activate or deactivate. */
             is_active?: boolean | null;
+            max_request_cost?: null | components["schemas"]["Money"];
             mode?: null | components["schemas"]["EnforcementMode"];
             /** @description New name, 1 to 200 characters, no control characters. */
             name?: string | null;
             period_type?: null | components["schemas"]["Period"];
             provider?: null | components["schemas"]["Provider"];
+            /** @description Refuse requests without an end-user id. */
+            require_user?: boolean | null;
             /** @description New IANA time zone. */
             timezone?: string | null;
             unmetered_endpoints?: null | components["schemas"]["UnmeteredPolicy"];
             unpriced?: null | components["schemas"]["UnpricedPolicy"];
+            user_budget?: null | components["schemas"]["BudgetWindow"];
         };
         /** @description One row of the overview's per-limiter table. */
         LimiterUsageRow: {
@@ -823,6 +944,11 @@ export interface components {
              * @description Spend and holds as a percentage of the budget, two decimals.
              */
             usage_percentage: number;
+            /**
+             * @description Every budget window, primary first (the fields above describe the primary one): with
+             *     `extra_budgets`, a request must fit each of them.
+             */
+            windows: components["schemas"]["WindowView"][];
         };
         /** @enum {string} */
         Period: "minute" | "hour" | "day" | "week" | "month" | "year";
@@ -927,6 +1053,8 @@ export interface components {
             limiter_id: string;
             /** @description The model that served it, if known. */
             model?: string | null;
+            /** @description The price table that priced it (a content hash); `null` for older records. */
+            price_version?: string | null;
             /**
              * Format: int64
              * @description Input tokens.
@@ -948,6 +1076,66 @@ export interface components {
             unpriced: boolean;
             /** @description The end user it was for (OpenAI `user` field or a header). */
             user?: string | null;
+        };
+        /** @description An end user of a limiter: their spend in their budget's current window. */
+        UserView: {
+            budget?: null | components["schemas"]["BudgetWindow"];
+            /** @description Settled spend in the window (their budget's, else the limiter's primary window). */
+            current_spend: components["schemas"]["Money"];
+            /** @description True when the budget is an override for this user. */
+            is_override: boolean;
+            /**
+             * Format: date-time
+             * @description End of the window.
+             */
+            period_end: string;
+            /**
+             * Format: date-time
+             * @description Start of the window.
+             */
+            period_start: string;
+            /**
+             * Format: int64
+             * @description Requests in that window.
+             */
+            requests: number;
+            /**
+             * Format: double
+             * @description Spend as a percentage of their budget (two decimals); `null` without a budget.
+             */
+            usage_percentage?: number | null;
+            /** @description The end-user id (the request's `user` field or the configured header). */
+            user: string;
+        };
+        /** @description One budget window of a limiter, now. */
+        WindowView: {
+            /** @description The budget per period. */
+            budget_limit: components["schemas"]["Money"];
+            /** @description Settled spend in the window. */
+            current_spend: components["schemas"]["Money"];
+            /** @description Held by requests in flight. */
+            held: components["schemas"]["Money"];
+            /**
+             * Format: date-time
+             * @description End of the window (when it resets).
+             */
+            period_end: string;
+            /**
+             * Format: date-time
+             * @description Start of the window.
+             */
+            period_start: string;
+            /** @description The period (`hour`, `day`, …). */
+            period_type: components["schemas"]["Period"];
+            /** @description True for the limiter's own `budget_limit`/`period_type`; false for an extra window. */
+            primary: boolean;
+            /** @description Budget minus spend and holds, never negative. */
+            remaining_budget: components["schemas"]["Money"];
+            /**
+             * Format: double
+             * @description Spend and holds as a percentage of the budget, two decimals.
+             */
+            usage_percentage: number;
         };
     };
     responses: never;
@@ -1501,6 +1689,231 @@ export interface operations {
                 };
             };
             /** @description Unknown or deleted */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    limiterUsers: {
+        parameters: {
+            query?: {
+                /**
+                 * @description At most this many users, top spenders first (1 to 1000, default 20); users with an
+                 *     override are always listed.
+                 */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The limiter's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description End users, top spenders first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserView"][];
+                };
+            };
+            /** @description Bad query parameter (named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown or deleted */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    setUserBudget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The limiter's id */
+                id: string;
+                /** @description The end-user id, 1 to 256 characters */
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetWindow"];
+            };
+        };
+        responses: {
+            /** @description The limiter with the override */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Limiter"];
+                };
+            };
+            /** @description Invalid budget or user id (named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown or deleted limiter */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong shape or an invalid field (named in `field`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    removeUserBudget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The limiter's id */
+                id: string;
+                /** @description The end-user id */
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown limiter, or no override for this user */
             404: {
                 headers: {
                     [name: string]: unknown;

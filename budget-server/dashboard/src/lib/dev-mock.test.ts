@@ -112,6 +112,18 @@ describe("the dev mock answers as the OpenAPI document says", () => {
     await call("GET", "/api/stats/timeseries", "/api/stats/timeseries?bucket=day", 200);
     for (const by of ["model", "user", "limiter"]) await call("GET", "/api/stats/breakdown", `/api/stats/breakdown?by=${by}`, 200);
     await call("PUT", "/api/limiters/{id}", one, 422, { budget_limit: -1 });
+    const policies = (await call("PUT", "/api/limiters/{id}", one, 200, {
+      extra_budgets: [{ budget_limit: 1, period_type: "hour" }],
+      user_budget: { budget_limit: 0.5, period_type: "day" },
+      allowed_models: ["gpt-4o-mini"],
+      expires_at: "2030-01-01T00:00:00Z",
+    })) as { windows: { primary: boolean; period_type: string }[] };
+    expect(policies.windows.map((w) => [w.period_type, w.primary])).toEqual([["day", true], ["hour", false]]);
+    await call("PUT", "/api/limiters/{id}", one, 422, { extra_budgets: [{ budget_limit: 1, period_type: "day" }] });
+    await call("PUT", "/api/limiters/{id}/users/{user}", `${one}/users/alice`, 200, { budget_limit: 2, period_type: "week" });
+    const users = (await call("GET", "/api/limiters/{id}/users", `${one}/users?limit=5`, 200)) as { user: string; is_override: boolean }[];
+    expect(users).toContainEqual(expect.objectContaining({ user: "alice", is_override: true }));
+    await call("DELETE", "/api/limiters/{id}/users/{user}", `${one}/users/alice`, 204);
     await call("GET", "/api/stats/timeseries", "/api/stats/timeseries?bucket=week", 400);
     await call("DELETE", "/api/limiters/{id}", one, 204);
     await call("GET", "/api/limiters/{id}", one, 404);
