@@ -509,3 +509,106 @@ test('the key holder reads their own budget with the SDK (GET /v1/{code}/budget)
   assert.equal(nanos(budget.remaining_budget), 5n * 10n ** 9n - 60n);
   assert.ok(budget.resets_in_seconds > 0);
 });
+
+// --- Budget policies (docs/concepts.md): each refusal is the SDK's own exception class, in one
+// attempt, and nothing reaches the upstream.
+
+const HELLO = [{ role: 'user', content: 'Hello!' }];
+const TINY = 0.000001; // one request at gpt-4o prices uses it up
+
+/** A client that counts its attempts (retries included). */
+function countedClient(limiter) {
+  const counted = countingFetch();
+  return { c: client(limiter, { maxRetries: 2, fetch: counted }), counted };
+}
+
+/** `call()` rejects with `Cls` after exactly one attempt and no upstream call; the error. */
+async function refusedOnce({ counted }, Cls, call) {
+  const attempts = counted.calls;
+  const upstream = await metric('budget_upstream_latency_seconds_count');
+  const err = await call().then(() => null, (e) => e);
+  assert.ok(err instanceof Cls, `expected ${Cls.name}, got ${err}`);
+  assert.equal(counted.calls - attempts, 1, 'the SDK retried the refusal');
+  assert.equal(await metric('budget_upstream_latency_seconds_count'), upstream, 'the refused request reached the upstream');
+  assert.equal(err.headers.get('x-should-retry'), 'false');
+  assert.ok(err.error?.message, JSON.stringify(err.error));
+  return err;
+}
+
+test('policy: a model outside allowed_models is PermissionDeniedError (403), not retried', async () => {
+  const limiter = await createLimiter('models', { allowed_models: ['gpt-4o-mini', 'text-embedding-3-*'] });
+  const k = countedClient(limiter);
+  const err = await refusedOnce(k, OpenAI.PermissionDeniedError, () => k.c.chat.completions.create({ model: 'gpt-4o', messages: HELLO }));
+  assert.deepEqual([err.status, err.code, err.type], [403, 'model_not_allowed', 'permission_error']);
+  assert.match(err.error.message, /gpt-4o/);
+  await k.c.embeddings.create({ model: 'text-embedding-3-small', input: 'hi' });
+  const ok = await k.c.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO });
+  assert.equal(ok.choices[0].message.content, MOCK_TEXT);
+});
+
+test('policy: an expired limiter is PermissionDeniedError (limiter_expired)', async () => {
+  const limiter = await createLimiter('expired');
+  const k = countedClient(limiter);
+  await k.c.embeddings.create({ model: 'text-embedding-3-small', input: 'hi' });
+  await api('PUT', `/api/limiters/${limiter.id}`, { expires_at: new Date(Date.now() - 60_000).toISOString() });
+  const err = await refusedOnce(k, OpenAI.PermissionDeniedError, () => k.c.embeddings.create({ model: 'text-embedding-3-small', input: 'hi' }));
+  assert.deepEqual([err.status, err.code], [403, 'limiter_expired']);
+  await api('PUT', `/api/limiters/${limiter.id}`, { expires_at: null });
+  await k.c.embeddings.create({ model: 'text-embedding-3-small', input: 'hi' });
+});
+
+test('policy: a request above max_request_cost is BadRequestError (request_cost_too_high)', async () => {
+  // gpt-4o output is $10 per 1M tokens: a 1M-token output limit could cost $10, above $0.01.
+  const limiter = await createLimiter('price-guard', { max_request_cost: 0.01 });
+  const k = countedClient(limiter);
+  const err = await refusedOnce(k, OpenAI.BadRequestError, () =>
+    k.c.chat.completions.create({ model: 'gpt-4o', messages: HELLO, max_tokens: 1_000_000 }));
+  assert.deepEqual([err.status, err.code], [400, 'request_cost_too_high']);
+  assert.match(err.error.message, /\$0\.01/);
+  // Without an output limit the proxy gives the request one that fits.
+  const ok = await k.c.chat.completions.create({ model: 'gpt-4o', messages: HELLO });
+  assert.equal(ok.choices[0].message.content, MOCK_TEXT);
+});
+
+test('policy: require_user without a user is BadRequestError (user_required)', async () => {
+  const limiter = await createLimiter('require-user', { require_user: true });
+  const k = countedClient(limiter);
+  const err = await refusedOnce(k, OpenAI.BadRequestError, () => k.c.chat.completions.create({ model: 'gpt-4o', messages: HELLO }));
+  assert.deepEqual([err.status, err.code], [400, 'user_required']);
+  const ok = await k.c.chat.completions.create({ model: 'gpt-4o', messages: HELLO, user: 'alice' });
+  assert.equal(ok.choices[0].message.content, MOCK_TEXT);
+});
+
+test('policy: a user over their budget gets RateLimitError naming them; another user goes on', async () => {
+  const limiter = await createLimiter('per-user', { user_budget: { budget_limit: TINY, period_type: 'day' } });
+  const k = countedClient(limiter);
+  await k.c.chat.completions.create({ model: 'gpt-4o', messages: HELLO, user: 'alice' });
+  await settledStats(limiter.id, 1);
+  const err = await refusedOnce(k, OpenAI.RateLimitError, () =>
+    k.c.chat.completions.create({ model: 'gpt-4o', messages: HELLO, user: 'alice' }));
+  assert.deepEqual([err.status, err.code], [429, 'budget_exceeded']);
+  assert.match(err.error.message, /^User budget limit exceeded for user "alice": \$[0-9.]+\/\$[0-9.]+ per day\. Current usage: [0-9.]+%\. Resets at /);
+  assert.equal(err.headers.get('x-budget-user'), 'alice');
+  assert.ok(Number(err.headers.get('retry-after')) >= 1);
+  // Bob has a budget of his own; a request without a user counts only against the limiter.
+  const bob = await k.c.chat.completions.create({ model: 'gpt-4o', messages: HELLO, user: 'bob' });
+  assert.equal(bob.choices[0].message.content, MOCK_TEXT);
+  await k.c.chat.completions.create({ model: 'gpt-4o', messages: HELLO });
+  assert.equal((await settledStats(limiter.id, 3)).total_requests, 3);
+});
+
+test('policy: an extra hourly window used up is RateLimitError naming "per hour"', async () => {
+  const limiter = await createLimiter('hourly', { budget_limit: 100, extra_budgets: [{ budget_limit: TINY, period_type: 'hour' }] });
+  const k = countedClient(limiter);
+  await k.c.chat.completions.create({ model: 'gpt-4o', messages: HELLO });
+  await settledStats(limiter.id, 1);
+  const err = await refusedOnce(k, OpenAI.RateLimitError, () => k.c.chat.completions.create({ model: 'gpt-4o', messages: HELLO }));
+  assert.equal(err.code, 'budget_exceeded');
+  assert.match(err.error.message, /^Budget limit exceeded: .* per hour\. Current usage: [0-9.]+%\. Resets at /);
+  assert.equal(err.headers.get('x-budget-period'), 'hour');
+  const retryAfter = Number(err.headers.get('retry-after'));
+  assert.ok(retryAfter >= 1 && retryAfter <= 3600, `retry-after ${retryAfter}`);
+  const budget = await k.c.get('/budget');
+  assert.deepEqual(budget.windows.map((w) => [w.period_type, w.primary]), [['day', true], ['hour', false]]);
+  assert.ok(budget.windows[1].current_spend > 0);
+});
