@@ -30,8 +30,9 @@ pub use limiters::{
     code_lookup_and_rotation, delete_keeps_history_and_purge_removes_it, limiter_crud,
 };
 pub use policies::{
-    concurrent_reservations_respect_every_budget, every_window_must_admit,
-    expired_limiter_is_denied, policies_round_trip, user_budgets_and_overrides,
+    concurrent_reservations_respect_every_budget, concurrent_rollover_keeps_every_window,
+    every_window_must_admit, expired_limiter_is_denied, policies_round_trip,
+    user_budgets_and_overrides,
 };
 pub use races::{
     concurrent_soft_reservations_lose_nothing, concurrent_strict_reservations_never_overspend,
@@ -71,6 +72,7 @@ macro_rules! store_conformance_tests {
             user_budgets_and_overrides,
             expired_limiter_is_denied,
             concurrent_reservations_respect_every_budget,
+            concurrent_rollover_keeps_every_window,
             statistics,
             concurrent_strict_reservations_never_overspend,
             concurrent_soft_reservations_lose_nothing

@@ -247,6 +247,53 @@ pub async fn concurrent_reservations_respect_every_budget(store: Arc<dyn Store>)
     }
 }
 
+/// 120 requests race across a minute rollover (half stamped in the last second of one minute,
+/// half in the first of the next) against $3 a minute and $5 an hour, strict: each minute
+/// admits exactly three, and the hour never passes five.
+pub async fn concurrent_rollover_keeps_every_window(store: Arc<dyn Store>) {
+    let mut n = new("3", Period::Minute);
+    n.extra_budgets = vec![window("5", Period::Hour)];
+    let l = create(&*store, n).await;
+    let minute = Period::Minute.window_at(t0());
+    let (late, early) = (
+        minute.end - Duration::milliseconds(1),
+        minute.end + Duration::milliseconds(1),
+    );
+    assert_eq!(
+        Period::Hour.window_at(late),
+        Period::Hour.window_at(early),
+        "one hour, two minutes"
+    );
+    let tasks: Vec<_> = (0..120)
+        .map(|i| {
+            let (store, l) = (store.clone(), l.clone());
+            let at = if i % 2 == 0 { late } else { early };
+            tokio::spawn(async move {
+                match ask(&*store, &l, "1", at, None).await {
+                    ReserveOutcome::Reserved(r) => Some(r.at),
+                    ReserveOutcome::Denied(_) => None,
+                }
+            })
+        })
+        .collect();
+    let admitted: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap())
+        .collect();
+    let first = admitted.iter().filter(|at| **at == late).count();
+    let second = admitted.len() - first;
+    assert!(
+        first <= 3 && second <= 3,
+        "per minute: {first} and {second}"
+    );
+    assert_eq!(
+        admitted.len(),
+        5,
+        "the hour's $5 is the tighter budget overall"
+    );
+}
+
 /// Reserve $1 at `t0` once per entry of `users`, all at once; the users of the admitted ones.
 async fn race(
     store: &Arc<dyn Store>,
