@@ -396,3 +396,75 @@ async fn the_price_guard_caps_an_open_request_or_refuses_it() {
     );
     assert_eq!(version, h.state.prices.version());
 }
+
+#[tokio::test]
+async fn careless_policy_input_is_refused_naming_the_field_and_changes_nothing() {
+    let h = start().await;
+    let (id, _code) = h.limiter(json!({})).await;
+    let long = "x".repeat(300);
+    let many: Vec<Value> = [
+        "minute", "hour", "week", "month", "year", "minute", "hour", "week", "month",
+    ]
+    .iter()
+    .map(|p| json!({"budget_limit": 1, "period_type": p}))
+    .collect();
+    for (body, field) in [
+        (json!({"extra_budgets": "lots"}), "extra_budgets"),
+        (json!({"extra_budgets": many}), "extra_budgets"),
+        (
+            json!({"extra_budgets": [{"budget_limit": 0, "period_type": "hour"}]}),
+            "extra_budgets",
+        ),
+        (
+            json!({"extra_budgets": [{"budget_limit": 1, "period_type": "fortnight"}]}),
+            "extra_budgets",
+        ),
+        (
+            json!({"user_budget": {"budget_limit": -1, "period_type": "day"}}),
+            "user_budget",
+        ),
+        (json!({"allowed_models": [long]}), "allowed_models"),
+        (json!({"allowed_models": ["gpt 4o"]}), "allowed_models"),
+        (json!({"max_request_cost": 0}), "max_request_cost"),
+        (json!({"expires_at": "next tuesday"}), "expires_at"),
+    ] {
+        let a = h
+            .call(
+                "PUT",
+                &format!("/api/limiters/{id}"),
+                true,
+                Some(body.clone()),
+            )
+            .await;
+        assert!(
+            a.status.is_client_error(),
+            "{body}: {} {}",
+            a.status,
+            a.json
+        );
+        let named = a.json["error"]["field"].as_str().unwrap_or("");
+        assert!(named.starts_with(field), "{body}: {}", a.json);
+    }
+    let long_user = format!("/api/limiters/{id}/users/{}", "u".repeat(300));
+    let a = h
+        .call(
+            "PUT",
+            &long_user,
+            true,
+            Some(json!({"budget_limit": 1, "period_type": "day"})),
+        )
+        .await;
+    assert!(a.status.is_client_error(), "{}", a.json);
+    assert_eq!(a.json["error"]["field"], "user");
+    let unchanged = h
+        .call("GET", &format!("/api/limiters/{id}"), true, None)
+        .await;
+    assert!(unchanged.json["extra_budgets"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(unchanged.json["user_overrides"]
+        .as_object()
+        .unwrap()
+        .is_empty());
+}
