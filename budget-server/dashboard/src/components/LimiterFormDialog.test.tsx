@@ -1,8 +1,9 @@
 // @vitest-environment jsdom
-import { cleanup, render, screen, waitFor } from "@testing-library/react";
+import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Limiter } from "../lib/api";
+import { localToRfc3339 } from "../lib/validation";
 import { LimiterFormDialog } from "./LimiterFormDialog";
 
 const saved: Limiter = {
@@ -54,6 +55,15 @@ beforeEach(() => {
     return Promise.resolve(answer());
   });
   document.cookie = "budget_csrf=csrf-value";
+  // Radix's switch measures itself inside a form; jsdom has no ResizeObserver.
+  vi.stubGlobal(
+    "ResizeObserver",
+    class {
+      observe() {}
+      unobserve() {}
+      disconnect() {}
+    },
+  );
 });
 
 afterEach(() => {
@@ -127,5 +137,140 @@ describe("LimiterFormDialog", () => {
     expect(calls[0]!.method).toBe("PUT");
     expect(calls[0]!.url).toBe(`/api/limiters/${saved.id}`);
     expect(onSaved).not.toHaveBeenCalled();
+  });
+
+  it("creates a limiter with every policy in the body", async () => {
+    const user = userEvent.setup();
+    const { onSaved } = renderForm();
+    await user.type(screen.getByLabelText("Name"), "Policies");
+    await user.type(screen.getByLabelText("Budget (USD)"), "100");
+    await user.selectOptions(screen.getByLabelText("Period"), "month");
+    await user.click(screen.getByTestId("add-extra-budget"));
+    await user.type(screen.getByLabelText("Extra window 1 amount"), "5");
+    await user.selectOptions(screen.getByLabelText("Extra window 1 period"), "hour");
+    await user.click(screen.getByTestId("add-extra-budget"));
+    // A new row proposes a period not yet used.
+    expect((screen.getByLabelText("Extra window 2 period") as HTMLSelectElement).value).toBe("minute");
+    await user.type(screen.getByLabelText("Extra window 2 amount"), "30");
+    await user.selectOptions(screen.getByLabelText("Extra window 2 period"), "day");
+    await user.type(screen.getByLabelText("Per-user budget (USD, optional)"), "1");
+    await user.selectOptions(screen.getByLabelText("Per-user budget period"), "day");
+    await user.click(screen.getByRole("switch", { name: "Require an end-user id" }));
+    await user.type(screen.getByLabelText("Allowed models (optional)"), "gpt-4o-mini,  text-embedding-3-*{enter}{enter}o3-mini, ");
+    // The cap toggle waits for a max cost.
+    expect((screen.getByRole("switch", { name: "Cap output instead of refusing" }) as HTMLButtonElement).disabled).toBe(true);
+    await user.type(screen.getByLabelText("Max request cost (USD, optional)"), "0.50");
+    await user.click(screen.getByRole("switch", { name: "Cap output instead of refusing" }));
+    fireEvent.change(screen.getByLabelText("Expires (optional)"), { target: { value: "2030-06-30T18:45" } });
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() => expect(onSaved).toHaveBeenCalled());
+    expect(calls[0]!.body).toEqual({
+      name: "Policies",
+      budget_limit: 100,
+      period_type: "month",
+      base_url: "https://api.openai.com",
+      provider: "openai",
+      mode: "soft",
+      unpriced: "admit",
+      unmetered_endpoints: null,
+      extra_budgets: [
+        { budget_limit: 5, period_type: "hour" },
+        { budget_limit: 30, period_type: "day" },
+      ],
+      user_budget: { budget_limit: 1, period_type: "day" },
+      require_user: true,
+      allowed_models: ["gpt-4o-mini", "text-embedding-3-*", "o3-mini"],
+      max_request_cost: 0.5,
+      cap_output_tokens: false,
+      // datetime-local is the browser's time; the API gets the same instant in UTC.
+      expires_at: new Date("2030-06-30T18:45").toISOString().replace(".000Z", "Z"),
+    });
+    expect((calls[0]!.body as { expires_at: string }).expires_at).toMatch(/^2030-06-30T\d\d:45:00Z$|^2030-07-01T\d\d:45:00Z$/);
+  });
+
+  it("checks the policies on the client: a repeated period, a bad amount, a model with a space", async () => {
+    const user = userEvent.setup();
+    renderForm();
+    await user.type(screen.getByLabelText("Name"), "Bad");
+    await user.type(screen.getByLabelText("Budget (USD)"), "10");
+    await user.click(screen.getByTestId("add-extra-budget"));
+    await user.type(screen.getByLabelText("Extra window 1 amount"), "5");
+    await user.selectOptions(screen.getByLabelText("Extra window 1 period"), "day");
+    await user.type(screen.getByLabelText("Per-user budget (USD, optional)"), "0");
+    await user.type(screen.getByLabelText("Allowed models (optional)"), "gpt 4o");
+    await user.type(screen.getByLabelText("Max request cost (USD, optional)"), "free");
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    expect(screen.getByTestId("field-error-extra_budgets").textContent).toBe("Window 1: day is already the limiter's own period; pick another.");
+    expect(screen.getByLabelText("Extra window 1 amount").getAttribute("aria-invalid")).toBe("true");
+    expect(screen.getByTestId("field-error-user_budget").textContent).toMatch(/greater than \$0/);
+    expect(screen.getByTestId("field-error-allowed_models").textContent).toMatch(/"gpt 4o"/);
+    expect(screen.getByTestId("field-error-max_request_cost").textContent).toMatch(/number of dollars/);
+    // Removing the offending window clears its message.
+    await user.click(screen.getByRole("button", { name: "Remove extra window 1" }));
+    expect(screen.queryByTestId("field-error-extra_budgets")).toBeNull();
+    expect(screen.queryByLabelText("Extra window 1 amount")).toBeNull();
+    expect(calls).toEqual([]);
+  });
+
+  it("shows the server's extra_budgets error under the windows", async () => {
+    const user = userEvent.setup();
+    answer = () =>
+      new Response(
+        JSON.stringify({ error: { message: "extra_budgets: hour appears twice", type: "invalid_request_error", code: "validation_failed", field: "extra_budgets" } }),
+        { status: 422, headers: { "Content-Type": "application/json" } },
+      );
+    renderForm();
+    await user.type(screen.getByLabelText("Name"), "Server says");
+    await user.type(screen.getByLabelText("Budget (USD)"), "10");
+    await user.click(screen.getByTestId("add-extra-budget"));
+    await user.type(screen.getByLabelText("Extra window 1 amount"), "1");
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() => expect(screen.getByTestId("field-error-extra_budgets").textContent).toBe("extra_budgets: hour appears twice"));
+    expect(screen.queryByTestId("form-error")).toBeNull();
+  });
+
+  it("an edit sends only what changed, and clearing sends null or []", async () => {
+    const user = userEvent.setup();
+    answer = () => new Response(JSON.stringify(saved), { status: 200, headers: { "Content-Type": "application/json" } });
+    const expires = "2031-01-15T09:30:00Z";
+    const withPolicies: Limiter = {
+      ...saved,
+      extra_budgets: [{ budget_limit: 2, period_type: "hour" }],
+      user_budget: { budget_limit: 0.25, period_type: "day" },
+      require_user: true,
+      allowed_models: ["gpt-4o-mini", "o3-*"],
+      max_request_cost: 0.1,
+      cap_output_tokens: false,
+      expires_at: expires,
+    };
+    const { onSaved } = renderForm(withPolicies);
+    // The form opens with the limiter's policies.
+    expect((screen.getByLabelText("Extra window 1 amount") as HTMLInputElement).value).toBe("2");
+    expect((screen.getByLabelText("Per-user budget (USD, optional)") as HTMLInputElement).value).toBe("0.25");
+    expect((screen.getByLabelText("Allowed models (optional)") as HTMLTextAreaElement).value).toBe("gpt-4o-mini, o3-*");
+    expect(screen.getByRole("switch", { name: "Require an end-user id" }).getAttribute("aria-checked")).toBe("true");
+    expect(localToRfc3339((screen.getByLabelText("Expires (optional)") as HTMLInputElement).value)).toBe(expires);
+    await user.click(screen.getByRole("button", { name: "Remove extra window 1" }));
+    await user.clear(screen.getByLabelText("Per-user budget (USD, optional)"));
+    await user.clear(screen.getByLabelText("Allowed models (optional)"));
+    await user.clear(screen.getByLabelText("Max request cost (USD, optional)"));
+    await user.click(screen.getByTestId("clear-expiry"));
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() => expect(onSaved).toHaveBeenCalled());
+    expect(calls[0]!.method).toBe("PUT");
+    expect(calls[0]!.body).toEqual({ extra_budgets: [], user_budget: null, allowed_models: [], max_request_cost: null, expires_at: null });
+  });
+
+  it("an edit of one field sends that field alone", async () => {
+    const user = userEvent.setup();
+    answer = () => new Response(JSON.stringify(saved), { status: 200, headers: { "Content-Type": "application/json" } });
+    const { onSaved } = renderForm({ ...saved, allowed_models: ["gpt-4o-mini"], expires_at: "2031-01-15T09:30:00Z" });
+    await user.click(screen.getByRole("switch", { name: "Require an end-user id" }));
+    await user.click(screen.getByTestId("add-extra-budget"));
+    await user.type(screen.getByLabelText("Extra window 1 amount"), "3");
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() => expect(onSaved).toHaveBeenCalled());
+    // The primary period is week, so the new row proposes minute.
+    expect(calls[0]!.body).toEqual({ require_user: true, extra_budgets: [{ budget_limit: 3, period_type: "minute" }] });
   });
 });

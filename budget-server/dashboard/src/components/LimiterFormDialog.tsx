@@ -1,21 +1,27 @@
-import { CircleAlert, Loader2 } from "lucide-react";
+import { CircleAlert, Loader2, Plus, X } from "lucide-react";
 import { useEffect, useId, useMemo, useState } from "react";
 import { ApiError, api, type Limiter } from "../lib/api";
+import { periodLabel } from "../lib/format";
 import {
   EMPTY_FORM,
+  EXTRA_BUDGETS_MAX,
   formFieldFor,
   NAME_MAX,
   PERIODS,
+  rfc3339ToLocal,
   toLimiterInput,
+  toLimiterUpdate,
   validateLimiterForm,
   type FormErrors,
   type LimiterFormValues,
+  type WindowValues,
 } from "../lib/validation";
 import { Button } from "./ui/button";
 import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "./ui/dialog";
 import { Input } from "./ui/input";
 import { Label } from "./ui/label";
 import { Select } from "./ui/select";
+import { Switch } from "./ui/switch";
 
 function valuesFrom(l: Limiter): LimiterFormValues {
   return {
@@ -28,7 +34,46 @@ function valuesFrom(l: Limiter): LimiterFormValues {
     unpriced: l.unpriced,
     unmetered_endpoints: l.unmetered_endpoints ?? "server",
     timezone: l.timezone ?? "",
+    extra_budgets: (l.extra_budgets ?? []).map((w) => ({ budget_limit: String(w.budget_limit), period_type: w.period_type })),
+    user_budget: l.user_budget
+      ? { budget_limit: String(l.user_budget.budget_limit), period_type: l.user_budget.period_type }
+      : { budget_limit: "", period_type: "day" },
+    require_user: l.require_user ?? false,
+    allowed_models: (l.allowed_models ?? []).join(", "),
+    max_request_cost: l.max_request_cost === null || l.max_request_cost === undefined ? "" : String(l.max_request_cost),
+    cap_output_tokens: l.cap_output_tokens ?? true,
+    expires_at: rfc3339ToLocal(l.expires_at),
   };
+}
+
+const capitalized = (p: string) => p[0]!.toUpperCase() + p.slice(1);
+
+function PeriodOptions() {
+  return (
+    <>
+      {PERIODS.map((p) => (
+        <option key={p} value={p}>
+          {capitalized(p)}
+        </option>
+      ))}
+    </>
+  );
+}
+
+/** A dollar input with a "$" prefix. */
+function MoneyInput(props: React.InputHTMLAttributes<HTMLInputElement>) {
+  return (
+    <div className="relative">
+      <span className="pointer-events-none absolute left-3 top-1/2 -translate-y-1/2 text-sm text-muted-foreground">$</span>
+      <Input inputMode="decimal" className="pl-6" {...props} />
+    </div>
+  );
+}
+
+/** The first period that is neither the primary one nor already an extra window. */
+function freePeriod(v: LimiterFormValues): string {
+  const used = new Set([v.period_type, ...v.extra_budgets.map((w) => w.period_type)]);
+  return PERIODS.find((p) => !used.has(p)) ?? "hour";
 }
 
 function timeZones(): string[] {
@@ -70,6 +115,7 @@ export function LimiterFormDialog({
 }) {
   const editing = !!limiter;
   const [values, setValues] = useState<LimiterFormValues>(EMPTY_FORM);
+  const [initial, setInitial] = useState<LimiterFormValues>(EMPTY_FORM);
   const [errors, setErrors] = useState<FormErrors>({});
   const [formError, setFormError] = useState<string | null>(null);
   const [submitted, setSubmitted] = useState(false);
@@ -79,18 +125,25 @@ export function LimiterFormDialog({
 
   useEffect(() => {
     if (!open) return;
-    setValues(limiter ? valuesFrom(limiter) : EMPTY_FORM);
+    const start = limiter ? valuesFrom(limiter) : EMPTY_FORM;
+    setValues(start);
+    setInitial(start);
     setErrors({});
     setFormError(null);
     setSubmitted(false);
   }, [open, limiter]);
 
-  const set = (k: keyof LimiterFormValues) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) => {
-    const next = { ...values, [k]: e.target.value };
+  const update = (next: LimiterFormValues) => {
     setValues(next);
     // After a first submit, re-validate as the user types so messages go away when fixed.
     if (submitted) setErrors(validateLimiterForm(next));
   };
+  const set = (k: keyof LimiterFormValues) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>) =>
+    update({ ...values, [k]: e.target.value });
+  const setWindow = (i: number, k: keyof WindowValues) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) =>
+    update({ ...values, extra_budgets: values.extra_budgets.map((w, j) => (j === i ? { ...w, [k]: e.target.value } : w)) });
+  const setUserBudget = (k: keyof WindowValues) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) =>
+    update({ ...values, user_budget: { ...values.user_budget, [k]: e.target.value } });
 
   async function onSubmit(e: React.FormEvent) {
     e.preventDefault();
@@ -101,8 +154,8 @@ export function LimiterFormDialog({
     if (Object.keys(errs).length > 0) return;
     setBusy(true);
     try {
-      const input = toLimiterInput(values);
-      const saved = limiter ? await api.updateLimiter(limiter.id, input) : await api.createLimiter(input);
+      // An edit sends only what changed (cleared policies as null or []).
+      const saved = limiter ? await api.updateLimiter(limiter.id, toLimiterUpdate(initial, values)) : await api.createLimiter(toLimiterInput(values));
       onSaved(saved, !limiter);
       onOpenChange(false);
     } catch (err) {
@@ -232,6 +285,130 @@ export function LimiterFormDialog({
               ))}
             </datalist>
           </Field>
+          <fieldset className="grid gap-4 rounded-lg border p-4" data-testid="policies">
+            <legend className="px-1 text-sm font-medium">Policies</legend>
+            <Field
+              id={id("extra_budgets")}
+              label="Extra windows"
+              error={errors.extra_budgets}
+              hint={`More budgets besides ${periodLabel(values.period_type)}, e.g. $5 per hour; a request must fit every one.`}
+            >
+              <div className="grid gap-2" role="group" aria-label="Extra windows" data-testid="extra-budgets">
+                {values.extra_budgets.map((w, i) => (
+                  <div key={i} className="grid grid-cols-[1fr_1fr_auto] items-center gap-2" data-testid="extra-budget-row">
+                    <MoneyInput
+                      id={i === 0 ? id("extra_budgets") : undefined}
+                      name={`extra_budgets.${i}.budget_limit`}
+                      aria-label={`Extra window ${i + 1} amount`}
+                      value={w.budget_limit}
+                      onChange={setWindow(i, "budget_limit")}
+                      placeholder="5.00"
+                      {...inv("extra_budgets")}
+                    />
+                    <Select name={`extra_budgets.${i}.period_type`} aria-label={`Extra window ${i + 1} period`} value={w.period_type} onChange={setWindow(i, "period_type")}>
+                      <PeriodOptions />
+                    </Select>
+                    <Button
+                      variant="ghost"
+                      size="icon"
+                      aria-label={`Remove extra window ${i + 1}`}
+                      data-testid="remove-extra-budget"
+                      onClick={() => update({ ...values, extra_budgets: values.extra_budgets.filter((_, j) => j !== i) })}
+                    >
+                      <X />
+                    </Button>
+                  </div>
+                ))}
+                {values.extra_budgets.length < EXTRA_BUDGETS_MAX && (
+                  <Button
+                    variant="outline"
+                    size="sm"
+                    className="justify-self-start"
+                    data-testid="add-extra-budget"
+                    onClick={() => update({ ...values, extra_budgets: [...values.extra_budgets, { budget_limit: "", period_type: freePeriod(values) }] })}
+                  >
+                    <Plus />
+                    Add window
+                  </Button>
+                )}
+              </div>
+            </Field>
+            <Field
+              id={id("user_budget")}
+              label="Per-user budget (USD, optional)"
+              error={errors.user_budget}
+              hint="Each end user (the request's user field) gets this much per period inside the limiter's budget. Empty: none."
+            >
+              <div className="grid grid-cols-2 gap-2">
+                <MoneyInput id={id("user_budget")} name="user_budget.budget_limit" value={values.user_budget.budget_limit} onChange={setUserBudget("budget_limit")} placeholder="none" {...inv("user_budget")} />
+                <Select name="user_budget.period_type" aria-label="Per-user budget period" value={values.user_budget.period_type} onChange={setUserBudget("period_type")}>
+                  <PeriodOptions />
+                </Select>
+              </div>
+            </Field>
+            <div className="flex items-start gap-3">
+              <Switch
+                id={id("require_user")}
+                name="require_user"
+                checked={values.require_user}
+                onCheckedChange={(c) => update({ ...values, require_user: c })}
+                data-testid="require-user-switch"
+              />
+              <Field id={id("require_user")} label="Require an end-user id" error={errors.require_user} hint="Refuse requests without a user field (otherwise they count only against the limiter's own windows).">
+                {null}
+              </Field>
+            </div>
+            <Field
+              id={id("allowed_models")}
+              label="Allowed models (optional)"
+              error={errors.allowed_models}
+              hint="Exact names or * globs, separated by commas or new lines. Empty: every model."
+            >
+              <textarea
+                id={id("allowed_models")}
+                name="allowed_models"
+                rows={2}
+                value={values.allowed_models}
+                onChange={set("allowed_models")}
+                placeholder="gpt-4o-mini, text-embedding-3-*"
+                className="flex w-full rounded-md border border-input bg-background px-3 py-1.5 font-mono text-xs shadow-sm placeholder:text-muted-foreground focus-visible:border-zinc-400 focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-ring/30 aria-[invalid=true]:border-red-500"
+                {...inv("allowed_models")}
+              />
+            </Field>
+            <div className="grid gap-4 sm:grid-cols-2">
+              <Field id={id("max_request_cost")} label="Max request cost (USD, optional)" error={errors.max_request_cost} hint="The most one request may cost in the worst case.">
+                <MoneyInput id={id("max_request_cost")} name="max_request_cost" value={values.max_request_cost} onChange={set("max_request_cost")} placeholder="no cap" {...inv("max_request_cost")} />
+              </Field>
+              <div className="flex items-start gap-3 sm:pt-6">
+                <Switch
+                  id={id("cap_output_tokens")}
+                  name="cap_output_tokens"
+                  checked={values.cap_output_tokens}
+                  disabled={!values.max_request_cost.trim()}
+                  onCheckedChange={(c) => update({ ...values, cap_output_tokens: c })}
+                  data-testid="cap-output-switch"
+                />
+                <Field
+                  id={id("cap_output_tokens")}
+                  label="Cap output instead of refusing"
+                  error={errors.cap_output_tokens}
+                  hint={values.cap_output_tokens ? "A request without an output limit gets the largest one that fits." : "A request that could cost more is refused (400)."}
+                >
+                  {null}
+                </Field>
+              </div>
+            </div>
+            <Field id={id("expires_at")} label="Expires (optional)" error={errors.expires_at} hint="Your local time. Afterwards every request is refused (403). Empty: never.">
+              <div className="flex items-center gap-2">
+                <Input id={id("expires_at")} name="expires_at" type="datetime-local" value={values.expires_at} onChange={set("expires_at")} {...inv("expires_at")} />
+                {values.expires_at && (
+                  <Button variant="ghost" size="sm" data-testid="clear-expiry" onClick={() => update({ ...values, expires_at: "" })}>
+                    Never
+                  </Button>
+                )}
+              </div>
+            </Field>
+          </fieldset>
           {formError && (
             <p role="alert" data-testid="form-error" className="flex items-start gap-2 rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
               <CircleAlert className="mt-0.5 h-4 w-4 shrink-0" />

@@ -1,5 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { EMPTY_FORM, formFieldFor, parseBudget, toLimiterInput, validateLimiterForm, type LimiterFormValues } from "./validation";
+import {
+  EMPTY_FORM,
+  formFieldFor,
+  localToRfc3339,
+  parseBudget,
+  parseModels,
+  rfc3339ToLocal,
+  toLimiterInput,
+  toLimiterUpdate,
+  validateLimiterForm,
+  type LimiterFormValues,
+} from "./validation";
 
 const valid: LimiterFormValues = { ...EMPTY_FORM, name: "Customer A", budget_limit: "20" };
 
@@ -67,5 +78,38 @@ describe("parseBudget and toLimiterInput", () => {
     expect(formFieldFor("budget_limit")).toBe("budget_limit");
     expect(formFieldFor("code")).toBeNull();
     expect(formFieldFor(null)).toBeNull();
+  });
+});
+
+describe("policies", () => {
+  it("splits models on commas and new lines", () => {
+    expect(parseModels(" gpt-4o-mini,text-embedding-3-*\n\n  o3-* ,")).toEqual(["gpt-4o-mini", "text-embedding-3-*", "o3-*"]);
+    expect(parseModels(" , \n")).toEqual([]);
+  });
+  it("turns a datetime-local value into RFC 3339 UTC and back", () => {
+    const utc = localToRfc3339("2030-02-03T04:05");
+    expect(utc).toBe(new Date(2030, 1, 3, 4, 5).toISOString().replace(".000Z", "Z"));
+    expect(rfc3339ToLocal(utc)).toBe("2030-02-03T04:05");
+    expect(localToRfc3339("tomorrow")).toBeNull();
+    expect(rfc3339ToLocal(null)).toBe("");
+  });
+  it("checks extra windows as the server does", () => {
+    const w = (budget_limit: string, period_type: string) => ({ budget_limit, period_type });
+    expect(validateLimiterForm({ ...valid, extra_budgets: [w("5", "hour"), w("100", "month")] }).extra_budgets).toBeUndefined();
+    expect(validateLimiterForm({ ...valid, extra_budgets: [w("5", "day")] }).extra_budgets).toMatch(/own period/);
+    expect(validateLimiterForm({ ...valid, extra_budgets: [w("5", "hour"), w("6", "hour")] }).extra_budgets).toMatch(/twice/);
+    expect(validateLimiterForm({ ...valid, extra_budgets: [w("", "hour")] }).extra_budgets).toMatch(/required/);
+    expect(validateLimiterForm({ ...valid, extra_budgets: [w("-1", "hour")] }).extra_budgets).toMatch(/greater/);
+    expect(validateLimiterForm({ ...valid, extra_budgets: Array.from({ length: 9 }, () => w("1", "hour")) }).extra_budgets).toMatch(/At most 8/);
+  });
+  it("an unchanged form updates nothing; a cleared time zone returns to UTC", () => {
+    const start: LimiterFormValues = { ...valid, timezone: "Asia/Tokyo", max_request_cost: "0.5" };
+    expect(toLimiterUpdate(start, { ...start })).toEqual({});
+    expect(toLimiterUpdate(start, { ...start, timezone: "" })).toEqual({ timezone: "UTC" });
+    expect(toLimiterUpdate(start, { ...start, max_request_cost: "0.75", cap_output_tokens: false })).toEqual({ max_request_cost: 0.75, cap_output_tokens: false });
+    expect(toLimiterInput(start).cap_output_tokens).toBeUndefined();
+  });
+  it("maps the policy fields' server errors onto the form", () => {
+    for (const f of ["extra_budgets", "user_budget", "allowed_models", "max_request_cost", "expires_at"]) expect(formFieldFor(f)).toBe(f);
   });
 });
