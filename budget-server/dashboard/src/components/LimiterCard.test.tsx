@@ -1,5 +1,5 @@
 // @vitest-environment jsdom
-import { cleanup, render, screen } from "@testing-library/react";
+import { cleanup, render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Limiter } from "../lib/api";
@@ -111,5 +111,69 @@ describe("LimiterCard", () => {
     expect((sw as HTMLButtonElement).disabled).toBe(true);
     await user.click(sw);
     expect(p.onToggle).not.toHaveBeenCalled();
+  });
+
+  it("shows a bar per extra window with its period, spend and reset; the badge follows the tightest window", () => {
+    const primary = {
+      period_type: "day" as const, budget_limit: 20, primary: true, current_spend: 5.25, held: 0, remaining_budget: 14.75,
+      usage_percentage: 26.25, period_start: "2026-03-10T00:00:00Z", period_end: "2026-03-11T00:00:00Z",
+    };
+    const hour = {
+      ...primary, period_type: "hour" as const, budget_limit: 5, primary: false, current_spend: 5, remaining_budget: 0,
+      usage_percentage: 100, period_start: "2026-03-10T12:00:00Z", period_end: "2026-03-10T13:00:00Z",
+    };
+    const month = {
+      ...primary, period_type: "month" as const, budget_limit: 300, primary: false, current_spend: 60, remaining_budget: 240,
+      usage_percentage: 20, period_start: "2026-03-01T00:00:00Z", period_end: "2026-04-01T00:00:00Z",
+    };
+    renderCard(limiter({ extra_budgets: [{ budget_limit: 5, period_type: "hour" }, { budget_limit: 300, period_type: "month" }], windows: [primary, hour, month] }));
+    const bars = screen.getAllByTestId("window-bar");
+    expect(bars.map((b) => b.getAttribute("data-period"))).toEqual(["hour", "month"]);
+    expect(bars[0]!.textContent).toContain("hour");
+    expect(within(bars[0]!).getByTestId("window-spend").textContent).toBe("$5.00 of $5.00");
+    expect(within(bars[0]!).getByTestId("window-reset").textContent).toBe("Resets in 1h 00m");
+    expect(within(bars[0]!).getByRole("progressbar").getAttribute("data-level")).toBe("exceeded");
+    expect(within(bars[1]!).getByTestId("window-spend").textContent).toBe("$60.00 of $300.00");
+    expect(within(bars[1]!).getByTestId("window-reset").textContent).toBe("Resets in 21d 12h");
+    // The primary window is at 26 %, but the hourly one is spent: the card says so.
+    expect(screen.getByText("Budget reached")).toBeTruthy();
+  });
+
+  it("shows no window bars, chips, expiry or per-user line for a plain limiter", () => {
+    renderCard(limiter());
+    expect(screen.queryByTestId("window-bars")).toBeNull();
+    expect(screen.queryByTestId("allowed-models")).toBeNull();
+    expect(screen.queryByTestId("expiry-badge")).toBeNull();
+    expect(screen.queryByTestId("user-budget-line")).toBeNull();
+    expect(screen.queryByTestId("max-cost-badge")).toBeNull();
+  });
+
+  it("shows allowed models as chips, the per-user budget and the price cap", () => {
+    const models = ["gpt-4o-mini", "text-embedding-3-*", "a", "b", "c", "d", "e", "f"];
+    renderCard(
+      limiter({
+        allowed_models: models,
+        user_budget: { budget_limit: 1, period_type: "day" },
+        user_overrides: { alice: { budget_limit: 5, period_type: "day" }, bob: { budget_limit: 2, period_type: "week" } },
+        require_user: true,
+        max_request_cost: 0.5,
+      }),
+    );
+    expect(screen.getAllByTestId("model-chip").map((c) => c.textContent)).toEqual(models.slice(0, 6));
+    expect(screen.getByText("+2 more").getAttribute("title")).toBe("e, f");
+    expect(screen.getByTestId("user-budget-line").textContent).toBe("Per-user budget $1.00/day · 2 overrides · user id required");
+    expect(screen.getByTestId("max-cost-badge").textContent).toBe("Max $0.50/request");
+  });
+
+  it("counts down to the expiry and says when it has passed", () => {
+    renderCard(limiter({ expires_at: "2026-03-13T16:30:00Z" }));
+    let badge = screen.getByTestId("expiry-badge");
+    expect(badge.textContent).toBe("Expires in 3d 4h");
+    expect(badge.getAttribute("data-expired")).toBe("false");
+    cleanup();
+    renderCard(limiter({ expires_at: "2026-03-10T11:59:59Z" }));
+    badge = screen.getByTestId("expiry-badge");
+    expect(badge.textContent).toBe("Expired");
+    expect(badge.getAttribute("data-expired")).toBe("true");
   });
 });

@@ -1,6 +1,6 @@
-import { BarChart3, Clock, Pencil, RefreshCw, Trash2 } from "lucide-react";
-import type { Limiter } from "../lib/api";
-import { resetText } from "../lib/countdown";
+import { BarChart3, Clock, Pencil, RefreshCw, Trash2, Users } from "lucide-react";
+import type { Limiter, WindowView } from "../lib/api";
+import { formatDuration, resetText } from "../lib/countdown";
 import { formatMoney, formatPercent, periodLabel } from "../lib/format";
 import { usageLevel } from "../lib/usage";
 import { cn } from "../lib/utils";
@@ -14,6 +14,41 @@ import { Switch } from "./ui/switch";
 import { Tooltip } from "./ui/tooltip";
 
 const LEVEL_TEXT = { ok: "text-emerald-700", warning: "text-amber-700", exceeded: "text-red-600" } as const;
+
+/** Model chips shown before "+N more". */
+const MODEL_CHIPS = 6;
+
+/** "Expires in 3d 4h" / "Expired", or null without an expiry. */
+export function expiryText(expiresAt: string | null | undefined, now: number): { text: string; expired: boolean; soon: boolean } | null {
+  if (!expiresAt) return null;
+  const at = Date.parse(expiresAt);
+  if (Number.isNaN(at)) return null;
+  const left = at - now;
+  if (left <= 0) return { text: "Expired", expired: true, soon: false };
+  return { text: `Expires in ${formatDuration(left)}`, expired: false, soon: left < 86400e3 };
+}
+
+function WindowBar({ w, now, name }: { w: WindowView; now: number; name: string }) {
+  const level = usageLevel(w.usage_percentage);
+  return (
+    <li className="grid gap-1" data-testid="window-bar" data-period={w.period_type} data-primary={String(w.primary)}>
+      <div className="flex items-baseline justify-between gap-2 text-xs">
+        <span className="tabular">
+          <span className="font-medium capitalize">{w.period_type}</span>
+          <span className="text-muted-foreground">
+            {" "}
+            · <span data-testid="window-spend">{formatMoney(w.current_spend)} of {formatMoney(w.budget_limit)}</span>
+          </span>
+        </span>
+        <span className={cn("font-medium tabular", LEVEL_TEXT[level])}>{formatPercent(w.usage_percentage)}</span>
+      </div>
+      <UsageBar percent={w.usage_percentage} label={`${name}: ${periodLabel(w.period_type)} budget used`} className="h-1.5" />
+      <span className="text-[11px] text-muted-foreground tabular" data-testid="window-reset">
+        {resetText(w.period_end, now)}
+      </span>
+    </li>
+  );
+}
 
 export interface LimiterCardProps {
   limiter: Limiter;
@@ -29,6 +64,12 @@ export interface LimiterCardProps {
 export function LimiterCard({ limiter: l, now, toggling, onToggle, onEdit, onStats, onRotate, onDelete }: LimiterCardProps) {
   const level = usageLevel(l.usage_percentage);
   const switchId = `active-${l.id}`;
+  const expiry = expiryText(l.expires_at, now);
+  const extraWindows = (l.windows ?? []).filter((w) => !w.primary);
+  const models = l.allowed_models ?? [];
+  const overrides = Object.keys(l.user_overrides ?? {}).length;
+  // The badge follows the tightest window: an exhausted hourly window refuses like the primary one.
+  const worst = usageLevel(Math.max(l.usage_percentage, ...extraWindows.map((w) => w.usage_percentage)));
   return (
     <Card
       data-testid="limiter-card"
@@ -74,8 +115,24 @@ export function LimiterCard({ limiter: l, now, toggling, onToggle, onEdit, onSta
             Unmetered allowed
           </Badge>
         )}
-        {level === "exceeded" && <Badge variant="destructive">Budget reached</Badge>}
-        {level === "warning" && <Badge variant="warning">Near budget</Badge>}
+        {expiry && (
+          <Badge
+            variant={expiry.expired ? "destructive" : expiry.soon ? "warning" : "outline"}
+            title={`Expires ${new Date(l.expires_at!).toLocaleString()}`}
+            data-testid="expiry-badge"
+            data-expired={String(expiry.expired)}
+          >
+            <Clock className="h-3 w-3" />
+            {expiry.text}
+          </Badge>
+        )}
+        {l.max_request_cost !== null && l.max_request_cost !== undefined && (
+          <Badge variant="outline" data-testid="max-cost-badge" title={l.cap_output_tokens ? "Larger requests get their output capped" : "Larger requests are refused"}>
+            Max {formatMoney(l.max_request_cost)}/request
+          </Badge>
+        )}
+        {worst === "exceeded" && <Badge variant="destructive">Budget reached</Badge>}
+        {worst === "warning" && <Badge variant="warning">Near budget</Badge>}
       </div>
 
       <div className="grid grid-cols-1 gap-2">
@@ -97,6 +154,50 @@ export function LimiterCard({ limiter: l, now, toggling, onToggle, onEdit, onSta
           </span>
         </div>
       </div>
+
+      {extraWindows.length > 0 && (
+        <ul className="grid gap-2 border-t pt-3" aria-label="Other budget windows" data-testid="window-bars">
+          {extraWindows.map((w) => (
+            <WindowBar key={w.period_type} w={w} now={now} name={l.name} />
+          ))}
+        </ul>
+      )}
+
+      {(l.user_budget || overrides > 0 || l.require_user) && (
+        <p className="flex items-center gap-1.5 text-xs text-muted-foreground" data-testid="user-budget-line">
+          <Users className="h-3 w-3 shrink-0" />
+          <span>
+            {l.user_budget ? (
+              <>
+                Per-user budget{" "}
+                <span className="font-medium text-foreground tabular">
+                  {formatMoney(l.user_budget.budget_limit)}/{l.user_budget.period_type}
+                </span>
+              </>
+            ) : (
+              "No per-user budget"
+            )}
+            {overrides > 0 && ` · ${overrides} override${overrides === 1 ? "" : "s"}`}
+            {l.require_user && " · user id required"}
+          </span>
+        </p>
+      )}
+
+      {models.length > 0 && (
+        <div className="flex flex-wrap items-center gap-1" data-testid="allowed-models">
+          <span className="mr-0.5 text-xs text-muted-foreground">Models:</span>
+          {models.slice(0, MODEL_CHIPS).map((m) => (
+            <span key={m} className="rounded bg-zinc-100 px-1.5 py-0.5 font-mono text-[11px]" data-testid="model-chip">
+              {m}
+            </span>
+          ))}
+          {models.length > MODEL_CHIPS && (
+            <span className="text-[11px] text-muted-foreground" title={models.slice(MODEL_CHIPS).join(", ")}>
+              +{models.length - MODEL_CHIPS} more
+            </span>
+          )}
+        </div>
+      )}
 
       <div className="grid min-w-0 grid-cols-1 gap-1.5">
         <span className="text-xs font-medium text-muted-foreground">Proxy endpoint</span>

@@ -17,6 +17,11 @@ export type LimiterCreate = Schemas["LimiterCreate"];
 export type LimiterUpdate = Schemas["LimiterUpdate"];
 export type BreakdownBy = Schemas["BreakdownBy"];
 export type Bucket = Schemas["Bucket"];
+/** One budget window of a limiter with its figures (`Limiter.windows`). */
+export type WindowView = Schemas["WindowView"];
+/** An end user of a limiter: spend against their budget (`GET /api/limiters/{id}/users`). */
+export type UserView = Schemas["UserView"];
+export type BudgetWindow = Schemas["BudgetWindow"];
 
 /** The JSON body of an operation's answer with `status`, as the OpenAPI document describes it. */
 export type Answer<Op extends keyof operations, Status extends keyof operations[Op]["responses"]> =
@@ -188,6 +193,12 @@ export const api = {
     request<Answer<"rotateCode", 200>>("POST", `/api/limiters/${encodeURIComponent(id)}/rotate-code`),
   limiterStats: (id: string) =>
     request<Answer<"limiterStats", 200>>("GET", `/api/limiters/${encodeURIComponent(id)}/stats`),
+  limiterUsers: (id: string, limit = 20) =>
+    request<Answer<"limiterUsers", 200>>("GET", withQuery(`/api/limiters/${encodeURIComponent(id)}/users`, { limit })),
+  setUserBudget: (id: string, user: string, budget: BudgetWindow) =>
+    request<Answer<"setUserBudget", 200>>("PUT", `/api/limiters/${encodeURIComponent(id)}/users/${encodeURIComponent(user)}`, budget),
+  removeUserBudget: (id: string, user: string) =>
+    request<void>("DELETE", `/api/limiters/${encodeURIComponent(id)}/users/${encodeURIComponent(user)}`),
   stats: (r: Range = {}) => request<Answer<"stats", 200>>("GET", withQuery("/api/stats", { ...r })),
   timeseries: (bucket: Bucket, r: Range = {}) =>
     request<Answer<"timeseries", 200>>("GET", withQuery("/api/stats/timeseries", { bucket, ...r })),
