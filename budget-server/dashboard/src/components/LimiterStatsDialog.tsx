@@ -5,6 +5,7 @@ import { formatCount, formatDateTime, formatMoney, formatPercent, periodLabel } 
 import { bucketForPeriod, chartFrom, fillBuckets } from "../lib/timeseries";
 import { usageLevel } from "../lib/usage";
 import { ErrorAlert } from "./ErrorAlert";
+import { LimiterUsers } from "./LimiterUsers";
 import { SpendChart } from "./SpendChart";
 import { Figure } from "./StatCard";
 import { Dialog, DialogContent, DialogDescription, DialogHeader, DialogTitle } from "./ui/dialog";
@@ -44,7 +45,16 @@ function TopList({ title, rows, testId }: { title: string; rows: BreakdownRow[] 
   );
 }
 
-export function LimiterStatsDialog({ limiter, onOpenChange }: { limiter: Limiter | null; onOpenChange: (open: boolean) => void }) {
+export function LimiterStatsDialog({
+  limiter,
+  onOpenChange,
+  onChanged,
+}: {
+  limiter: Limiter | null;
+  onOpenChange: (open: boolean) => void;
+  /** A per-user override changed the limiter. */
+  onChanged?: (l: Limiter) => void;
+}) {
   const open = !!limiter;
   const id = limiter?.id ?? "";
   const bucket = bucketForPeriod(limiter?.period_type ?? "day");
@@ -55,10 +65,9 @@ export function LimiterStatsDialog({ limiter, onOpenChange }: { limiter: Limiter
   // Re-key the series on the window start so a period rollover refetches the right range.
   const series = usePolled(() => api.timeseries(bucket, { limiter_id: id, from: fromIso }), [id, bucket, periodStart], undefined, open);
   const models = usePolled(() => api.breakdown("model", { limiter_id: id, from: periodStart ?? undefined }, 10), [id, periodStart], undefined, open);
-  const users = usePolled(() => api.breakdown("user", { limiter_id: id, from: periodStart ?? undefined }, 10), [id, periodStart], undefined, open);
   const s = stats.data;
   const level = usageLevel(s?.usage_percentage ?? 0);
-  const error = stats.error ?? series.error ?? models.error ?? users.error;
+  const error = stats.error ?? series.error ?? models.error;
 
   return (
     <Dialog open={open} onOpenChange={onOpenChange}>
@@ -74,7 +83,7 @@ export function LimiterStatsDialog({ limiter, onOpenChange }: { limiter: Limiter
             )}
           </DialogDescription>
         </DialogHeader>
-        {error && <ErrorAlert title="Could not load statistics" error={error} onRetry={() => void Promise.all([stats.reload(), series.reload(), models.reload(), users.reload()])} />}
+        {error && <ErrorAlert title="Could not load statistics" error={error} onRetry={() => void Promise.all([stats.reload(), series.reload(), models.reload()])} />}
         {!s ? (
           <div className="grid grid-cols-2 gap-3 sm:grid-cols-4">
             {Array.from({ length: 8 }, (_, i) => (
@@ -123,10 +132,8 @@ export function LimiterStatsDialog({ limiter, onOpenChange }: { limiter: Limiter
             <SpendChart points={fillBuckets(series.data, bucket, from, Date.now())} bucket={bucket} height={200} testId="stats-chart" />
           )}
         </section>
-        <div className="grid gap-6 sm:grid-cols-2">
-          <TopList title="Top models this period" rows={models.data} testId="stats-top-models" />
-          <TopList title="Top users this period" rows={users.data} testId="stats-top-users" />
-        </div>
+        <TopList title="Top models this period" rows={models.data} testId="stats-top-models" />
+        {limiter && <LimiterUsers limiter={limiter} open={open} onChanged={onChanged} />}
       </DialogContent>
     </Dialog>
   );

@@ -170,7 +170,7 @@ export function LimitersPage() {
           void limiters.reload();
         }}
       />
-      <LimiterStatsDialog limiter={statsFor} onOpenChange={(o) => !o && setStatsFor(null)} />
+      <LimiterStatsDialog limiter={statsFor} onOpenChange={(o) => !o && setStatsFor(null)} onChanged={replace} />
 
       <AlertDialog open={!!deleting} onOpenChange={(o) => !o && setDeleting(null)}>
         <AlertDialogContent data-testid="delete-dialog">
