@@ -127,6 +127,16 @@ async function proxied(endpoint) {
   return { status: res.status, text };
 }
 
+/** A chat completion through `endpoint` for `model`, as end user `user`. */
+async function proxiedAs(endpoint, model, user) {
+  const res = await fetch(`${endpoint}/chat/completions`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: "Bearer sk-test" },
+    body: JSON.stringify({ model, user, messages: [{ role: "user", content: "hi" }], max_tokens: 16 }),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
 const card = (id) => page.locator(`[data-testid="limiter-card"][data-limiter-id="${id}"]`);
 
 async function main() {
@@ -164,6 +174,9 @@ async function main() {
   const name = `e2e limiter ${new Date().toISOString().replace(/[:.]/g, "-")}`;
   let limiterId;
   let endpoint;
+  const policyName = `${name} policies`;
+  let policyId;
+  let policyEndpoint;
 
   try {
     await step("server serves the app shell for client routes and never shadows the API", async () => {
@@ -355,6 +368,128 @@ async function main() {
       assert(overflow === "hidden", `page scrolling is not locked behind the dialog (body overflow: ${overflow})`);
       await eventually("a top-models row", async () => (await dialog.locator('[data-testid="stats-top-models-row"]').count()) > 0);
       await shot("stats-dialog.png");
+      await page.keyboard.press("Escape");
+      await dialog.waitFor({ state: "hidden" });
+    });
+
+    await step("create a limiter with an extra hourly window, a per-user budget and allowed models through the form", async () => {
+      await page.locator('[data-testid="create-limiter"]').click();
+      const dialog = page.locator('[data-testid="limiter-form-dialog"]');
+      await dialog.waitFor({ state: "visible" });
+      await dialog.locator('input[name="name"]').fill(policyName);
+      await dialog.locator('input[name="budget_limit"]').fill("10");
+      await dialog.locator('select[name="period_type"]').selectOption("day");
+      await dialog.locator('input[name="base_url"]').fill(MOCK_UPSTREAM_URL);
+      await dialog.locator('[data-testid="add-extra-budget"]').click();
+      await dialog.locator('input[name="extra_budgets.0.budget_limit"]').fill("5");
+      await dialog.locator('select[name="extra_budgets.0.period_type"]').selectOption("hour");
+      await dialog.locator('input[name="user_budget.budget_limit"]').fill("1");
+      await dialog.locator('select[name="user_budget.period_type"]').selectOption("day");
+      await dialog.locator('textarea[name="allowed_models"]').fill("gpt-4o-mini, gpt-4o\ntext-embedding-3-*");
+      await dialog.locator('[data-testid="policies"]').screenshot({ path: join(ARTIFACTS_DIR, "policies-form.png") });
+      await page.locator('[data-testid="limiter-form-submit"]').click();
+      const formError = dialog.locator('[data-testid="form-error"], [data-testid^="field-error-"]');
+      await Promise.race([
+        dialog.waitFor({ state: "hidden" }),
+        formError.first().waitFor({ state: "visible" }).then(async () => {
+          throw new AssertionError(`create failed: ${await formError.first().innerText()}`);
+        }),
+      ]);
+      const c = page.locator('[data-testid="limiter-card"]', { has: page.locator('[data-testid="limiter-name"]', { hasText: policyName }) });
+      await c.waitFor({ state: "visible" });
+      policyId = await c.getAttribute("data-limiter-id");
+      const got = await adminApi("GET", `/api/limiters/${policyId}`);
+      assert(got.status === 200, `GET /api/limiters/${policyId} → ${got.status} ${got.text}`);
+      assert(JSON.stringify(got.json.extra_budgets) === JSON.stringify([{ budget_limit: 5, period_type: "hour" }]), `extra_budgets is ${JSON.stringify(got.json.extra_budgets)}`);
+      assert(JSON.stringify(got.json.user_budget) === JSON.stringify({ budget_limit: 1, period_type: "day" }), `user_budget is ${JSON.stringify(got.json.user_budget)}`);
+      assert(JSON.stringify(got.json.allowed_models) === JSON.stringify(["gpt-4o-mini", "gpt-4o", "text-embedding-3-*"]), `allowed_models is ${JSON.stringify(got.json.allowed_models)}`);
+      assert(got.json.windows.length === 2, `windows: ${JSON.stringify(got.json.windows)}`);
+      policyEndpoint = got.json.proxy_endpoint;
+    });
+
+    await step("the card shows a bar per window, the model chips and the per-user budget; spend reaches the hourly bar", async () => {
+      const c = card(policyId);
+      const chips = await c.locator('[data-testid="model-chip"]').allInnerTexts();
+      assert(JSON.stringify(chips) === JSON.stringify(["gpt-4o-mini", "gpt-4o", "text-embedding-3-*"]), `chips: ${JSON.stringify(chips)}`);
+      const line = (await c.locator('[data-testid="user-budget-line"]').innerText()).trim();
+      assert(line.includes("Per-user budget $1.00/day"), `per-user line: "${line}"`);
+      const bar = c.locator('[data-testid="window-bar"]');
+      assert((await bar.count()) === 1 && (await bar.getAttribute("data-period")) === "hour", "no hourly window bar");
+      assert((await bar.locator('[data-testid="window-spend"]').innerText()).trim() === "$0.00 of $5.00", `hourly bar: ${await bar.innerText()}`);
+      assert(/^Resets in \d+m/.test((await bar.locator('[data-testid="window-reset"]').innerText()).trim()), `hourly reset: ${await bar.innerText()}`);
+      // A model outside the rules is refused before the upstream; an allowed one goes through.
+      const refused = await proxiedAs(policyEndpoint, "gpt-4.1", "alice");
+      assert(refused.status === 403 && refused.text.includes("model_not_allowed"), `gpt-4.1 → ${refused.status}: ${refused.text.slice(0, 200)}`);
+      const ok = await proxiedAs(policyEndpoint, "gpt-4o-mini", "alice");
+      assert(ok.status === 200, `gpt-4o-mini → ${ok.status}: ${ok.text.slice(0, 300)}`);
+      await eventually("the hourly bar shows the spend", async () => !(await bar.locator('[data-testid="window-spend"]').innerText()).startsWith("$0.00 "));
+      const primary = Number(await c.locator('[data-testid="limiter-spend"]').getAttribute("data-spend"));
+      assert(primary > 0, `the primary window shows no spend (${primary})`);
+      await c.screenshot({ path: join(ARTIFACTS_DIR, "policies-card.png") });
+    });
+
+    await step("an invalid extra window shows the field error; an expiry shows on the card", async () => {
+      await card(policyId).locator('[data-testid="action-edit"]').click();
+      const dialog = page.locator('[data-testid="limiter-form-dialog"]');
+      await dialog.waitFor({ state: "visible" });
+      const period = dialog.locator('select[name="extra_budgets.0.period_type"]');
+      assert((await period.inputValue()) === "hour", "the edit form does not show the hourly window");
+      await period.selectOption("day");
+      await page.locator('[data-testid="limiter-form-submit"]').click();
+      const err = dialog.locator('[data-testid="field-error-extra_budgets"]');
+      await err.waitFor({ state: "visible" });
+      const text = (await err.innerText()).trim();
+      assert(/day/.test(text) && /own period/.test(text), `extra_budgets error: "${text}"`);
+      assert((await dialog.locator('input[name="extra_budgets.0.budget_limit"]').getAttribute("aria-invalid")) === "true", "the window's amount is not marked invalid");
+      // The server gives the same refusal, naming the field.
+      const direct = await adminApi("PUT", `/api/limiters/${policyId}`, { extra_budgets: [{ budget_limit: 5, period_type: "day" }] });
+      assert(direct.status >= 400 && direct.status < 500 && direct.json?.error?.field === "extra_budgets", `PUT with a repeated period → ${direct.status} ${direct.text}`);
+      await period.selectOption("hour");
+      await err.waitFor({ state: "detached" });
+      const at = new Date(Date.now() + 2 * 86400e3 + 3600e3);
+      const pad = (n) => String(n).padStart(2, "0");
+      await dialog.locator('input[name="expires_at"]').fill(`${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:${pad(at.getMinutes())}`);
+      await page.locator('[data-testid="limiter-form-submit"]').click();
+      await dialog.waitFor({ state: "hidden" });
+      const badge = card(policyId).locator('[data-testid="expiry-badge"]');
+      await badge.waitFor({ state: "visible" });
+      assert(/^Expires in 2d [01]h$/.test((await badge.innerText()).trim()), `expiry badge: "${await badge.innerText()}"`);
+      const got = await adminApi("GET", `/api/limiters/${policyId}`);
+      assert(Math.abs(Date.parse(got.json.expires_at) - Math.floor(at.getTime() / 60e3) * 60e3) < 1000, `expires_at is ${got.json.expires_at}, want ${at.toISOString()}`);
+      assert(JSON.stringify(got.json.extra_budgets) === JSON.stringify([{ budget_limit: 5, period_type: "hour" }]), `the edit changed extra_budgets: ${JSON.stringify(got.json.extra_budgets)}`);
+    });
+
+    await step("set and remove a user override in the stats dialog", async () => {
+      await card(policyId).locator('[data-testid="action-stats"]').click();
+      const dialog = page.locator('[data-testid="stats-dialog"]');
+      await dialog.waitFor({ state: "visible" });
+      const alice = dialog.locator('[data-testid="user-row"][data-user="alice"]');
+      await alice.waitFor({ state: "visible" });
+      const spend = (await alice.locator('[data-testid="user-spend"]').innerText()).trim();
+      assert(/^1 req · \$[\d.]+ of \$1\.00\/day$/.test(spend), `alice's row: "${spend}"`);
+      await alice.locator('[data-testid="user-bar"]').waitFor({ state: "visible" });
+      await alice.locator('[data-testid="user-set"]').click();
+      assert((await dialog.locator('input[name="override_user"]').inputValue()) === "alice", "the form is not filled with alice");
+      await dialog.locator('input[name="override_budget"]').fill("3");
+      await dialog.locator('select[name="override_period"]').selectOption("week");
+      await dialog.locator('[data-testid="user-override-submit"]').click();
+      await eventually("alice's row marked as an override", async () => (await alice.getAttribute("data-override")) === "true");
+      assert((await alice.locator('[data-testid="user-spend"]').innerText()).trim().endsWith("of $3.00/week"), `alice's row: ${await alice.innerText()}`);
+      let got = await adminApi("GET", `/api/limiters/${policyId}`);
+      assert(JSON.stringify(got.json.user_overrides) === JSON.stringify({ alice: { budget_limit: 3, period_type: "week" } }), `user_overrides: ${JSON.stringify(got.json.user_overrides)}`);
+      // A bad override is refused with the server's reason beside the form.
+      await dialog.locator('input[name="override_user"]').fill("bob");
+      await dialog.locator('input[name="override_budget"]').fill("2000000000");
+      await dialog.locator('[data-testid="user-override-submit"]').click();
+      const err = dialog.locator('[data-testid="user-override-error"]');
+      await err.waitFor({ state: "visible" });
+      console.log(`       refused override: "${(await err.innerText()).trim()}"`);
+      await shot("stats-users.png");
+      await alice.locator('[data-testid="user-remove-override"]').click();
+      await eventually("alice's override removed", async () => (await alice.getAttribute("data-override")) === "false");
+      got = await adminApi("GET", `/api/limiters/${policyId}`);
+      assert(JSON.stringify(got.json.user_overrides) === "{}", `user_overrides after removal: ${JSON.stringify(got.json.user_overrides)}`);
+      assert((await alice.locator('[data-testid="user-spend"]').innerText()).trim().endsWith("of $1.00/day"), `alice's row after removal: ${await alice.innerText()}`);
       await page.keyboard.press("Escape");
       await dialog.waitFor({ state: "hidden" });
     });
