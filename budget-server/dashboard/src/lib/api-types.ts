@@ -958,6 +958,11 @@ export interface components {
             models: components["schemas"]["ModelPrice"][];
             /** @description Where the table came from (a file or URL), if known. */
             source?: string | null;
+            /**
+             * @description A content hash of the prices in force (built-in table and any override): every usage
+             *     record names the version that priced it (`price_version`).
+             */
+            version: string;
         };
         /** @enum {string} */
         Provider: "openai" | "azure";
