@@ -50,6 +50,7 @@
 mod body;
 mod error;
 mod future;
+mod headers;
 mod hooks;
 mod layer;
 mod resolve;

@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use http::{header, HeaderMap, HeaderValue, Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -449,16 +449,5 @@ fn store_failed(config: &Config, e: &StoreError) {
 /// `x-budget-limit`, `x-budget-remaining` (dollars, after this request's hold) and
 /// `x-budget-reset` (RFC 3339 end of the window).
 fn budget_headers(headers: &mut HeaderMap, r: &Reservation) {
-    let dollars = |m: Money| m.to_string().replace(['$', ','], "");
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::try_from(value) {
-            headers.insert(name, v);
-        }
-    };
-    put("x-budget-limit", dollars(r.budget));
-    put("x-budget-remaining", dollars(r.remaining()));
-    put(
-        "x-budget-reset",
-        r.window.end.to_rfc3339_opts(SecondsFormat::Secs, true),
-    );
+    crate::headers::put(headers, r.budget, r.remaining(), r.window.end);
 }
