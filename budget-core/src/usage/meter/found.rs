@@ -46,7 +46,10 @@ impl Found {
 
     fn set_model_str(&mut self, m: Option<&str>) {
         if let Some(m) = m.filter(|m| !m.is_empty()) {
-            self.model = Some(m.to_owned());
+            // Every chunk of a stream repeats it: copy it only when it changes.
+            if self.model.as_deref() != Some(m) {
+                self.model = Some(m.to_owned());
+            }
         }
     }
 
