@@ -200,7 +200,18 @@ impl Drop for Settlement {
         let settle = async move {
             // Pricing (and, for a stream cut short, tokenizing the delivered text) happens
             // here, off the body's poll path.
-            let usage = meter.finish();
+            let usage = if meter.finish_is_costly() {
+                // A long prompt or delivered text to tokenize: not on an async worker.
+                match tokio::task::spawn_blocking(move || meter.finish()).await {
+                    Ok(usage) => usage,
+                    Err(e) => std::panic::resume_unwind(
+                        e.try_into_panic()
+                            .unwrap_or_else(|_| Box::new("runtime shut down during a settlement")),
+                    ),
+                }
+            } else {
+                meter.finish()
+            };
             let cost = config.prices.cost(&usage, limiter.provider);
             let mut record =
                 UsageRecord::new(limiter.id, reservation.at, endpoint, &usage, cost.total());

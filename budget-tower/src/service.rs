@@ -16,7 +16,7 @@ use budget_core::store::{
     DenialReason, Error as StoreError, Reservation, ReserveOutcome, ReserveRequest, UsageRecord,
     MAX_LABEL_CHARS,
 };
-use budget_core::usage::{Endpoint, RequestInfo, Usage, UsageMeter};
+use budget_core::usage::{Endpoint, PromptEstimate, RequestInfo, Usage, UsageMeter};
 use budget_core::{EnforcementMode, Limiter, Money, UnpricedPolicy};
 
 use crate::body::{settle, Settlement};
@@ -241,7 +241,16 @@ where
     }
 
     // 4. Reserve.
-    let amount = hold_amount(&config, &limiter, &info);
+    //    Strict mode holds the prompt's worst case: its token estimate is made once (the meter
+    //    reuses it) and, for a long prompt, off the async workers.
+    let (info, prompt_estimate) = match limiter.mode {
+        EnforcementMode::Strict if info.model.is_some() => {
+            let (info, estimate) = estimate_prompt(info).await;
+            (info, Some(estimate))
+        }
+        _ => (info, None),
+    };
+    let amount = hold_amount(&config, &limiter, &info, prompt_estimate);
     let reservation = match admit(&config, &limiter, amount, now).await {
         Admission::Reserved(r) => r,
         Admission::Refused(refusal) => return Ok(refuse(&config, Some(&limiter), refusal)),
@@ -308,7 +317,11 @@ where
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let streamed = response_type.is_some_and(|ct| ct.starts_with("text/event-stream"));
-    let meter = UsageMeter::new(info, response_type).with_max_event_bytes(config.max_event_bytes);
+    let mut meter =
+        UsageMeter::new(info, response_type).with_max_event_bytes(config.max_event_bytes);
+    if let Some(estimate) = prompt_estimate {
+        meter = meter.with_prompt_estimate(estimate);
+    }
     let strip = strip && streamed;
     if strip {
         head.headers.remove(header::CONTENT_LENGTH);
@@ -379,7 +392,12 @@ where
 /// What to hold for a request: in strict mode its worst case (prompt at full input price plus
 /// `n ×` the output limit at the output price); in soft mode a cheap estimate of its prompt
 /// (bytes / 4 tokens), so concurrent requests see the budget being used.
-fn hold_amount(config: &Config, limiter: &Limiter, info: &RequestInfo) -> Money {
+fn hold_amount(
+    config: &Config,
+    limiter: &Limiter,
+    info: &RequestInfo,
+    prompt_estimate: Option<PromptEstimate>,
+) -> Money {
     let Some(model) = info.model.as_deref() else {
         return Money::ZERO;
     };
@@ -389,7 +407,8 @@ fn hold_amount(config: &Config, limiter: &Limiter, info: &RequestInfo) -> Money 
             .worst_case_cost(
                 model,
                 limiter.provider,
-                info.estimate_prompt_tokens(),
+                prompt_estimate
+                    .map_or_else(|| info.estimate_prompt_tokens(), PromptEstimate::tokens),
                 info.max_output_tokens,
                 info.n,
             )
@@ -407,6 +426,26 @@ fn hold_amount(config: &Config, limiter: &Limiter, info: &RequestInfo) -> Money 
                 .total()
                 .unwrap_or(Money::ZERO)
         }
+    }
+}
+
+/// The request's prompt-token estimate, made on a blocking thread when the prompt is long.
+async fn estimate_prompt(info: RequestInfo) -> (RequestInfo, PromptEstimate) {
+    if !info.prompt_estimate_is_costly() {
+        let estimate = info.prompt_estimate();
+        return (info, estimate);
+    }
+    let counted = tokio::task::spawn_blocking(move || {
+        let estimate = info.prompt_estimate();
+        (info, estimate)
+    });
+    match counted.await {
+        Ok(done) => done,
+        // Only a panic in the tokenizer, or a runtime shutting down before the task ran.
+        Err(e) => std::panic::resume_unwind(
+            e.try_into_panic()
+                .unwrap_or_else(|_| Box::new("runtime shut down during a prompt estimate")),
+        ),
     }
 }
 

@@ -62,8 +62,9 @@ mod request;
 mod sse;
 mod strip;
 
+pub use estimate::COSTLY_TOKENIZE_BYTES;
 pub use meter::{UsageMeter, DEFAULT_MAX_EVENT_BYTES};
-pub use request::{rewrite_include_usage, RequestInfo, MAX_INPUT_TEXT};
+pub use request::{rewrite_include_usage, PromptEstimate, RequestInfo, MAX_INPUT_TEXT};
 pub use sse::{SseEvent, SseReader};
 pub use strip::{UsageChunkStripper, MAX_HELD_BYTES};
 

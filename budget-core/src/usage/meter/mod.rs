@@ -8,7 +8,7 @@
 //! - `usage_block`: the `usage` object, in all its shapes.
 
 use super::sse::SseReader;
-use super::{Endpoint, RequestInfo, Usage};
+use super::{Endpoint, PromptEstimate, RequestInfo, Usage, COSTLY_TOKENIZE_BYTES};
 
 mod body;
 mod event;
@@ -56,6 +56,8 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Debug)]
 pub struct UsageMeter {
     request: RequestInfo,
+    /// The prompt estimate made before the request was sent, if one was.
+    prompt_estimate: Option<PromptEstimate>,
     max_event_bytes: usize,
     body: Body,
     found: Found,
@@ -81,6 +83,7 @@ impl UsageMeter {
                 ..Found::default()
             },
             request: info,
+            prompt_estimate: None,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             body,
         }
@@ -135,6 +138,40 @@ impl UsageMeter {
         self
     }
 
+    /// Gives the meter the prompt estimate already made for this request
+    /// ([`RequestInfo::prompt_estimate`]), so that [`finish`](Self::finish) does not tokenize
+    /// the prompt a second time when it has to estimate.
+    ///
+    /// ```
+    /// use budget_core::usage::{Endpoint, RequestInfo, UsageMeter};
+    ///
+    /// let info = RequestInfo::parse(Endpoint::ChatCompletions, br#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi there"}]}"#);
+    /// let estimate = info.prompt_estimate();
+    /// let meter = UsageMeter::new(info, Some("application/json")).with_prompt_estimate(estimate);
+    /// // The body never came: both sides are estimated, the prompt from the estimate given.
+    /// let usage = meter.finish();
+    /// assert!(usage.estimated);
+    /// assert_eq!(usage.prompt_tokens, estimate.tokens());
+    /// ```
+    pub fn with_prompt_estimate(mut self, estimate: PromptEstimate) -> Self {
+        self.prompt_estimate = Some(estimate);
+        self
+    }
+
+    /// True when [`finish`](Self::finish) would run the tokenizer over more than
+    /// [`COSTLY_TOKENIZE_BYTES`] (no usage block was read, and the prompt or the delivered
+    /// text is long): call it on a blocking thread (`tokio::task::spawn_blocking`) then.
+    pub fn finish_is_costly(&self) -> bool {
+        if self.saw_usage() {
+            return false;
+        }
+        let prompt = match self.prompt_estimate {
+            Some(_) => 0,
+            None => self.request.input_text.len(),
+        };
+        prompt + self.found.text.kept_len() > COSTLY_TOKENIZE_BYTES
+    }
+
     /// True once a usage block has been read from the response.
     pub fn saw_usage(&self) -> bool {
         self.found.usage.is_some()
@@ -155,6 +192,7 @@ impl UsageMeter {
             max_event_bytes,
             body,
             found,
+            prompt_estimate: _,
         } = self;
         match body {
             Body::Count => {}
@@ -265,7 +303,10 @@ impl UsageMeter {
             return u;
         }
         let model = u.model.clone();
-        u.prompt_tokens = request.estimate_prompt_tokens_for(model.as_deref());
+        u.prompt_tokens = self
+            .prompt_estimate
+            .and_then(|e| e.tokens_for(model.as_deref()))
+            .unwrap_or_else(|| request.estimate_prompt_tokens_for(model.as_deref()));
         match endpoint {
             Endpoint::Embeddings => {}
             Endpoint::Images => u.images = request.n,
@@ -282,6 +323,47 @@ mod tests {
     use super::fixtures::*;
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_given_prompt_estimate_is_used_for_the_same_tokenizer_only() {
+        let info = chat_info(true);
+        let counted = info.estimate_prompt_tokens();
+        let fake = PromptEstimate::for_tests(info.model.as_deref(), counted + 1000);
+        // Cut off before any usage: the prompt comes from the estimate given.
+        let mut m = UsageMeter::sse(&info).with_prompt_estimate(fake);
+        m.feed(chunk("Hello").as_bytes());
+        assert_eq!(m.finish().prompt_tokens, counted + 1000);
+        // A response model with another tokenizer: counted again, with that one.
+        let other = PromptEstimate::for_tests(Some("gpt-3.5-turbo"), 1);
+        let mut m = UsageMeter::sse(&info).with_prompt_estimate(other);
+        m.feed(chunk("Hello").as_bytes());
+        assert_eq!(m.finish().prompt_tokens, counted);
+    }
+
+    #[test]
+    fn finish_is_costly_only_when_it_would_tokenize_much() {
+        let small = chat_info(true);
+        let mut m = UsageMeter::sse(&small);
+        m.feed(chunk("Hello").as_bytes());
+        assert!(!m.finish_is_costly());
+        let long = "word ".repeat(COSTLY_TOKENIZE_BYTES / 4);
+        let body = format!(
+            r#"{{"model":"gpt-4o","stream":true,"messages":[{{"role":"user","content":"{long}"}}]}}"#
+        );
+        let big = RequestInfo::parse(Endpoint::ChatCompletions, body.as_bytes());
+        assert!(big.prompt_estimate_is_costly());
+        let m = UsageMeter::sse(&big);
+        assert!(m.finish_is_costly());
+        // Estimated already: only the delivered text would be counted.
+        let estimate = big.prompt_estimate();
+        let mut m = UsageMeter::sse(&big).with_prompt_estimate(estimate);
+        assert!(!m.finish_is_costly());
+        m.feed(chunk(&long).as_bytes());
+        assert!(m.finish_is_costly());
+        // A usage block makes every estimate unnecessary.
+        m.feed(USAGE_CHUNK.as_bytes());
+        assert!(!m.finish_is_costly());
+    }
 
     #[test]
     fn meter_is_send_static() {
