@@ -22,6 +22,10 @@ pub(super) struct EventData<'a> {
     pub(super) kind: Option<Cow<'a, str>>,
     /// `choices` is an array (a chat or completions chunk).
     pub(super) has_choices: bool,
+    /// `choices` is an empty array.
+    pub(super) choices_empty: bool,
+    /// `usage` is present and not `null`.
+    pub(super) usage_non_null: bool,
     /// Output text of the `choices`, in order: each choice's `text`, then its `delta`'s
     /// `content`, `refusal`, `audio.transcript`, `tool_calls[].function` `name` and
     /// `arguments`, and `function_call` `name` and `arguments`.
@@ -84,14 +88,23 @@ impl<'a> Visitor<'a> for EventVisitor {
                 "type" => e.kind = map.next_value_seed(Str)?,
                 "choices" => {
                     e.choice_text.clear();
-                    e.has_choices = map.next_value_seed(Choices {
+                    let count = map.next_value_seed(Choices {
                         text: &mut e.choice_text,
                     })?;
+                    e.has_choices = count.is_some();
+                    e.choices_empty = count == Some(0);
                 }
                 "model" => e.model = map.next_value_seed(Str)?,
                 "service_tier" => e.service_tier = map.next_value_seed(Str)?,
                 "response" => e.response = map.next_value_seed(ResponseSeed)?,
-                "usage" => e.usage = object(&mut map)?,
+                "usage" => {
+                    let v = map.next_value::<Value>()?;
+                    e.usage_non_null = !v.is_null();
+                    e.usage = match v {
+                        Value::Object(o) => Some(o),
+                        _ => None,
+                    };
+                }
                 "delta" => e.delta = map.next_value_seed(Str)?,
                 "error" => e.error = map.next_value::<Value>()?.is_object(),
                 _ => map.next_value_seed(Skip)?,
@@ -135,35 +148,38 @@ impl<'a> Visitor<'a> for ResponseSeed {
     ignore_others!('a; bool, u64, i64, f64, str, unit, seq);
 }
 
-/// `choices`: true when it is an array; the text of its choices goes to `text`.
+/// `choices`: how many choices, when it is an array; the text of its choices goes to `text`.
 struct Choices<'s, 'a> {
     text: &'s mut Vec<Cow<'a, str>>,
 }
 
 impl<'a> DeserializeSeed<'a> for Choices<'_, 'a> {
-    type Value = bool;
+    type Value = Option<usize>;
 
-    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<bool, D::Error> {
+    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<Option<usize>, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'a> Visitor<'a> for Choices<'_, 'a> {
-    type Value = bool;
+    type Value = Option<usize>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<bool, A::Error> {
+    fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<Option<usize>, A::Error> {
+        let mut count = 0;
         while seq
             .next_element_seed(Parts {
                 text: &mut *self.text,
                 members: Members::Choice,
             })?
             .is_some()
-        {}
-        Ok(true)
+        {
+            count += 1;
+        }
+        Ok(Some(count))
     }
 
     ignore_others!('a; bool, u64, i64, f64, str, unit, map);

@@ -128,15 +128,22 @@ impl Found {
         self.set_tier(tier.as_ref());
     }
 
-    pub(super) fn on_event(&mut self, e: SseEvent<'_>) {
+    /// Reads one event; returns whether it is a usage-only chat chunk: a JSON object with
+    /// `"choices": []` and a non-null `usage` (what the usage-chunk stripper removes).
+    pub(super) fn on_event(&mut self, e: SseEvent<'_>) -> bool {
         let data = e.data.trim();
         if data.is_empty() || data == "[DONE]" {
-            return;
+            return false;
         }
         let Ok(event) = EventData::read(data) else {
             self.malformed_events += 1;
-            return;
+            return false;
         };
+        // Only JSON's own whitespace around the object (`trim` also takes Unicode spaces).
+        let json_ws = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+        let usage_only = event.choices_empty
+            && event.usage_non_null
+            && e.data.trim_matches(json_ws).len() == data.len();
         let kind = event.kind.as_deref().or(e.event);
 
         // Chat completions and legacy completions chunks.
@@ -171,6 +178,7 @@ impl Found {
         if event.error {
             self.error = true;
         }
+        usage_only
     }
 }
 

@@ -337,13 +337,16 @@ fn examples_match_the_value_walk() {
         let mut typed = Found::default();
         let mut walked = Found::default();
         for data in events {
-            typed.on_event(SseEvent { event: names, data });
+            assert_eq!(
+                typed.on_event(SseEvent { event: names, data }),
+                crate::usage::strip::is_usage_only_data(data)
+            );
             on_event_value(&mut walked, SseEvent { event: names, data });
             assert_eq!(format!("{typed:?}"), format!("{walked:?}"), "{data}");
         }
     }
     let mut typed = Found::default();
-    typed.on_event(SseEvent {
+    let _ = typed.on_event(SseEvent {
         event: None,
         data: events[0],
     });
@@ -363,7 +366,9 @@ proptest! {
         let mut typed = Found::default();
         let mut walked = Found::default();
         for (data, name) in &events {
-            typed.on_event(SseEvent { event: *name, data });
+            let usage_only = typed.on_event(SseEvent { event: *name, data });
+            // The stripper's verdict, read as a `Value`.
+            prop_assert_eq!(usage_only, crate::usage::strip::is_usage_only_data(data), "{}", data);
             on_event_value(&mut walked, SseEvent { event: *name, data });
         }
         prop_assert_eq!(format!("{typed:?}"), format!("{walked:?}"));
