@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use budget_core::money::NANOS_PER_DOLLAR;
 use budget_core::Money;
@@ -12,10 +12,15 @@ use budget_core::Money;
 /// Sets `x-budget-limit` and `x-budget-remaining` (plain dollars: `20.00`, `19.9975`) and
 /// `x-budget-reset` (RFC 3339 in UTC, whole seconds: `2026-12-02T00:00:00Z`).
 pub(crate) fn put(headers: &mut HeaderMap, budget: Money, remaining: Money, reset: DateTime<Utc>) {
-    headers.insert("x-budget-limit", value(dollars(budget)));
-    headers.insert("x-budget-remaining", value(dollars(remaining)));
-    headers.insert("x-budget-reset", value(rfc3339_secs(reset)));
+    headers.insert(LIMIT, value(dollars(budget)));
+    headers.insert(REMAINING, value(dollars(remaining)));
+    headers.insert(RESET, value(rfc3339_secs(reset)));
 }
+
+// Names built once, not parsed from a `&str` per response.
+const LIMIT: HeaderName = HeaderName::from_static("x-budget-limit");
+const REMAINING: HeaderName = HeaderName::from_static("x-budget-remaining");
+const RESET: HeaderName = HeaderName::from_static("x-budget-reset");
 
 fn value(text: Vec<u8>) -> HeaderValue {
     HeaderValue::from_maybe_shared(Bytes::from(text))
