@@ -2,8 +2,8 @@
 //!
 //! A streamed response is mostly small events (a chat chunk, a Responses API delta): reading
 //! each into a `serde_json::Value` cost a tree of allocations per event. [`EventData::read`]
-//! reads only the members the meter uses, borrowing strings from the event (a `usage` object,
-//! once per stream, is still read as a `Value` map, for [`parse_usage`](super::usage_block)).
+//! reads only the members the meter uses, borrowing strings from the event (a `usage` object
+//! is read by [`UsageSeed`](super::usage_block::UsageSeed), typed too).
 //! Where a member repeats, the last one counts; a document is accepted exactly when `Value`
 //! would accept it.
 
@@ -11,9 +11,11 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::super::de::{ignore_others, Key, MemberOrder, Skip, Str};
+use super::super::Usage;
+use super::usage_block::UsageSeed;
 
 /// The members of an event's JSON object that the meter uses.
 #[derive(Debug, Default)]
@@ -37,7 +39,7 @@ pub(super) struct EventData<'a> {
     /// `response`, when an object (Responses API lifecycle events).
     pub(super) response: Option<ResponseData<'a>>,
     /// `usage`, when an object.
-    pub(super) usage: Option<Map<String, Value>>,
+    pub(super) usage: Option<Usage>,
     /// `delta`, when a string (Responses API and transcription text deltas).
     pub(super) delta: Option<Cow<'a, str>>,
     /// `error` is an object.
@@ -49,7 +51,7 @@ pub(super) struct EventData<'a> {
 pub(super) struct ResponseData<'a> {
     pub(super) model: Option<Cow<'a, str>>,
     pub(super) service_tier: Option<Cow<'a, str>>,
-    pub(super) usage: Option<Map<String, Value>>,
+    pub(super) usage: Option<Usage>,
 }
 
 impl<'a> EventData<'a> {
@@ -60,16 +62,6 @@ impl<'a> EventData<'a> {
         de.end()?;
         Ok(event)
     }
-}
-
-/// An object member read as a `Value`, kept when it is an object.
-pub(super) fn object<'a, A: MapAccess<'a>>(
-    map: &mut A,
-) -> Result<Option<Map<String, Value>>, A::Error> {
-    Ok(match map.next_value::<Value>()? {
-        Value::Object(o) => Some(o),
-        _ => None,
-    })
 }
 
 struct EventVisitor;
@@ -98,12 +90,9 @@ impl<'a> Visitor<'a> for EventVisitor {
                 "service_tier" => e.service_tier = map.next_value_seed(Str)?,
                 "response" => e.response = map.next_value_seed(ResponseSeed)?,
                 "usage" => {
-                    let v = map.next_value::<Value>()?;
-                    e.usage_non_null = !v.is_null();
-                    e.usage = match v {
-                        Value::Object(o) => Some(o),
-                        _ => None,
-                    };
+                    let u = map.next_value_seed(UsageSeed)?;
+                    e.usage_non_null = u.non_null;
+                    e.usage = u.usage;
                 }
                 "delta" => e.delta = map.next_value_seed(Str)?,
                 "error" => e.error = map.next_value::<Value>()?.is_object(),
@@ -138,7 +127,7 @@ impl<'a> Visitor<'a> for ResponseSeed {
             match &*key {
                 "model" => r.model = map.next_value_seed(Str)?,
                 "service_tier" => r.service_tier = map.next_value_seed(Str)?,
-                "usage" => r.usage = object(&mut map)?,
+                "usage" => r.usage = map.next_value_seed(UsageSeed)?.usage,
                 _ => map.next_value_seed(Skip)?,
             }
         }

@@ -1,7 +1,7 @@
 //! What a response said: its model, tier, usage block, output text, images and errors, read
 //! from a JSON body (or its tail) and from SSE events of every API.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::super::estimate::TextTally;
 use super::super::sse::SseEvent;
@@ -92,8 +92,8 @@ impl Found {
         }
     }
 
-    fn apply_usage(&mut self, u: &Map<String, Value>) {
-        self.usage = Some(parse_usage(u));
+    fn apply_usage(&mut self, u: &Usage) {
+        self.usage = Some(u.clone());
         self.text = TextTally::default();
     }
 
@@ -120,7 +120,7 @@ impl Found {
     /// A body too big to keep: read `usage`, `model` and `service_tier` from its tail.
     pub(super) fn on_json_tail(&mut self, tail: &[u8]) {
         if let Some(Value::Object(u)) = last_member(tail, b"\"usage\"", Value::is_object) {
-            self.apply_usage(&u);
+            self.apply_usage(&parse_usage(&u));
         }
         let model = last_member(tail, b"\"model\"", Value::is_string);
         self.set_model(model.as_ref());

@@ -15,7 +15,7 @@ fn on_json_body_value(found: &mut Found, v: &Value) {
     found.set_model(o.get("model"));
     found.set_tier(o.get("service_tier"));
     if let Some(Value::Object(u)) = o.get("usage") {
-        found.apply_usage(u);
+        found.apply_usage(&parse_usage(u));
     }
     if let Some(Value::Array(choices)) = o.get("choices") {
         for c in choices {
@@ -102,11 +102,11 @@ fn on_event_value(found: &mut Found, e: SseEvent<'_>) {
         found.set_model(r.get("model"));
         found.set_tier(r.get("service_tier"));
         if let Some(Value::Object(u)) = r.get("usage") {
-            found.apply_usage(u);
+            found.apply_usage(&parse_usage(u));
         }
     }
     if let Some(Value::Object(u)) = o.get("usage") {
-        found.apply_usage(u);
+        found.apply_usage(&parse_usage(u));
     }
     if let Some(kind) = kind {
         if TEXT_DELTA_EVENTS.contains(&kind) {
