@@ -50,7 +50,7 @@ use crate::state::AppState;
 /// The whole application: proxy, admin API, dashboard and operations endpoints.
 pub fn app(state: AppState) -> Router {
     let proxy = ProxyService {
-        upstream: state.upstream.clone(),
+        upstream: std::sync::Arc::new(state.upstream.clone()),
         metrics: state.metrics.clone(),
         store: (!state.config.budgets_enabled)
             .then(|| state.store.clone() as std::sync::Arc<dyn budget_core::BudgetStore>),
@@ -79,7 +79,7 @@ pub fn app(state: AppState) -> Router {
     .route("/v1/{code}/{*rest}", proxy_route)
     .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<axum::body::Body>| {
         // The limiter code in `/v1/{code}/...` is a credential: never log it.
-        tracing::info_span!("request", method = %req.method(), path = %redact_code(req.uri().path()))
+        tracing::info_span!("request", method = %req.method(), path = %RedactedPath(req.uri().path()))
     }))
     .with_state(state)
 }
@@ -88,48 +88,60 @@ pub fn app(state: AppState) -> Router {
 /// a `v1` segment however it is spelled (`/v1/`, `//V1/`, `/%76%31/`), and any other segment
 /// that looks like a generated code (16+ letters, digits, `-` or `_`, with a digit in them).
 pub fn redact_code(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut after_v1 = false;
-    for (i, seg) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
+    RedactedPath(path).to_string()
+}
+
+/// [`redact_code`] as it is written into a log line, without building the string first (the
+/// request span formats it once per request).
+struct RedactedPath<'a>(&'a str);
+
+impl std::fmt::Display for RedactedPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        let mut after_v1 = false;
+        for (i, seg) in self.0.split('/').enumerate() {
+            if i > 0 {
+                f.write_char('/')?;
+            }
+            if seg.is_empty() {
+                continue;
+            }
+            let looks_like_code = seg.len() >= 16
+                && seg.bytes().any(|b| b.is_ascii_digit())
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'%');
+            if after_v1 || looks_like_code {
+                f.write_str("{…}")?;
+            } else {
+                f.write_str(seg)?;
+            }
+            after_v1 = percent_decoded_eq(seg, "v1");
         }
-        if seg.is_empty() {
-            continue;
-        }
-        let looks_like_code = seg.len() >= 16
-            && seg.bytes().any(|b| b.is_ascii_digit())
-            && seg
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'%');
-        if after_v1 || looks_like_code {
-            out.push_str("{…}");
-        } else {
-            out.push_str(seg);
-        }
-        after_v1 = percent_decoded_eq(seg, "v1");
+        Ok(())
     }
-    out
 }
 
 /// `seg`, percent-decoded, equals `word` ignoring ASCII case.
 fn percent_decoded_eq(seg: &str, word: &str) -> bool {
     let bytes = seg.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut word = word.bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let Ok(b) = u8::from_str_radix(hex, 16) {
-                decoded.push(b);
-                i += 3;
-                continue;
+        let mut b = bytes[i];
+        i += 1;
+        if b == b'%' && i + 1 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i..i + 2]).unwrap_or("");
+            if let Ok(d) = u8::from_str_radix(hex, 16) {
+                b = d;
+                i += 2;
             }
         }
-        decoded.push(bytes[i]);
-        i += 1;
+        if !word.next().is_some_and(|w| w.eq_ignore_ascii_case(&b)) {
+            return false;
+        }
     }
-    decoded.eq_ignore_ascii_case(word.as_bytes())
+    word.next().is_none()
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

@@ -78,15 +78,20 @@ pub fn upstream_uri(
 ) -> Result<Uri, http::uri::InvalidUri> {
     let base = limiter.base_url.as_str().trim_end_matches('/');
     let rest = rest.trim_start_matches('/');
-    let path = match limiter.provider {
-        Provider::Azure => format!("{base}/{rest}"),
-        Provider::Openai if base.ends_with("/v1") => format!("{base}/{rest}"),
-        Provider::Openai => format!("{base}/v1/{rest}"),
-    };
-    match query {
-        Some(q) if !q.is_empty() => format!("{path}?{q}").parse(),
-        _ => path.parse(),
+    let query = query.filter(|q| !q.is_empty());
+    // One string, handed to the `Uri` without a copy.
+    let mut uri = String::with_capacity(base.len() + rest.len() + 5 + query.map_or(0, str::len));
+    uri.push_str(base);
+    if limiter.provider == Provider::Openai && !base.ends_with("/v1") {
+        uri.push_str("/v1");
     }
+    uri.push('/');
+    uri.push_str(rest);
+    if let Some(q) = query {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    Uri::try_from(uri)
 }
 
 /// Headers that describe one connection, not the message: never forwarded.
@@ -104,6 +109,13 @@ const HOP_BY_HOP: [&str; 9] = [
 
 /// Remove hop-by-hop headers, and those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Usually there are none: one look at the names instead of a removal (a hash) per name.
+    if !headers
+        .keys()
+        .any(|name| HOP_BY_HOP.contains(&name.as_str()))
+    {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -123,7 +135,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// [`Limiter`] in the request extensions).
 #[derive(Clone)]
 pub struct ProxyService {
-    pub(crate) upstream: Upstream,
+    /// Behind an `Arc`: the service is cloned into every request's future, and the client
+    /// inside is several reference counts of its own.
+    pub(crate) upstream: std::sync::Arc<Upstream>,
     pub(crate) metrics: std::sync::Arc<Metrics>,
     /// Without the budget layer (BUDGETS_ENABLED=false) the proxy resolves codes itself.
     pub(crate) store: Option<std::sync::Arc<dyn budget_core::BudgetStore>>,

@@ -4,7 +4,8 @@
 //! `cargo bench -p budget-tower --bench layer_allocations` prints, per request, the number of
 //! allocations and reallocations and the bytes allocated, for the inner service alone and
 //! through the layer (budgets on: MemoryStore, soft mode, body drained, settlement awaited), for
-//! a JSON chat completion and for a streamed one (usage requested by the client).
+//! a JSON chat completion, for a streamed one (usage requested by the client) and for a streamed
+//! one whose usage the layer asks for and hides (the usage chunk and `"usage":null` stripped).
 //!
 //! The counting allocator is `stats_alloc`'s (a wrapper over the system allocator that counts
 //! with atomics): the workspace forbids `unsafe_code`, which a hand-written `GlobalAlloc` impl
@@ -34,6 +35,8 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 const RESPONSE: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":9,"total_tokens":28}}"#;
 const REQUEST: &str = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Hello!"}]}"#;
 const STREAM_REQUEST: &str = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Hello!"}],"stream":true,"stream_options":{"include_usage":true}}"#;
+/// The same stream without `include_usage`: the layer asks for usage and hides it again.
+const STRIPPED_REQUEST: &str = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Hello!"}],"stream":true}"#;
 const DELTA: &str = "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-2024-08-06\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hello \"},\"finish_reason\":null}],\"usage\":null}\n\n";
 const USAGE: &str = "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-2024-08-06\",\"choices\":[],\"usage\":{\"prompt_tokens\":19,\"completion_tokens\":32,\"total_tokens\":51}}\n\n";
 const DONE: &str = "data: [DONE]\n\n";
@@ -164,6 +167,12 @@ fn main() {
             .body(Full::new(Bytes::from_static(STREAM_REQUEST.as_bytes())))
             .unwrap()
     };
+    let stripped = || {
+        Request::post(uri.as_str())
+            .header(STREAM_HEADER, "1")
+            .body(Full::new(Bytes::from_static(STRIPPED_REQUEST.as_bytes())))
+            .unwrap()
+    };
     let settle = async || {
         // The settlement task runs on this thread; wait for it inside the counted region.
         tokio::task::yield_now().await;
@@ -186,5 +195,13 @@ fn main() {
         );
         println!("  inner service only   {stream_inner}");
         println!("  with BudgetLayer     {stream_layer}");
+        let stripped_inner = count(|| inner, stripped, nothing).await;
+        let stripped_layer = count(|| layer.layer(inner), stripped, settle).await;
+        println!(
+            "chat completion, SSE ({} events, usage added by the layer and hidden again)",
+            DELTAS + 2
+        );
+        println!("  inner service only   {stripped_inner}");
+        println!("  with BudgetLayer     {stripped_layer}");
     });
 }

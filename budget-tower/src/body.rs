@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use budget_core::store::{Reservation, UsageRecord};
-use budget_core::usage::{Endpoint, UsageChunkStripper, UsageMeter};
+use budget_core::usage::{Endpoint, Forward, UsageMeter};
 use budget_core::Limiter;
 
 use crate::layer::Config;
@@ -42,7 +42,8 @@ pin_project! {
             #[pin]
             inner: B,
             settlement: Option<Settlement>,
-            strip: Option<UsageChunkStripper>,
+            // The meter hides the usage chunk (until the body ends).
+            strip: bool,
         },
     }
 }
@@ -62,12 +63,18 @@ impl<B> MeteredBody<B> {
         }
     }
 
-    pub(crate) fn metered(inner: B, settlement: Settlement, strip: bool) -> Self {
+    pub(crate) fn metered(inner: B, mut settlement: Settlement, strip: bool) -> Self {
+        if strip {
+            settlement.meter = settlement
+                .meter
+                .take()
+                .map(UsageMeter::with_usage_chunk_stripping);
+        }
         MeteredBody {
             kind: Kind::Metered {
                 inner,
                 settlement: Some(settlement),
-                strip: strip.then(UsageChunkStripper::new),
+                strip,
             },
         }
     }
@@ -105,19 +112,25 @@ where
             } => loop {
                 match ready!(inner.as_mut().poll_frame(cx)) {
                     Some(Ok(frame)) => {
-                        let Some(data) = frame.data_ref() else {
+                        let Some(meter) = settlement.as_mut().and_then(|s| s.meter.as_mut()) else {
                             return Poll::Ready(Some(Ok(frame)));
                         };
-                        if let Some(meter) = settlement.as_mut().and_then(|s| s.meter.as_mut()) {
-                            meter.feed(data);
+                        let data = match frame.into_data() {
+                            Ok(data) => data,
+                            Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                        };
+                        if !*strip {
+                            meter.feed(&data);
+                            return Poll::Ready(Some(Ok(Frame::data(data))));
                         }
-                        let Some(stripper) = strip.as_mut() else {
-                            return Poll::Ready(Some(Ok(frame)));
+                        let out = match meter.feed_forward(&data) {
+                            // As it came (the usual case): no copy.
+                            Forward::Piece(r) if r.len() == data.len() => data,
+                            Forward::Piece(r) => data.slice(r),
+                            Forward::Bytes(b) => Bytes::from(b),
                         };
-                        let mut out = Vec::with_capacity(data.len());
-                        stripper.push(data, &mut out);
                         if !out.is_empty() {
-                            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
                         }
                         // Everything in this frame was the hidden usage chunk (or is held
                         // while it might be): poll on.
@@ -129,8 +142,11 @@ where
                     }
                     None => {
                         let mut out = Vec::new();
-                        if let Some(mut stripper) = strip.take() {
-                            stripper.finish(&mut out);
+                        if std::mem::take(strip) {
+                            if let Some(meter) = settlement.as_mut().and_then(|s| s.meter.as_mut())
+                            {
+                                out = meter.end_forward();
+                            }
                         }
                         settlement.take();
                         return Poll::Ready(
@@ -146,7 +162,7 @@ where
         match &self.kind {
             Kind::Full { data } => data.is_none(),
             Kind::Passthrough { inner } => inner.is_end_stream(),
-            Kind::Metered { inner, strip, .. } => strip.is_none() && inner.is_end_stream(),
+            Kind::Metered { inner, strip, .. } => !strip && inner.is_end_stream(),
         }
     }
 
@@ -158,9 +174,7 @@ where
             Kind::Passthrough { inner } => inner.size_hint(),
             // Stripping can only make the body shorter.
             Kind::Metered {
-                inner,
-                strip: Some(_),
-                ..
+                inner, strip: true, ..
             } => {
                 let mut hint = SizeHint::new();
                 if let Some(upper) = inner.size_hint().upper() {
@@ -200,7 +214,18 @@ impl Drop for Settlement {
         let settle = async move {
             // Pricing (and, for a stream cut short, tokenizing the delivered text) happens
             // here, off the body's poll path.
-            let usage = meter.finish();
+            let usage = if meter.finish_is_costly() {
+                // A long prompt or delivered text to tokenize: not on an async worker.
+                match tokio::task::spawn_blocking(move || meter.finish()).await {
+                    Ok(usage) => usage,
+                    Err(e) => std::panic::resume_unwind(
+                        e.try_into_panic()
+                            .unwrap_or_else(|_| Box::new("runtime shut down during a settlement")),
+                    ),
+                }
+            } else {
+                meter.finish()
+            };
             let cost = config.prices.cost(&usage, limiter.provider);
             let mut record =
                 UsageRecord::new(limiter.id, reservation.at, endpoint, &usage, cost.total());

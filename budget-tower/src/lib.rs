@@ -53,6 +53,7 @@
 mod body;
 mod error;
 mod future;
+mod headers;
 mod hooks;
 mod layer;
 mod policy;

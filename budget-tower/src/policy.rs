@@ -26,13 +26,15 @@ pub(crate) fn check_request(
     Ok(())
 }
 
-/// The per-request price guard (`max_request_cost`): `Ok(None)` lets the request through as it
+/// The per-request price guard (`max_request_cost`) for a request of `prompt` estimated input
+/// tokens: `Ok(None)` lets the request through as it
 /// is; `Ok(Some(limit))` asks to give it that output limit (it set none, and with the largest
 /// one that keeps its worst case under the cap it fits); `Err` refuses it.
 pub(crate) fn price_guard(
     prices: &PriceTable,
     limiter: &Limiter,
     info: &RequestInfo,
+    prompt: u64,
 ) -> Result<Option<u64>, Refusal> {
     let Some(cap) = limiter.max_request_cost else {
         return Ok(None);
@@ -40,7 +42,6 @@ pub(crate) fn price_guard(
     let Some(model) = info.model.as_deref() else {
         return Err(Refusal::request_too_costly(None, cap, ""));
     };
-    let prompt = info.estimate_prompt_tokens();
     let worst = |limit: Option<u64>| {
         prices
             .worst_case_cost(model, limiter.provider, prompt, limit, info.n)
@@ -106,6 +107,10 @@ mod tests {
         Limiter::create(n, chrono::Utc::now()).unwrap()
     }
 
+    fn guard(prices: &PriceTable, l: &Limiter, info: &RequestInfo) -> Result<Option<u64>, Refusal> {
+        price_guard(prices, l, info, info.estimate_prompt_tokens())
+    }
+
     fn info(body: &str) -> RequestInfo {
         RequestInfo::parse(Endpoint::ChatCompletions, body.as_bytes())
     }
@@ -114,27 +119,21 @@ mod tests {
     fn the_guard_caps_or_refuses() {
         let prices = PriceTable::builtin();
         let small = info(r#"{"model":"gpt-4o","max_tokens":100,"messages":[]}"#);
-        assert_eq!(
-            price_guard(&prices, &limiter(Some(50), true), &small),
-            Ok(None)
-        );
-        assert_eq!(price_guard(&prices, &limiter(None, true), &small), Ok(None));
+        assert_eq!(guard(&prices, &limiter(Some(50), true), &small), Ok(None));
+        assert_eq!(guard(&prices, &limiter(None, true), &small), Ok(None));
 
         // gpt-4o output is $10/M: 1M tokens is $10, far above $0.50.
         let big = info(r#"{"model":"gpt-4o","max_tokens":1000000,"messages":[]}"#);
-        let e = price_guard(&prices, &limiter(Some(50), true), &big).unwrap_err();
+        let e = guard(&prices, &limiter(Some(50), true), &big).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (400, "request_cost_too_high"));
         assert!(e.message.contains("$0.50"), "{}", e.message);
 
         // No output limit: gpt-4o's own (16 384 tokens, $0.16) fits $0.50…
         let open = info(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#);
-        assert_eq!(
-            price_guard(&prices, &limiter(Some(50), true), &open),
-            Ok(None)
-        );
+        assert_eq!(guard(&prices, &limiter(Some(50), true), &open), Ok(None));
         // …but not $0.10: the largest that fits at $10/M output is 10 000 tokens, less what
         // the prompt costs.
-        let Ok(Some(limit)) = price_guard(&prices, &limiter(Some(10), true), &open) else {
+        let Ok(Some(limit)) = guard(&prices, &limiter(Some(10), true), &open) else {
             panic!("a cap is given")
         };
         assert!((9_900..10_000).contains(&limit), "{limit}");
@@ -156,10 +155,10 @@ mod tests {
             "the largest that fits"
         );
         // …unless the limiter refuses instead.
-        assert!(price_guard(&prices, &limiter(Some(10), false), &open).is_err());
+        assert!(guard(&prices, &limiter(Some(10), false), &open).is_err());
 
         let unknown = info(r#"{"model":"no-such-model","max_tokens":1,"messages":[]}"#);
-        assert!(price_guard(&prices, &limiter(Some(50), true), &unknown).is_err());
+        assert!(guard(&prices, &limiter(Some(50), true), &unknown).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use http::{header, HeaderMap, HeaderValue, Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -16,7 +16,7 @@ use budget_core::store::{
     DenialReason, Error as StoreError, Reservation, ReserveOutcome, ReserveRequest, UsageRecord,
     MAX_LABEL_CHARS,
 };
-use budget_core::usage::{Endpoint, RequestInfo, Usage, UsageMeter};
+use budget_core::usage::{Endpoint, PromptEstimate, RequestInfo, Usage, UsageMeter};
 use budget_core::{EnforcementMode, Limiter, Money, UnpricedPolicy};
 
 use crate::body::{settle, Settlement};
@@ -198,7 +198,7 @@ where
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let mut info = RequestInfo::parse_with_content_type(endpoint, content_type, &bytes);
+    let info = RequestInfo::parse_with_content_type(endpoint, content_type, &bytes);
     // `model` and `user` are stored with the usage: bound them (a 4 MiB `user` must not become
     // 4 MiB on disk per request).
     let user = config
@@ -251,8 +251,20 @@ where
         }
     }
 
+    // The prompt's token estimate, for a strict hold and the price guard: made once (the meter
+    // reuses it) and, for a long prompt, off the async workers.
+    let needs_estimate = info.model.is_some()
+        && (limiter.mode == EnforcementMode::Strict || limiter.max_request_cost.is_some());
+    let (mut info, prompt_estimate) = if needs_estimate {
+        let (info, estimate) = estimate_prompt(info).await;
+        (info, Some(estimate))
+    } else {
+        (info, None)
+    };
+
     // The per-request price guard; it may give a request without an output limit one.
-    match crate::policy::price_guard(&config.prices, &limiter, &info) {
+    let prompt_tokens = prompt_estimate.map_or(0, PromptEstimate::tokens);
+    match crate::policy::price_guard(&config.prices, &limiter, &info, prompt_tokens) {
         Ok(None) => {}
         Ok(Some(limit)) => match crate::policy::set_output_limit(endpoint, &bytes, limit) {
             Some(rewritten) => {
@@ -275,7 +287,7 @@ where
     }
 
     // 4. Reserve.
-    let amount = hold_amount(&config, &limiter, &info);
+    let amount = hold_amount(&config, &limiter, &info, prompt_estimate);
     let reservation = match admit(&config, &limiter, amount, now, user.as_deref()).await {
         Admission::Reserved(r) => r,
         Admission::Refused(refusal) => return Ok(refuse(&config, Some(&limiter), refusal)),
@@ -342,7 +354,11 @@ where
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let streamed = response_type.is_some_and(|ct| ct.starts_with("text/event-stream"));
-    let meter = UsageMeter::new(info, response_type).with_max_event_bytes(config.max_event_bytes);
+    let mut meter =
+        UsageMeter::new(info, response_type).with_max_event_bytes(config.max_event_bytes);
+    if let Some(estimate) = prompt_estimate {
+        meter = meter.with_prompt_estimate(estimate);
+    }
     let strip = strip && streamed;
     if strip {
         head.headers.remove(header::CONTENT_LENGTH);
@@ -417,7 +433,12 @@ where
 /// What to hold for a request: in strict mode its worst case (prompt at full input price plus
 /// `n ×` the output limit at the output price); in soft mode a cheap estimate of its prompt
 /// (bytes / 4 tokens), so concurrent requests see the budget being used.
-fn hold_amount(config: &Config, limiter: &Limiter, info: &RequestInfo) -> Money {
+fn hold_amount(
+    config: &Config,
+    limiter: &Limiter,
+    info: &RequestInfo,
+    prompt_estimate: Option<PromptEstimate>,
+) -> Money {
     let Some(model) = info.model.as_deref() else {
         return Money::ZERO;
     };
@@ -427,7 +448,8 @@ fn hold_amount(config: &Config, limiter: &Limiter, info: &RequestInfo) -> Money 
             .worst_case_cost(
                 model,
                 limiter.provider,
-                info.estimate_prompt_tokens(),
+                prompt_estimate
+                    .map_or_else(|| info.estimate_prompt_tokens(), PromptEstimate::tokens),
                 info.max_output_tokens,
                 info.n,
             )
@@ -445,6 +467,26 @@ fn hold_amount(config: &Config, limiter: &Limiter, info: &RequestInfo) -> Money 
                 .total()
                 .unwrap_or(Money::ZERO)
         }
+    }
+}
+
+/// The request's prompt-token estimate, made on a blocking thread when the prompt is long.
+async fn estimate_prompt(info: RequestInfo) -> (RequestInfo, PromptEstimate) {
+    if !info.prompt_estimate_is_costly() {
+        let estimate = info.prompt_estimate();
+        return (info, estimate);
+    }
+    let counted = tokio::task::spawn_blocking(move || {
+        let estimate = info.prompt_estimate();
+        (info, estimate)
+    });
+    match counted.await {
+        Ok(done) => done,
+        // Only a panic in the tokenizer, or a runtime shutting down before the task ran.
+        Err(e) => std::panic::resume_unwind(
+            e.try_into_panic()
+                .unwrap_or_else(|_| Box::new("runtime shut down during a prompt estimate")),
+        ),
     }
 }
 
@@ -487,16 +529,5 @@ fn store_failed(config: &Config, e: &StoreError) {
 /// `x-budget-limit`, `x-budget-remaining` (dollars, after this request's hold) and
 /// `x-budget-reset` (RFC 3339 end of the window).
 fn budget_headers(headers: &mut HeaderMap, r: &Reservation) {
-    let dollars = |m: Money| m.to_string().replace(['$', ','], "");
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::try_from(value) {
-            headers.insert(name, v);
-        }
-    };
-    put("x-budget-limit", dollars(r.budget));
-    put("x-budget-remaining", dollars(r.remaining()));
-    put(
-        "x-budget-reset",
-        r.window.end.to_rfc3339_opts(SecondsFormat::Secs, true),
-    );
+    crate::headers::put(headers, r.budget, r.remaining(), r.window.end);
 }

@@ -63,36 +63,44 @@ impl PriceTable {
     /// when asked for by their full name. With [`Provider::Openai`] `azure/` keys are matched
     /// only when the name itself starts with `azure/`.
     pub fn lookup(&self, model: &str, provider: Provider) -> Option<PriceMatch<'_>> {
-        let name = model.trim().to_ascii_lowercase();
+        // Candidates are tried in order as they are made: the usual name (lower case, priced
+        // by rule 1 or 2) allocates nothing.
+        let trimmed = model.trim();
+        let name: std::borrow::Cow<'_, str> = if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+            trimmed.to_ascii_lowercase().into()
+        } else {
+            trimmed.into()
+        };
+        let name = &*name;
         if name.is_empty() {
             return None;
         }
-        let mut candidates: Vec<(String, MatchRule)> = vec![(name.clone(), MatchRule::Exact)];
-        if let Some(u) = undated(&name) {
-            candidates.push((u.to_owned(), MatchRule::Undated));
+        let find = |key: &str, rule| self.find(key, provider, rule);
+        let undated_of = |n: &str, rule| undated(n).and_then(|u| find(u, rule));
+        if let Some(m) =
+            find(name, MatchRule::Exact).or_else(|| undated_of(name, MatchRule::Undated))
+        {
+            return Some(m);
         }
-        let base = fine_tune_base(&name);
+        let base = fine_tune_base(name);
         if let Some(base) = base {
-            candidates.push((format!("ft:{base}"), MatchRule::FineTune));
-            if let Some(u) = undated(base) {
-                candidates.push((format!("ft:{u}"), MatchRule::FineTune));
-            }
-            candidates.push((base.to_owned(), MatchRule::FineTuneBase));
-            if let Some(u) = undated(base) {
-                candidates.push((u.to_owned(), MatchRule::FineTuneBase));
+            let found = find(&format!("ft:{base}"), MatchRule::FineTune)
+                .or_else(|| {
+                    undated(base).and_then(|u| find(&format!("ft:{u}"), MatchRule::FineTune))
+                })
+                .or_else(|| find(base, MatchRule::FineTuneBase))
+                .or_else(|| undated_of(base, MatchRule::FineTuneBase));
+            if found.is_some() {
+                return found;
             }
         }
-        let root = base.unwrap_or(&name);
+        let root = base.unwrap_or(name);
         let spelled = azure_spelling(root);
         if let Some(s) = &spelled {
-            candidates.push((s.clone(), MatchRule::AzureSpelling));
-            if let Some(u) = undated(s) {
-                candidates.push((u.to_owned(), MatchRule::AzureSpelling));
-            }
-        }
-        for (candidate, rule) in &candidates {
-            if let Some(m) = self.find(candidate, provider, *rule) {
-                return Some(m);
+            let found = find(s, MatchRule::AzureSpelling)
+                .or_else(|| undated_of(s, MatchRule::AzureSpelling));
+            if found.is_some() {
+                return found;
             }
         }
         let stem = spelled.as_deref().unwrap_or(root);

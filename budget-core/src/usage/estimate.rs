@@ -45,6 +45,30 @@ fn uses_cl100k(model: &str) -> bool {
     older.iter().any(|p| m.starts_with(p))
 }
 
+/// Text longer than this (in bytes) is worth tokenizing off the async worker threads: a
+/// tokenizer pass over it takes a millisecond or more. [`UsageMeter::finish_is_costly`] and
+/// [`RequestInfo::prompt_estimate_is_costly`] compare against it.
+///
+/// [`UsageMeter::finish_is_costly`]: super::UsageMeter::finish_is_costly
+/// [`RequestInfo::prompt_estimate_is_costly`]: super::RequestInfo::prompt_estimate_is_costly
+pub const COSTLY_TOKENIZE_BYTES: usize = 16 * 1024;
+
+/// The tokenizer a model is counted with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Cl100k,
+    O200k,
+}
+
+impl Encoding {
+    pub(crate) fn of(model: Option<&str>) -> Encoding {
+        match model {
+            Some(m) if uses_cl100k(m) => Encoding::Cl100k,
+            _ => Encoding::O200k,
+        }
+    }
+}
+
 fn bpe_for(model: Option<&str>) -> &'static CoreBPE {
     match model {
         Some(m) if uses_cl100k(m) => tiktoken_rs::cl100k_base_singleton(),
@@ -134,6 +158,11 @@ impl TextTally {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.total_bytes == 0
+    }
+
+    /// Bytes [`tokens`](Self::tokens) would hand to the tokenizer.
+    pub(crate) fn kept_len(&self) -> usize {
+        self.kept.len()
     }
 
     /// Estimated tokens: exact for the kept text, extrapolated by bytes past the cap.

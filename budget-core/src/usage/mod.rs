@@ -62,10 +62,11 @@ mod request;
 mod sse;
 mod strip;
 
+pub use estimate::COSTLY_TOKENIZE_BYTES;
 pub use meter::{UsageMeter, DEFAULT_MAX_EVENT_BYTES};
-pub use request::{rewrite_include_usage, RequestInfo, MAX_INPUT_TEXT};
+pub use request::{rewrite_include_usage, PromptEstimate, RequestInfo, MAX_INPUT_TEXT};
 pub use sse::{SseEvent, SseReader};
-pub use strip::{UsageChunkStripper, MAX_HELD_BYTES};
+pub use strip::{Forward, UsageChunkStripper, MAX_HELD_BYTES};
 
 /// Which OpenAI API a request is for, from its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -9,6 +9,8 @@
 //! (counted by [`SseReader::skipped_events`]); the parser then resynchronises at the next blank
 //! line.
 
+use std::ops::Range;
+
 /// One dispatched server-sent event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SseEvent<'a> {
@@ -20,6 +22,37 @@ pub struct SseEvent<'a> {
 }
 
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+
+/// The raw structure of the stream as [`SseReader::feed_raw`] splits it, for a consumer that
+/// forwards the bytes themselves (the usage-chunk stripper): ranges are offsets in the piece
+/// being fed. Every byte of a piece is in exactly one call, in order.
+pub(crate) trait RawSink {
+    /// Bytes of the current line (a leading byte-order mark is line content here).
+    fn content(&mut self, piece: Range<usize>);
+    /// A line terminator (`\n`, `\r\n` or `\r`), with what the event callback returned if
+    /// this line was the blank line that dispatched an event.
+    fn terminator(&mut self, piece: Range<usize>, dispatched: Option<Dispatched>);
+    /// The `\n` of a `\r\n` pair whose `\r` ended the previous piece.
+    fn lf_after_cr(&mut self, piece: Range<usize>);
+}
+
+/// An event dispatched at a blank line, as a [`RawSink`] learns of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dispatched {
+    /// What the event callback returned.
+    pub(crate) flag: bool,
+    /// Its data was not valid UTF-8 (the callback saw it with replacement characters).
+    pub(crate) lossy: bool,
+}
+
+/// A [`RawSink`] that wants nothing.
+struct NoSink;
+
+impl RawSink for NoSink {
+    fn content(&mut self, _: Range<usize>) {}
+    fn terminator(&mut self, _: Range<usize>, _: Option<Dispatched>) {}
+    fn lf_after_cr(&mut self, _: Range<usize>) {}
+}
 
 /// Incremental, bounded server-sent-events parser.
 ///
@@ -75,30 +108,57 @@ impl SseReader {
     }
 
     /// Feeds the next piece of the stream; calls `on_event` for each event it completes.
-    pub fn feed(&mut self, mut bytes: &[u8], mut on_event: impl FnMut(SseEvent<'_>)) {
+    pub fn feed(&mut self, bytes: &[u8], mut on_event: impl FnMut(SseEvent<'_>)) {
+        self.feed_raw(
+            bytes,
+            |e| {
+                on_event(e);
+                false
+            },
+            &mut NoSink,
+        );
+    }
+
+    /// [`feed`](Self::feed), telling `sink` where each line's content and terminator are in
+    /// `bytes`; what `on_event` returns for an event reaches the sink with the terminator of
+    /// the blank line that dispatched it.
+    pub(crate) fn feed_raw(
+        &mut self,
+        mut bytes: &[u8],
+        mut on_event: impl FnMut(SseEvent<'_>) -> bool,
+        sink: &mut impl RawSink,
+    ) {
+        let mut base = 0;
         while let Some(k) = self.bom_matched {
             let Some(&b) = bytes.first() else { return };
             if b == BOM[k] {
+                sink.content(base..base + 1);
                 bytes = &bytes[1..];
+                base += 1;
                 self.bom_matched = if k + 1 == BOM.len() {
                     None
                 } else {
                     Some(k + 1)
                 };
             } else {
-                // Not a BOM after all: the matched prefix is ordinary content.
+                // Not a BOM after all: the matched prefix is ordinary content (the sink has
+                // had those bytes already).
                 self.bom_matched = None;
-                self.process(&BOM[..k], &mut on_event);
+                self.process(&BOM[..k], 0, &mut on_event, &mut NoSink);
             }
         }
-        self.process(bytes, &mut on_event);
+        self.process(bytes, base, &mut on_event, sink);
     }
 
     /// Ends the stream: dispatches the event in progress, if it has data, even without the
     /// terminating blank line. The reader is then reset and could parse a new stream.
     pub fn finish(&mut self, mut on_event: impl FnMut(SseEvent<'_>)) {
+        let mut on_event = |e: SseEvent<'_>| {
+            on_event(e);
+            false
+        };
         if let Some(k) = self.bom_matched.take() {
-            self.process(&BOM[..k], &mut on_event);
+            self.process(&BOM[..k], 0, &mut on_event, &mut NoSink);
         }
         let pending_line = if self.skipping {
             self.skip_line_nonempty
@@ -121,11 +181,19 @@ impl SseReader {
         self.bom_matched = Some(0);
     }
 
-    fn process(&mut self, bytes: &[u8], on_event: &mut impl FnMut(SseEvent<'_>)) {
+    /// `bytes` start at offset `base` of the piece the sink's ranges refer to.
+    fn process(
+        &mut self,
+        bytes: &[u8],
+        base: usize,
+        on_event: &mut impl FnMut(SseEvent<'_>) -> bool,
+        sink: &mut impl RawSink,
+    ) {
         let mut i = 0;
         if self.after_cr && !bytes.is_empty() {
             self.after_cr = false;
             if bytes[0] == b'\n' {
+                sink.lf_after_cr(base..base + 1);
                 i = 1;
             }
         }
@@ -133,24 +201,30 @@ impl SseReader {
             let rest = &bytes[i..];
             match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
                 None => {
+                    sink.content(base + i..base + bytes.len());
                     self.append(rest);
                     return;
                 }
                 Some(j) => {
+                    if j > 0 {
+                        sink.content(base + i..base + i + j);
+                    }
                     self.append(&rest[..j]);
-                    self.end_line(on_event);
-                    if rest[j] == b'\r' {
+                    let dispatched = self.end_line(on_event);
+                    let len = if rest[j] == b'\r' {
                         match rest.get(j + 1) {
-                            Some(b'\n') => i += j + 2,
-                            Some(_) => i += j + 1,
+                            Some(b'\n') => 2,
+                            Some(_) => 1,
                             None => {
                                 self.after_cr = true;
-                                i += j + 1;
+                                1
                             }
                         }
                     } else {
-                        i += j + 1;
-                    }
+                        1
+                    };
+                    sink.terminator(base + i + j..base + i + j + len, dispatched);
+                    i += j + len;
                 }
             }
         }
@@ -184,18 +258,17 @@ impl SseReader {
         self.line.extend_from_slice(bytes);
     }
 
-    fn end_line(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
+    fn end_line(&mut self, on_event: &mut impl FnMut(SseEvent<'_>) -> bool) -> Option<Dispatched> {
         if self.skipping {
             if !self.skip_line_nonempty {
                 // The blank line that ends the dropped event.
                 self.skipping = false;
             }
             self.skip_line_nonempty = false;
-            return;
+            return None;
         }
         if self.line.is_empty() {
-            self.dispatch(on_event);
-            return;
+            return self.dispatch(on_event);
         }
         let line = std::mem::take(&mut self.line);
         if line[0] != b':' {
@@ -220,22 +293,25 @@ impl SseReader {
         }
         self.line = line;
         self.line.clear();
+        None
     }
 
-    fn dispatch(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
+    fn dispatch(&mut self, on_event: &mut impl FnMut(SseEvent<'_>) -> bool) -> Option<Dispatched> {
         if self.data.is_empty() {
             self.event.clear();
-            return;
+            return None;
         }
         self.data.pop();
         let data = String::from_utf8_lossy(&self.data);
         let event = String::from_utf8_lossy(&self.event);
-        on_event(SseEvent {
+        let lossy = matches!(data, std::borrow::Cow::Owned(_));
+        let flag = on_event(SseEvent {
             event: (!event.is_empty()).then_some(&*event),
             data: &data,
         });
         self.data.clear();
         self.event.clear();
+        Some(Dispatched { flag, lossy })
     }
 }
 

@@ -7,10 +7,12 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::super::de::{ignore_others, Key, MemberOrder, Skip, Str};
-use super::event::{object, Members, PartsArray};
+use super::super::Usage;
+use super::event::{Members, PartsArray};
+use super::usage_block::UsageSeed;
 
 /// The members of a JSON response body that the meter uses.
 #[derive(Debug, Default)]
@@ -20,7 +22,7 @@ pub(super) struct BodyData<'a> {
     /// `service_tier`, when a string.
     pub(super) service_tier: Option<Cow<'a, str>>,
     /// `usage`, when an object.
-    pub(super) usage: Option<Map<String, Value>>,
+    pub(super) usage: Option<Usage>,
     /// Output text, in order: of the `choices` (each one's `text`, then its `message`'s
     /// `content`, `refusal`, `audio.transcript`, tool-call and function-call `name` and
     /// `arguments`), of the `output` items (`arguments`, `input`, then the `text` and
@@ -63,7 +65,7 @@ impl<'a> Visitor<'a> for BodyVisitor {
             match &*key {
                 "model" => b.model = map.next_value_seed(Str)?,
                 "service_tier" => b.service_tier = map.next_value_seed(Str)?,
-                "usage" => b.usage = object(&mut map)?,
+                "usage" => b.usage = map.next_value_seed(UsageSeed)?.usage,
                 "data" => b.data_items = map.next_value_seed(Items)?,
                 "error" => b.error = !map.next_value::<Value>()?.is_null(),
                 key => {

@@ -2,8 +2,8 @@
 //!
 //! A streamed response is mostly small events (a chat chunk, a Responses API delta): reading
 //! each into a `serde_json::Value` cost a tree of allocations per event. [`EventData::read`]
-//! reads only the members the meter uses, borrowing strings from the event (a `usage` object,
-//! once per stream, is still read as a `Value` map, for [`parse_usage`](super::usage_block)).
+//! reads only the members the meter uses, borrowing strings from the event (a `usage` object
+//! is read by [`UsageSeed`](super::usage_block::UsageSeed), typed too).
 //! Where a member repeats, the last one counts; a document is accepted exactly when `Value`
 //! would accept it.
 
@@ -11,9 +11,11 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::super::de::{ignore_others, Key, MemberOrder, Skip, Str};
+use super::super::Usage;
+use super::usage_block::UsageSeed;
 
 /// The members of an event's JSON object that the meter uses.
 #[derive(Debug, Default)]
@@ -22,6 +24,10 @@ pub(super) struct EventData<'a> {
     pub(super) kind: Option<Cow<'a, str>>,
     /// `choices` is an array (a chat or completions chunk).
     pub(super) has_choices: bool,
+    /// `choices` is an empty array.
+    pub(super) choices_empty: bool,
+    /// `usage` is present and not `null`.
+    pub(super) usage_non_null: bool,
     /// Output text of the `choices`, in order: each choice's `text`, then its `delta`'s
     /// `content`, `refusal`, `audio.transcript`, `tool_calls[].function` `name` and
     /// `arguments`, and `function_call` `name` and `arguments`.
@@ -33,7 +39,7 @@ pub(super) struct EventData<'a> {
     /// `response`, when an object (Responses API lifecycle events).
     pub(super) response: Option<ResponseData<'a>>,
     /// `usage`, when an object.
-    pub(super) usage: Option<Map<String, Value>>,
+    pub(super) usage: Option<Usage>,
     /// `delta`, when a string (Responses API and transcription text deltas).
     pub(super) delta: Option<Cow<'a, str>>,
     /// `error` is an object.
@@ -45,7 +51,7 @@ pub(super) struct EventData<'a> {
 pub(super) struct ResponseData<'a> {
     pub(super) model: Option<Cow<'a, str>>,
     pub(super) service_tier: Option<Cow<'a, str>>,
-    pub(super) usage: Option<Map<String, Value>>,
+    pub(super) usage: Option<Usage>,
 }
 
 impl<'a> EventData<'a> {
@@ -56,16 +62,6 @@ impl<'a> EventData<'a> {
         de.end()?;
         Ok(event)
     }
-}
-
-/// An object member read as a `Value`, kept when it is an object.
-pub(super) fn object<'a, A: MapAccess<'a>>(
-    map: &mut A,
-) -> Result<Option<Map<String, Value>>, A::Error> {
-    Ok(match map.next_value::<Value>()? {
-        Value::Object(o) => Some(o),
-        _ => None,
-    })
 }
 
 struct EventVisitor;
@@ -84,14 +80,20 @@ impl<'a> Visitor<'a> for EventVisitor {
                 "type" => e.kind = map.next_value_seed(Str)?,
                 "choices" => {
                     e.choice_text.clear();
-                    e.has_choices = map.next_value_seed(Choices {
+                    let count = map.next_value_seed(Choices {
                         text: &mut e.choice_text,
                     })?;
+                    e.has_choices = count.is_some();
+                    e.choices_empty = count == Some(0);
                 }
                 "model" => e.model = map.next_value_seed(Str)?,
                 "service_tier" => e.service_tier = map.next_value_seed(Str)?,
                 "response" => e.response = map.next_value_seed(ResponseSeed)?,
-                "usage" => e.usage = object(&mut map)?,
+                "usage" => {
+                    let u = map.next_value_seed(UsageSeed)?;
+                    e.usage_non_null = u.non_null;
+                    e.usage = u.usage;
+                }
                 "delta" => e.delta = map.next_value_seed(Str)?,
                 "error" => e.error = map.next_value::<Value>()?.is_object(),
                 _ => map.next_value_seed(Skip)?,
@@ -125,7 +127,7 @@ impl<'a> Visitor<'a> for ResponseSeed {
             match &*key {
                 "model" => r.model = map.next_value_seed(Str)?,
                 "service_tier" => r.service_tier = map.next_value_seed(Str)?,
-                "usage" => r.usage = object(&mut map)?,
+                "usage" => r.usage = map.next_value_seed(UsageSeed)?.usage,
                 _ => map.next_value_seed(Skip)?,
             }
         }
@@ -135,35 +137,38 @@ impl<'a> Visitor<'a> for ResponseSeed {
     ignore_others!('a; bool, u64, i64, f64, str, unit, seq);
 }
 
-/// `choices`: true when it is an array; the text of its choices goes to `text`.
+/// `choices`: how many choices, when it is an array; the text of its choices goes to `text`.
 struct Choices<'s, 'a> {
     text: &'s mut Vec<Cow<'a, str>>,
 }
 
 impl<'a> DeserializeSeed<'a> for Choices<'_, 'a> {
-    type Value = bool;
+    type Value = Option<usize>;
 
-    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<bool, D::Error> {
+    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<Option<usize>, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'a> Visitor<'a> for Choices<'_, 'a> {
-    type Value = bool;
+    type Value = Option<usize>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<bool, A::Error> {
+    fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<Option<usize>, A::Error> {
+        let mut count = 0;
         while seq
             .next_element_seed(Parts {
                 text: &mut *self.text,
                 members: Members::Choice,
             })?
             .is_some()
-        {}
-        Ok(true)
+        {
+            count += 1;
+        }
+        Ok(Some(count))
     }
 
     ignore_others!('a; bool, u64, i64, f64, str, unit, map);

@@ -8,7 +8,8 @@
 //! - `usage_block`: the `usage` object, in all its shapes.
 
 use super::sse::SseReader;
-use super::{Endpoint, RequestInfo, Usage};
+use super::strip::StripState;
+use super::{Endpoint, Forward, PromptEstimate, RequestInfo, Usage, COSTLY_TOKENIZE_BYTES};
 
 mod body;
 mod event;
@@ -56,6 +57,10 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Debug)]
 pub struct UsageMeter {
     request: RequestInfo,
+    /// The prompt estimate made before the request was sent, if one was.
+    prompt_estimate: Option<PromptEstimate>,
+    /// Hiding the usage-only chunk from the client, when asked to.
+    strip: Option<Box<StripState>>,
     max_event_bytes: usize,
     body: Body,
     found: Found,
@@ -81,6 +86,8 @@ impl UsageMeter {
                 ..Found::default()
             },
             request: info,
+            prompt_estimate: None,
+            strip: None,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             body,
         }
@@ -135,6 +142,96 @@ impl UsageMeter {
         self
     }
 
+    /// Gives the meter the prompt estimate already made for this request
+    /// ([`RequestInfo::prompt_estimate`]), so that [`finish`](Self::finish) does not tokenize
+    /// the prompt a second time when it has to estimate.
+    ///
+    /// ```
+    /// use budget_core::usage::{Endpoint, RequestInfo, UsageMeter};
+    ///
+    /// let info = RequestInfo::parse(Endpoint::ChatCompletions, br#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi there"}]}"#);
+    /// let estimate = info.prompt_estimate();
+    /// let meter = UsageMeter::new(info, Some("application/json")).with_prompt_estimate(estimate);
+    /// // The body never came: both sides are estimated, the prompt from the estimate given.
+    /// let usage = meter.finish();
+    /// assert!(usage.estimated);
+    /// assert_eq!(usage.prompt_tokens, estimate.tokens());
+    /// ```
+    pub fn with_prompt_estimate(mut self, estimate: PromptEstimate) -> Self {
+        self.prompt_estimate = Some(estimate);
+        self
+    }
+
+    /// True when [`finish`](Self::finish) would run the tokenizer over more than
+    /// [`COSTLY_TOKENIZE_BYTES`] (no usage block was read, and the prompt or the delivered
+    /// text is long): call it on a blocking thread (`tokio::task::spawn_blocking`) then.
+    pub fn finish_is_costly(&self) -> bool {
+        if self.saw_usage() {
+            return false;
+        }
+        let prompt = match self.prompt_estimate {
+            Some(_) => 0,
+            None => self.request.input_text.len(),
+        };
+        prompt + self.found.text.kept_len() > COSTLY_TOKENIZE_BYTES
+    }
+
+    /// Also hides the usage-only chunk from the client, as [`UsageChunkStripper`] does (for a
+    /// request whose `include_usage` the proxy added): feed with
+    /// [`feed_forward`](Self::feed_forward) and forward what it says, then
+    /// [`end_forward`](Self::end_forward)'s bytes at the end of the body. Each event is read
+    /// once, for the usage and for the stripping. Only an event stream is stripped, and an
+    /// event the meter drops for outgrowing
+    /// [`with_max_event_bytes`](Self::with_max_event_bytes) is forwarded whole.
+    ///
+    /// ```
+    /// use budget_core::usage::{Endpoint, RequestInfo, UsageMeter};
+    ///
+    /// let info = RequestInfo::parse(Endpoint::ChatCompletions, br#"{"model":"gpt-4o","stream":true,"messages":[]}"#);
+    /// let mut meter = UsageMeter::new(info, Some("text/event-stream")).with_usage_chunk_stripping();
+    /// let body = concat!(
+    ///     "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n",
+    ///     "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\n",
+    ///     "data: [DONE]\n\n",
+    /// );
+    /// let forward = meter.feed_forward(body.as_bytes());
+    /// let mut sent = forward.bytes(body.as_bytes()).to_vec();
+    /// sent.extend(meter.end_forward());
+    /// assert_eq!(sent, b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n");
+    /// assert_eq!(meter.finish().prompt_tokens, 5);
+    /// ```
+    ///
+    /// [`UsageChunkStripper`]: super::UsageChunkStripper
+    pub fn with_usage_chunk_stripping(mut self) -> Self {
+        self.strip = Some(Box::default());
+        self
+    }
+
+    /// [`feed`](Self::feed), saying what of `piece` to forward to the client: all of it as it
+    /// is, unless [`with_usage_chunk_stripping`](Self::with_usage_chunk_stripping) removes or
+    /// holds back some.
+    pub fn feed_forward(&mut self, piece: &[u8]) -> Forward {
+        let (Some(strip), Body::Sse(reader)) = (&mut self.strip, &mut self.body) else {
+            self.feed(piece);
+            return Forward::Piece(0..piece.len());
+        };
+        let found = &mut self.found;
+        strip.feed(piece, |sink| {
+            reader.feed_raw(piece, |e| found.on_event(e), sink);
+        })
+    }
+
+    /// At the end of the body: what stripping still held back (an unfinished event), to be
+    /// forwarded last; empty when not stripping.
+    pub fn end_forward(&mut self) -> Vec<u8> {
+        self.strip.as_mut().map(|s| s.finish()).unwrap_or_default()
+    }
+
+    /// Usage chunks removed so far by [`with_usage_chunk_stripping`](Self::with_usage_chunk_stripping).
+    pub fn stripped_events(&self) -> u64 {
+        self.strip.as_ref().map_or(0, |s| s.stripped())
+    }
+
     /// True once a usage block has been read from the response.
     pub fn saw_usage(&self) -> bool {
         self.found.usage.is_some()
@@ -155,10 +252,14 @@ impl UsageMeter {
             max_event_bytes,
             body,
             found,
+            prompt_estimate: _,
+            strip: _,
         } = self;
         match body {
             Body::Count => {}
-            Body::Sse(reader) => reader.feed(bytes, |e| found.on_event(e)),
+            Body::Sse(reader) => reader.feed(bytes, |e| {
+                found.on_event(e);
+            }),
             Body::Json(json) => {
                 let mut bytes = bytes;
                 if json.kind == JsonKind::Unknown {
@@ -172,8 +273,12 @@ impl UsageMeter {
                             // An event stream after all.
                             let mut reader = SseReader::new(*max_event_bytes);
                             let prefix = std::mem::take(&mut json.buf);
-                            reader.feed(&prefix, |e| found.on_event(e));
-                            reader.feed(bytes, |e| found.on_event(e));
+                            reader.feed(&prefix, |e| {
+                                found.on_event(e);
+                            });
+                            reader.feed(bytes, |e| {
+                                found.on_event(e);
+                            });
                             *body = Body::Sse(reader);
                             return;
                         }
@@ -217,7 +322,9 @@ impl UsageMeter {
             Body::Count => {}
             Body::Sse(reader) => {
                 let found = &mut self.found;
-                reader.finish(|e| found.on_event(e));
+                reader.finish(|e| {
+                    found.on_event(e);
+                });
             }
             Body::Json(json) => match json.kind {
                 // Cut off before the value ended, or not JSON (a `text` transcription).
@@ -265,7 +372,10 @@ impl UsageMeter {
             return u;
         }
         let model = u.model.clone();
-        u.prompt_tokens = request.estimate_prompt_tokens_for(model.as_deref());
+        u.prompt_tokens = self
+            .prompt_estimate
+            .and_then(|e| e.tokens_for(model.as_deref()))
+            .unwrap_or_else(|| request.estimate_prompt_tokens_for(model.as_deref()));
         match endpoint {
             Endpoint::Embeddings => {}
             Endpoint::Images => u.images = request.n,
@@ -277,197 +387,4 @@ impl UsageMeter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::ServiceTier;
-    use super::fixtures::*;
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn meter_is_send_static() {
-        fn assert_send_static<T: Send + 'static>() {}
-        assert_send_static::<UsageMeter>();
-    }
-
-    #[test]
-    fn chat_sse_with_usage() {
-        let info = chat_info(true);
-        let mut m = UsageMeter::for_content_type(&info, Some("text/event-stream; charset=utf-8"));
-        m.feed(chat_stream(true).as_bytes());
-        assert!(m.saw_usage());
-        let u = m.finish();
-        assert_eq!(u.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
-        assert_eq!(
-            (u.prompt_tokens, u.completion_tokens, u.total_tokens()),
-            (11, 2, 13)
-        );
-        assert_eq!(u.service_tier, ServiceTier::Default);
-        assert!(!u.estimated);
-    }
-
-    #[test]
-    fn chat_sse_without_usage_is_estimated() {
-        let info = chat_info(true);
-        let u = run_whole(UsageMeter::sse(&info), &chat_stream(false));
-        assert!(u.estimated);
-        assert!((2..=3).contains(&u.completion_tokens), "{u:?}");
-        // "Say hello world" = 3 tokens + 3 per message + 3 priming.
-        assert!((8..=12).contains(&u.prompt_tokens), "{u:?}");
-        assert_eq!(u.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
-
-        // Client hung up mid-stream: what was delivered is counted.
-        let s = chat_stream(true);
-        let cut = s.find(" world").unwrap();
-        let u = run_whole(UsageMeter::sse(&info), &s[..cut]);
-        assert!(u.estimated);
-        assert_eq!(u.completion_tokens, 1);
-    }
-
-    #[test]
-    fn azure_first_chunk_model_is_ignored() {
-        // Azure deployment path: no model in the request.
-        let info = RequestInfo::parse(
-            Endpoint::ChatCompletions,
-            br#"{"stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
-        );
-        let u = run_whole(UsageMeter::sse(&info), AZURE_FIRST);
-        assert_eq!(u.model, None);
-        let u = run_whole(UsageMeter::sse(&info), &chat_stream(true));
-        assert_eq!(u.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
-    }
-
-    #[test]
-    fn chat_json() {
-        let info = chat_info(false);
-        let body = r#"{
-  "id": "chatcmpl-abc", "object": "chat.completion", "created": 1741569952,
-  "model": "o3-mini-2025-01-31",
-  "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello world", "refusal": null,
-      "annotations": []}, "logprobs": null, "finish_reason": "stop"}],
-  "usage": {"prompt_tokens": 1117, "completion_tokens": 46, "total_tokens": 1163,
-    "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 7},
-    "completion_tokens_details": {"reasoning_tokens": 30, "audio_tokens": 3,
-      "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
-  "service_tier": "priority"
-}"#;
-        let mut m = UsageMeter::json(&info);
-        m.feed(&body.as_bytes()[..100]);
-        assert!(!m.saw_usage());
-        m.feed(&body.as_bytes()[100..]);
-        assert!(m.saw_usage());
-        let u = m.finish();
-        assert_eq!(
-            u,
-            Usage {
-                model: Some("o3-mini-2025-01-31".into()),
-                prompt_tokens: 1117,
-                cached_tokens: 1024,
-                completion_tokens: 46,
-                reasoning_tokens: 30,
-                audio_prompt_tokens: 7,
-                audio_completion_tokens: 3,
-                service_tier: ServiceTier::Priority,
-                ..Usage::default()
-            }
-        );
-    }
-
-    #[test]
-    fn chat_json_without_usage_and_truncated() {
-        let info = chat_info(false);
-        let body = r#"{"id":"x","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hello world"}}]}"#;
-        let u = run_whole(UsageMeter::json(&info), body);
-        assert!(u.estimated);
-        assert_eq!(u.completion_tokens, 2);
-        let u = run_whole(UsageMeter::json(&info), &body[..60]);
-        assert!(u.estimated && u.completion_tokens > 0);
-        // Not JSON at all.
-        let u = run_whole(UsageMeter::json(&info), "<html>bad gateway</html>");
-        assert!(u.estimated);
-        // Error bodies are billed nothing.
-        let u = run_whole(
-            UsageMeter::json(&info),
-            r#"{"error":{"message":"Rate limit","type":"requests","code":"rate_limit_exceeded"}}"#,
-        );
-        assert_eq!(
-            (u.prompt_tokens, u.completion_tokens, u.estimated),
-            (0, 0, false)
-        );
-    }
-
-    #[test]
-    fn legacy_completions() {
-        let info = RequestInfo::parse(
-            Endpoint::Completions,
-            br#"{"model":"gpt-3.5-turbo-instruct","prompt":"Say this is a test","stream":true}"#,
-        );
-        let s = "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1,\"choices\":[{\"text\":\"This\",\"index\":0,\"logprobs\":null,\"finish_reason\":null}],\"model\":\"gpt-3.5-turbo-instruct\"}\n\n\
-data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1,\"choices\":[{\"text\":\" is a test\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}],\"model\":\"gpt-3.5-turbo-instruct\"}\n\n\
-data: [DONE]\n\n";
-        let u = run_whole(UsageMeter::sse(&info), s);
-        assert!(u.estimated);
-        assert_eq!(u.completion_tokens, 4);
-        assert_eq!(u.prompt_tokens, 5);
-        let json = r#"{"id":"cmpl-1","object":"text_completion","model":"gpt-3.5-turbo-instruct","choices":[{"text":"This is a test","index":0}],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#;
-        let u = run_whole(UsageMeter::json(&info), json);
-        assert_eq!(
-            (u.prompt_tokens, u.completion_tokens, u.estimated),
-            (5, 7, false)
-        );
-    }
-
-    #[test]
-    fn oversized_sse_event_is_skipped() {
-        let info = chat_info(true);
-        let s = format!(
-            "{}{}{}",
-            chunk(&"x".repeat(5000)),
-            chunk("Hello"),
-            USAGE_CHUNK
-        );
-        let mut m = UsageMeter::sse(&info).with_max_event_bytes(2000);
-        m.feed(s.as_bytes());
-        assert_eq!(m.skipped_events(), 1);
-        assert_eq!(m.finish().prompt_tokens, 11);
-    }
-
-    #[test]
-    fn json_meter_switches_to_sse_for_streams() {
-        let info = chat_info(true);
-        let s = chat_stream(true);
-        let u = run(UsageMeter::json(&info), &[b"\n", s.as_bytes()]);
-        assert_eq!((u.prompt_tokens, u.estimated), (11, false));
-    }
-
-    proptest! {
-        #[test]
-        fn sse_usage_is_split_invariant(
-            cuts in proptest::collection::vec(0usize..10_000, 0..16),
-            with_usage in any::<bool>(),
-            crlf in any::<bool>(),
-        ) {
-            let info = chat_info(true);
-            for (info, mut s) in [
-                (info.clone(), chat_stream(with_usage)),
-                (responses_info(), RESPONSES_SSE.to_string()),
-            ] {
-                if crlf {
-                    s = s.replace('\n', "\r\n");
-                }
-                let pieces = split(s.as_bytes(), &cuts);
-                let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
-                let whole = run_whole(UsageMeter::sse(&info), &s);
-                let lf = run_whole(UsageMeter::sse(&info), &s.replace("\r\n", "\n"));
-                prop_assert_eq!(&run(UsageMeter::sse(&info), &refs), &whole);
-                prop_assert_eq!(&whole, &lf);
-            }
-        }
-
-        #[test]
-        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let info = chat_info(true);
-            let _ = run_whole(UsageMeter::json(&info), &String::from_utf8_lossy(&body));
-            let _ = run(UsageMeter::sse(&info).with_max_event_bytes(64), &[&body]);
-        }
-    }
-}
+mod tests;

@@ -1,8 +1,219 @@
-//! The `usage` object of a response, in all its shapes.
+//! The `usage` object of a response, in all its shapes: read in one typed pass
+//! ([`UsageSeed`], for bodies and events), or from a `Value` map ([`parse_usage`], for the tail
+//! of a body too big to keep, and as the reference in tests).
 
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::super::de::{ignore_others, Key, Skip, Str};
 use super::super::Usage;
+
+/// Reads a `usage` member: the usage when it is an object, read as [`parse_usage`] reads its
+/// `Value` (where a member repeats, the last one counts).
+pub(super) struct UsageSeed;
+
+/// A `usage` member as [`UsageSeed`] read it.
+pub(super) struct UsageMember {
+    /// It was not `null`.
+    pub(super) non_null: bool,
+    /// It was an object, saying this.
+    pub(super) usage: Option<Usage>,
+}
+
+impl Default for UsageMember {
+    /// Any value but an object or `null`.
+    fn default() -> Self {
+        UsageMember {
+            non_null: true,
+            usage: None,
+        }
+    }
+}
+
+impl<'a> DeserializeSeed<'a> for UsageSeed {
+    type Value = UsageMember;
+
+    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'a> Visitor<'a> for UsageSeed {
+    type Value = UsageMember;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(UsageMember {
+            non_null: false,
+            usage: None,
+        })
+    }
+
+    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut f = UsageFields::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            match &*key {
+                "prompt_tokens" => f.prompt = map.next_value_seed(Count)?,
+                "input_tokens" => f.input = map.next_value_seed(Count)?,
+                "completion_tokens" => f.completion = map.next_value_seed(Count)?,
+                "output_tokens" => f.output = map.next_value_seed(Count)?,
+                "total_tokens" => f.total = map.next_value_seed(Count)?,
+                "type" => {
+                    f.duration = map.next_value_seed(Str)?.as_deref() == Some("duration");
+                }
+                "seconds" => {
+                    f.seconds = match map.next_value::<Value>()? {
+                        Value::Number(n) => Some(n),
+                        _ => None,
+                    };
+                }
+                key => match DETAILS.iter().position(|k| *k == key) {
+                    Some(i) => f.details[i] = Some(map.next_value_seed(DetailsSeed)?),
+                    None => map.next_value_seed(Skip)?,
+                },
+            }
+        }
+        Ok(UsageMember {
+            non_null: true,
+            usage: Some(f.usage()),
+        })
+    }
+
+    ignore_others!('a; bool, u64, i64, f64, str, seq);
+}
+
+/// The `*_details` members, prompt side first, each side in the order they are looked for.
+const DETAILS: [&str; 6] = [
+    "prompt_tokens_details",
+    "input_tokens_details",
+    "input_token_details",
+    "completion_tokens_details",
+    "output_tokens_details",
+    "output_token_details",
+];
+
+/// What a `usage` object said, member by member (the last of a repeated member).
+#[derive(Default)]
+struct UsageFields {
+    prompt: Option<u64>,
+    input: Option<u64>,
+    completion: Option<u64>,
+    output: Option<u64>,
+    total: Option<u64>,
+    /// Per [`DETAILS`] key: present, and an object.
+    details: [Option<Option<Details>>; 6],
+    duration: bool,
+    seconds: Option<serde_json::Number>,
+}
+
+impl UsageFields {
+    /// As [`parse_usage`] combines them.
+    fn usage(self) -> Usage {
+        let mut out = Usage::default();
+        let prompt = self.prompt.or(self.input);
+        let completion = self.completion.or(self.output);
+        out.prompt_tokens = prompt.or(self.total).unwrap_or(0);
+        out.completion_tokens = completion
+            .or_else(|| Some(self.total?.saturating_sub(prompt?)))
+            .unwrap_or(0);
+        let [p0, p1, p2, c0, c1, c2] = self.details;
+        if let Some(d) = p0.flatten().or(p1.flatten()).or(p2.flatten()) {
+            out.cached_tokens = d.cached.unwrap_or(0);
+            out.audio_prompt_tokens = d.audio.unwrap_or(0);
+            out.image_prompt_tokens = d.image.unwrap_or(0);
+        }
+        if let Some(d) = c0.flatten().or(c1.flatten()).or(c2.flatten()) {
+            out.reasoning_tokens = d.reasoning.unwrap_or(0);
+            out.audio_completion_tokens = d.audio.unwrap_or(0);
+        }
+        if self.duration {
+            if let Some(n) = self.seconds {
+                out.audio_millis = decimal_to_millis(&n.to_string()).unwrap_or(0);
+            }
+        }
+        out
+    }
+}
+
+/// The counts of a `*_details` object.
+#[derive(Default, Clone, Copy)]
+struct Details {
+    cached: Option<u64>,
+    audio: Option<u64>,
+    image: Option<u64>,
+    reasoning: Option<u64>,
+}
+
+/// A `*_details` member: `Some` when it is an object.
+struct DetailsSeed;
+
+impl<'a> DeserializeSeed<'a> for DetailsSeed {
+    type Value = Option<Details>;
+
+    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'a> Visitor<'a> for DetailsSeed {
+    type Value = Option<Details>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut d = Details::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            match &*key {
+                "cached_tokens" => d.cached = map.next_value_seed(Count)?,
+                "audio_tokens" => d.audio = map.next_value_seed(Count)?,
+                "image_tokens" => d.image = map.next_value_seed(Count)?,
+                "reasoning_tokens" => d.reasoning = map.next_value_seed(Count)?,
+                _ => map.next_value_seed(Skip)?,
+            }
+        }
+        Ok(Some(d))
+    }
+
+    ignore_others!('a; bool, u64, i64, f64, str, unit, seq);
+}
+
+/// A count as [`count`] reads it: a non-negative integer, or a positive finite float rounded
+/// up; `None` for anything else.
+struct Count;
+
+impl<'a> DeserializeSeed<'a> for Count {
+    type Value = Option<u64>;
+
+    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'a> Visitor<'a> for Count {
+    type Value = Option<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Self::Value, E> {
+        // Saturating float-to-int conversion; only for malformed (non-integer) counts.
+        Ok((f.is_finite() && f > 0.0).then(|| f.ceil() as u64))
+    }
+
+    ignore_others!('a; bool, i64, str, unit, seq, map);
+}
 
 /// A non-negative integer count, leniently (`12`, `12.0`).
 fn count(v: Option<&Value>) -> Option<u64> {
@@ -113,6 +324,127 @@ fn decimal_to_millis(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::usage::json_text::J;
+    use proptest::prelude::*;
+
+    /// The typed read of `text` (a `usage` value), next to `parse_usage` of its `Value`.
+    fn both(text: &str) -> (Option<Usage>, Option<Usage>) {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let typed = UsageSeed.deserialize(&mut de).unwrap().usage;
+        let value: Value = serde_json::from_str(text).unwrap();
+        (typed, value.as_object().map(parse_usage))
+    }
+
+    #[test]
+    fn typed_examples_match_the_value_reading() {
+        for text in [
+            r#"{"prompt_tokens":19,"completion_tokens":9,"total_tokens":28,"prompt_tokens_details":{"cached_tokens":3,"audio_tokens":1},"completion_tokens_details":{"reasoning_tokens":4}}"#,
+            r#"{"input_tokens":36,"input_tokens_details":{"cached_tokens":0},"output_tokens":87,"total_tokens":123}"#,
+            r#"{"type":"duration","seconds":3.2}"#,
+            r#"{"seconds":1e-3,"type":"duration","type":"tokens"}"#,
+            r#"{"total_tokens":10,"prompt_tokens":-2,"completion_tokens":2.5}"#,
+            r#"{"prompt_tokens_details":5,"input_tokens_details":{"cached_tokens":7},"prompt_tokens":1e30}"#,
+            "null",
+            "[1]",
+        ] {
+            let (typed, walked) = both(text);
+            assert_eq!(typed, walked, "{text}");
+        }
+    }
+
+    fn count() -> BoxedStrategy<J> {
+        prop_oneof![
+            Just(J::Lit("12")),
+            Just(J::Lit("0")),
+            Just(J::Lit("-3")),
+            Just(J::Lit("2.5")),
+            Just(J::Lit("7.0")),
+            Just(J::Lit("1e300")),
+            Just(J::Lit("18446744073709551616")),
+            Just(J::Lit("\"5\"")),
+            Just(J::Lit("null")),
+            Just(J::Lit("true")),
+            Just(J::Arr(vec![J::Lit("1")])),
+        ]
+        .boxed()
+    }
+
+    fn details() -> BoxedStrategy<J> {
+        let key = prop_oneof![
+            Just(r#""cached_tokens""#),
+            Just(r#""audio_tokens""#),
+            Just(r#""image_tokens""#),
+            Just(r#""reasoning_tokens""#),
+            Just(r#""text_tokens""#),
+        ];
+        prop_oneof![
+            4 => prop::collection::vec((key, count()), 0..5).prop_map(J::Obj),
+            1 => count(),
+        ]
+        .boxed()
+    }
+
+    fn usage() -> impl Strategy<Value = J> {
+        let member = prop_oneof![
+            (
+                prop_oneof![
+                    Just(r#""prompt_tokens""#),
+                    Just(r#""input_tokens""#),
+                    Just(r#""completion_tokens""#),
+                    Just(r#""output_tokens""#),
+                    Just(r#""total_tokens""#),
+                ],
+                count()
+            ),
+            (
+                prop_oneof![
+                    Just(r#""prompt_tokens_details""#),
+                    Just(r#""input_tokens_details""#),
+                    Just(r#""input_token_details""#),
+                    Just(r#""completion_tokens_details""#),
+                    Just(r#""output_tokens_details""#),
+                    Just(r#""output_token_details""#),
+                ],
+                details()
+            ),
+            (
+                Just(r#""type""#),
+                prop_oneof![
+                    Just(J::Lit(r#""duration""#)),
+                    Just(J::Lit(r#""tokens""#)),
+                    Just(J::Lit("1"))
+                ]
+            ),
+            (
+                Just(r#""seconds""#),
+                prop_oneof![
+                    Just(J::Lit("3.2")),
+                    Just(J::Lit("12")),
+                    Just(J::Lit("0.0005")),
+                    Just(J::Lit("-1.5")),
+                    Just(J::Lit("1e-3")),
+                    Just(J::Lit(r#""3""#)),
+                ]
+            ),
+            (Just(r#""other""#), details()),
+        ];
+        prop::collection::vec(member, 0..8).prop_map(J::Obj)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn typed_usage_matches_the_value_reading(u in usage(), spaced in any::<bool>()) {
+            let mut text = String::new();
+            if spaced {
+                u.write_with(&mut text, "{ ", " , ");
+            } else {
+                u.write_with(&mut text, "{", ",");
+            }
+            let (typed, walked) = both(&text);
+            prop_assert_eq!(typed, walked, "{}", text);
+        }
+    }
 
     #[test]
     fn millis() {

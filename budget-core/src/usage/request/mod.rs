@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::estimate::count_tokens;
+use super::estimate::{count_tokens, Encoding};
 use super::{Endpoint, ServiceTier};
 
 mod json;
@@ -21,6 +21,34 @@ pub const MAX_INPUT_TEXT: usize = 1024 * 1024;
 const TOKENS_PER_MESSAGE: u64 = 3;
 /// Every chat reply is primed with `<|start|>assistant<|message|>`.
 const TOKENS_REPLY_PRIMING: u64 = 3;
+
+/// A prompt-token estimate made once ([`RequestInfo::prompt_estimate`]), with the tokenizer it
+/// was counted with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptEstimate {
+    encoding: Encoding,
+    tokens: u64,
+}
+
+impl PromptEstimate {
+    /// The estimated prompt tokens.
+    pub fn tokens(self) -> u64 {
+        self.tokens
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(model: Option<&str>, tokens: u64) -> Self {
+        PromptEstimate {
+            encoding: Encoding::of(model),
+            tokens,
+        }
+    }
+
+    /// The tokens, when counted with the tokenizer of `model`.
+    pub(crate) fn tokens_for(self, model: Option<&str>) -> Option<u64> {
+        (Encoding::of(model) == self.encoding).then_some(self.tokens)
+    }
+}
 
 /// What a request asked for: the fields that matter for budgets, read from its body.
 ///
@@ -132,6 +160,31 @@ impl RequestInfo {
     /// up to 1 MiB: call it once.
     pub fn estimate_prompt_tokens(&self) -> u64 {
         self.estimate_prompt_tokens_for(self.model.as_deref())
+    }
+
+    /// [`estimate_prompt_tokens`](Self::estimate_prompt_tokens), kept with the tokenizer it
+    /// was counted with, so that the [`UsageMeter`](super::UsageMeter) given it
+    /// ([`with_prompt_estimate`](super::UsageMeter::with_prompt_estimate)) does not count the
+    /// prompt again.
+    ///
+    /// ```
+    /// use budget_core::usage::{Endpoint, RequestInfo};
+    ///
+    /// let info = RequestInfo::parse(Endpoint::Embeddings, br#"{"model":"gpt-4o","input":"Hello world"}"#);
+    /// assert_eq!(info.prompt_estimate().tokens(), info.estimate_prompt_tokens());
+    /// ```
+    pub fn prompt_estimate(&self) -> PromptEstimate {
+        PromptEstimate {
+            encoding: Encoding::of(self.model.as_deref()),
+            tokens: self.estimate_prompt_tokens(),
+        }
+    }
+
+    /// True when the prompt estimate is a long tokenizer pass (the prompt text is over
+    /// [`COSTLY_TOKENIZE_BYTES`](super::COSTLY_TOKENIZE_BYTES)): make it on a blocking thread
+    /// (`tokio::task::spawn_blocking`), not on an async worker.
+    pub fn prompt_estimate_is_costly(&self) -> bool {
+        self.input_text.len() > super::COSTLY_TOKENIZE_BYTES
     }
 
     /// [`estimate_prompt_tokens`](Self::estimate_prompt_tokens) with the tokenizer of `model`
