@@ -425,7 +425,11 @@ impl LimiterCatalog for SqliteStore {
             .execute(&self.inner.pool)
             .await
             .map_err(SqliteStoreError::from)?;
-        self.lock().limiters.put(limiter.clone());
+        // As it reads back from the file: times to the microsecond.
+        let mut stored = limiter.clone();
+        stored.created_at = truncate_micros(stored.created_at);
+        stored.updated_at = truncate_micros(stored.updated_at);
+        self.lock().limiters.put(stored);
         Ok(())
     }
 
