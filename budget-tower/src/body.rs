@@ -212,8 +212,8 @@ impl Drop for Settlement {
         let latency_ms = self.started.elapsed().as_millis() as u64;
         let reservation_id = reservation.id;
         let settle = async move {
-            // Pricing (and, for a stream cut short, tokenizing the delivered text) happens
-            // here, off the body's poll path.
+            // Pricing, then the store. Run at once when nothing waits (see
+            // `Settlements::run`); tokenizing a long text always goes to a blocking thread.
             let usage = if meter.finish_is_costly() {
                 // A long prompt or delivered text to tokenize: not on an async worker.
                 match tokio::task::spawn_blocking(move || meter.finish()).await {
@@ -237,7 +237,7 @@ impl Drop for Settlement {
             settle(&config, &limiter, &reservation, record).await;
         };
         match tokio::runtime::Handle::try_current() {
-            Ok(handle) => self.config.settlements.spawn(&handle, settle),
+            Ok(handle) => self.config.settlements.run(&handle, settle),
             Err(_) => tracing::error!(
                 reservation = %reservation_id,
                 "no Tokio runtime to settle a reservation; its hold stays until the window ends"

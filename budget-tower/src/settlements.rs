@@ -45,6 +45,34 @@ impl Settlements {
         });
     }
 
+    /// Run `task` at once if it finishes without waiting — the common case, a store that
+    /// settles in memory and queues the write — and spawn the rest of it on `handle`, counted
+    /// until it finishes, if it has to wait. Saves a task and a wake-up per request. While the
+    /// thread is unwinding from a panic the task is spawned instead (a panic inside a drop
+    /// during unwinding would abort); a panic of the task itself is contained and logged.
+    pub(crate) fn run<F>(&self, handle: &tokio::runtime::Handle, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut task = Box::pin(task);
+        if !std::thread::panicking() {
+            let _runtime = handle.enter();
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                task.as_mut().poll(&mut cx).is_ready()
+            }));
+            match polled {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(_) => {
+                    tracing::error!("a settlement panicked; its usage is not recorded");
+                    return;
+                }
+            }
+        }
+        self.spawn(handle, task);
+    }
+
     /// How many are running.
     pub(crate) fn running(&self) -> usize {
         self.inner.running.load(Ordering::Acquire)
@@ -87,6 +115,33 @@ mod tests {
         s.idle().await;
         assert_eq!(done.load(Ordering::SeqCst), 20);
         assert_eq!(s.running(), 0);
+    }
+
+    #[tokio::test]
+    async fn run_finishes_ready_work_at_once_and_spawns_what_waits() {
+        let s = Settlements::default();
+        let handle = tokio::runtime::Handle::current();
+        let done = Arc::new(AtomicUsize::new(0));
+        let d = done.clone();
+        s.run(&handle, async move {
+            d.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(done.load(Ordering::SeqCst), 1, "ran inline");
+        assert_eq!(s.running(), 0, "nothing spawned");
+
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let d = done.clone();
+        s.run(&handle, async move {
+            rx.await.unwrap();
+            d.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(s.running(), 1, "waiting: spawned and counted");
+        tx.send(()).unwrap();
+        s.idle().await;
+        assert_eq!(done.load(Ordering::SeqCst), 2);
+
+        s.run(&handle, async { panic!("boom") });
+        assert_eq!(s.running(), 0, "a panic is contained");
     }
 
     #[tokio::test]
