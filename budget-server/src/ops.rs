@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use budget_core::store::{percent_tenths, CounterKey, LimiterRef};
+use budget_core::store::{percent_tenths, LimiterRef};
 use budget_core::{Money, Period};
 use budget_tower::Refusal;
 use chrono::{DateTime, Utc};
@@ -219,32 +219,26 @@ pub async fn own_budget(State(state): State<AppState>, Path(code): Path<String>)
         Err(_) => return Refusal::store_unavailable().into_response(axum::body::Body::from),
     };
     let now = chrono::Utc::now();
-    let w = match state
-        .store
-        .window_spend(&CounterKey::limiter(limiter.id, limiter.window_at(now)))
-        .await
-    {
-        Ok(w) => w,
-        Err(_) => return Refusal::store_unavailable().into_response(axum::body::Body::from),
-    };
+    // Every window, primary first: the top-level fields describe the primary one.
     let windows = match crate::admin::policies::windows_of(&state, &limiter, now).await {
         Ok(ws) => ws,
         Err(_) => return Refusal::store_unavailable().into_response(axum::body::Body::from),
     };
-    let used = w.spent + w.held;
+    let primary = &windows[0];
+    let used = primary.current_spend + primary.held;
     let pct = used.percent_of_bp(limiter.budget_limit).unwrap_or(0);
     Json(OwnBudget {
         name: limiter.name.clone(),
         is_active: limiter.is_active,
         budget_limit: limiter.budget_limit,
         period_type: limiter.period_type,
-        current_spend: w.spent,
-        held: w.held,
+        current_spend: primary.current_spend,
+        held: primary.held,
         remaining_budget: limiter.budget_limit.saturating_sub(used).non_negative(),
         usage_percentage: percent_tenths(pct) as f64 / 10.0,
-        period_start: w.window.start,
-        period_end: w.window.end,
-        resets_in_seconds: w.window.seconds_until_end(now),
+        period_start: primary.period_start,
+        period_end: primary.period_end,
+        resets_in_seconds: limiter.window_at(now).seconds_until_end(now),
         windows,
     })
     .into_response()

@@ -104,14 +104,23 @@ pub(crate) async fn window_of(
     limiter: &Limiter,
     now: DateTime<Utc>,
 ) -> Result<WindowSpend, ApiError> {
-    match state
-        .store
-        .window_spend(&CounterKey::limiter(limiter.id, limiter.window_at(now)))
-        .await
-    {
+    spend_or_empty(
+        state,
+        &CounterKey::limiter(limiter.id, limiter.window_at(now)),
+    )
+    .await
+}
+
+/// One counter's figures; an empty window where the store no longer knows the limiter (a
+/// deleted limiter in some stores).
+pub(crate) async fn spend_or_empty(
+    state: &AppState,
+    key: &CounterKey,
+) -> Result<WindowSpend, ApiError> {
+    match state.store.window_spend(key).await {
         Ok(w) => Ok(w),
         Err(budget_core::store::Error::LimiterNotFound(_)) => Ok(WindowSpend {
-            window: limiter.window_at(now),
+            window: key.window,
             spent: Money::ZERO,
             held: Money::ZERO,
             in_flight: 0,
@@ -174,21 +183,35 @@ pub(crate) async fn view(
     limiter: Limiter,
     now: DateTime<Utc>,
 ) -> Result<LimiterView, ApiError> {
-    let w = window_of(state, &limiter, now).await?;
-    let (remaining_budget, usage_percentage) = budget_use(limiter.budget_limit, &w);
     let windows = if limiter.extra_budgets.is_empty() {
         Vec::new()
     } else {
         super::policies::windows_of(state, &limiter, now).await?
     };
+    // The primary window: the first of `windows` when they were read, else read alone.
+    let (current_spend, remaining_budget, usage_percentage, period_start, period_end) =
+        match windows.first() {
+            Some(p) => (
+                p.current_spend,
+                p.remaining_budget,
+                p.usage_percentage,
+                p.period_start,
+                p.period_end,
+            ),
+            None => {
+                let w = window_of(state, &limiter, now).await?;
+                let (remaining, percentage) = budget_use(limiter.budget_limit, &w);
+                (w.spent, remaining, percentage, w.window.start, w.window.end)
+            }
+        };
     Ok(LimiterView {
         proxy_endpoint: base.endpoint(&limiter),
         windows,
-        current_spend: w.spent,
+        current_spend,
         remaining_budget,
         usage_percentage,
-        period_start: w.window.start,
-        period_end: w.window.end,
+        period_start,
+        period_end,
         limiter,
     })
 }

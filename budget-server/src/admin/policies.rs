@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use budget_core::policy::BudgetWindow;
-use budget_core::store::{CounterKey, GroupBy, UsageQuery, WindowSpend};
+use budget_core::store::{CounterKey, GroupBy, UsageQuery};
 use budget_core::{Limiter, LimiterUpdate, Money, Period};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::AdminUser;
 use super::error::{ApiError, ApiJson, ErrorBody};
-use super::limiters::{budget_use, live_limiter, view, LimiterView, PublicBase};
+use super::limiters::{budget_use, live_limiter, spend_or_empty, view, LimiterView, PublicBase};
 use super::schemas::{BudgetWindowSchema, MoneySchema, PeriodSchema};
 use crate::state::AppState;
 
@@ -55,16 +55,7 @@ pub(crate) async fn windows_of(
     let lines = limiter.budget_lines(now, None);
     let mut out = Vec::with_capacity(lines.len());
     for (i, line) in lines.into_iter().enumerate() {
-        let w = match state.store.window_spend(&line.key).await {
-            Ok(w) => w,
-            Err(budget_core::store::Error::LimiterNotFound(_)) => WindowSpend {
-                window: line.key.window,
-                spent: Money::ZERO,
-                held: Money::ZERO,
-                in_flight: 0,
-            },
-            Err(e) => return Err(e.into()),
-        };
+        let w = spend_or_empty(state, &line.key).await?;
         let (remaining_budget, usage_percentage) = budget_use(line.budget, &w);
         out.push(WindowView {
             period_type: line.period,
