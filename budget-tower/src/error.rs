@@ -65,7 +65,7 @@ impl Refusal {
         if !primary {
             message.push_str(&format!(". Resets at {reset}"));
         }
-        let dollars = |m: budget_core::Money| m.to_string().replace(['$', ','], "");
+        let dollars = crate::headers::dollar_text;
         let mut headers = vec![
             ("x-budget-limit", dollars(denial.budget)),
             ("x-budget-spent", dollars(denial.spent)),

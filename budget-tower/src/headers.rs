@@ -27,6 +27,11 @@ fn value(text: Vec<u8>) -> HeaderValue {
         .expect("digits, `-`, `.`, `:`, `T` and `Z` are valid in a header value")
 }
 
+/// [`dollars`] as text, for headers built elsewhere (the 429's `x-budget-*`).
+pub(crate) fn dollar_text(m: Money) -> String {
+    String::from_utf8(dollars(m)).expect("digits, `-` and `.` are ASCII")
+}
+
 /// `m` as `Money`'s `Display` writes it, without the `$` and the thousands separators: an
 /// optional `-`, the whole dollars, `.`, then the fraction with its trailing zeros trimmed
 /// down to two digits.
