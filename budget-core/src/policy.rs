@@ -37,19 +37,8 @@ impl BudgetWindow {
     }
 
     pub(crate) fn validate(&self, field: &'static str) -> Result<(), ValidationError> {
-        if self.budget_limit <= Money::ZERO {
-            return Err(ValidationError::new(
-                field,
-                "budget_limit must be greater than 0",
-            ));
-        }
-        if self.budget_limit > Money::from_dollars(1_000_000_000) {
-            return Err(ValidationError::new(
-                field,
-                "budget_limit must be at most $1,000,000,000",
-            ));
-        }
-        Ok(())
+        crate::limiter::budget_bounds(self.budget_limit)
+            .map_err(|reason| ValidationError::new(field, format!("budget_limit {reason}")))
     }
 }
 

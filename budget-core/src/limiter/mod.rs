@@ -414,6 +414,7 @@ fn yes() -> bool {
 }
 
 pub use input::{LimiterUpdate, NewLimiter};
+pub(crate) use validate::budget_bounds;
 pub use validate::{parse_base_url, ValidationError};
 use validate::{validate_budget, validate_name};
 

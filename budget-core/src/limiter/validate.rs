@@ -43,17 +43,17 @@ pub(crate) fn validate_name(name: &str) -> Result<(), ValidationError> {
 }
 
 pub(crate) fn validate_budget(b: Money) -> Result<(), ValidationError> {
+    budget_bounds(b).map_err(|reason| ValidationError::new("budget_limit", reason))
+}
+
+/// What any budget amount must be (a limiter's, an extra window's, a user's): more than $0 and
+/// at most $1,000,000,000. The reason, when it is not.
+pub(crate) fn budget_bounds(b: Money) -> Result<(), &'static str> {
     if b <= Money::ZERO {
-        return Err(ValidationError::new(
-            "budget_limit",
-            "must be greater than 0",
-        ));
+        return Err("must be greater than 0");
     }
     if b > Money::from_dollars(1_000_000_000) {
-        return Err(ValidationError::new(
-            "budget_limit",
-            "must be at most $1,000,000,000",
-        ));
+        return Err("must be at most $1,000,000,000");
     }
     Ok(())
 }

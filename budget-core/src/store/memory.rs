@@ -63,15 +63,19 @@ impl MemoryStore {
 }
 
 impl Inner {
+    /// What the records that count in `key` cost.
+    fn spent(&self, key: &CounterKey) -> Money {
+        self.records
+            .iter()
+            .filter(|r| key.counts(r))
+            .map(|r| r.cost)
+            .sum()
+    }
+
     /// Load `key` from the records if the ledger does not have it.
     fn load(&mut self, key: &CounterKey) {
         if !self.ledger.is_loaded(key) {
-            let spent = self
-                .records
-                .iter()
-                .filter(|r| key.counts(r))
-                .map(|r| r.cost)
-                .sum();
+            let spent = self.spent(key);
             self.ledger.load(key.clone(), spent);
         }
     }
@@ -221,12 +225,7 @@ impl UsageStats for MemoryStore {
             // Any other counter (a user without a budget of their own): from the records.
             None => WindowSpend {
                 window: key.window,
-                spent: inner
-                    .records
-                    .iter()
-                    .filter(|r| key.counts(r))
-                    .map(|r| r.cost)
-                    .sum(),
+                spent: inner.spent(key),
                 held: Money::ZERO,
                 in_flight: 0,
             },
