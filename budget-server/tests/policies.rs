@@ -238,6 +238,41 @@ async fn each_user_has_a_budget_and_an_override_lifts_one() {
     assert!(list
         .iter()
         .any(|u| u["user"] == "bob" && u["is_override"] == false));
+    // An override over another period is counted in its own window, even outside the top.
+    let week = h
+        .call(
+            "PUT",
+            &format!("/api/limiters/{id}/users/bob"),
+            true,
+            Some(json!({"budget_limit": 2, "period_type": "week"})),
+        )
+        .await;
+    assert_eq!(week.status, StatusCode::OK, "{}", week.json);
+    let users = h
+        .call(
+            "GET",
+            &format!("/api/limiters/{id}/users?limit=1"),
+            true,
+            None,
+        )
+        .await;
+    let list = users.json.as_array().unwrap();
+    let bob = list
+        .iter()
+        .find(|u| u["user"] == "bob")
+        .expect("overrides are always listed");
+    assert_eq!(
+        (bob["requests"].as_u64(), bob["is_override"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert!(bob["current_spend"].as_f64().unwrap() > 0.0);
+    let week_start = budget_core::Period::Week
+        .window_at(chrono::Utc::now())
+        .start;
+    assert_eq!(
+        bob["period_start"].as_str().unwrap(),
+        week_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
 
     let bad = h
         .call(

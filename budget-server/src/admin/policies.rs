@@ -5,8 +5,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use budget_core::policy::BudgetWindow;
-use budget_core::store::{CounterKey, GroupBy, UsageQuery};
-use budget_core::{Limiter, LimiterUpdate, Money, Period};
+use std::collections::HashMap;
+
+use budget_core::store::{GroupBy, UsageQuery};
+use budget_core::{Limiter, LimiterUpdate, Money, Period, Window};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -143,41 +145,44 @@ pub async fn users(
             limit,
         )
         .await?;
-    let mut users: Vec<(String, Money, u64)> = top
+    let mut users: Vec<(String, Option<(Money, u64)>)> = top
         .into_iter()
-        .filter_map(|g| g.key.map(|u| (u, g.totals.cost, g.totals.requests)))
+        .filter_map(|g| g.key.map(|u| (u, Some((g.totals.cost, g.totals.requests)))))
         .collect();
     for user in limiter.user_overrides.keys() {
-        if !users.iter().any(|(u, ..)| u == user) {
-            users.push((user.clone(), Money::ZERO, 0));
+        if !users.iter().any(|(u, _)| u == user) {
+            users.push((user.clone(), None));
         }
     }
+    // Each user's spend and requests in their own budget's window: the listing's figures when
+    // that is the listing's window and it had them, else one breakdown per period (every user
+    // of the window at once, so an override with little spend is not cut off by the limit).
+    let mut by_period: HashMap<Period, (Window, HashMap<String, (Money, u64)>)> = HashMap::new();
     let mut out = Vec::with_capacity(users.len());
-    for (user, cost, requests) in users {
+    for (user, listed) in users {
         let budget = limiter.user_budget_of(&user).copied();
-        // A user's own window may differ from the listing's (an override with its period).
-        let (window, spent, requests) = match budget {
-            Some(b) if b.period_type != period => {
-                let key = CounterKey {
-                    limiter_id: limiter.id,
-                    user: Some(user.clone()),
-                    window: b.period_type.window_at_in(now, limiter.timezone),
-                };
-                let w = state.store.window_spend(&key).await?;
-                let n = state
-                    .store
-                    .usage_breakdown(
-                        &UsageQuery::window(limiter.id, w.window),
-                        GroupBy::User,
-                        1000,
-                    )
-                    .await?
-                    .into_iter()
-                    .find(|g| g.key.as_deref() == Some(user.as_str()))
-                    .map_or(0, |g| g.totals.requests);
-                (w.window, w.spent, n)
+        let own = budget.map_or(period, |b| b.period_type);
+        let (window, (spent, requests)) = match listed {
+            Some(figures) if own == period => (window, figures),
+            _ => {
+                if !by_period.contains_key(&own) {
+                    let w = own.window_at_in(now, limiter.timezone);
+                    let all = state
+                        .store
+                        .usage_breakdown(
+                            &UsageQuery::window(limiter.id, w),
+                            GroupBy::User,
+                            usize::MAX,
+                        )
+                        .await?
+                        .into_iter()
+                        .filter_map(|g| g.key.map(|u| (u, (g.totals.cost, g.totals.requests))))
+                        .collect();
+                    by_period.insert(own, (w, all));
+                }
+                let (w, all) = &by_period[&own];
+                (*w, all.get(&user).copied().unwrap_or((Money::ZERO, 0)))
             }
-            _ => (window, cost, requests),
         };
         out.push(UserView {
             is_override: limiter.user_overrides.contains_key(&user),
