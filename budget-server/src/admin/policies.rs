@@ -97,6 +97,9 @@ pub struct UserView {
     pub period_end: DateTime<Utc>,
 }
 
+/// One period's window and each user's spend and requests in it.
+type PeriodUsers = (Window, HashMap<String, (Money, u64)>);
+
 /// `GET /limiters/{id}/users` query.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -157,29 +160,38 @@ pub async fn users(
     // Each user's spend and requests in their own budget's window: the listing's figures when
     // that is the listing's window and it had them, else one breakdown per period (every user
     // of the window at once, so an override with little spend is not cut off by the limit).
-    let mut by_period: HashMap<Period, (Window, HashMap<String, (Money, u64)>)> = HashMap::new();
+    let own_period = |user: &str| {
+        limiter
+            .user_budget_of(user)
+            .map_or(period, |b| b.period_type)
+    };
+    let mut by_period: HashMap<Period, PeriodUsers> = HashMap::new();
+    for (user, listed) in &users {
+        let own = own_period(user);
+        if (listed.is_none() || own != period) && !by_period.contains_key(&own) {
+            let w = own.window_at_in(now, limiter.timezone);
+            let groups = state
+                .store
+                .usage_breakdown(
+                    &UsageQuery::window(limiter.id, w),
+                    GroupBy::User,
+                    usize::MAX,
+                )
+                .await?;
+            let all = groups
+                .into_iter()
+                .filter_map(|g| g.key.map(|u| (u, (g.totals.cost, g.totals.requests))))
+                .collect();
+            by_period.insert(own, (w, all));
+        }
+    }
     let mut out = Vec::with_capacity(users.len());
     for (user, listed) in users {
         let budget = limiter.user_budget_of(&user).copied();
-        let own = budget.map_or(period, |b| b.period_type);
+        let own = own_period(&user);
         let (window, (spent, requests)) = match listed {
             Some(figures) if own == period => (window, figures),
             _ => {
-                if !by_period.contains_key(&own) {
-                    let w = own.window_at_in(now, limiter.timezone);
-                    let all = state
-                        .store
-                        .usage_breakdown(
-                            &UsageQuery::window(limiter.id, w),
-                            GroupBy::User,
-                            usize::MAX,
-                        )
-                        .await?
-                        .into_iter()
-                        .filter_map(|g| g.key.map(|u| (u, (g.totals.cost, g.totals.requests))))
-                        .collect();
-                    by_period.insert(own, (w, all));
-                }
                 let (w, all) = &by_period[&own];
                 (*w, all.get(&user).copied().unwrap_or((Money::ZERO, 0)))
             }
