@@ -53,6 +53,16 @@ pub enum SqliteStoreError {
     Closed,
 }
 
+impl From<budget_core::store::backlog::Unsaved> for SqliteStoreError {
+    fn from(u: budget_core::store::backlog::Unsaved) -> Self {
+        SqliteStoreError::Unsaved {
+            events: u.events,
+            seconds: u.seconds,
+            error: u.error,
+        }
+    }
+}
+
 impl SqliteStoreError {
     pub(crate) fn corrupt(table: &'static str, reason: impl Into<String>) -> Self {
         SqliteStoreError::Corrupt {

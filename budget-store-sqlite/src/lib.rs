@@ -104,7 +104,6 @@
 
 #![deny(missing_docs)]
 
-mod backlog;
 mod batch;
 mod error;
 mod options;

@@ -3,14 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use budget_core::policy::BudgetWindow;
+use budget_core::limiter::stored::StoredPolicy;
 use budget_core::store::UsageRecord;
 use budget_core::usage::Endpoint;
 use budget_core::{
     EnforcementMode, Limiter, LimiterCode, LimiterId, Money, Period, Provider, UnpricedPolicy,
 };
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -104,100 +103,6 @@ pub(crate) const LIMITER_COLUMNS: &str =
 /// `?` placeholders for [`LIMITER_COLUMNS`].
 pub(crate) const LIMITER_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
 
-/// A budget window as stored: integer nano-dollars, the period's name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct StoredWindow {
-    nanos: i64,
-    period: String,
-}
-
-impl StoredWindow {
-    fn from(w: &BudgetWindow) -> Self {
-        StoredWindow {
-            nanos: w.budget_limit.as_nanos(),
-            period: w.period_type.as_str().to_owned(),
-        }
-    }
-
-    fn window(&self) -> Result<BudgetWindow, SqliteStoreError> {
-        Ok(BudgetWindow {
-            budget_limit: Money::from_nanos(self.nanos),
-            period_type: self
-                .period
-                .parse()
-                .map_err(|e| SqliteStoreError::corrupt("limiters", format!("policy: {e}")))?,
-        })
-    }
-}
-
-/// The `policy` column: a limiter's policies, no floats.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(default)]
-struct StoredPolicy {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    extra_budgets: Vec<StoredWindow>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_budget: Option<StoredWindow>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    user_overrides: BTreeMap<String, StoredWindow>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    require_user: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    allowed_models: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_request_cost_nanos: Option<i64>,
-    /// Stored inverted so that `{}` means the default (cap output).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    refuse_uncapped: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at_us: Option<i64>,
-}
-
-fn policy_json(l: &Limiter) -> String {
-    let p = StoredPolicy {
-        extra_budgets: l.extra_budgets.iter().map(StoredWindow::from).collect(),
-        user_budget: l.user_budget.as_ref().map(StoredWindow::from),
-        user_overrides: l
-            .user_overrides
-            .iter()
-            .map(|(u, w)| (u.clone(), StoredWindow::from(w)))
-            .collect(),
-        require_user: l.require_user,
-        allowed_models: l.allowed_models.clone(),
-        max_request_cost_nanos: l.max_request_cost.map(Money::as_nanos),
-        refuse_uncapped: !l.cap_output_tokens,
-        expires_at_us: l.expires_at.map(micros),
-    };
-    serde_json::to_string(&p).unwrap_or_else(|_| "{}".to_owned())
-}
-
-fn apply_policy(l: &mut Limiter, json: &str) -> Result<(), SqliteStoreError> {
-    const T: &str = "limiters";
-    let p: StoredPolicy = serde_json::from_str(json)
-        .map_err(|e| SqliteStoreError::corrupt(T, format!("policy {json:?}: {e}")))?;
-    l.extra_budgets = p
-        .extra_budgets
-        .iter()
-        .map(StoredWindow::window)
-        .collect::<Result<_, _>>()?;
-    l.user_budget = p
-        .user_budget
-        .as_ref()
-        .map(StoredWindow::window)
-        .transpose()?;
-    l.user_overrides = p
-        .user_overrides
-        .iter()
-        .map(|(u, w)| Ok((u.clone(), w.window()?)))
-        .collect::<Result<_, SqliteStoreError>>()?;
-    l.require_user = p.require_user;
-    l.allowed_models = p.allowed_models;
-    l.max_request_cost = p.max_request_cost_nanos.map(Money::from_nanos);
-    l.cap_output_tokens = !p.refuse_uncapped;
-    l.expires_at = p.expires_at_us.map(|us| from_micros(T, us)).transpose()?;
-    Ok(())
-}
-
 /// Bind every column of `l` (see [`LIMITER_COLUMNS`]).
 pub(crate) fn bind_limiter<'q>(
     q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
@@ -218,7 +123,7 @@ pub(crate) fn bind_limiter<'q>(
         .bind(micros(l.updated_at))
         .bind(l.deleted_at.map(micros))
         .bind(l.unmetered_endpoints.map(|u| variant_str(&u)))
-        .bind(policy_json(l))
+        .bind(StoredPolicy::json_of(l))
 }
 
 pub(crate) fn limiter_from_row(row: &SqliteRow) -> Result<Limiter, SqliteStoreError> {
@@ -268,7 +173,8 @@ pub(crate) fn limiter_from_row(row: &SqliteRow) -> Result<Limiter, SqliteStoreEr
         cap_output_tokens: true,
         expires_at: None,
     };
-    apply_policy(&mut limiter, &text("policy")?)?;
+    StoredPolicy::apply_json(&mut limiter, &text("policy")?)
+        .map_err(|e| SqliteStoreError::corrupt(T, e))?;
     Ok(limiter)
 }
 

@@ -16,7 +16,7 @@ use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::backlog::UnsavedLimits;
+use budget_core::store::backlog::UnsavedLimits;
 use crate::options::Location;
 use crate::rows::{
     bind_limiter, limiter_from_row, micros, normalize, truncate_micros, LIMITER_COLUMNS,
@@ -340,7 +340,7 @@ impl BudgetStore for SqliteStore {
         self.check_open()?;
         if let Some(e) = self.inner.shared.backlog.refusal(&self.inner.limits) {
             // Fail closed rather than spend money that cannot be recorded.
-            return Err(e.into());
+            return Err(SqliteStoreError::from(e).into());
         }
         self.with_counters(|st| {
             let limiter = st.live(request.limiter_id)?.clone();

@@ -25,7 +25,7 @@ use sqlx::{ConnectOptions, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::backlog::Backlog;
+use budget_core::store::backlog::Backlog;
 use crate::batch;
 use crate::state::{HotState, Load};
 use crate::stats;
@@ -363,7 +363,7 @@ impl Writer {
                 let failing_for = self
                     .shared
                     .backlog
-                    .failed(&e, self.batch_since.unwrap_or(now));
+                    .failed(&e, self.batch_since.unwrap_or(now).into_std());
                 if self.logged.is_none_or(|t| now - t >= LOG_EVERY) {
                     self.logged = Some(now);
                     tracing::error!(

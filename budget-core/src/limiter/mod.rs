@@ -12,6 +12,7 @@ use url::Url;
 use uuid::Uuid;
 
 mod input;
+pub mod stored;
 mod validate;
 
 use crate::api::UnmeteredPolicy;

@@ -35,6 +35,7 @@
 //! (a complete store to delegate to, e.g. for statistics). Every store, ours and yours, runs
 //! the same conformance suite (`conformance`, behind the `test-utils` feature).
 
+pub mod backlog;
 mod cache;
 mod index;
 mod ledger;

@@ -1,21 +1,36 @@
-//! [`Backlog`]: how much settled usage waits for the writer, whether the writer is failing,
-//! and the limit past which new reservations are refused.
+//! [`Backlog`]: for a store that writes usage behind, how much settled usage waits for its
+//! writer, whether the writer is failing, and the limit past which new reservations are
+//! refused (fail closed rather than spend money that cannot be recorded).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use budget_core::store::{WriteFailure, WriteStatus};
-use chrono::{DateTime, Utc};
-use tokio::time::Instant;
+use std::time::Instant;
 
-use crate::SqliteStoreError;
+use chrono::{DateTime, Utc};
+
+use super::{WriteFailure, WriteStatus};
 
 /// How much unsaved usage the store accepts while the writer fails, before `reserve` fails.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct UnsavedLimits {
-    pub(crate) events: usize,
-    pub(crate) age: Duration,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsavedLimits {
+    /// Refuse once this many events wait unsaved.
+    pub events: usize,
+    /// Refuse once the oldest unsaved event has waited this long.
+    pub age: Duration,
+}
+
+/// Why a store refuses new reservations: usage it accepted cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("usage cannot be saved ({error}): {events} settled usage event(s) unsaved, the oldest for {seconds} s; refusing new requests until they are written")]
+pub struct Unsaved {
+    /// Events waiting.
+    pub events: usize,
+    /// Seconds the oldest has waited.
+    pub seconds: u64,
+    /// The writer's last error.
+    pub error: String,
 }
 
 /// A run of failed commits.
@@ -31,7 +46,7 @@ struct Failure {
 /// Shared between the store (which counts events in) and the writer (which counts them out
 /// and reports failures).
 #[derive(Debug, Default)]
-pub(crate) struct Backlog {
+pub struct Backlog {
     /// Events sent to the writer and not yet committed.
     pending: AtomicUsize,
     /// Failed commit attempts since the store opened.
@@ -43,8 +58,9 @@ pub(crate) struct Backlog {
 
 /// What [`Backlog::recovered`] reports about the run of failures that ended.
 #[derive(Debug)]
-pub(crate) struct Recovery {
-    pub(crate) failed_for: Duration,
+pub struct Recovery {
+    /// How long the writer failed.
+    pub failed_for: Duration,
 }
 
 impl Backlog {
@@ -53,28 +69,28 @@ impl Backlog {
     }
 
     /// Events waiting for a commit.
-    pub(crate) fn pending(&self) -> usize {
+    pub fn pending(&self) -> usize {
         self.pending.load(Ordering::Relaxed)
     }
 
     /// Whether the last commit attempt failed.
-    pub(crate) fn is_failing(&self) -> bool {
+    pub fn is_failing(&self) -> bool {
         self.failing.load(Ordering::Acquire)
     }
 
     /// One more event queued for the writer.
-    pub(crate) fn queued(&self) {
+    pub fn queued(&self) {
         self.pending.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `n` events committed (or dropped on purpose, e.g. purged before they were written).
-    pub(crate) fn saved(&self, n: usize) {
+    pub fn saved(&self, n: usize) {
         self.pending.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// A commit failed; `oldest` is when the oldest event of the failed batch arrived.
     /// Returns how long the writer has been failing (zero for the first failure of a run).
-    pub(crate) fn failed(&self, error: &SqliteStoreError, oldest: Instant) -> Duration {
+    pub fn failed(&self, error: &dyn std::fmt::Display, oldest: Instant) -> Duration {
         self.errors.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let mut f = self.failure();
@@ -91,7 +107,7 @@ impl Backlog {
     }
 
     /// A commit succeeded. If it ended a run of failures, say how long that run was.
-    pub(crate) fn recovered(&self) -> Option<Recovery> {
+    pub fn recovered(&self) -> Option<Recovery> {
         if !self.failing.load(Ordering::Acquire) {
             return None;
         }
@@ -104,14 +120,14 @@ impl Backlog {
 
     /// While the writer fails and the unsaved usage is past `limits`, the error `reserve`
     /// answers with.
-    pub(crate) fn refusal(&self, limits: &UnsavedLimits) -> Option<SqliteStoreError> {
+    pub fn refusal(&self, limits: &UnsavedLimits) -> Option<Unsaved> {
         if !self.failing.load(Ordering::Acquire) {
             return None;
         }
         let f = self.failure().clone()?;
         let events = self.pending();
         let waited = f.oldest.elapsed();
-        (events >= limits.events || waited >= limits.age).then(|| SqliteStoreError::Unsaved {
+        (events >= limits.events || waited >= limits.age).then(|| Unsaved {
             events,
             seconds: waited.as_secs(),
             error: f.error.to_string(),
@@ -119,7 +135,7 @@ impl Backlog {
     }
 
     /// The status `/health` and the metrics report.
-    pub(crate) fn status(&self, limits: &UnsavedLimits) -> WriteStatus {
+    pub fn status(&self, limits: &UnsavedLimits) -> WriteStatus {
         let failing = self.failure().clone().map(|f| WriteFailure {
             error: f.error.to_string(),
             since: f.since,
@@ -152,7 +168,7 @@ mod tests {
             b.refusal(&limits).is_none(),
             "a healthy backlog is not refused"
         );
-        let e = SqliteStoreError::Writer("disk full".into());
+        let e = "disk full";
         b.failed(&e, Instant::now());
         let status = b.status(&limits);
         assert_eq!((status.unsaved_events, status.write_errors), (5, 1));
@@ -174,7 +190,7 @@ mod tests {
             age: Duration::ZERO,
         };
         b.queued();
-        b.failed(&SqliteStoreError::Writer("x".into()), Instant::now());
+        b.failed(&"x", Instant::now());
         let refusal = b.refusal(&limits).expect("refused");
         assert!(
             refusal.to_string().contains("1 settled usage event"),
