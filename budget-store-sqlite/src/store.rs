@@ -537,6 +537,7 @@ impl UsageStats for SqliteStore {
                 spent: stats::counter_cost(&self.inner.pool, key).await?,
                 held: Default::default(),
                 in_flight: 0,
+                leased: Default::default(),
             });
         }
         self.with_counters(|st| {

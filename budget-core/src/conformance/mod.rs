@@ -51,10 +51,20 @@ use crate::usage::{Endpoint, Usage};
 use crate::{EnforcementMode, Limiter, LimiterId, Money, NewLimiter, Period};
 
 /// Generate one `#[tokio::test]` per conformance check, in a module named `conformance`.
+///
+/// For a store that needs a service which may be missing (a database server), write
+/// `store_conformance_tests!(optional async { … })` with a future resolving to `Option<store>`:
+/// on `None` each test returns at once (the factory should say why it skipped).
 #[macro_export]
 macro_rules! store_conformance_tests {
+    (optional $factory:expr) => {
+        $crate::store_conformance_tests!(@list [optional] $factory);
+    };
     ($factory:expr) => {
-        $crate::store_conformance_tests!(@tests $factory;
+        $crate::store_conformance_tests!(@list [plain] $factory);
+    };
+    (@list [$mode:ident] $factory:expr) => {
+        $crate::store_conformance_tests!(@tests [$mode] $factory;
             limiter_crud,
             code_lookup_and_rotation,
             delete_keeps_history_and_purge_removes_it,
@@ -78,7 +88,30 @@ macro_rules! store_conformance_tests {
             concurrent_soft_reservations_lose_nothing
         );
     };
-    (@tests $factory:expr; $($name:ident),* $(,)?) => {
+    (@tests [optional] $factory:expr; $($name:ident),* $(,)?) => {
+        mod conformance {
+            #[allow(unused_imports)]
+            use super::*;
+
+            /// A fresh store from the factory expression, or `None` to skip.
+            #[allow(dead_code)]
+            async fn fresh_store() -> ::std::option::Option<::std::sync::Arc<dyn $crate::store::Store>> {
+                match $factory.await {
+                    ::std::option::Option::Some(s) => ::std::option::Option::Some(::std::sync::Arc::new(s)),
+                    ::std::option::Option::None => ::std::option::Option::None,
+                }
+            }
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let ::std::option::Option::Some(store) = fresh_store().await {
+                        $crate::conformance::$name(store).await;
+                    }
+                }
+            )*
+        }
+    };
+    (@tests [plain] $factory:expr; $($name:ident),* $(,)?) => {
         mod conformance {
             #[allow(unused_imports)]
             use super::*;

@@ -100,6 +100,7 @@ impl Ledger {
             spent: c.spent,
             held: c.held,
             in_flight: c.in_flight,
+            leased: Default::default(),
         })
     }
 

@@ -228,6 +228,7 @@ impl UsageStats for MemoryStore {
                 spent: inner.spent(key),
                 held: Money::ZERO,
                 in_flight: 0,
+                leased: Default::default(),
             },
         })
     }

@@ -289,6 +289,11 @@ pub struct WindowSpend {
     pub held: Money,
     /// Number of such reservations.
     pub in_flight: u64,
+    /// Set aside for replicas' slices of the budget but neither spent nor held yet (stores
+    /// shared by several replicas, such as `budget-store-postgres`; zero elsewhere).
+    /// `spent + held + leased` is what the budget is committed to.
+    #[serde(default)]
+    pub leased: Money,
 }
 
 /// The longest `model` or `user` (in characters) a [`UsageRecord`] keeps. Proxies refuse

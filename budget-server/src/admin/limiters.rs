@@ -124,6 +124,7 @@ pub(crate) async fn spend_or_empty(
             spent: Money::ZERO,
             held: Money::ZERO,
             in_flight: 0,
+            leased: Default::default(),
         }),
         Err(e) => Err(e.into()),
     }
