@@ -31,7 +31,8 @@ pub(crate) enum Need {
     Fits,
     /// Raise `exposed` on lease `lease` to `to` (within `granted`).
     Expose { lease: i64, to: Money },
-    /// Ask for at least `min` more (ideally `want`), then expose up to `expose`.
+    /// Ask for at least `min` more (this request's own need; ideally `want`, which covers
+    /// the requests waiting behind it and the recent demand), then expose up to `expose`.
     Grant {
         min: Money,
         want: Money,
@@ -139,16 +140,18 @@ impl Slice {
                     .min(c.saturating_add(amount).saturating_add(step)),
             };
         }
-        let wanted = c
+        // The floor is this request's own need; requests waiting behind it make the ask
+        // bigger but never turn a grant this one could have had into a refusal.
+        let min = c
             .saturating_add(amount)
-            .saturating_add(self.waiting)
-            .saturating_sub(self.granted);
-        let min = wanted.max(amount).max(Money::from_nanos(1));
+            .saturating_sub(self.granted)
+            .max(Money::from_nanos(1));
         let demand = Money::from_nanos(
             (i128::from(self.rate.as_nanos()) * slice_demand.as_millis() as i128 / 1000)
                 .clamp(0, i128::from(i64::MAX)) as i64,
         );
         let want = min
+            .saturating_add(self.waiting)
             .max(demand)
             .max(Money::from_nanos(amount.as_nanos().saturating_mul(4)));
         Need::Grant {

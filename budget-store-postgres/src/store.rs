@@ -424,7 +424,7 @@ impl PostgresStore {
                             user: line.key.user.clone(),
                             reason: DenialReason::BudgetExceeded,
                             spent: view.spent,
-                            held: view.leased,
+                            held: view.leased.max(Money::ZERO),
                             requested: amount,
                             budget: line.budget,
                             period: line.period,
@@ -609,7 +609,7 @@ impl BudgetStore for PostgresStore {
                             user: line.key.user.clone(),
                             reason: DenialReason::BudgetExceeded,
                             spent: view.spent,
-                            held: view.leased,
+                            held: view.leased.max(Money::ZERO),
                             requested: request.amount,
                             budget: line.budget,
                             period: line.period,
@@ -636,31 +636,30 @@ impl BudgetStore for PostgresStore {
     }
 
     async fn settle(&self, reservation: &Reservation, mut record: UsageRecord) -> Result<()> {
-        let leases = {
-            let mut hot = self.inner.lock();
-            let open = hot
-                .open
-                .remove(&reservation.id)
-                .ok_or(Error::ReservationNotFound(reservation.id))?;
-            let r = &open.reservation;
-            let mut endgame = false;
-            for (h, lease) in r.holds.iter().zip(&open.leases) {
-                if let Some(slice) = hot.slices.get_mut(&h.key) {
-                    if slice.lease == *lease && lease.is_some() {
-                        slice.finish(r.amount, record.cost);
-                        endgame |= slice.endgame;
-                    }
+        let mut hot = self.inner.lock();
+        let open = hot
+            .open
+            .remove(&reservation.id)
+            .ok_or(Error::ReservationNotFound(reservation.id))?;
+        let r = &open.reservation;
+        let mut endgame = false;
+        for (h, lease) in r.holds.iter().zip(&open.leases) {
+            if let Some(slice) = hot.slices.get_mut(&h.key) {
+                if slice.lease == *lease && lease.is_some() {
+                    slice.finish(r.amount, record.cost);
+                    endgame |= slice.endgame;
                 }
             }
-            if endgame {
-                self.inner.report_now.notify_one();
-            }
-            record.limiter_id = r.limiter_id;
-            record.at = r.at;
-            open.leases.into_iter().flatten().collect::<Vec<_>>()
-        };
+        }
+        record.limiter_id = r.limiter_id;
+        record.at = r.at;
         normalize(&mut record);
-        self.enqueue(record, leases)?;
+        // Queued under the lock: a report that sees nothing queued may close the lease.
+        self.enqueue(record, open.leases.into_iter().flatten().collect())?;
+        drop(hot);
+        if endgame {
+            self.inner.report_now.notify_one();
+        }
         Ok(())
     }
 

@@ -174,13 +174,17 @@ struct ReportEntry {
 pub(crate) async fn report(s: &Shared, close_all: bool, tick: Option<Duration>) {
     // A lease is closed only once the usage charged to it is written: closing returns what
     // the database has not seen settled.
-    let may_close = s.backlog.pending() == 0 || s.flush().await.is_ok();
+    if s.backlog.pending() > 0 {
+        let _ = s.flush().await;
+    }
     let now = Instant::now();
     let wall = chrono::Utc::now();
     let mut entries = Vec::new();
     let mut by_lease: HashMap<i64, CounterKey> = HashMap::new();
     {
         let mut hot = s.lock();
+        // Records are queued under this lock (in `settle`): none can slip in between.
+        let may_close = s.backlog.pending() == 0;
         for (key, slice) in hot.slices.iter_mut() {
             if let Some(t) = tick {
                 slice.tick(t);
