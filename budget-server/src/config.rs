@@ -51,8 +51,9 @@ pub struct Config {
     #[arg(long, env = "PORT", default_value_t = 8000)]
     pub port: u16,
 
-    /// Where budgets and usage live: `sqlite:usage_data.db` (a file, created if missing) or
-    /// `memory` (nothing survives a restart).
+    /// Where budgets and usage live: `sqlite:usage_data.db` (a file, created if missing),
+    /// `postgres://user:password@host:5432/db` (several replicas share one budget; see
+    /// docs/storage-postgres.md) or `memory` (nothing survives a restart).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite:usage_data.db")]
     pub database_url: String,
 
@@ -311,11 +312,15 @@ impl Config {
         }
         if !(self.database_url == "memory"
             || self.database_url.starts_with("sqlite:")
-            || self.database_url.ends_with(".db"))
+            || self.database_url.ends_with(".db")
+            || self.is_postgres())
         {
             return err(
                 "DATABASE_URL",
-                format!("`{}`: expected sqlite:PATH or memory", self.database_url),
+                format!(
+                    "`{}`: expected sqlite:PATH, postgres://USER:PASSWORD@HOST/DB or memory",
+                    self.database_url
+                ),
             );
         }
         if self.max_body_bytes < 1024 {
@@ -360,6 +365,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `DATABASE_URL` with any password replaced by `***`, for logs and messages.
+    pub fn database_url_for_logs(&self) -> String {
+        budget_store_postgres::redact_url(&self.database_url)
+    }
+
+    /// Is `DATABASE_URL` a PostgreSQL URL?
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://")
     }
 
     /// The socket address to bind.
@@ -445,8 +461,11 @@ mod tests {
         c.host = "not an ip".into();
         assert_eq!(c.validate().unwrap_err().variable, "HOST");
         let mut c = Config::for_tests();
-        c.database_url = "postgres://x".into();
+        c.database_url = "mysql://x".into();
         assert_eq!(c.validate().unwrap_err().variable, "DATABASE_URL");
+        c.database_url = "postgres://budget:pw@db:5432/budget".into();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.database_url_for_logs(), "postgres://budget:***@db:5432/budget");
         let mut c = Config::for_tests();
         c.cors_origins = vec!["not an origin".into()];
         assert_eq!(c.validate().unwrap_err().variable, "CORS_ORIGINS");

@@ -86,7 +86,7 @@ async fn main() -> ExitCode {
     }
     tracing::info!(
         addr = %local,
-        database = %state.config.database_url,
+        database = %state.config.database_url_for_logs(),
         budgets = state.config.budgets_enabled,
         "budget-server listening: dashboard at http://{local}/, proxy at http://{local}/v1/{{limiter_code}}"
     );
@@ -145,7 +145,9 @@ async fn main() -> ExitCode {
     let result = serve(listener, app, options, shutdown).await;
     // Let settlements spawned by the last responses reach the store (bounded), then flush it.
     wait_for_settlements(&state, Duration::from_secs(5)).await;
-    if let Some(sqlite) = &state.sqlite {
+    if let Some(pg) = &state.postgres {
+        pg.close().await;
+    } else if let Some(sqlite) = &state.sqlite {
         sqlite.close().await;
     } else if let Err(e) = state.store.flush().await {
         tracing::error!(error = %e, "flushing the store failed");

@@ -6,6 +6,7 @@ use std::time::Instant;
 use budget_core::pricing::PriceTable;
 use budget_core::store::{CachingStore, Store};
 use budget_core::MemoryStore;
+use budget_store_postgres::{PostgresStore, PostgresStoreOptions};
 use budget_store_sqlite::{SqliteStore, SqliteStoreOptions};
 use budget_tower::BudgetLayer;
 
@@ -23,6 +24,9 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The SQLite store, when that is the store (closed on shutdown).
     pub sqlite: Option<SqliteStore>,
+    /// The PostgreSQL store, when that is the store (closed on shutdown: writes the last
+    /// usage and gives this replica's slices back).
+    pub postgres: Option<PostgresStore>,
     /// The price table in force (built-in plus `PRICES_FILE`).
     pub prices: PriceTable,
     /// Admin credentials, token keys and the login throttle.
@@ -63,24 +67,34 @@ impl AppState {
     /// Validate the configuration, open the store, load prices, set up auth and metrics.
     pub async fn build(config: Config) -> Result<AppState, StartError> {
         config.validate()?;
-        let (store, sqlite): (Arc<dyn Store>, Option<SqliteStore>) =
-            if config.database_url == "memory" {
-                (Arc::new(MemoryStore::new()), None)
-            } else {
-                let mut options = SqliteStoreOptions::new(&config.database_url)
-                    .with_max_unsaved_events(config.max_unsaved_usage_events)
-                    .with_max_unsaved_age(std::time::Duration::from_secs(
-                        config.max_unsaved_usage_secs,
-                    ));
-                if let Some(pages) = config.sqlite_max_page_count {
-                    options = options.with_max_page_count(pages);
-                }
-                let s = SqliteStore::open_with(options)
-                    .await
-                    .map_err(|e| StartError::Store(e.to_string()))?;
-                (Arc::new(s.clone()), Some(s))
-            };
-        Self::with_store(config, store, sqlite)
+        let limits = (
+            config.max_unsaved_usage_events,
+            std::time::Duration::from_secs(config.max_unsaved_usage_secs),
+        );
+        if config.database_url == "memory" {
+            return Self::with_store(config, Arc::new(MemoryStore::new()), None);
+        }
+        if config.is_postgres() {
+            let options = PostgresStoreOptions::new(&config.database_url)
+                .with_max_unsaved_events(limits.0)
+                .with_max_unsaved_age(limits.1);
+            let pg = PostgresStore::open_with(options)
+                .await
+                .map_err(|e| StartError::Store(e.to_string()))?;
+            // No CachingStore: the PostgreSQL store keeps limiters in memory itself and
+            // reloads one the moment any replica changes it (LISTEN/NOTIFY).
+            return Self::assemble(config, Arc::new(pg.clone()), None, Some(pg), false);
+        }
+        let mut options = SqliteStoreOptions::new(&config.database_url)
+            .with_max_unsaved_events(limits.0)
+            .with_max_unsaved_age(limits.1);
+        if let Some(pages) = config.sqlite_max_page_count {
+            options = options.with_max_page_count(pages);
+        }
+        let s = SqliteStore::open_with(options)
+            .await
+            .map_err(|e| StartError::Store(e.to_string()))?;
+        Self::with_store(config, Arc::new(s.clone()), Some(s))
     }
 
     /// Like [`build`](Self::build) with a store you provide (tests, custom stores).
@@ -89,10 +103,24 @@ impl AppState {
         store: Arc<dyn Store>,
         sqlite: Option<SqliteStore>,
     ) -> Result<AppState, StartError> {
+        Self::assemble(config, store, sqlite, None, true)
+    }
+
+    fn assemble(
+        config: Config,
+        store: Arc<dyn Store>,
+        sqlite: Option<SqliteStore>,
+        postgres: Option<PostgresStore>,
+        cache: bool,
+    ) -> Result<AppState, StartError> {
         config.validate()?;
         // The proxy looks its limiter up on every request: from memory, for at most a second;
         // the admin API changes limiters through the same wrapper, which forgets them at once.
-        let store: Arc<dyn Store> = Arc::new(CachingStore::new(store));
+        let store: Arc<dyn Store> = if cache {
+            Arc::new(CachingStore::new(store))
+        } else {
+            store
+        };
         let mut prices = PriceTable::builtin();
         if let Some(path) = &config.prices_file {
             let extra =
@@ -115,6 +143,7 @@ impl AppState {
             config: Arc::new(config),
             store,
             sqlite,
+            postgres,
             prices,
             auth,
             metrics,

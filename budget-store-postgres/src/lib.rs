@@ -83,7 +83,7 @@ pub mod testing;
 
 pub use error::PostgresStoreError;
 pub use options::PostgresStoreOptions;
-pub use store::PostgresStore;
+pub use store::{redact_url, PostgresStore};
 
 /// Apply the embedded migrations (`migrations/` in this crate) that the database has not seen
 /// yet. Idempotent; [`PostgresStore::open`] runs it (several replicas starting at once take

@@ -213,7 +213,7 @@ impl PostgresStore {
         options: PostgresStoreOptions,
     ) -> std::result::Result<Self, PostgresStoreError> {
         let open_err = |reason: String| PostgresStoreError::Open {
-            url: redact(&options.url),
+            url: redact_url(&options.url),
             reason,
         };
         let connect: PgConnectOptions = options
@@ -452,8 +452,8 @@ impl PostgresStore {
     }
 }
 
-/// `url` without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
+/// `url` with its password (if any) replaced by `***`, for logs and messages.
+pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));
