@@ -170,6 +170,16 @@ pub struct Config {
     #[arg(long, env = "MAX_UNSAVED_USAGE_SECS", default_value_t = 60)]
     pub max_unsaved_usage_secs: u64,
 
+    /// PostgreSQL store: seconds a replica's slice of a budget stays valid without a report.
+    /// A replica cut off from the database admits from its slices for 80 % of this, then
+    /// answers 503; a dead replica's unused slice returns after this plus the grace.
+    #[arg(long, env = "POSTGRES_LEASE_TTL_SECS", default_value_t = 15)]
+    pub postgres_lease_ttl_secs: u64,
+
+    /// PostgreSQL store: seconds after a lease expires before another replica reclaims it.
+    #[arg(long, env = "POSTGRES_LEASE_GRACE_SECS", default_value_t = 5)]
+    pub postgres_lease_grace_secs: u64,
+
     /// Diagnostic only: cap the SQLite file at this many pages (`PRAGMA max_page_count`), to
     /// rehearse a full disk. Unset in production.
     #[arg(long, env = "SQLITE_MAX_PAGE_COUNT", hide = true)]

@@ -77,7 +77,11 @@ impl AppState {
         if config.is_postgres() {
             let options = PostgresStoreOptions::new(&config.database_url)
                 .with_max_unsaved_events(limits.0)
-                .with_max_unsaved_age(limits.1);
+                .with_max_unsaved_age(limits.1)
+                .with_lease_ttl(std::time::Duration::from_secs(config.postgres_lease_ttl_secs))
+                .with_lease_grace(std::time::Duration::from_secs(
+                    config.postgres_lease_grace_secs,
+                ));
             let pg = PostgresStore::open_with(options)
                 .await
                 .map_err(|e| StartError::Store(e.to_string()))?;
