@@ -19,6 +19,26 @@ use crate::{chat, media, models, responses};
 /// Delay of the `mock-slow` hook before the first byte.
 pub(crate) const SLOW_DELAY: Duration = Duration::from_secs(2);
 
+/// Request header asking for a pause before the answer (milliseconds, whole number): lets a
+/// test give each request its own upstream latency.
+pub(crate) const LATENCY_HEADER: &str = "x-mock-latency-ms";
+
+/// The longest pause [`LATENCY_HEADER`] can ask for.
+pub(crate) const MAX_LATENCY: Duration = Duration::from_secs(60);
+
+/// The pause a request asks for with [`LATENCY_HEADER`], capped at [`MAX_LATENCY`]; `None`
+/// when the header is absent or not a whole number of milliseconds.
+fn requested_latency(headers: &HeaderMap) -> Option<Duration> {
+    let ms: u64 = headers
+        .get(LATENCY_HEADER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(ms).min(MAX_LATENCY))
+}
+
 /// Which API family a path belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flavor<'a> {
@@ -124,6 +144,10 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<
                 .collect(),
             body: bytes.clone(),
         });
+    }
+    if let Some(pause) = requested_latency(req.headers()) {
+        // Before anything is sent: for a stream, before its first byte.
+        tokio::time::sleep(pause).await;
     }
     let mut resp = answer(shared, &req, &bytes, seq).await;
     let headers = resp.headers_mut();
@@ -336,5 +360,57 @@ mod tests {
         );
         assert_eq!(flavor("/x/openai/v1/responses"), Flavor::AzureV1);
         assert_eq!(flavor("/v1/chat/completions"), Flavor::OpenAi);
+    }
+
+    #[test]
+    fn latency_header_is_whole_milliseconds_capped() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(LATENCY_HEADER, HeaderValue::from_str(v).unwrap());
+            requested_latency(&h)
+        };
+        assert_eq!(with("250"), Some(Duration::from_millis(250)));
+        assert_eq!(with(" 0 "), Some(Duration::ZERO));
+        assert_eq!(with("99999999"), Some(MAX_LATENCY));
+        assert_eq!(with("1.5"), None);
+        assert_eq!(with("-3"), None);
+        assert_eq!(requested_latency(&HeaderMap::new()), None);
+    }
+
+    /// The pause comes before the status line: a raw HTTP/1.1 exchange on a real socket.
+    #[tokio::test]
+    async fn latency_header_delays_the_first_byte() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let up = crate::MockUpstream::start(crate::MockOptions::default())
+            .await
+            .unwrap();
+        let body =
+            r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let mut first_byte = Vec::new();
+        for latency in [0u64, 300] {
+            let mut s = tokio::net::TcpStream::connect(up.addr()).await.unwrap();
+            let req = format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: mock\r\nauthorization: Bearer sk-test\r\n\
+                 content-type: application/json\r\n{LATENCY_HEADER}: {latency}\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let sent = std::time::Instant::now();
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut byte = [0u8; 1];
+            s.read_exact(&mut byte).await.unwrap();
+            first_byte.push(sent.elapsed());
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).await.unwrap();
+            let text = String::from_utf8_lossy(&rest);
+            assert!(text.starts_with("TTP/1.1 200"), "{text}");
+            assert!(text.contains("data: [DONE]"), "{text}");
+        }
+        assert!(
+            first_byte[1] >= Duration::from_millis(300),
+            "{first_byte:?}"
+        );
+        assert_eq!(up.request_count(), 2);
     }
 }

@@ -112,6 +112,11 @@
 //! | `mock-hang` | sends the headers and the first event (half the JSON body when not streaming), then never ends until the client goes away |
 //! | `mock-unpriced-model` | a normal answer reporting that model name |
 //!
+//! **Per-request latency.** A request header `x-mock-latency-ms: N` (a whole number of
+//! milliseconds, at most 60 000) makes the mock wait N ms before answering — for a stream,
+//! before its first byte — so a test can give every request its own upstream latency. A proxy
+//! forwards it like any other header. Absent or not a whole number: no pause.
+//!
 //! Error answers from the hooks and from [`MockOptions::fail_with`] carry
 //! `x-should-retry: false`, so the official SDKs surface them at once instead of retrying.
 //! Every answer carries an `x-request-id` and `access-control-allow-origin: *` (and `OPTIONS`
