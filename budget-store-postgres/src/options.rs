@@ -40,7 +40,7 @@ impl PostgresStoreOptions {
                 events: 10_000,
                 age: Duration::from_secs(60),
             },
-            connect_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
         }
     }
 
@@ -119,7 +119,7 @@ impl PostgresStoreOptions {
         self
     }
 
-    /// How long a database call may take before it counts as failed (default 5 s).
+    /// How long a database call may take before it counts as failed (default 2 s).
     pub fn with_connect_timeout(mut self, t: Duration) -> Self {
         self.connect_timeout = t.max(Duration::from_millis(100));
         self

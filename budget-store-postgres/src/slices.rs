@@ -181,7 +181,13 @@ impl Slice {
 
     /// The database granted: lease `lease` now has `granted` and `exposed`. A different lease
     /// than before (the old one expired) starts from nothing.
-    pub(crate) fn granted(&mut self, lease: i64, granted: Money, exposed: Money, deadline: Instant) {
+    pub(crate) fn granted(
+        &mut self,
+        lease: i64,
+        granted: Money,
+        exposed: Money,
+        deadline: Instant,
+    ) {
         if self.lease != Some(lease) {
             self.settled = Money::ZERO;
             self.held = Money::ZERO;
@@ -215,7 +221,11 @@ impl Slice {
             .saturating_sub(self.view.spent)
             .saturating_sub(self.view.leased)
             .max(Money::ZERO);
-        free.saturating_add(self.granted.saturating_sub(self.committed()).max(Money::ZERO))
+        free.saturating_add(
+            self.granted
+                .saturating_sub(self.committed())
+                .max(Money::ZERO),
+        )
     }
 
     /// Should the report give back everything this slice does not use right now?
@@ -230,7 +240,11 @@ impl Slice {
     /// Fold the demand of the last `interval` into the smoothed rate.
     pub(crate) fn tick(&mut self, interval: Duration) {
         let per_sec = i128::from(self.admitted.as_nanos()) * 1000
-            / i128::from(u32::try_from(interval.as_millis()).unwrap_or(u32::MAX).max(1));
+            / i128::from(
+                u32::try_from(interval.as_millis())
+                    .unwrap_or(u32::MAX)
+                    .max(1),
+            );
         let per_sec = per_sec.clamp(0, i128::from(i64::MAX)) as i64;
         self.rate = Money::from_nanos(self.rate.as_nanos() / 2 + per_sec / 2);
         self.admitted = Money::ZERO;
@@ -262,7 +276,9 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_secs(10);
         let mut s = slice(EnforcementMode::Strict);
-        assert!(matches!(s.need(d(1), now, Duration::from_secs(2)), Need::Grant { min, .. } if min == d(1)));
+        assert!(
+            matches!(s.need(d(1), now, Duration::from_secs(2)), Need::Grant { min, .. } if min == d(1))
+        );
         s.granted(7, d(4), d(2), later);
         assert_eq!(s.need(d(1), now, Duration::ZERO), Need::Fits);
         s.hold(d(1), now);
@@ -285,7 +301,10 @@ mod tests {
         // A finished request frees its hold and charges its cost.
         s.finish(d(1), Money::from_cents(25));
         assert_eq!(s.committed(), Money::from_cents(325));
-        assert_eq!(s.need(Money::from_cents(75), now, Duration::ZERO), Need::Fits);
+        assert_eq!(
+            s.need(Money::from_cents(75), now, Duration::ZERO),
+            Need::Fits
+        );
     }
 
     #[test]
@@ -293,7 +312,10 @@ mod tests {
         let now = Instant::now();
         let mut s = slice(EnforcementMode::Strict);
         s.granted(1, d(5), d(5), now);
-        assert!(matches!(s.need(d(1), now, Duration::ZERO), Need::Grant { .. }));
+        assert!(matches!(
+            s.need(d(1), now, Duration::ZERO),
+            Need::Grant { .. }
+        ));
         s.deadline = Some(now + Duration::from_secs(1));
         assert_eq!(s.need(d(1), now, Duration::ZERO), Need::Fits);
     }
@@ -305,7 +327,10 @@ mod tests {
         s.granted(1, d(2), d(2), now + Duration::from_secs(5));
         assert_eq!(s.need(d(5), now, Duration::ZERO), Need::Fits);
         s.hold(d(5), now);
-        assert!(matches!(s.need(d(1), now, Duration::ZERO), Need::Grant { .. }));
+        assert!(matches!(
+            s.need(d(1), now, Duration::ZERO),
+            Need::Grant { .. }
+        ));
     }
 
     #[test]
@@ -315,7 +340,10 @@ mod tests {
         s.granted(1, d(5), d(5), now + Duration::from_secs(5));
         s.hold(d(2), now);
         s.granted(2, d(3), d(3), now + Duration::from_secs(5));
-        assert_eq!((s.held, s.in_flight, s.committed()), (Money::ZERO, 0, Money::ZERO));
+        assert_eq!(
+            (s.held, s.in_flight, s.committed()),
+            (Money::ZERO, 0, Money::ZERO)
+        );
         // $10 budget, this slice's $3 leased: $7 free elsewhere plus the $3 unused here.
         s.view.leased = d(3);
         assert_eq!(s.remaining(), d(10));

@@ -75,7 +75,11 @@ impl Hot {
         });
         self.limiters.put(limiter);
         if changed {
-            for s in self.slices.values_mut().filter(|s| s.line.key.limiter_id == id) {
+            for s in self
+                .slices
+                .values_mut()
+                .filter(|s| s.line.key.limiter_id == id)
+            {
                 s.wanted = true;
                 s.granted = s.committed().min(s.granted);
                 s.exposed = s.committed().min(s.exposed);
@@ -98,6 +102,9 @@ pub(crate) struct Shared {
     pub(crate) closed: AtomicBool,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) round_trips: AtomicU64,
+    /// After a failed call on the request path, calls fail at once until this instant (one
+    /// request probes afterwards), so requests do not each wait for a dead database.
+    pub(crate) unreachable_until: Mutex<Option<Instant>>,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Serializes this replica's limiter writes (each is a read-modify-write in one
     /// transaction; this only keeps the local index in order).
@@ -125,6 +132,14 @@ impl Shared {
             .send(WriterMsg::Flush(reply))
             .map_err(|_| "the store is closed".to_owned())?;
         done.await.map_err(|_| "the store is closed".to_owned())?
+    }
+
+    /// A database call succeeded: the request path may call again at once.
+    pub(crate) fn reachable(&self) {
+        *self
+            .unreachable_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Count one database round trip.
@@ -161,7 +176,10 @@ impl Shared {
 
     /// Load one limiter (after a notification, or a grant refused as stale); a purged one is
     /// removed.
-    pub(crate) async fn reload(&self, id: LimiterId) -> std::result::Result<usize, PostgresStoreError> {
+    pub(crate) async fn reload(
+        &self,
+        id: LimiterId,
+    ) -> std::result::Result<usize, PostgresStoreError> {
         self.trip();
         let rows = sqlx::query("SELECT doc, change_seq FROM limiters WHERE id = $1")
             .bind(id.0)
@@ -177,7 +195,10 @@ impl Shared {
         self.take(rows)
     }
 
-    fn take(&self, rows: Vec<sqlx::postgres::PgRow>) -> std::result::Result<usize, PostgresStoreError> {
+    fn take(
+        &self,
+        rows: Vec<sqlx::postgres::PgRow>,
+    ) -> std::result::Result<usize, PostgresStoreError> {
         let mut loaded = Vec::with_capacity(rows.len());
         for row in &rows {
             loaded.push((
@@ -243,6 +264,7 @@ impl PostgresStore {
             closed: AtomicBool::new(false),
             shutdown: watch::channel(false).0,
             round_trips: AtomicU64::new(0),
+            unreachable_until: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             crud: tokio::sync::Mutex::new(()),
         });
@@ -272,6 +294,18 @@ impl PostgresStore {
         self.inner.round_trips.load(Ordering::Relaxed)
     }
 
+    /// Tests only: stop renewing leases and listening, as a replica cut off from the
+    /// database (or frozen) would; its usage writer keeps going, so its late reports can be
+    /// checked to be fenced.
+    #[cfg(feature = "test-cluster")]
+    #[doc(hidden)]
+    pub fn stop_reporting_for_tests(&self) {
+        let tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        for t in tasks.iter().skip(1) {
+            t.abort();
+        }
+    }
+
     /// Write the usage settled so far, give every slice back, and stop the background tasks.
     /// Requests still in flight should be settled first (the server waits for them). Later
     /// calls fail with [`Error::Closed`].
@@ -286,9 +320,8 @@ impl PostgresStore {
         if self.inner.writer.send(WriterMsg::Close(reply)).is_ok() {
             let _ = done.await;
         }
-        let handles: Vec<_> = std::mem::take(
-            &mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()),
-        );
+        let handles: Vec<_> =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for h in handles {
             let _ = h.await;
         }
@@ -336,6 +369,45 @@ impl PostgresStore {
     ) -> Result<Served> {
         let s = &self.inner;
         let sent = Instant::now();
+        {
+            let mut until = s
+                .unreachable_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match *until {
+                Some(t) if sent < t => {
+                    return Err(PostgresStoreError::LeaseExpired(
+                        "the database did not answer a moment ago".into(),
+                    )
+                    .into())
+                }
+                // This request probes; the others keep failing fast while it does.
+                Some(_) => *until = Some(sent + s.options.connect_timeout),
+                None => {}
+            }
+        }
+        let result = self.call(limiter, line, need, amount, seq, sent).await;
+        let mut until = s
+            .unreachable_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *until = match &result {
+            Err(Error::Backend(_)) => Some(Instant::now() + std::time::Duration::from_secs(1)),
+            _ => None,
+        };
+        result
+    }
+
+    async fn call(
+        &self,
+        limiter: &Limiter,
+        line: &BudgetLine,
+        need: Need,
+        amount: Money,
+        seq: i64,
+        sent: Instant,
+    ) -> Result<Served> {
+        let s = &self.inner;
         match need {
             Need::Fits => Ok(Served::Again),
             Need::Expose { lease, to } => {
@@ -432,7 +504,8 @@ impl PostgresStore {
                         }))
                     }
                     _ => {
-                        let lease: i64 = row.try_get("lease_id").map_err(PostgresStoreError::from)?;
+                        let lease: i64 =
+                            row.try_get("lease_id").map_err(PostgresStoreError::from)?;
                         let mut hot = s.lock();
                         if let Some(slice) = hot.slices.get_mut(&line.key) {
                             slice.granted(
@@ -574,14 +647,14 @@ impl BudgetStore for PostgresStore {
             };
             let Some(need) = need else {
                 // Another request is asking the database for this slice: wait for it.
-                let waited = tokio::time::timeout(
-                    s.options.connect_timeout,
-                    changed.changed(),
-                )
-                .await;
+                let waited =
+                    tokio::time::timeout(s.options.connect_timeout, changed.changed()).await;
                 let mut hot = s.lock();
                 if let Some(slice) = hot.slices.get_mut(&line.key) {
-                    slice.waiting = slice.waiting.saturating_sub(request.amount).max(Money::ZERO);
+                    slice.waiting = slice
+                        .waiting
+                        .saturating_sub(request.amount)
+                        .max(Money::ZERO);
                 }
                 drop(hot);
                 if waited.is_err() {
@@ -749,7 +822,9 @@ impl PostgresStore {
             .await
             .map_err(PostgresStoreError::from)?
             .ok_or(Error::LimiterNotFound(id))?;
-        Ok(limiter_from_doc(row.try_get("doc").map_err(PostgresStoreError::from)?)?)
+        Ok(limiter_from_doc(
+            row.try_get("doc").map_err(PostgresStoreError::from)?,
+        )?)
     }
 }
 
@@ -770,7 +845,12 @@ impl LimiterCatalog for PostgresStore {
     }
 
     async fn get_limiter(&self, id: LimiterId) -> Result<Option<Limiter>> {
-        Ok(self.inner.lock().limiters.get(id).map(|l| Limiter::clone(l)))
+        Ok(self
+            .inner
+            .lock()
+            .limiters
+            .get(id)
+            .map(|l| Limiter::clone(l)))
     }
 
     async fn list_limiters(&self, include_deleted: bool) -> Result<Vec<Limiter>> {

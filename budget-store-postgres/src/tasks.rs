@@ -99,7 +99,10 @@ pub(crate) async fn writer(s: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Write
         let timed_out = since.is_some_and(|t| t.elapsed() >= s.options.flush_interval);
         let may_retry = retry_at.is_none_or(|r| Instant::now() >= r);
         let write = !batch.is_empty()
-            && (!flushes.is_empty() || closing.is_some() || ended || ((full || timed_out) && may_retry));
+            && (!flushes.is_empty()
+                || closing.is_some()
+                || ended
+                || ((full || timed_out) && may_retry));
         let mut outcome: Result<(), String> = Ok(());
         if write {
             while !batch.is_empty() {
@@ -108,6 +111,7 @@ pub(crate) async fn writer(s: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Write
                     Ok(_) => {
                         batch.drain(..n);
                         s.backlog.saved(n);
+                        s.reachable();
                         retry_at = None;
                         if let Some(r) = s.backlog.recovered() {
                             tracing::warn!(
@@ -117,9 +121,7 @@ pub(crate) async fn writer(s: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Write
                         }
                     }
                     Err(e) => {
-                        let failing_for = s
-                            .backlog
-                            .failed(&e, since.unwrap_or_else(Instant::now));
+                        let failing_for = s.backlog.failed(&e, since.unwrap_or_else(Instant::now));
                         if logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
                             logged = Some(Instant::now());
                             tracing::error!(
@@ -219,24 +221,29 @@ pub(crate) async fn report(s: &Shared, close_all: bool, tick: Option<Duration>) 
     s.trip();
     let rows = timed(
         s,
-        sqlx::query(
-            "SELECT * FROM budget_report($1, $2, make_interval(secs => $3))",
-        )
-        .bind(s.replica)
-        .bind(sqlx::types::Json(&entries))
-        .bind(s.options.lease_ttl.as_secs_f64())
-        .fetch_all(&s.pool),
+        sqlx::query("SELECT * FROM budget_report($1, $2, make_interval(secs => $3))")
+            .bind(s.replica)
+            .bind(sqlx::types::Json(&entries))
+            .bind(s.options.lease_ttl.as_secs_f64())
+            .fetch_all(&s.pool),
     )
     .await;
+    if rows.is_ok() {
+        s.reachable();
+    }
     let mut hot = s.lock();
     match rows {
         Ok(rows) => {
             for row in rows {
                 let lease: i64 = row.try_get("lease_id").unwrap_or_default();
-                let Some(key) = by_lease.remove(&lease) else { continue };
+                let Some(key) = by_lease.remove(&lease) else {
+                    continue;
+                };
                 let state: String = row.try_get("state").unwrap_or_default();
                 let nanos = |c: &str| Money::from_nanos(row.try_get::<i64, _>(c).unwrap_or(0));
-                let Some(slice) = hot.slices.get_mut(&key) else { continue };
+                let Some(slice) = hot.slices.get_mut(&key) else {
+                    continue;
+                };
                 slice.busy = false;
                 match state.as_str() {
                     "active" => {
@@ -309,7 +316,10 @@ pub(crate) async fn reporter(s: Arc<Shared>) {
             .await
             {
                 Ok(n) if n > 0 => {
-                    tracing::warn!(leases = n, "reclaimed the expired budget leases of replicas that stopped reporting");
+                    tracing::warn!(
+                        leases = n,
+                        "reclaimed the expired budget leases of replicas that stopped reporting"
+                    );
                     s.bump();
                 }
                 Ok(_) => {}
@@ -364,14 +374,20 @@ pub(crate) async fn listener(s: Arc<Shared>) {
 }
 
 async fn on_notification(s: &Shared, channel: &str, payload: &str) {
-    let Ok(id) = payload.parse::<LimiterId>() else { return };
+    let Ok(id) = payload.parse::<LimiterId>() else {
+        return;
+    };
     match channel {
         "budget_limiters" => {
             let _ = s.reload(id).await;
         }
         "budget_wanted" => {
             let mut hot = s.lock();
-            for slice in hot.slices.values_mut().filter(|x| x.line.key.limiter_id == id) {
+            for slice in hot
+                .slices
+                .values_mut()
+                .filter(|x| x.line.key.limiter_id == id)
+            {
                 slice.wanted = true;
             }
             drop(hot);

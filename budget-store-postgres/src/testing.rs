@@ -89,10 +89,14 @@ impl TestCluster {
         }
         let data = dir.join("data");
         let mut initdb = command(&run_as, &bin.join("initdb"));
-        initdb
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+        initdb.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
         run(&mut initdb);
         let port = free_port();
         let mut all: Vec<(String, String)> = vec![
@@ -131,7 +135,10 @@ impl TestCluster {
             .filter(|u| !u.is_empty())?;
         let (base, db) = match url.rfind('/') {
             Some(i) if i > "postgres://".len() => (url[..=i].to_owned(), url[i + 1..].to_owned()),
-            _ => (format!("{}/", url.trim_end_matches('/')), "postgres".to_owned()),
+            _ => (
+                format!("{}/", url.trim_end_matches('/')),
+                "postgres".to_owned(),
+            ),
         };
         Some(TestCluster {
             base,
@@ -171,7 +178,10 @@ impl TestCluster {
     /// Stop the server (fast shutdown: connections are cut). Panics for a server this harness
     /// did not start.
     pub fn stop(&self) {
-        let own = self.own.as_ref().expect("only a private cluster can be stopped");
+        let own = self
+            .own
+            .as_ref()
+            .expect("only a private cluster can be stopped");
         let mut cmd = command(&own.run_as, &own.bin.join("pg_ctl"));
         cmd.arg("-D")
             .arg(own.dir.join("data"))
@@ -182,7 +192,10 @@ impl TestCluster {
 
     /// Start a stopped server again, on the same port and data.
     pub fn start_again(&self) {
-        let own = self.own.as_ref().expect("only a private cluster can be started");
+        let own = self
+            .own
+            .as_ref()
+            .expect("only a private cluster can be started");
         own.launch();
         self.wait_ready(Duration::from_secs(60));
     }
@@ -236,14 +249,28 @@ impl OwnCluster {
             Some(user) => format!("runuser -u {user} -- {}", args.join(" ")),
             None => args.join(" "),
         };
+        let stop = {
+            let ctl = format!(
+                "{} -D {} stop -m immediate",
+                shell_quote(&self.bin.join("pg_ctl")),
+                shell_quote(&self.dir.join("data"))
+            );
+            match &self.run_as {
+                Some(user) => format!("runuser -u {user} -- {ctl}"),
+                None => ctl,
+            }
+        };
+        // `runuser` does not pass signals on: stop the server with pg_ctl, not `kill`.
         let script = format!(
             "{server} >>{log} 2>&1 & pg=$!\n\
              while kill -0 {parent} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 0.5; done\n\
-             if kill -0 $pg 2>/dev/null; then kill -INT $pg; wait $pg; rm -rf {dir}; fi\n",
+             if kill -0 $pg 2>/dev/null; then {stop} >/dev/null 2>&1; wait $pg; rm -rf {dir}; fi\n",
             log = shell_quote(&self.dir.join("server.log")),
             parent = std::process::id(),
             dir = shell_quote(&self.dir),
         );
+        // Not waited for on purpose: the watchdog outlives this process to stop the server.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .arg("-c")
             .arg(script)
@@ -269,7 +296,11 @@ fn skip(test: &str) {
 }
 
 fn find_bin_dir() -> Option<PathBuf> {
-    let has_all = |d: &Path| ["initdb", "postgres", "pg_ctl"].iter().all(|b| d.join(b).is_file());
+    let has_all = |d: &Path| {
+        ["initdb", "postgres", "pg_ctl"]
+            .iter()
+            .all(|b| d.join(b).is_file())
+    };
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Ok(dirs) = std::fs::read_dir("/usr/lib/postgresql") {
         let mut versions: Vec<PathBuf> = dirs.flatten().map(|e| e.path().join("bin")).collect();
@@ -298,7 +329,12 @@ fn run_as() -> Option<String> {
     }
     ["postgres", "nobody"]
         .into_iter()
-        .find(|u| Command::new("id").arg(u).output().is_ok_and(|o| o.status.success()))
+        .find(|u| {
+            Command::new("id")
+                .arg(u)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
         .map(str::to_owned)
 }
 

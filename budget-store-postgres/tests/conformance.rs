@@ -6,7 +6,11 @@ use budget_store_postgres::PostgresStore;
 
 async fn store() -> Option<PostgresStore> {
     let cluster = TestCluster::shared("postgres conformance")?;
-    Some(PostgresStore::open(&cluster.fresh_database().await).await.unwrap())
+    Some(
+        PostgresStore::open(&cluster.fresh_database().await)
+            .await
+            .unwrap(),
+    )
 }
 
 budget_core::store_conformance_tests!(optional async { store().await });
