@@ -1,69 +1,30 @@
-//! Statistics over every replica's usage: window spend from the budget rows and leases,
-//! totals, breakdowns, series and recent records from `usage_events`.
+//! Statistics over every replica's usage: window spend from the budget rows and leases;
+//! totals, breakdowns, series and recent records from the roll-ups of `0002_rollups.sql`.
+//!
+//! A query range is cut into month-, day- and hour-aligned pieces read from `usage_monthly`,
+//! `usage_daily` and `usage_hourly` (all limiters together: `usage_global_*`, one row per
+//! bucket, with distinct users from the `usage_users_*` sets), plus unaligned edges read from
+//! the raw `usage_events`. Only those edges (less than an hour each) touch raw events.
+//!
+//! - [`plan`]: cutting a range into pieces by roll-up level;
+//! - [`sql`]: the `SELECT`s over those pieces and the columns they sum.
+
+mod plan;
+mod sql;
 
 use async_trait::async_trait;
 use budget_core::store::{
-    BucketSize, CounterKey, Error, GroupBy, Result, UsageBucket, UsageGroup, UsageQuery,
-    UsageRecord, UsageStats, UsageTotals, WindowSpend,
+    sort_groups, BucketSize, CounterKey, Error, GroupBy, Result, UsageBucket, UsageGroup,
+    UsageQuery, UsageRecord, UsageStats, UsageTotals, WindowSpend,
 };
 use budget_core::Money;
-use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::{Arguments, Row};
+use sqlx::Row;
 
+use self::plan::{bounds, segments, Level, Segment, Source, DAY_US, HOUR_US};
+use self::sql::{global_rows_sql, global_users_sql, rows_sql, totals_at, Sql, SUMS, USERS};
 use crate::rows::{record_from_row, uncount, EVENT_COLUMNS};
 use crate::tasks::timed;
 use crate::{PostgresStore, PostgresStoreError};
-
-/// The summed columns, in [`totals_at`] order.
-const SUMS: &str = "COUNT(*)::bigint, COALESCE(SUM(prompt_tokens), 0)::bigint, \
-     COALESCE(SUM(cached_tokens), 0)::bigint, COALESCE(SUM(completion_tokens), 0)::bigint, \
-     COALESCE(SUM(reasoning_tokens), 0)::bigint, COALESCE(SUM(cost), 0)::bigint, \
-     COUNT(*) FILTER (WHERE unpriced)::bigint, COUNT(*) FILTER (WHERE estimated)::bigint, \
-     COUNT(*) FILTER (WHERE status >= 400)::bigint, \
-     COUNT(DISTINCT NULLIF(\"user\", ''))::bigint";
-
-fn totals_at(row: &PgRow, first: usize) -> std::result::Result<UsageTotals, sqlx::Error> {
-    let n = |i: usize| row.try_get::<i64, _>(first + i).map(uncount);
-    let prompt = n(1)?;
-    let completion = n(3)?;
-    Ok(UsageTotals {
-        requests: n(0)?,
-        prompt_tokens: prompt,
-        cached_tokens: n(2)?,
-        completion_tokens: completion,
-        reasoning_tokens: n(4)?,
-        total_tokens: prompt.saturating_add(completion),
-        cost: Money::from_nanos(row.try_get(first + 5)?),
-        unpriced_requests: n(6)?,
-        estimated_requests: n(7)?,
-        error_requests: n(8)?,
-        distinct_users: n(9)?,
-    })
-}
-
-/// `WHERE …` for a query, with its arguments.
-fn filter(query: &UsageQuery) -> std::result::Result<(String, PgArguments), sqlx::Error> {
-    let mut args = PgArguments::default();
-    let mut clauses = Vec::new();
-    if let Some(l) = query.limiter_id {
-        args.add(l.0).map_err(sqlx::Error::Encode)?;
-        clauses.push(format!("limiter_id = ${}", args.len()));
-    }
-    if let Some(f) = query.from {
-        args.add(f).map_err(sqlx::Error::Encode)?;
-        clauses.push(format!("at >= ${}", args.len()));
-    }
-    if let Some(t) = query.to {
-        args.add(t).map_err(sqlx::Error::Encode)?;
-        clauses.push(format!("at < ${}", args.len()));
-    }
-    let sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", clauses.join(" AND "))
-    };
-    Ok((sql, args))
-}
 
 impl PostgresStore {
     /// Statistics must see everything settled before they were asked for. While the database
@@ -75,23 +36,46 @@ impl PostgresStore {
         }
     }
 
+    /// The cost of the usage that counts in `key`: a limiter's window (from the roll-ups), or
+    /// one end user's window inside a limiter (from the raw events of that limiter and window).
     async fn counter_cost(&self, key: &CounterKey) -> Result<Money> {
+        let q = UsageQuery::window(key.limiter_id, key.window);
+        let mut sql = Sql::default();
+        sql.push("SELECT COALESCE(SUM(cost), 0)::bigint FROM (");
+        if let Some(user) = &key.user {
+            let (lo, hi) = bounds(&q);
+            let raw = [Segment {
+                source: Source::Raw,
+                lo,
+                hi,
+            }];
+            rows_sql(&mut sql, q.limiter_id, &raw)?;
+            sql.push(") x WHERE \"user\" = ");
+            sql.bind(user.clone())?;
+        } else {
+            let segs = segments(&q, &Level::ALL);
+            if segs.is_empty() {
+                return Ok(Money::ZERO);
+            }
+            rows_sql(&mut sql, q.limiter_id, &segs)?;
+            sql.push(") x");
+        }
+        let row = self.fetch_one(sql).await?;
+        Ok(Money::from_nanos(
+            row.try_get(0).map_err(PostgresStoreError::from)?,
+        ))
+    }
+
+    async fn fetch_one(&self, sql: Sql) -> Result<sqlx::postgres::PgRow> {
         let s = &self.inner;
         s.trip();
-        let cost: i64 = timed(
-            s,
-            sqlx::query_scalar(
-                "SELECT COALESCE(SUM(cost), 0)::bigint FROM usage_events \
-                 WHERE limiter_id = $1 AND at >= $2 AND at < $3 AND ($4::text IS NULL OR \"user\" = $4)",
-            )
-            .bind(key.limiter_id.0)
-            .bind(key.window.start)
-            .bind(key.window.end)
-            .bind(key.user.as_deref())
-            .fetch_one(&s.pool),
-        )
-        .await?;
-        Ok(Money::from_nanos(cost))
+        Ok(timed(s, sqlx::query_with(&sql.text, sql.args).fetch_one(&s.pool)).await?)
+    }
+
+    async fn fetch_all(&self, sql: Sql) -> Result<Vec<sqlx::postgres::PgRow>> {
+        let s = &self.inner;
+        s.trip();
+        Ok(timed(s, sqlx::query_with(&sql.text, sql.args).fetch_all(&s.pool)).await?)
     }
 }
 
@@ -164,11 +148,25 @@ impl UsageStats for PostgresStore {
 
     async fn usage_totals(&self, query: &UsageQuery) -> Result<UsageTotals> {
         self.read_barrier().await?;
-        let (w, args) = filter(query).map_err(PostgresStoreError::from)?;
-        let s = &self.inner;
-        s.trip();
-        let sql = format!("SELECT {SUMS} FROM usage_events{w}");
-        let row = timed(s, sqlx::query_with(&sql, args).fetch_one(&s.pool)).await?;
+        let segs = segments(query, &Level::ALL);
+        if segs.is_empty() {
+            return Ok(UsageTotals::default());
+        }
+        let mut sql = Sql::default();
+        if query.limiter_id.is_none() {
+            // All limiters: one row per bucket from the global roll-ups; the distinct users
+            // over the range from the (bucket, user) sets, as a scalar subquery.
+            sql.push(&format!("SELECT {SUMS}, ("));
+            global_users_sql(&mut sql, &segs)?;
+            sql.push(") FROM (");
+            global_rows_sql(&mut sql, &segs, None)?;
+            sql.push(") x");
+        } else {
+            sql.push(&format!("SELECT {SUMS}, {USERS} FROM ("));
+            rows_sql(&mut sql, query.limiter_id, &segs)?;
+            sql.push(") x");
+        }
+        let row = self.fetch_one(sql).await?;
         Ok(totals_at(&row, 0).map_err(PostgresStoreError::from)?)
     }
 
@@ -179,30 +177,37 @@ impl UsageStats for PostgresStore {
         limit: usize,
     ) -> Result<Vec<UsageGroup>> {
         self.read_barrier().await?;
-        let (w, mut args) = filter(query).map_err(PostgresStoreError::from)?;
+        let segs = segments(query, &Level::ALL);
+        if segs.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
         let key = match by {
             GroupBy::Limiter => "limiter_id::text",
             GroupBy::Model => "model",
             GroupBy::User => "\"user\"",
         };
-        args.add(i64::try_from(limit).unwrap_or(i64::MAX))
-            .map_err(|e| PostgresStoreError::from(sqlx::Error::Encode(e)))?;
-        let sql = format!(
-            "SELECT {key} AS k, {SUMS} FROM usage_events{w} GROUP BY 1 \
-             ORDER BY 7 DESC, 1 ASC NULLS FIRST LIMIT ${}",
-            args.len()
-        );
-        let s = &self.inner;
-        s.trip();
-        let rows = timed(s, sqlx::query_with(&sql, args).fetch_all(&s.pool)).await?;
-        rows.iter()
+        // '' (none) sorts first, and "C" compares bytes: the order of `sort_groups`.
+        let mut sql = Sql::default();
+        sql.push(&format!("SELECT {key} AS k, {SUMS}, {USERS} FROM ("));
+        rows_sql(&mut sql, query.limiter_id, &segs)?;
+        sql.push(&format!(
+            ") x GROUP BY 1 ORDER BY 7 DESC, 2 DESC, {key} COLLATE \"C\" LIMIT "
+        ));
+        sql.bind(i64::try_from(limit).unwrap_or(i64::MAX))?;
+        let rows = self.fetch_all(sql).await?;
+        let mut groups = rows
+            .iter()
             .map(|r| {
+                let k: String = r.try_get(0)?;
                 Ok(UsageGroup {
-                    key: r.try_get("k").map_err(PostgresStoreError::from)?,
-                    totals: totals_at(r, 1).map_err(PostgresStoreError::from)?,
+                    key: (!k.is_empty()).then_some(k),
+                    totals: totals_at(r, 1)?,
                 })
             })
-            .collect()
+            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+            .map_err(PostgresStoreError::from)?;
+        sort_groups(&mut groups);
+        Ok(groups)
     }
 
     async fn usage_series(
@@ -211,43 +216,110 @@ impl UsageStats for PostgresStore {
         bucket: BucketSize,
     ) -> Result<Vec<UsageBucket>> {
         self.read_barrier().await?;
-        let (w, args) = filter(query).map_err(PostgresStoreError::from)?;
-        let unit = match bucket {
-            BucketSize::Minute => "minute",
-            BucketSize::Hour => "hour",
-            BucketSize::Day => "day",
+        let (levels, width, unit): (&[Level], i64, &str) = match bucket {
+            BucketSize::Minute => (&[], 60_000_000, "minute"),
+            BucketSize::Hour => (&[Level::Hour], HOUR_US, "hour"),
+            BucketSize::Day => (&[Level::Day, Level::Hour], DAY_US, "day"),
         };
-        let sql = format!(
-            "SELECT date_trunc('{unit}', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS b, {SUMS} \
-             FROM usage_events{w} GROUP BY 1 ORDER BY 1"
-        );
-        let s = &self.inner;
-        s.trip();
-        let rows = timed(s, sqlx::query_with(&sql, args).fetch_all(&s.pool)).await?;
-        rows.iter()
+        let segs = segments(query, levels);
+        if segs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bucket_of = format!("date_trunc('{unit}', t, 'UTC')");
+        let mut sql = Sql::default();
+        let partial = match (query.limiter_id, levels.first()) {
+            (None, Some(&level)) => {
+                // All limiters: whole buckets come from the global roll-up of the bucket's
+                // own level, with their distinct users. Buckets cut by the range's edges are
+                // made of finer pieces; their distinct users are counted over those pieces.
+                sql.push(&format!(
+                    "SELECT {bucket_of} AS b, {SUMS}, COALESCE(SUM(users), 0)::bigint FROM ("
+                ));
+                global_rows_sql(&mut sql, &segs, Some(level))?;
+                sql.push(") x GROUP BY 1 ORDER BY 1");
+                partial_buckets(&segs, level, width)
+            }
+            _ => {
+                sql.push(&format!("SELECT {bucket_of} AS b, {SUMS}, {USERS} FROM ("));
+                rows_sql(&mut sql, query.limiter_id, &segs)?;
+                sql.push(") x GROUP BY 1 ORDER BY 1");
+                Vec::new()
+            }
+        };
+        let rows = self.fetch_all(sql).await?;
+        let mut buckets = rows
+            .iter()
             .map(|r| {
                 Ok(UsageBucket {
-                    start: r.try_get("b").map_err(PostgresStoreError::from)?,
-                    totals: totals_at(r, 1).map_err(PostgresStoreError::from)?,
+                    start: r.try_get(0)?,
+                    totals: totals_at(r, 1)?,
                 })
             })
-            .collect()
+            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+            .map_err(PostgresStoreError::from)?;
+        for (start, pieces) in partial {
+            if let Some(b) = buckets
+                .iter_mut()
+                .find(|b| b.start.timestamp_micros() == start)
+            {
+                let mut sql = Sql::default();
+                global_users_sql(&mut sql, &pieces)?;
+                let row = self.fetch_one(sql).await?;
+                let n: i64 = row.try_get(0).map_err(PostgresStoreError::from)?;
+                b.totals.distinct_users = uncount(n);
+            }
+        }
+        Ok(buckets)
     }
 
     async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>> {
         self.read_barrier().await?;
-        let (w, mut args) = filter(query).map_err(PostgresStoreError::from)?;
-        args.add(i64::try_from(limit).unwrap_or(i64::MAX))
-            .map_err(|e| PostgresStoreError::from(sqlx::Error::Encode(e)))?;
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM usage_events{w} ORDER BY at DESC, id DESC LIMIT ${}",
-            args.len()
-        );
-        let s = &self.inner;
-        s.trip();
-        let rows = timed(s, sqlx::query_with(&sql, args).fetch_all(&s.pool)).await?;
-        rows.iter()
-            .map(|r| Ok(record_from_row(r)?))
-            .collect()
+        let (lo, hi) = bounds(query);
+        let mut sql = Sql::default();
+        sql.push(&format!(
+            "SELECT {EVENT_COLUMNS} FROM usage_events WHERE TRUE"
+        ));
+        sql.range(
+            "at",
+            &Segment {
+                source: Source::Raw,
+                lo,
+                hi,
+            },
+        )?;
+        if let Some(l) = query.limiter_id {
+            sql.push(" AND limiter_id = ");
+            sql.bind(l.0)?;
+        }
+        sql.push(" ORDER BY at DESC, id DESC LIMIT ");
+        sql.bind(i64::try_from(limit).unwrap_or(i64::MAX))?;
+        let rows = self.fetch_all(sql).await?;
+        rows.iter().map(|r| Ok(record_from_row(r)?)).collect()
     }
+}
+
+/// The buckets (of `width`, whose roll-up level is `level`) that `segs` covers only in part,
+/// each with the pieces of `segs` inside it: the segments of other sources, cut at bucket
+/// edges. A bucket read from `level` is whole and has none.
+fn partial_buckets(segs: &[Segment], level: Level, width: i64) -> Vec<(i64, Vec<Segment>)> {
+    let mut out: Vec<(i64, Vec<Segment>)> = Vec::new();
+    for s in segs.iter().filter(|s| s.source != Source::Rollup(level)) {
+        let mut b = s.lo - s.lo.rem_euclid(width);
+        while b < s.hi {
+            let piece = Segment {
+                source: s.source,
+                lo: s.lo.max(b),
+                hi: s.hi.min(b.saturating_add(width)),
+            };
+            match out.last_mut() {
+                Some((start, pieces)) if *start == b => pieces.push(piece),
+                _ => out.push((b, vec![piece])),
+            }
+            b = match b.checked_add(width) {
+                Some(next) => next,
+                None => break,
+            };
+        }
+    }
+    out
 }
