@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 fail() { printf 'package-check: %s\n' "$*" >&2; exit 1; }
-for crate in budget-core budget-tower budget-store-sqlite; do
+for crate in budget-core budget-tower budget-store-sqlite budget-store-postgres; do
   list="$(cargo package --list --allow-dirty -p "$crate" 2>/dev/null)" || fail "cargo package --list -p $crate failed"
   for need in Cargo.toml README.md LICENSE-MIT LICENSE-APACHE src/lib.rs; do
     grep -qx "$need" <<<"$list" || fail "$crate: the package lacks $need"
@@ -23,6 +23,8 @@ grep -qx data/prices.json <<<"$list" && grep -qx data/LICENSE-litellm-prices <<<
   || fail "budget-core: the package lacks its price data or its licence"
 list="$(cargo package --list --allow-dirty -p budget-store-sqlite 2>/dev/null)"
 grep -q '^migrations/.*\.sql$' <<<"$list" || fail "budget-store-sqlite: the package lacks its migrations"
+list="$(cargo package --list --allow-dirty -p budget-store-postgres 2>/dev/null)"
+grep -q '^migrations/.*\.sql$' <<<"$list" || fail "budget-store-postgres: the package lacks its migrations"
 cargo package -q --allow-dirty --offline -p budget-core >/dev/null \
   || fail "budget-core does not build from its package"
 echo "package-check: budget-core builds from its package"
