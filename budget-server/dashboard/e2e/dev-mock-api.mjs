@@ -82,7 +82,7 @@ function spendIn(l, period, user) {
 function windowView(l, w, primary) {
   const { s, e, spend } = spendIn(l, w.period_type);
   return {
-    period_type: w.period_type, budget_limit: w.budget_limit, primary, current_spend: spend, held: 0,
+    period_type: w.period_type, budget_limit: w.budget_limit, primary, current_spend: spend, held: 0, leased: 0,
     remaining_budget: round9(Math.max(0, w.budget_limit - spend)),
     usage_percentage: Math.round((spend / w.budget_limit) * 10000) / 100,
     period_start: iso(s), period_end: iso(e),
@@ -305,7 +305,7 @@ async function api(req, res, url) {
       return send(res, 200, {
         limiter_id: l.id, limiter_name: l.name, current_spend: v.current_spend, budget_limit: l.budget_limit,
         remaining_budget: v.remaining_budget, usage_percentage: v.usage_percentage, total_requests: rows.length,
-        period_start: v.period_start, period_end: v.period_end, held: 0, in_flight: 0,
+        period_start: v.period_start, period_end: v.period_end, held: 0, in_flight: 0, leased: 0,
         prompt_tokens: pt, completion_tokens: ct, total_tokens: pt + ct,
         unpriced_requests: rows.filter((u) => u.unpriced).length, estimated_requests: 0,
       });

@@ -75,6 +75,11 @@ pub struct LimiterStats {
     pub held: Money,
     /// Requests in flight.
     pub in_flight: u64,
+    /// Set aside in replicas' slices of the budget but neither spent nor held yet (PostgreSQL
+    /// store with several replicas; otherwise 0). `current_spend + held + leased` never
+    /// passes a strict budget.
+    #[schema(value_type = MoneySchema)]
+    pub leased: Money,
     /// Input tokens in the current window.
     pub prompt_tokens: u64,
     /// Output tokens in the current window.
@@ -471,6 +476,7 @@ pub async fn stats(
         period_end: w.window.end,
         held: w.held,
         in_flight: w.in_flight,
+        leased: w.leased,
         prompt_tokens: totals.prompt_tokens,
         completion_tokens: totals.completion_tokens,
         total_tokens: totals.total_tokens,

@@ -36,6 +36,10 @@ pub struct WindowView {
     /// Held by requests in flight.
     #[schema(value_type = MoneySchema)]
     pub held: Money,
+    /// Set aside in replicas' slices but neither spent nor held yet (PostgreSQL store with
+    /// several replicas; otherwise 0).
+    #[schema(value_type = MoneySchema)]
+    pub leased: Money,
     /// Budget minus spend and holds, never negative.
     #[schema(value_type = MoneySchema)]
     pub remaining_budget: Money,
@@ -65,6 +69,7 @@ pub(crate) async fn windows_of(
             primary: i == 0,
             current_spend: w.spent,
             held: w.held,
+            leased: w.leased,
             remaining_budget,
             usage_percentage,
             period_start: w.window.start,

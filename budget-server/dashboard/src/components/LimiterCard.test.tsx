@@ -115,7 +115,7 @@ describe("LimiterCard", () => {
 
   it("shows a bar per extra window with its period, spend and reset; the badge follows the tightest window", () => {
     const primary = {
-      period_type: "day" as const, budget_limit: 20, primary: true, current_spend: 5.25, held: 0, remaining_budget: 14.75,
+      period_type: "day" as const, budget_limit: 20, primary: true, current_spend: 5.25, held: 0, leased: 0, remaining_budget: 14.75,
       usage_percentage: 26.25, period_start: "2026-03-10T00:00:00Z", period_end: "2026-03-11T00:00:00Z",
     };
     const hour = {

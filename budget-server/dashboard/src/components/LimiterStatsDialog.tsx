@@ -114,6 +114,7 @@ export function LimiterStatsDialog({
             {(() => {
               const notes: string[] = [];
               if ((s.in_flight ?? 0) > 0) notes.push(`In flight: ${formatCount(s.in_flight)} (${formatMoney(s.held)} held)`);
+              if ((s.leased ?? 0) > 0) notes.push(`Leased to replicas: ${formatMoney(s.leased)} (set aside, not yet spent)`);
               if ((s.unpriced_requests ?? 0) > 0) notes.push(`Unpriced requests: ${formatCount(s.unpriced_requests)} (not in the spend)`);
               if ((s.estimated_requests ?? 0) > 0) notes.push(`Estimated: ${formatCount(s.estimated_requests)}`);
               return notes.length > 0 ? (

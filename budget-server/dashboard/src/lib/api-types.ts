@@ -638,6 +638,12 @@ export interface components {
              */
             in_flight: number;
             /**
+             * @description Set aside in replicas' slices of the budget but neither spent nor held yet (PostgreSQL
+             *     store with several replicas; otherwise 0). `current_spend + held + leased` never
+             *     passes a strict budget.
+             */
+            leased: components["schemas"]["Money"];
+            /**
              * Format: uuid
              * @description The limiter's id.
              */
@@ -1120,6 +1126,11 @@ export interface components {
             current_spend: components["schemas"]["Money"];
             /** @description Held by requests in flight. */
             held: components["schemas"]["Money"];
+            /**
+             * @description Set aside in replicas' slices but neither spent nor held yet (PostgreSQL store with
+             *     several replicas; otherwise 0).
+             */
+            leased: components["schemas"]["Money"];
             /**
              * Format: date-time
              * @description End of the window (when it resets).
