@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     /// After a failed call on the request path, calls fail at once until this instant (one
     /// request probes afterwards), so requests do not each wait for a dead database.
     pub(crate) unreachable_until: Mutex<Option<Instant>>,
+    /// The database clock minus this machine's, in microseconds (see `measure_clock`).
+    pub(crate) clock_offset_us: std::sync::atomic::AtomicI64,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Serializes this replica's limiter writes (each is a read-modify-write in one
     /// transaction; this only keeps the local index in order).
@@ -132,6 +134,23 @@ impl Shared {
             .send(WriterMsg::Flush(reply))
             .map_err(|_| "the store is closed".to_owned())?;
         done.await.map_err(|_| "the store is closed".to_owned())?
+    }
+
+    /// Measure the database clock against this machine's: the offset is the database's
+    /// `now()` minus the middle of the round trip. Windows are then placed by database time.
+    pub(crate) async fn measure_clock(&self) -> std::result::Result<(), PostgresStoreError> {
+        let before = Utc::now();
+        self.trip();
+        let db: chrono::DateTime<Utc> = crate::tasks::timed(
+            self,
+            sqlx::query_scalar("SELECT now()").fetch_one(&self.pool),
+        )
+        .await?;
+        let after = Utc::now();
+        let middle = before + (after - before) / 2;
+        let offset = (db - middle).num_microseconds().unwrap_or(0);
+        self.clock_offset_us.store(offset, Ordering::Relaxed);
+        Ok(())
     }
 
     /// A database call succeeded: the request path may call again at once.
@@ -265,10 +284,12 @@ impl PostgresStore {
             shutdown: watch::channel(false).0,
             round_trips: AtomicU64::new(0),
             unreachable_until: Mutex::new(None),
+            clock_offset_us: std::sync::atomic::AtomicI64::new(0),
             tasks: Mutex::new(Vec::new()),
             crud: tokio::sync::Mutex::new(()),
         });
         shared.refresh().await?;
+        shared.measure_clock().await?;
         let handles = vec![
             tokio::spawn(tasks::writer(shared.clone(), writer_rx)),
             tokio::spawn(tasks::reporter(shared.clone())),
@@ -281,6 +302,11 @@ impl PostgresStore {
     /// The connection pool, for read-only inspection and tooling.
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
+    }
+
+    /// The database clock minus this machine's, as last measured.
+    pub fn clock_offset(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::microseconds(self.inner.clock_offset_us.load(Ordering::Relaxed))
     }
 
     /// This replica's id in `budget_leases.replica`.
@@ -769,6 +795,13 @@ impl BudgetStore for PostgresStore {
 
     fn write_status(&self) -> WriteStatus {
         self.inner.backlog.status(&self.inner.options.limits)
+    }
+
+    /// The database's clock (measured every few seconds), so replicas agree on when windows
+    /// begin and end whatever their own clocks say.
+    fn now(&self) -> chrono::DateTime<Utc> {
+        Utc::now()
+            + chrono::TimeDelta::microseconds(self.inner.clock_offset_us.load(Ordering::Relaxed))
     }
 }
 

@@ -304,6 +304,9 @@ pub(crate) async fn reporter(s: Arc<Shared>) {
         report(&s, false, tick).await;
         if last_sweep.elapsed() >= s.options.lease_ttl / 2 {
             last_sweep = Instant::now();
+            if let Err(e) = s.measure_clock().await {
+                tracing::debug!(error = %e, "cannot read the database clock");
+            }
             s.trip();
             match timed(
                 &s,

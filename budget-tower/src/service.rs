@@ -96,7 +96,8 @@ where
     ReqBody::Error: Into<BoxError>,
     ResBody: Body<Data = Bytes>,
 {
-    let now = Utc::now();
+    // The store's clock: a shared database's, so replicas agree on window boundaries.
+    let now = config.store.now();
     let (mut parts, body) = req.into_parts();
 
     // 1. Which limiter?

@@ -674,3 +674,71 @@ async fn reactivation_is_seen_at_once_despite_the_cache() {
     res.into_body().collect().await.unwrap();
     settled(&layer, &*store, &l).await;
 }
+
+/// The layer stamps requests with the store's clock (`BudgetStore::now`), not the machine's:
+/// a store shared by replicas answers with its database's clock, so they agree on windows.
+#[tokio::test]
+async fn requests_are_stamped_with_the_store_clock() {
+    #[derive(Debug)]
+    struct Skewed {
+        inner: Arc<budget_core::MemoryStore>,
+        now: chrono::DateTime<chrono::Utc>,
+    }
+    #[async_trait::async_trait]
+    impl budget_core::BudgetStore for Skewed {
+        async fn find_limiter(
+            &self,
+            by: budget_core::store::LimiterRef<'_>,
+        ) -> budget_core::store::Result<Option<Arc<budget_core::Limiter>>> {
+            self.inner.find_limiter(by).await
+        }
+        async fn reserve(
+            &self,
+            r: &budget_core::store::ReserveRequest,
+        ) -> budget_core::store::Result<budget_core::store::ReserveOutcome> {
+            self.inner.reserve(r).await
+        }
+        async fn settle(
+            &self,
+            r: &budget_core::store::Reservation,
+            u: UsageRecord,
+        ) -> budget_core::store::Result<()> {
+            self.inner.settle(r, u).await
+        }
+        async fn release(
+            &self,
+            r: &budget_core::store::Reservation,
+        ) -> budget_core::store::Result<()> {
+            self.inner.release(r).await
+        }
+        fn now(&self) -> chrono::DateTime<chrono::Utc> {
+            self.now
+        }
+    }
+    use budget_core::store::prelude::*;
+    let memory = Arc::new(budget_core::MemoryStore::new());
+    let l = limiter(&*memory, "20", EnforcementMode::Soft).await;
+    let then = chrono::Utc::now() - chrono::Duration::days(3);
+    let layer = BudgetLayer::new(
+        Arc::new(Skewed {
+            inner: memory.clone(),
+            now: then,
+        }),
+        prices(),
+    )
+    .by_path_code();
+    let svc = layer.clone().layer_on(json_upstream());
+    let res = svc
+        .oneshot(chat_request(
+            l.code.as_str(),
+            r#"{"model":"gpt-4o","messages":[]}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    body_string(res.into_body()).await;
+    layer.settlements().await;
+    let recent = memory.recent_usage(&UsageQuery::all(), 10).await.unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].at, then, "charged to the store clock's window");
+}

@@ -190,6 +190,10 @@ impl<S: BudgetStore + ?Sized> BudgetStore for CachingStore<S> {
     fn write_status(&self) -> WriteStatus {
         self.inner.write_status()
     }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.now()
+    }
 }
 
 #[async_trait]

@@ -151,6 +151,14 @@ pub trait BudgetStore: std::fmt::Debug + Send + Sync + 'static {
     fn write_status(&self) -> WriteStatus {
         WriteStatus::default()
     }
+
+    /// The time budget decisions go by: when a request arrived, and so which windows it
+    /// counts in. This machine's clock by default; a store shared by several machines answers
+    /// with its database's clock, so that every replica rolls windows over at the same
+    /// instant whatever its own clock says. The layer stamps each request with it.
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
 }
 
 /// Limiters for the admin API and the dashboard.
