@@ -180,14 +180,14 @@ impl Shared {
 
     /// Load limiters changed since the last one seen (all of them at first). Change numbers
     /// are taken before commit, so a change can commit after a later-numbered one: the query
-    /// looks a little further back, and what is already loaded is skipped.
+    /// looks 64 changes further back, and what is already loaded is skipped.
     pub(crate) async fn refresh(&self) -> std::result::Result<usize, PostgresStoreError> {
         let since = self.lock().last_seq;
         self.trip();
         let rows = sqlx::query(
             "SELECT doc, change_seq FROM limiters WHERE change_seq > $1 ORDER BY change_seq",
         )
-        .bind(if since == 0 { 0 } else { since - 256 })
+        .bind(if since == 0 { 0 } else { since - 64 })
         .fetch_all(&self.pool)
         .await?;
         self.take(rows)
@@ -220,10 +220,14 @@ impl Shared {
     ) -> std::result::Result<usize, PostgresStoreError> {
         let mut loaded = Vec::with_capacity(rows.len());
         for row in &rows {
-            loaded.push((
-                limiter_from_doc(row.try_get("doc")?)?,
-                row.try_get::<i64, _>("change_seq")?,
-            ));
+            let seq: i64 = row.try_get("change_seq")?;
+            let doc: serde_json::Value = row.try_get("doc")?;
+            let id = doc.get("id").and_then(|v| v.as_str()).and_then(|v| v.parse().ok());
+            // Looked at again (the look-back) but unchanged: nothing to parse.
+            if id.is_some_and(|id| self.lock().versions.get(&id) == Some(&seq)) {
+                continue;
+            }
+            loaded.push((limiter_from_doc(doc)?, seq));
         }
         let n = loaded.len();
         if n > 0 {
@@ -288,12 +292,15 @@ impl PostgresStore {
             tasks: Mutex::new(Vec::new()),
             crud: tokio::sync::Mutex::new(()),
         });
+        // Listen before the first load: a change made meanwhile is then either loaded or
+        // notified, never missed.
+        let listening = tasks::listen(&shared).await;
         shared.refresh().await?;
         shared.measure_clock().await?;
         let handles = vec![
             tokio::spawn(tasks::writer(shared.clone(), writer_rx)),
             tokio::spawn(tasks::reporter(shared.clone())),
-            tokio::spawn(tasks::listener(shared.clone())),
+            tokio::spawn(tasks::listener(shared.clone(), listening)),
         ];
         *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()) = handles;
         Ok(PostgresStore { inner: shared })

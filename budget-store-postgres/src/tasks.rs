@@ -196,7 +196,12 @@ pub(crate) async fn report(s: &Shared, close_all: bool, tick: Option<Duration>) 
                 continue;
             }
             let ended = key.window.end + chrono::TimeDelta::seconds(2) < wall;
-            let close = may_close && (close_all || ended) && slice.in_flight == 0;
+            // A slice unused for a while is closed, so that replicas keep no lease (and send
+            // no renewal) for budgets they no longer serve, e.g. end users gone quiet.
+            let idle = slice
+                .last_admit
+                .is_none_or(|t| now.duration_since(t) >= s.options.idle_return * 10);
+            let close = may_close && (close_all || ended || idle) && slice.in_flight == 0;
             if close || slice.give_back(now, s.options.idle_return) {
                 let c = slice.committed();
                 slice.granted = slice.granted.min(c).max(Money::ZERO);
@@ -334,15 +339,13 @@ pub(crate) async fn reporter(s: Arc<Shared>) {
 
 /// Listens for limiter changes and "money wanted" signals from other replicas, and polls for
 /// changes every `refresh_interval` in case a notification was missed.
-pub(crate) async fn listener(s: Arc<Shared>) {
+pub(crate) async fn listener(s: Arc<Shared>, first: Option<PgListener>) {
     let mut shutdown = s.shutdown.subscribe();
+    let mut first = first;
     loop {
-        let mut listener = match PgListener::connect_with(&s.pool).await {
-            Ok(mut l) => match l.listen_all(["budget_limiters", "budget_wanted"]).await {
-                Ok(()) => Some(l),
-                Err(_) => None,
-            },
-            Err(_) => None,
+        let mut listener = match first.take() {
+            Some(l) => Some(l),
+            None => listen(&s).await,
         };
         let _ = s.refresh().await;
         let mut poll = tokio::time::interval(s.options.refresh_interval);
@@ -374,6 +377,14 @@ pub(crate) async fn listener(s: Arc<Shared>) {
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// A connection listening for limiter changes and requests for money; `None` if the
+/// database cannot be reached (the poll covers until it can).
+pub(crate) async fn listen(s: &Shared) -> Option<PgListener> {
+    let mut l = PgListener::connect_with(&s.pool).await.ok()?;
+    l.listen_all(["budget_limiters", "budget_wanted"]).await.ok()?;
+    Some(l)
 }
 
 async fn on_notification(s: &Shared, channel: &str, payload: &str) {
