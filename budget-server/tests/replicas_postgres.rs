@@ -885,12 +885,11 @@ async fn database_restart_fails_closed_and_loses_nothing() {
 /// The outage (6 s) is longer than the lease TTL and grace (4 + 1 s), so when the database
 /// returns, one replica's grant or sweep may reclaim the other's (and its own old) lease as if
 /// it had died, charging `exposed − settled`. The replicas are alive: their queued usage
-/// arrives and is absorbed by that charge, and what is left of it (`crash_left`) stays in
-/// `spent` although nobody spent it. Observed: 24 750 nano-dollars (about one worst-case
-/// request) on two reclaimed leases, `spent` 4 507 500 against usage 4 482 750.
+/// arrives and is absorbed by that charge, and once each has written everything it held on a
+/// reclaimed lease it gives the rest of the charge back, so `spent` is exactly the usage.
+/// (Before that was built: 24 750 nano-dollars, about one worst-case request, stayed in
+/// `spent` on two reclaimed leases.)
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "budget-store-postgres keeps the unabsorbed crash charge of a live replica's \
-            reclaimed lease in `spent` after an outage longer than TTL + grace"]
 async fn database_restart_leaves_spent_equal_to_usage() {
     database_restart("database_restart_leaves_spent_equal_to_usage", true).await;
 }

@@ -348,6 +348,33 @@ BEGIN
     RETURN n;
 END $$;
 
+-- A replica whose lease was reclaimed while it was cut off has since written every record of
+-- that lease: what the reclaim charged beyond them (still in `crash_left`) was never spent, so
+-- it comes off `spent` again. Only the lease's own replica knows when that point is reached.
+CREATE FUNCTION budget_settle_reclaimed(p_lease bigint, p_replica uuid)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    l budget_leases%ROWTYPE;
+BEGIN
+    SELECT * INTO l FROM budget_leases bl WHERE bl.id = p_lease AND bl.replica = p_replica;
+    IF NOT FOUND OR l.state <> 'reclaimed' THEN
+        RETURN 0;
+    END IF;
+    PERFORM 1 FROM budget_windows bw
+     WHERE bw.limiter_id = l.limiter_id AND bw.user_key = l.user_key
+       AND bw.window_end = l.window_end AND bw.window_start = l.window_start
+       FOR UPDATE;
+    SELECT * INTO l FROM budget_leases bl WHERE bl.id = p_lease FOR UPDATE;
+    IF l.crash_left <= 0 THEN
+        RETURN 0;
+    END IF;
+    UPDATE budget_leases bl SET crash_left = 0 WHERE bl.id = p_lease;
+    UPDATE budget_windows bw SET spent = bw.spent - l.crash_left
+     WHERE bw.limiter_id = l.limiter_id AND bw.user_key = l.user_key
+       AND bw.window_end = l.window_end AND bw.window_start = l.window_start;
+    RETURN l.crash_left;
+END $$;
+
 -- Write a batch of settled usage exactly once (one round trip, one transaction): insert the
 -- records that are new (an id seen before is skipped, so a retried batch changes nothing), add
 -- their cost to every budget window they count in, and move it from `leased` to `spent` on the

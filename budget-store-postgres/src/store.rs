@@ -49,6 +49,10 @@ pub(crate) struct Hot {
     pub(crate) last_seq: i64,
     pub(crate) slices: HashMap<CounterKey, Slice>,
     pub(crate) open: HashMap<ReservationId, Open>,
+    /// This replica's leases that were reclaimed while it could not report: once no request
+    /// holds them and their usage is written, the unspent part of the reclaim's charge is
+    /// given back (`budget_settle_reclaimed`).
+    pub(crate) reclaimed: Vec<i64>,
 }
 
 impl Hot {
@@ -540,6 +544,16 @@ impl PostgresStore {
                         let lease: i64 =
                             row.try_get("lease_id").map_err(PostgresStoreError::from)?;
                         let mut hot = s.lock();
+                        let replaced = hot
+                            .slices
+                            .get(&line.key)
+                            .and_then(|x| x.lease)
+                            .filter(|old| *old != lease);
+                        if let Some(old) = replaced {
+                            // The old lease ended without this replica closing it: reclaimed
+                            // while it could not report. Its unspent charge is settled later.
+                            hot.reclaimed.push(old);
+                        }
                         if let Some(slice) = hot.slices.get_mut(&line.key) {
                             slice.granted(
                                 lease,

@@ -262,6 +262,10 @@ pub(crate) async fn report(s: &Shared, close_all: bool, tick: Option<Duration>) 
                     "closed" if slice.in_flight == 0 => {
                         hot.slices.remove(&key);
                     }
+                    "reclaimed" => {
+                        slice.lost();
+                        hot.reclaimed.push(lease);
+                    }
                     _ => slice.lost(),
                 }
             }
@@ -282,6 +286,49 @@ pub(crate) async fn report(s: &Shared, close_all: bool, tick: Option<Duration>) 
     }
     drop(hot);
     s.bump();
+}
+
+/// Give back what reclaims charged this replica beyond its written usage, for each reclaimed
+/// lease that no open request holds any more and whose usage is all written.
+async fn settle_reclaimed(s: &Shared) {
+    let ready: Vec<i64> = {
+        let mut hot = s.lock();
+        if hot.reclaimed.is_empty() || s.backlog.pending() > 0 {
+            return;
+        }
+        let held: std::collections::HashSet<i64> = hot
+            .open
+            .values()
+            .flat_map(|o| o.leases.iter().flatten().copied())
+            .collect();
+        let (ready, wait): (Vec<i64>, Vec<i64>) =
+            hot.reclaimed.iter().partition(|l| !held.contains(l));
+        hot.reclaimed = wait;
+        ready
+    };
+    for lease in ready {
+        s.trip();
+        match timed(
+            s,
+            sqlx::query_scalar::<_, i64>("SELECT budget_settle_reclaimed($1, $2)")
+                .bind(lease)
+                .bind(s.replica)
+                .fetch_one(&s.pool),
+        )
+        .await
+        {
+            Ok(n) if n > 0 => tracing::warn!(
+                lease,
+                refunded_nanos = n,
+                "this replica's lease was reclaimed while it could not reach the database; its usage is written, the rest of the charge is given back"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot settle a reclaimed lease yet");
+                s.lock().reclaimed.push(lease);
+            }
+        }
+    }
 }
 
 /// Give every slice back (shutdown).
@@ -307,6 +354,7 @@ pub(crate) async fn reporter(s: Arc<Shared>) {
             t
         });
         report(&s, false, tick).await;
+        settle_reclaimed(&s).await;
         if last_sweep.elapsed() >= s.options.lease_ttl / 2 {
             last_sweep = Instant::now();
             if let Err(e) = s.measure_clock().await {

@@ -146,11 +146,11 @@ async fn a_silent_replica_is_reclaimed_and_its_late_report_fenced() {
             start.elapsed() < Duration::from_secs(10),
             "not reclaimed in 10 s"
         );
-        // A grant reclaims expired leases of its window on the way.
-        if let ReserveOutcome::Reserved(x) = b
+        // A grant reclaims expired leases of its window on the way (a slow answer on a busy
+        // machine is just another turn of the loop).
+        if let Ok(ReserveOutcome::Reserved(x)) = b
             .reserve(&ReserveRequest::new(l.id, m("0.01"), Utc::now()))
             .await
-            .unwrap()
         {
             b.release(&x).await.unwrap();
         }
