@@ -326,12 +326,16 @@ END $$;
 
 -- Reclaim every expired lease (any window): what each replica's sweeper runs. Skips windows
 -- another transaction is working on; they are reclaimed by that window's next grant anyway.
+-- Also forgets leases that ended more than an hour ago (closed, or reclaimed and long past any
+-- late report), so per-user budgets do not leave a row per user and window behind forever.
 CREATE FUNCTION budget_reclaim_expired(p_grace interval)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     k record;
     n integer := 0;
 BEGIN
+    DELETE FROM budget_leases bl
+     WHERE bl.state <> 'active' AND bl.expires_at < now() - interval '1 hour';
     FOR k IN SELECT DISTINCT bl.limiter_id, bl.user_key, bl.window_end, bl.window_start
                FROM budget_leases bl
               WHERE bl.state = 'active' AND bl.expires_at < now() - p_grace

@@ -269,6 +269,16 @@ impl PostgresStore {
             .parse()
             .map_err(|e: sqlx::Error| open_err(e.to_string()))?;
         let connect = connect.application_name("budget-server");
+        // One plain connection first: its error says what is wrong (refused, unknown host,
+        // authentication), where the pool's would only say that it timed out.
+        let probe = tokio::time::timeout(
+            options.connect_timeout,
+            sqlx::ConnectOptions::connect(&connect),
+        )
+        .await
+        .map_err(|_| open_err(format!("no answer in {:?}", options.connect_timeout)))?
+        .map_err(|e: sqlx::Error| open_err(e.to_string()))?;
+        let _ = sqlx::Connection::close(probe).await;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.connect_timeout)
