@@ -113,11 +113,3 @@ pub(crate) fn record_from_row(row: &PgRow) -> Result<UsageRecord, PostgresStoreE
         price_version: row.try_get("price_version")?,
     })
 }
-
-/// The store keeps no difference between "no user" and an empty user (same for model), and
-/// keeps times to the microsecond, as PostgreSQL does.
-pub(crate) fn normalize(record: &mut UsageRecord) {
-    record.model = record.model.take().filter(|m| !m.is_empty());
-    record.user = record.user.take().filter(|u| !u.is_empty());
-    record.at = DateTime::from_timestamp_micros(record.at.timestamp_micros()).unwrap_or(record.at);
-}

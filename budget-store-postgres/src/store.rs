@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::rows::{doc_of, limiter_from_doc, normalize};
+use crate::rows::{doc_of, limiter_from_doc};
 use crate::slices::{Need, Slice, View};
 use crate::tasks::{self, WriterMsg};
 use crate::{migrate, PostgresStoreError, PostgresStoreOptions};
@@ -226,7 +226,10 @@ impl Shared {
         for row in &rows {
             let seq: i64 = row.try_get("change_seq")?;
             let doc: serde_json::Value = row.try_get("doc")?;
-            let id = doc.get("id").and_then(|v| v.as_str()).and_then(|v| v.parse().ok());
+            let id = doc
+                .get("id")
+                .and_then(|v| v.as_str())
+                .and_then(|v| v.parse().ok());
             // Looked at again (the look-back) but unchanged: nothing to parse.
             if id.is_some_and(|id| self.lock().versions.get(&id) == Some(&seq)) {
                 continue;
@@ -783,7 +786,7 @@ impl BudgetStore for PostgresStore {
         }
         record.limiter_id = r.limiter_id;
         record.at = r.at;
-        normalize(&mut record);
+        record.normalize();
         // Queued under the lock: a report that sees nothing queued may close the lease.
         self.enqueue(record, open.leases.into_iter().flatten().collect())?;
         drop(hot);
@@ -991,7 +994,7 @@ impl LimiterCatalog for PostgresStore {
     async fn record_usage(&self, mut record: UsageRecord) -> Result<()> {
         self.check_open()?;
         self.inner.lock().limiters.live(record.limiter_id)?;
-        normalize(&mut record);
+        record.normalize();
         // Written at once (not behind): it is charged to every budget window it counts in,
         // and this replica's slices of the limiter give back what they hold, so that the
         // next request is decided against the new spend.

@@ -1,14 +1,10 @@
 //! Turning domain values into SQL columns and back: money as nano-dollars, times as unix
 //! microseconds, ids as text.
 
-use std::collections::BTreeMap;
-
-use budget_core::limiter::stored::StoredPolicy;
+use budget_core::limiter::stored::{StoredLimiter, StoredPolicy};
 use budget_core::store::UsageRecord;
 use budget_core::usage::Endpoint;
-use budget_core::{
-    EnforcementMode, Limiter, LimiterCode, LimiterId, Money, Period, Provider, UnpricedPolicy,
-};
+use budget_core::{EnforcementMode, Limiter, LimiterId, Money, Period, Provider, UnpricedPolicy};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -131,25 +127,20 @@ pub(crate) fn limiter_from_row(row: &SqliteRow) -> Result<Limiter, SqliteStoreEr
     let text = |c: &str| row.try_get::<String, _>(c);
     let id: String = text("id")?;
     let period: String = text("period_type")?;
-    let tz: String = text("timezone")?;
-    let url: String = text("base_url")?;
-    let mut limiter = Limiter {
+    let policy: String = text("policy")?;
+    // The columns as budget-core's stored form, which turns them into a limiter.
+    let stored = StoredLimiter {
         id: id
             .parse::<LimiterId>()
             .map_err(|e| SqliteStoreError::corrupt(T, format!("id {id:?}: {e}")))?,
         name: text("name")?,
-        code: LimiterCode::parse(&text("code")?)
-            .map_err(|e| SqliteStoreError::corrupt(T, e.to_string()))?,
-        budget_limit: Money::from_nanos(row.try_get("budget_limit")?),
-        period_type: period
+        code: text("code")?,
+        budget_nanos: row.try_get("budget_limit")?,
+        period: period
             .parse::<Period>()
             .map_err(|e| SqliteStoreError::corrupt(T, e.to_string()))?,
-        timezone: tz
-            .parse()
-            .map_err(|e| SqliteStoreError::corrupt(T, format!("timezone {tz:?}: {e}")))?,
-        base_url: url
-            .parse()
-            .map_err(|e| SqliteStoreError::corrupt(T, format!("base_url {url:?}: {e}")))?,
+        timezone: text("timezone")?,
+        base_url: text("base_url")?,
         provider: parse_variant(T, &text("provider")?)?,
         mode: parse_variant(T, &text("mode")?)?,
         unpriced: parse_variant(T, &text("unpriced")?)?,
@@ -158,24 +149,15 @@ pub(crate) fn limiter_from_row(row: &SqliteRow) -> Result<Limiter, SqliteStoreEr
             .map(|u| parse_variant(T, &u))
             .transpose()?,
         is_active: row.try_get("is_active")?,
-        created_at: from_micros(T, row.try_get("created_at")?)?,
-        updated_at: from_micros(T, row.try_get("updated_at")?)?,
-        deleted_at: row
-            .try_get::<Option<i64>, _>("deleted_at")?
-            .map(|us| from_micros(T, us))
-            .transpose()?,
-        extra_budgets: Vec::new(),
-        user_budget: None,
-        user_overrides: BTreeMap::new(),
-        require_user: false,
-        allowed_models: Vec::new(),
-        max_request_cost: None,
-        cap_output_tokens: true,
-        expires_at: None,
+        created_at_us: row.try_get("created_at")?,
+        updated_at_us: row.try_get("updated_at")?,
+        deleted_at_us: row.try_get("deleted_at")?,
+        policy: serde_json::from_str(&policy)
+            .map_err(|e| SqliteStoreError::corrupt(T, format!("policy {policy:?}: {e}")))?,
     };
-    StoredPolicy::apply_json(&mut limiter, &text("policy")?)
-        .map_err(|e| SqliteStoreError::corrupt(T, e))?;
-    Ok(limiter)
+    stored
+        .limiter()
+        .map_err(|e| SqliteStoreError::corrupt(T, e))
 }
 
 /// The columns of `usage_events` (bar `seq`), in the order the writer binds them.
@@ -212,14 +194,6 @@ pub(crate) fn record_from_row(row: &SqliteRow) -> Result<UsageRecord, SqliteStor
         latency_ms: tokens("latency_ms")?,
         price_version: row.try_get("price_version")?,
     })
-}
-
-/// The store keeps no difference between "no user" and an empty user (same for model): both
-/// are stored as `NULL` and read back as `None`.
-pub(crate) fn normalize(record: &mut UsageRecord) {
-    record.model = record.model.take().filter(|m| !m.is_empty());
-    record.user = record.user.take().filter(|u| !u.is_empty());
-    record.at = truncate_micros(record.at);
 }
 
 #[cfg(test)]

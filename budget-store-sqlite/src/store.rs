@@ -16,15 +16,14 @@ use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use budget_core::store::backlog::UnsavedLimits;
 use crate::options::Location;
 use crate::rows::{
-    bind_limiter, limiter_from_row, micros, normalize, truncate_micros, LIMITER_COLUMNS,
-    LIMITER_PLACEHOLDERS,
+    bind_limiter, limiter_from_row, micros, truncate_micros, LIMITER_COLUMNS, LIMITER_PLACEHOLDERS,
 };
 use crate::state::{HotState, Load};
 use crate::writer::{Msg, Shared, Target, Writer};
 use crate::{migrate, stats, SqliteStoreError, SqliteStoreOptions};
+use budget_core::store::backlog::UnsavedLimits;
 
 /// The SQLite [`BudgetStore`]: decisions from memory, usage written behind in batches,
 /// statistics from roll-ups. Cheap to clone (shared state); see the [crate docs](crate).
@@ -360,7 +359,7 @@ impl BudgetStore for SqliteStore {
             st.charge_loading(&held, record.cost);
             record.limiter_id = held.limiter_id;
             record.at = held.at;
-            normalize(&mut record);
+            record.normalize();
             self.enqueue(record)?;
         }
         self.backpressure().await
@@ -514,7 +513,7 @@ impl LimiterCatalog for SqliteStore {
             let mut st = self.lock();
             self.check_open()?;
             st.live(record.limiter_id)?;
-            normalize(&mut record);
+            record.normalize();
             st.charge(&record);
             self.enqueue(record)?;
         }

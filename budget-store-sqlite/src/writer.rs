@@ -25,11 +25,11 @@ use sqlx::{ConnectOptions, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use budget_core::store::backlog::Backlog;
 use crate::batch;
 use crate::state::{HotState, Load};
 use crate::stats;
 use crate::SqliteStoreError;
+use budget_core::store::backlog::Backlog;
 
 /// A batch grows up to this many times `batch_size` while a backlog waits (group commit).
 const GROUP: usize = 8;

@@ -383,6 +383,15 @@ impl UsageRecord {
         }
     }
 
+    /// The form a database keeps: no difference between no model (or user) and an empty one
+    /// (both `None`), and `at` to the microsecond. Stores that write records call it first,
+    /// so what they answer reads the same before and after a restart.
+    pub fn normalize(&mut self) {
+        self.model = self.model.take().filter(|m| !m.is_empty());
+        self.user = self.user.take().filter(|u| !u.is_empty());
+        self.at = DateTime::from_timestamp_micros(self.at.timestamp_micros()).unwrap_or(self.at);
+    }
+
     /// `prompt_tokens + completion_tokens`.
     pub fn total_tokens(&self) -> u64 {
         self.prompt_tokens.saturating_add(self.completion_tokens)
