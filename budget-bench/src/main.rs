@@ -29,6 +29,10 @@
 //!
 //! It builds nothing: it runs the `budget-server` next to its own binary (or `--server-bin`).
 //!
+//! `budget-bench replicas` measures something else: proxied requests per second on one strict
+//! limiter through one and three servers sharing a PostgreSQL database, and the database's
+//! commits per request, against one server on SQLite (see [`replicas`]).
+//!
 //! ```sh
 //! cargo build --release -p budget-server -p budget-bench
 //! cargo run --release -p budget-bench -- --write-docs   # full run (minutes), updates docs/benchmarks.md
@@ -45,6 +49,7 @@ mod machine;
 mod mock;
 mod nginx;
 mod open;
+mod replicas;
 mod report;
 mod sse;
 mod stats;
@@ -126,6 +131,20 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
+    },
+    /// Proxied req/s on one strict limiter through one server on SQLite, one on PostgreSQL
+    /// and three on one PostgreSQL database, with database commits per request (needs the
+    /// PostgreSQL server binaries; says so and exits 0 without them).
+    Replicas {
+        /// Seconds of each measured run (closed loop and paced).
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Concurrent clients of the closed loop.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Requests per second of the paced run, over all servers.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
     },
 }
 
@@ -226,6 +245,14 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Replicas {
+        secs,
+        clients,
+        rate,
+    }) = cli.command
+    {
+        return run_replicas(&cli, &runtime, secs, clients, rate);
+    }
     let started = Instant::now();
     let report = match runtime.block_on(run(&cli)) {
         Ok(r) => r,
@@ -258,6 +285,40 @@ fn main() -> ExitCode {
             failures.len()
         );
         return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// `budget-bench replicas`: print its tables, or say why there are none.
+fn run_replicas(
+    cli: &Cli,
+    runtime: &tokio::runtime::Runtime,
+    secs: u64,
+    clients: usize,
+    rate: u64,
+) -> ExitCode {
+    let opts = match server_bin(cli) {
+        Ok(server_bin) => replicas::Options {
+            server_bin,
+            duration: Duration::from_secs(secs.max(1)),
+            clients: clients.max(1),
+            rate: rate.max(1),
+        },
+        Err(e) => {
+            eprintln!("budget-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(replicas::run(&opts)) {
+        Ok(Some(table)) => println!("{table}"),
+        Ok(None) => println!(
+            "budget-bench replicas: PostgreSQL is not installed (no initdb on PATH or in \
+             /usr/lib/postgresql/*/bin): nothing measured"
+        ),
+        Err(e) => {
+            eprintln!("budget-bench replicas: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     ExitCode::SUCCESS
 }
