@@ -12,7 +12,9 @@
 //! skips when PostgreSQL is not installed. Knobs (environment): `BENCH_EVENTS` (events for the
 //! statistics rows, default 10 000 000), `BENCH_SECONDS` (length of each decisions run,
 //! default 5), `BENCH_RATE_SECONDS` (length of each paced run, default 10), `BENCH_RATE`
-//! (requests per second of the paced runs, default 1 000), `BENCH_ONLY=decisions|trips|stats`.
+//! (requests per second of the paced runs, default 1 000), `BENCH_ONLY=decisions|trips|stats`,
+//! `BENCH_ROLLUPS=off` (decisions and round trips with the roll-up trigger disabled, to see
+//! what it costs the usage writer; statistics always keep it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -138,6 +140,7 @@ async fn decisions(url: &str, tasks: usize, seconds: u64, rows: &mut Vec<Row>) {
     // The writer may fall behind a burst this fast: let it queue everything.
     let options = PostgresStoreOptions::new(url).with_max_unsaved_events(50_000_000);
     let store = PostgresStore::open_with(options).await.unwrap();
+    let note = rollups(&store).await;
     let l = new_limiter("decisions", EnforcementMode::Strict);
     store.create_limiter(&l).await.unwrap();
     // Warm up: the first grant of the window.
@@ -167,28 +170,56 @@ async fn decisions(url: &str, tasks: usize, seconds: u64, rows: &mut Vec<Row>) {
     let took = t.elapsed();
     let trips = store.round_trips() - trips0;
     let n = done.load(Ordering::Relaxed);
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     let t_close = Instant::now();
     store.close().await;
+    let drained = t_close.elapsed();
+    let backlog = (n + 1).saturating_sub(written as u64);
     rows.push(Row {
         what: format!(
-            "store decisions (reserve + settle) on one strict limiter, {tasks} task{}, {seconds} s",
+            "store decisions (reserve + settle) on one strict limiter, {tasks} task{}, \
+             {seconds} s{note}",
             if tasks == 1 { "" } else { "s" }
         ),
         result: format!(
-            "{:.1}k/s ({n} admitted, {} refused; {trips} round trips while deciding; the \
-             writer drained the rest in {:.1} s)",
+            "{:.1}k/s ({n} admitted, {} refused; {trips} round trips while deciding)",
             n as f64 / took.as_secs_f64() / 1e3,
             denied.load(Ordering::Relaxed),
-            t_close.elapsed().as_secs_f64()
         ),
         target: "report",
     });
+    rows.push(Row {
+        what: format!("usage writer draining that run's backlog at close{note}"),
+        result: format!(
+            "{:.1}k events/s ({backlog} events in {:.1} s)",
+            backlog as f64 / drained.as_secs_f64() / 1e3,
+            drained.as_secs_f64()
+        ),
+        target: "report",
+    });
+}
+
+/// With `BENCH_ROLLUPS=off`, disable the roll-up trigger of the store's database and say so.
+async fn rollups(store: &PostgresStore) -> &'static str {
+    if std::env::var("BENCH_ROLLUPS").is_ok_and(|v| v == "off") {
+        sqlx::query("ALTER TABLE usage_events DISABLE TRIGGER usage_events_rollups_insert")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        " (roll-up trigger off)"
+    } else {
+        ""
+    }
 }
 
 /// `rate` requests per second in total for `seconds`, spread over `replicas` stores on one
 /// database and one strict limiter, each request held 20 ms (in flight) before it settles.
 async fn round_trips(url: &str, replicas: usize, rate: u64, seconds: u64, rows: &mut Vec<Row>) {
     let first = PostgresStore::open(url).await.unwrap();
+    let note = rollups(&first).await;
     let l = new_limiter("paced", EnforcementMode::Strict);
     first.create_limiter(&l).await.unwrap();
     let mut stores = vec![first];
@@ -258,7 +289,7 @@ async fn round_trips(url: &str, replicas: usize, rate: u64, seconds: u64, rows: 
              and limiter, {rate} req/s in all ({} req/s each), {seconds} s",
             rate / replicas as u64
         )
-    };
+    } + note;
     rows.push(Row {
         what,
         result: format!(
