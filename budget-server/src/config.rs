@@ -475,7 +475,10 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().variable, "DATABASE_URL");
         c.database_url = "postgres://budget:pw@db:5432/budget".into();
         assert!(c.validate().is_ok());
-        assert_eq!(c.database_url_for_logs(), "postgres://budget:***@db:5432/budget");
+        assert_eq!(
+            c.database_url_for_logs(),
+            "postgres://budget:***@db:5432/budget"
+        );
         let mut c = Config::for_tests();
         c.cors_origins = vec!["not an origin".into()];
         assert_eq!(c.validate().unwrap_err().variable, "CORS_ORIGINS");

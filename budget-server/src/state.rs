@@ -78,7 +78,9 @@ impl AppState {
             let options = PostgresStoreOptions::new(&config.database_url)
                 .with_max_unsaved_events(limits.0)
                 .with_max_unsaved_age(limits.1)
-                .with_lease_ttl(std::time::Duration::from_secs(config.postgres_lease_ttl_secs))
+                .with_lease_ttl(std::time::Duration::from_secs(
+                    config.postgres_lease_ttl_secs,
+                ))
                 .with_lease_grace(std::time::Duration::from_secs(
                     config.postgres_lease_grace_secs,
                 ));
