@@ -431,7 +431,9 @@ pub(crate) async fn listener(s: Arc<Shared>, first: Option<PgListener>) {
 /// database cannot be reached (the poll covers until it can).
 pub(crate) async fn listen(s: &Shared) -> Option<PgListener> {
     let mut l = PgListener::connect_with(&s.pool).await.ok()?;
-    l.listen_all(["budget_limiters", "budget_wanted"]).await.ok()?;
+    l.listen_all(["budget_limiters", "budget_wanted"])
+        .await
+        .ok()?;
     Some(l)
 }
 
