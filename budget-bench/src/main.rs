@@ -12,8 +12,8 @@
 //! - **(c)** `budget-server` with budgets on and a SQLite file (in a temporary folder).
 //!
 //! Each server gets one limiter, created black-box through its admin API
-//! (`POST /api/auth/login`, `POST /api/limiters`), so the suite depends on no crate of the
-//! workspace.
+//! (`POST /api/auth/login`, `POST /api/limiters`), so these measurements depend on no crate of
+//! the workspace (only `replicas` uses `budget-store-postgres`, for its test cluster).
 //!
 //! Measurements:
 //!
