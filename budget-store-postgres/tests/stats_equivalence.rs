@@ -120,21 +120,68 @@ impl Stores {
     }
 }
 
+fn seeded(test: &str) -> Rng {
+    let seed = std::env::var("STATS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| Utc::now().timestamp_micros() as u64);
+    eprintln!("{test}: seed {seed} (STATS_SEED={seed} repeats it)");
+    Rng(seed)
+}
+
+/// The start of the records' ~40 days, from mid-February (a month edge inside).
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 2, 10, 7, 13, 0).unwrap()
+}
+
+/// `n` records over ~40 days at whole microseconds, some sharing a time exactly (ties in
+/// `recent` are broken by id), and their times.
+fn records(
+    rng: &mut Rng,
+    limiters: &[Limiter],
+    n: usize,
+) -> (Vec<UsageRecord>, Vec<DateTime<Utc>>) {
+    let mut times: Vec<DateTime<Utc>> = Vec::new();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let at = if !times.is_empty() && rng.below(20) == 0 {
+            *rng.pick(&times)
+        } else {
+            start() + Duration::microseconds(rng.below(40 * 86_400 * 1_000_000) as i64)
+        };
+        times.push(at);
+        let l = rng.pick(limiters).id;
+        out.push(record(rng, l, at));
+    }
+    (out, times)
+}
+
+/// A random query: one limiter or all, ends open or from [`bound`], sometimes reversed.
+fn query(rng: &mut Rng, limiters: &[Limiter], times: &[DateTime<Utc>]) -> UsageQuery {
+    let limiter_id = (rng.below(3) != 0).then(|| rng.pick(limiters).id);
+    let mut from = (rng.below(5) != 0).then(|| bound(rng, times, start()));
+    let mut to = (rng.below(5) != 0).then(|| bound(rng, times, start()));
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t && rng.below(4) != 0 {
+            (from, to) = (Some(t), Some(f));
+        }
+    }
+    UsageQuery {
+        limiter_id,
+        from,
+        to,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statistics_match_memory_store() {
     let Some(cluster) = TestCluster::shared("postgres stats_equivalence") else {
         return;
     };
-    let seed = std::env::var("STATS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| Utc::now().timestamp_micros() as u64);
-    eprintln!("stats_equivalence seed {seed} (STATS_SEED={seed} repeats it)");
-    let mut rng = Rng(seed);
+    let mut rng = seeded("statistics_match_memory_store");
+    let url = cluster.fresh_database().await;
     let stores = Stores {
-        pg: PostgresStore::open(&cluster.fresh_database().await)
-            .await
-            .unwrap(),
+        pg: PostgresStore::open(&url).await.unwrap(),
         mem: MemoryStore::new(),
     };
     let limiters: Vec<Limiter> = (0..4).map(|i| limiter(&format!("stats {i}"))).collect();
@@ -142,64 +189,44 @@ async fn statistics_match_memory_store() {
         stores.pg.create_limiter(l).await.unwrap();
         stores.mem.create_limiter(l).await.unwrap();
     }
+    // A second replica on the same database writes part of the usage: its batches and the
+    // first replica's upsert the same roll-up rows and user sets concurrently.
+    let other = PostgresStore::open(&url).await.unwrap();
+    let (records, times) = records(&mut rng, &limiters, 2_500);
 
-    // ~40 days from mid-February (a month edge inside), at whole microseconds, some events
-    // sharing a time exactly (ties in `recent` are broken by id).
-    let start = Utc.with_ymd_and_hms(2026, 2, 10, 7, 13, 0).unwrap();
-    let mut times: Vec<DateTime<Utc>> = Vec::new();
-    let mut records = Vec::new();
-    for _ in 0..2_500 {
-        let at = if !times.is_empty() && rng.below(20) == 0 {
-            *rng.pick(&times)
-        } else {
-            start + Duration::microseconds(rng.below(40 * 86_400 * 1_000_000) as i64)
-        };
-        times.push(at);
-        let l = rng.pick(&limiters).id;
-        records.push(record(&mut rng, l, at));
-    }
-
-    // Half through reserve + settle (written by the store's batching writer: many rows per
-    // INSERT), half through record_usage (one INSERT each), a few at a time.
+    // Half through reserve + settle (written by the stores' batching writers: many rows per
+    // INSERT), half through record_usage (one INSERT each), a few at a time, on either replica.
     for chunk in records.chunks(25) {
         let mut direct = Vec::new();
         for r in chunk {
+            let pg = if rng.below(2) == 0 {
+                &stores.pg
+            } else {
+                &other
+            };
             if rng.below(2) == 0 {
                 let req = ReserveRequest::new(r.limiter_id, Money::from_cents(1), r.at);
-                let ReserveOutcome::Reserved(res) = stores.pg.reserve(&req).await.unwrap() else {
+                let ReserveOutcome::Reserved(res) = pg.reserve(&req).await.unwrap() else {
                     panic!("a soft limiter with $1M refused");
                 };
-                stores.pg.settle(&res, r.clone()).await.unwrap();
+                pg.settle(&res, r.clone()).await.unwrap();
             } else {
-                direct.push(stores.pg.record_usage(r.clone()));
+                direct.push(pg.record_usage(r.clone()));
             }
         }
         for result in futures::future::join_all(direct).await {
             result.unwrap();
         }
     }
+    // Its last usage written.
+    other.close().await;
     for r in &records {
         stores.mem.record_usage(r.clone()).await.unwrap();
     }
 
-    let run = |rng: &mut Rng| {
-        let limiter_id = (rng.below(3) != 0).then(|| rng.pick(&limiters).id);
-        let mut from = (rng.below(5) != 0).then(|| bound(rng, &times, start));
-        let mut to = (rng.below(5) != 0).then(|| bound(rng, &times, start));
-        if let (Some(f), Some(t)) = (from, to) {
-            if f > t && rng.below(4) != 0 {
-                (from, to) = (Some(t), Some(f));
-            }
-        }
-        UsageQuery {
-            limiter_id,
-            from,
-            to,
-        }
-    };
     stores.compare(&mut rng, &UsageQuery::all(), "all").await;
     for _ in 0..150 {
-        let q = run(&mut rng);
+        let q = query(&mut rng, &limiters, &times);
         stores.compare(&mut rng, &q, "random").await;
     }
 
@@ -211,8 +238,79 @@ async fn statistics_match_memory_store() {
         .compare(&mut rng, &UsageQuery::all(), "after purge")
         .await;
     for _ in 0..60 {
-        let q = run(&mut rng);
+        let q = query(&mut rng, &limiters, &times);
         stores.compare(&mut rng, &q, "after purge").await;
+    }
+    stores.pg.close().await;
+}
+
+/// A database with usage from before the roll-ups (migration 0001 only) is rolled up when the
+/// store opens it and applies 0002.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_rolls_up_existing_usage() {
+    let Some(cluster) = TestCluster::shared("postgres stats_equivalence (upgrade)") else {
+        return;
+    };
+    let mut rng = seeded("upgrade_rolls_up_existing_usage");
+    let url = cluster.fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut first = sqlx::migrate!();
+    first.migrations = first
+        .migrations
+        .iter()
+        .filter(|m| m.version == 1)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    first.run(&pool).await.unwrap();
+    let mem = MemoryStore::new();
+    let limiters: Vec<Limiter> = (0..3).map(|i| limiter(&format!("old {i}"))).collect();
+    for l in &limiters {
+        mem.create_limiter(l).await.unwrap();
+    }
+    let (records, times) = records(&mut rng, &limiters, 800);
+    for r in &records {
+        let endpoint = serde_json::to_value(r.endpoint).unwrap();
+        sqlx::query(
+            "INSERT INTO usage_events (id, at, limiter_id, model, \"user\", endpoint, \
+             prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, cost, unpriced, \
+             estimated, status, streamed, latency_ms, price_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        )
+        .bind(r.id)
+        .bind(r.at)
+        .bind(r.limiter_id.0)
+        .bind(r.model.as_deref())
+        .bind(r.user.as_deref())
+        .bind(endpoint.as_str().unwrap())
+        .bind(r.prompt_tokens as i64)
+        .bind(r.cached_tokens as i64)
+        .bind(r.completion_tokens as i64)
+        .bind(r.reasoning_tokens as i64)
+        .bind(r.cost.as_nanos())
+        .bind(r.unpriced)
+        .bind(r.estimated)
+        .bind(i32::from(r.status))
+        .bind(r.streamed)
+        .bind(r.latency_ms as i64)
+        .bind(r.price_version.as_deref())
+        .execute(&pool)
+        .await
+        .unwrap();
+        mem.record_usage(r.clone()).await.unwrap();
+    }
+    pool.close().await;
+
+    let stores = Stores {
+        pg: PostgresStore::open(&url).await.unwrap(),
+        mem,
+    };
+    stores
+        .compare(&mut rng, &UsageQuery::all(), "upgraded")
+        .await;
+    for _ in 0..40 {
+        let q = query(&mut rng, &limiters, &times);
+        stores.compare(&mut rng, &q, "upgraded").await;
     }
     stores.pg.close().await;
 }
