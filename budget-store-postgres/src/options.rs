@@ -20,6 +20,7 @@ pub struct PostgresStoreOptions {
     pub(crate) idle_return: Duration,
     pub(crate) limits: UnsavedLimits,
     pub(crate) connect_timeout: Duration,
+    pub(crate) query_timeout: Duration,
 }
 
 impl PostgresStoreOptions {
@@ -41,6 +42,7 @@ impl PostgresStoreOptions {
                 age: Duration::from_secs(60),
             },
             connect_timeout: Duration::from_secs(2),
+            query_timeout: Duration::from_secs(10),
         }
     }
 
@@ -119,9 +121,17 @@ impl PostgresStoreOptions {
         self
     }
 
-    /// How long a database call may take before it counts as failed (default 2 s).
+    /// How long a database call on the request path (a grant, an exposure step, the health
+    /// check) may take before it counts as failed (default 2 s).
     pub fn with_connect_timeout(mut self, t: Duration) -> Self {
         self.connect_timeout = t.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How long any other database call (usage batches, reports, statistics, limiter
+    /// changes), including the wait for a free connection, may take (default 10 s).
+    pub fn with_query_timeout(mut self, t: Duration) -> Self {
+        self.query_timeout = t.max(Duration::from_millis(100));
         self
     }
 

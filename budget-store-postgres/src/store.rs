@@ -284,7 +284,7 @@ impl PostgresStore {
         let _ = sqlx::Connection::close(probe).await;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
-            .acquire_timeout(options.connect_timeout)
+            .acquire_timeout(options.query_timeout)
             .connect_with(connect)
             .await
             .map_err(|e| open_err(e.to_string()))?;
@@ -462,7 +462,7 @@ impl PostgresStore {
             Need::Fits => Ok(Served::Again),
             Need::Expose { lease, to } => {
                 s.trip();
-                let row = sqlx::query(
+                let row = crate::tasks::timed_fast(s, sqlx::query(
                     "UPDATE budget_leases SET exposed = GREATEST(exposed, LEAST($2, granted)), \
                      expires_at = now() + make_interval(secs => $3) \
                      WHERE id = $1 AND state = 'active' RETURNING exposed, granted",
@@ -470,9 +470,8 @@ impl PostgresStore {
                 .bind(lease)
                 .bind(to.as_nanos())
                 .bind(s.ttl_secs())
-                .fetch_optional(&s.pool)
-                .await
-                .map_err(PostgresStoreError::from)?;
+                .fetch_optional(&s.pool))
+                .await?;
                 let mut hot = s.lock();
                 if let Some(slice) = hot.slices.get_mut(&line.key) {
                     if slice.lease == Some(lease) {
@@ -496,7 +495,7 @@ impl PostgresStore {
                     .filter(|x| x.lease.is_some())
                     .map_or(Money::ZERO, |x| x.granted);
                 s.trip();
-                let row = sqlx::query(
+                let row = crate::tasks::timed_fast(s, sqlx::query(
                     "SELECT * FROM budget_grant($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
                      make_interval(secs => $13), make_interval(secs => $14))",
                 )
@@ -514,9 +513,8 @@ impl PostgresStore {
                 .bind(have.as_nanos())
                 .bind(s.ttl_secs())
                 .bind(s.options.lease_grace.as_secs_f64())
-                .fetch_one(&s.pool)
-                .await
-                .map_err(PostgresStoreError::from)?;
+                .fetch_one(&s.pool))
+                .await?;
                 let status: String = row.try_get("status").map_err(PostgresStoreError::from)?;
                 let nanos = |c: &str| Money::from_nanos(row.try_get::<i64, _>(c).unwrap_or(0));
                 let view = View {
@@ -816,10 +814,11 @@ impl BudgetStore for PostgresStore {
     async fn health(&self) -> Result<()> {
         self.check_open()?;
         self.inner.trip();
-        sqlx::query("SELECT 1")
-            .execute(&self.inner.pool)
-            .await
-            .map_err(PostgresStoreError::from)?;
+        crate::tasks::timed_fast(
+            &self.inner,
+            sqlx::query("SELECT 1").execute(&self.inner.pool),
+        )
+        .await?;
         Ok(())
     }
 

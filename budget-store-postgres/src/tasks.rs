@@ -26,13 +26,28 @@ pub(crate) enum WriterMsg {
     Close(oneshot::Sender<()>),
 }
 
-/// A database call that gives up after the store's timeout instead of hanging on a database
-/// that does not answer.
+/// A database call that gives up after the store's query timeout (10 s) instead of hanging
+/// on a database that does not answer: usage batches, reports, statistics, catalogue.
 pub(crate) async fn timed<T>(
     s: &Shared,
     f: impl std::future::Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, PostgresStoreError> {
-    match tokio::time::timeout(s.options.connect_timeout, f).await {
+    within(s.options.query_timeout, f).await
+}
+
+/// The same on the request path (grants, exposure steps, health): the connect timeout (2 s).
+pub(crate) async fn timed_fast<T>(
+    s: &Shared,
+    f: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, PostgresStoreError> {
+    within(s.options.connect_timeout, f).await
+}
+
+async fn within<T>(
+    limit: Duration,
+    f: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, PostgresStoreError> {
+    match tokio::time::timeout(limit, f).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(PostgresStoreError::Sqlx(sqlx::Error::PoolTimedOut)),
     }
