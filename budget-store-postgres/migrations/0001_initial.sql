@@ -281,10 +281,13 @@ DECLARE
     v_g bigint;
     v_e bigint;
 BEGIN
-    FOR x IN SELECT * FROM jsonb_to_recordset(p_leases)
+    -- In window key order (then lease id), the order every writer locks windows in, so that
+    -- two replicas reporting on leases in the same windows cannot deadlock.
+    FOR x IN SELECT t.* FROM jsonb_to_recordset(p_leases)
                  AS t(id bigint, granted bigint, exposed bigint, held bigint, in_flight bigint,
                       close boolean)
-             ORDER BY t.id
+               LEFT JOIN budget_leases k ON k.id = t.id
+             ORDER BY k.limiter_id, k.user_key, k.window_end, k.window_start, t.id
     LOOP
         SELECT * INTO l FROM budget_leases bl WHERE bl.id = x.id AND bl.replica = p_replica;
         IF NOT FOUND THEN

@@ -723,6 +723,9 @@ impl BudgetStore for PostgresStore {
                 }
                 continue;
             };
+            // Usage queued now may be in the database by the time a refusal comes back, but
+            // not in the figures the refusal was decided on.
+            let queued = s.backlog.pending() > 0;
             let result = self.serve(&limiter, &line, need, request.amount, seq).await;
             {
                 let mut hot = s.lock();
@@ -750,7 +753,7 @@ impl BudgetStore for PostgresStore {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
-                Ok(Served::Denied(_)) if !flushed && s.backlog.pending() > 0 => {
+                Ok(Served::Denied(_)) if !flushed && (queued || s.backlog.pending() > 0) => {
                     // The database's figures miss usage this replica has not written yet:
                     // write it and ask again, so the refusal is right and its figures exact.
                     flushed = true;
@@ -966,6 +969,11 @@ impl LimiterCatalog for PostgresStore {
             s.trip();
             let mut tx = s.pool.begin().await.map_err(PostgresStoreError::from)?;
             for sql in [
+                // In the lock order every writer follows (limiter, its windows in key order,
+                // then leases), so a purge cannot deadlock with a report or a usage batch.
+                "SELECT 1 FROM limiters WHERE id = $1 FOR UPDATE",
+                "SELECT 1 FROM budget_windows WHERE limiter_id = $1 \
+                 ORDER BY limiter_id, user_key, window_end, window_start FOR UPDATE",
                 "DELETE FROM budget_leases WHERE limiter_id = $1",
                 "DELETE FROM budget_windows WHERE limiter_id = $1",
                 "DELETE FROM usage_events WHERE limiter_id = $1",
