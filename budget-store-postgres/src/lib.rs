@@ -92,3 +92,8 @@ pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), PostgresStoreError> {
     sqlx::migrate!().run(pool).await?;
     Ok(())
 }
+
+/// The README's example, compiled as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
