@@ -21,7 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build -q -p budget-server -p budget-mock-upstream
+build_bins
 BIN="$(cargo_target_dir)/debug"
 
 "$BIN/budget-mock-upstream" --addr 127.0.0.1:0 >"$WORK/mock.out" 2>"$WORK/mock.err" &

@@ -37,6 +37,14 @@ cargo_target_dir() {
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
 }
 
+# Build every binary of the workspace (budget-server, budget-mock-upstream, budget-bench, the
+# examples) in one invocation. Every script builds the same set, so the dependencies are built
+# once with one set of features: `-p a -p b` selections that differ from script to script each
+# compiled their own copy of sqlx and friends into the target dir.
+build_bins() {
+  cargo build --quiet --workspace --bins
+}
+
 # A TCP port free on 127.0.0.1 right now.
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

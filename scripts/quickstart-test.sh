@@ -81,7 +81,7 @@ stop_server() { # SIGTERM, then the exit code
 
 # --- binaries and the SDK -------------------------------------------------------------------
 if [ "${QUICKSTART_NO_BUILD:-0}" != 1 ]; then
-  (cd "$ROOT" && cargo build --quiet -p budget-server -p budget-mock-upstream) || die "cargo build failed"
+  (cd "$ROOT" && build_bins) || die "cargo build failed"
 fi
 [ -x "$SERVER_BIN" ] || die "no budget-server binary at $SERVER_BIN"
 [ -x "$MOCK_BIN" ] || die "no budget-mock-upstream binary at $MOCK_BIN"

@@ -45,7 +45,7 @@ fi
 if [ -n "${BUDGET_SERVER_BIN:-}" ]; then
   SERVER="$BUDGET_SERVER_BIN"
 else
-  cargo build -q -p budget-server
+  build_bins
   SERVER="$(cargo_target_dir)/debug/budget-server"
 fi
 

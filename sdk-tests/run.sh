@@ -41,8 +41,7 @@ trap 'exit 130' INT TERM
 
 # --- binaries -------------------------------------------------------------------------------
 if [ "${SDK_TESTS_NO_BUILD:-0}" != 1 ]; then
-  (cd "$ROOT" && cargo build --quiet -p budget-server -p budget-mock-upstream) \
-    || die "cargo build -p budget-server -p budget-mock-upstream failed"
+  (cd "$ROOT" && build_bins) || die "cargo build --workspace --bins failed"
 fi
 [ -x "$SERVER_BIN" ] || die "no budget-server binary at $SERVER_BIN"
 [ -x "$MOCK_BIN" ] || die "no budget-mock-upstream binary at $MOCK_BIN"
