@@ -124,6 +124,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod credential;
 pub mod limiter;
 pub mod money;
 pub mod period;
@@ -135,9 +136,10 @@ pub mod usage;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod conformance;
 
+pub use credential::{Credential, CredentialId, CredentialKind};
 pub use limiter::{
-    EnforcementMode, Limiter, LimiterCode, LimiterId, LimiterUpdate, NewLimiter, Provider,
-    UnpricedPolicy, ValidationError,
+    EnforcementMode, Limiter, LimiterCode, LimiterId, LimiterUpdate, NewLimiter, PreviousCode,
+    Provider, UnpricedPolicy, ValidationError,
 };
 pub use money::{Money, MoneyError, Rate};
 pub use period::{Period, Window};

@@ -73,7 +73,7 @@ pub async fn code_lookup_and_rotation(store: Arc<dyn Store>) {
     assert!(by_code(s, "0123456789abcdef0123456789abcdef")
         .await
         .is_none());
-    let rotated = s.rotate_code(a.id).await.unwrap();
+    let rotated = s.rotate_code(a.id, None).await.unwrap();
     assert_ne!(rotated.code, a.code);
     assert!(
         by_code(s, a.code.as_str()).await.is_none(),

@@ -15,6 +15,7 @@
 //! `Arc<dyn Store>`, so a store can run them by hand.
 
 mod budgets;
+mod credentials;
 mod limiters;
 mod policies;
 mod races;
@@ -26,6 +27,7 @@ pub use budgets::{
     soft_mode_admits_until_spent, strict_mode_never_passes_budget,
     user_counters_and_reservations_for_users, window_rollover,
 };
+pub use credentials::{credentials_crud_and_hot_path, rotation_grace_keeps_the_old_code};
 pub use limiters::{
     code_lookup_and_rotation, delete_keeps_history_and_purge_removes_it, limiter_crud,
 };
@@ -48,7 +50,7 @@ use crate::store::{
     WindowSpend,
 };
 use crate::usage::{Endpoint, Usage};
-use crate::{EnforcementMode, Limiter, LimiterId, Money, NewLimiter, Period};
+use crate::{EnforcementMode, Limiter, LimiterId, LimiterUpdate, Money, NewLimiter, Period};
 
 /// Generate one `#[tokio::test]` per conformance check, in a module named `conformance`.
 ///
@@ -67,6 +69,8 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@tests [$mode] $factory;
             limiter_crud,
             code_lookup_and_rotation,
+            rotation_grace_keeps_the_old_code,
+            credentials_crud_and_hot_path,
             delete_keeps_history_and_purge_removes_it,
             reserve_settle_release_accounting,
             release_leaks_nothing,

@@ -55,6 +55,10 @@ pub struct NewLimiter {
     /// When the limiter stops working (RFC 3339; default never).
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The upstream credential the server sends instead of the client's key (default none:
+    /// the client's key goes upstream).
+    #[serde(default)]
+    pub credential_id: Option<CredentialId>,
 }
 
 impl NewLimiter {
@@ -83,6 +87,7 @@ impl NewLimiter {
             max_request_cost: None,
             cap_output_tokens: None,
             expires_at: None,
+            credential_id: None,
         }
     }
 
@@ -154,6 +159,9 @@ pub struct LimiterUpdate {
     /// New expiry; `null` removes it.
     #[serde(default, deserialize_with = "present")]
     pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// Attach an upstream credential; `null` detaches it (back to pass-through).
+    #[serde(default, deserialize_with = "present")]
+    pub credential_id: Option<Option<CredentialId>>,
 }
 
 impl LimiterUpdate {

@@ -16,6 +16,7 @@ pub mod stored;
 mod validate;
 
 use crate::api::UnmeteredPolicy;
+use crate::credential::CredentialId;
 use crate::policy::{self, BudgetWindow};
 use crate::store::{BudgetLine, CounterKey};
 use crate::{Money, Period, Window};
@@ -51,14 +52,20 @@ impl FromStr for LimiterId {
     }
 }
 
-/// The public proxy code in `/v1/{code}/...`: 128 bits from the operating system's CSPRNG,
-/// written as 32 lowercase hex digits (URL-safe). Whoever holds it can spend the limiter's
+/// The public proxy code in `/v1/{code}/...` (or the API key, for limiters whose upstream
+/// key the server holds): [`LimiterCode::PREFIX`] and 128 bits from the operating system's
+/// CSPRNG as 32 lowercase hex digits (URL-safe), e.g. `sk-budget-3f9c…`. The prefix lets
+/// secret scanners find leaked codes (`sk-budget-[0-9a-f]{32}`); codes made before it was
+/// introduced (32 hex digits) keep working. Whoever holds it can spend the limiter's
 /// budget, so it is rotatable ([`crate::store::LimiterCatalog::rotate_code`]).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct LimiterCode(String);
 
 impl LimiterCode {
+    /// What every generated code begins with.
+    pub const PREFIX: &'static str = "sk-budget-";
+
     /// A new random code.
     pub fn generate() -> Self {
         let mut bytes = [0u8; 16];
@@ -69,7 +76,8 @@ impl LimiterCode {
                 // thread RNG, which is itself seeded from the OS and cryptographically secure.
                 rand::rng().fill_bytes(&mut bytes)
             });
-        let mut s = String::with_capacity(32);
+        let mut s = String::with_capacity(Self::PREFIX.len() + 32);
+        s.push_str(Self::PREFIX);
         for b in bytes {
             s.push_str(&format!("{b:02x}"));
         }
@@ -100,7 +108,8 @@ impl LimiterCode {
 impl fmt::Debug for LimiterCode {
     /// Only a prefix: the code is a credential and must not leak into logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LimiterCode({}…)", &self.0[..self.0.len().min(4)])
+        let shown = self.0.strip_prefix(Self::PREFIX).map_or(0, |_| Self::PREFIX.len()) + 4;
+        write!(f, "LimiterCode({}…)", &self.0[..self.0.len().min(shown)])
     }
 }
 
@@ -225,6 +234,31 @@ pub struct Limiter {
     pub updated_at: DateTime<Utc>,
     /// When it was deleted; its code no longer works, its usage stays for statistics.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The upstream credential held by the server ([`crate::credential`]): the proxy sends
+    /// it in place of whatever key the client sent. `None`: the client's own key goes
+    /// upstream, as it is (pass-through).
+    #[serde(default)]
+    pub credential_id: Option<CredentialId>,
+    /// The code this limiter had before its last rotation, still accepted until its time
+    /// (a rotation with a grace period); `None` once it is over or there was none.
+    #[serde(default)]
+    pub previous_code: Option<PreviousCode>,
+}
+
+/// A code retired by a rotation with a grace period: it keeps working until `until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousCode {
+    /// The old code.
+    pub code: LimiterCode,
+    /// When it stops working.
+    pub until: DateTime<Utc>,
+}
+
+impl PreviousCode {
+    /// Does it still work at `t`?
+    pub fn valid_at(&self, t: DateTime<Utc>) -> bool {
+        t < self.until
+    }
 }
 
 impl Limiter {
@@ -319,6 +353,8 @@ impl Limiter {
             created_at: now,
             updated_at: now,
             deleted_at: None,
+            credential_id: new.credential_id,
+            previous_code: None,
         }
         .validated()
     }
@@ -406,7 +442,30 @@ impl Limiter {
         if let Some(e) = update.expires_at {
             self.expires_at = e;
         }
+        if let Some(c) = update.credential_id {
+            self.credential_id = c;
+        }
         Ok(())
+    }
+
+    /// A new random code. With `keep_old_until` in the future the current code keeps working
+    /// until then (a grace period for clients to switch); otherwise it stops at once. Either
+    /// way only the newest previous code is kept.
+    pub fn rotate_code(&mut self, now: DateTime<Utc>, keep_old_until: Option<DateTime<Utc>>) {
+        let old = std::mem::replace(&mut self.code, LimiterCode::generate());
+        self.previous_code = keep_old_until
+            .filter(|until| *until > now)
+            .map(|until| PreviousCode { code: old, until });
+        self.updated_at = now;
+    }
+
+    /// Does `code` name this limiter at `t`: its code, or its previous one in its grace period?
+    pub fn answers_to(&self, code: &str, t: DateTime<Utc>) -> bool {
+        self.code.as_str() == code
+            || self
+                .previous_code
+                .as_ref()
+                .is_some_and(|p| p.code.as_str() == code && p.valid_at(t))
     }
 }
 
@@ -437,8 +496,12 @@ mod tests {
         let a = LimiterCode::generate();
         let b = LimiterCode::generate();
         assert_ne!(a, b);
-        assert_eq!(a.as_str().len(), 32);
+        let hex = a.as_str().strip_prefix(LimiterCode::PREFIX).expect("prefixed");
+        assert_eq!(hex.len(), 32);
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert!(LimiterCode::parse(a.as_str()).is_ok());
+        // Codes from before the prefix still parse.
+        assert!(LimiterCode::parse("0123456789abcdef0123456789abcdef").is_ok());
         assert!(LimiterCode::parse("short").is_err());
         assert!(LimiterCode::parse("has/slash/in/it/xxxxxxxx").is_err());
         assert!(!format!("{a:?}").contains(a.as_str()));

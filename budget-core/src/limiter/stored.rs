@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{EnforcementMode, Limiter, LimiterCode, LimiterId, Provider, UnpricedPolicy};
+use super::{
+    EnforcementMode, Limiter, LimiterCode, LimiterId, PreviousCode, Provider, UnpricedPolicy,
+};
+use crate::credential::CredentialId;
 use crate::api::UnmeteredPolicy;
 use crate::policy::BudgetWindow;
 use crate::{Money, Period};
@@ -69,6 +72,15 @@ pub struct StoredPolicy {
     /// [`Limiter::expires_at`] in unix microseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at_us: Option<i64>,
+    /// [`Limiter::credential_id`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<CredentialId>,
+    /// [`Limiter::previous_code`]'s code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_code: Option<String>,
+    /// [`Limiter::previous_code`]'s end in unix microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_code_until_us: Option<i64>,
 }
 
 impl StoredPolicy {
@@ -87,6 +99,9 @@ impl StoredPolicy {
             max_request_cost_nanos: l.max_request_cost.map(Money::as_nanos),
             refuse_uncapped: !l.cap_output_tokens,
             expires_at_us: l.expires_at.map(|t| t.timestamp_micros()),
+            credential_id: l.credential_id,
+            previous_code: l.previous_code.as_ref().map(|p| p.code.as_str().to_owned()),
+            previous_code_until_us: l.previous_code.as_ref().map(|p| p.until.timestamp_micros()),
         }
     }
 
@@ -117,6 +132,14 @@ impl StoredPolicy {
         l.max_request_cost = self.max_request_cost_nanos.map(Money::from_nanos);
         l.cap_output_tokens = !self.refuse_uncapped;
         l.expires_at = self.expires_at_us.map(instant).transpose()?;
+        l.credential_id = self.credential_id;
+        l.previous_code = match (&self.previous_code, self.previous_code_until_us) {
+            (Some(code), Some(until)) => Some(PreviousCode {
+                code: LimiterCode::parse(code).map_err(|e| format!("previous code: {e}"))?,
+                until: instant(until)?,
+            }),
+            _ => None,
+        };
         Ok(())
     }
 
@@ -239,6 +262,8 @@ impl StoredLimiter {
             created_at: instant(self.created_at_us)?,
             updated_at: instant(self.updated_at_us)?,
             deleted_at: self.deleted_at_us.map(instant).transpose()?,
+            credential_id: None,
+            previous_code: None,
         };
         self.policy.apply(&mut l)?;
         Ok(l)

@@ -12,6 +12,7 @@ use super::{
     ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup, UsageQuery, UsageRecord,
     UsageStats, UsageTotals, WindowSpend, WriteStatus,
 };
+use crate::credential::{Credential, CredentialId};
 use crate::{Limiter, LimiterId, LimiterUpdate};
 
 /// A store decorator that serves the hot path's limiter look-ups
@@ -194,6 +195,12 @@ impl<S: BudgetStore + ?Sized> BudgetStore for CachingStore<S> {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.inner.now()
     }
+
+    /// Not cached: a rotated credential must be sent from the next request on. Stores
+    /// answer this from memory.
+    async fn find_credential(&self, id: CredentialId) -> Result<Option<Arc<Credential>>> {
+        self.inner.find_credential(id).await
+    }
 }
 
 #[async_trait]
@@ -216,8 +223,12 @@ impl<S: LimiterCatalog + ?Sized> LimiterCatalog for CachingStore<S> {
         result
     }
 
-    async fn rotate_code(&self, id: LimiterId) -> Result<Limiter> {
-        let result = self.inner.rotate_code(id).await;
+    async fn rotate_code(
+        &self,
+        id: LimiterId,
+        keep_old_until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Limiter> {
+        let result = self.inner.rotate_code(id, keep_old_until).await;
         self.invalidate(id);
         result
     }
@@ -230,6 +241,22 @@ impl<S: LimiterCatalog + ?Sized> LimiterCatalog for CachingStore<S> {
 
     async fn record_usage(&self, record: UsageRecord) -> Result<()> {
         self.inner.record_usage(record).await
+    }
+
+    async fn create_credential(&self, credential: &Credential) -> Result<()> {
+        self.inner.create_credential(credential).await
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<Credential>> {
+        self.inner.list_credentials().await
+    }
+
+    async fn update_credential(&self, credential: &Credential) -> Result<()> {
+        self.inner.update_credential(credential).await
+    }
+
+    async fn delete_credential(&self, id: CredentialId) -> Result<()> {
+        self.inner.delete_credential(id).await
     }
 }
 
@@ -320,7 +347,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(by_code(&store, &code).await.unwrap().name, "again");
-            let rotated = store.rotate_code(l.id).await.unwrap();
+            let rotated = store.rotate_code(l.id, None).await.unwrap();
             assert!(by_code(&store, &code).await.is_none());
             assert!(by_code(&store, rotated.code.as_str()).await.is_some());
             store.delete_limiter(l.id, false).await.unwrap();

@@ -38,9 +38,18 @@ impl LimiterIndex {
             .ok_or(Error::LimiterNotFound(id))
     }
 
-    /// The live limiter with this code.
+    /// The live limiter with this code: its current one, or its previous one during a
+    /// rotation's grace period ([`Limiter::previous_code`]).
     pub fn by_code(&self, code: &str) -> Option<&Arc<Limiter>> {
-        self.by_code.get(code).and_then(|id| self.limiters.get(id))
+        self.by_code_at(code, chrono::Utc::now())
+    }
+
+    /// [`by_code`](Self::by_code) at time `t` (a previous code's grace period ends by `t`).
+    pub fn by_code_at(&self, code: &str, t: chrono::DateTime<chrono::Utc>) -> Option<&Arc<Limiter>> {
+        self.by_code
+            .get(code)
+            .and_then(|id| self.limiters.get(id))
+            .filter(|l| l.answers_to(code, t))
     }
 
     /// The live limiter the request path names (what [`BudgetStore::find_limiter`]
@@ -54,7 +63,7 @@ impl LimiterIndex {
         }
     }
 
-    /// Is this code in use by a live limiter?
+    /// Is this code in use by a live limiter (as its code or a previous one)?
     pub fn code_taken(&self, code: &str) -> bool {
         self.by_code.contains_key(code)
     }
@@ -77,23 +86,32 @@ impl LimiterIndex {
         let limiter = Arc::new(limiter);
         let old = self.limiters.insert(limiter.id, limiter.clone());
         if let Some(o) = &old {
-            if self.by_code.get(o.code.as_str()) == Some(&o.id) {
-                self.by_code.remove(o.code.as_str());
-            }
+            self.unindex(o);
         }
         if limiter.deleted_at.is_none() {
             self.by_code
                 .insert(limiter.code.as_str().to_owned(), limiter.id);
+            if let Some(p) = &limiter.previous_code {
+                self.by_code.insert(p.code.as_str().to_owned(), limiter.id);
+            }
         }
         old
+    }
+
+    /// Forget the codes of `l` (those still pointing at it).
+    fn unindex(&mut self, l: &Limiter) {
+        let codes = std::iter::once(&l.code).chain(l.previous_code.as_ref().map(|p| &p.code));
+        for code in codes {
+            if self.by_code.get(code.as_str()) == Some(&l.id) {
+                self.by_code.remove(code.as_str());
+            }
+        }
     }
 
     /// Remove a limiter entirely (purge).
     pub fn remove(&mut self, id: LimiterId) -> Option<Arc<Limiter>> {
         let old = self.limiters.remove(&id)?;
-        if self.by_code.get(old.code.as_str()) == Some(&id) {
-            self.by_code.remove(old.code.as_str());
-        }
+        self.unindex(&old);
         Some(old)
     }
 }
@@ -132,5 +150,29 @@ mod tests {
         assert_eq!((index.list(false).len(), index.list(true).len()), (0, 1));
         assert!(index.remove(a.id).is_some());
         assert!(index.get(a.id).is_none());
+    }
+
+    #[test]
+    fn a_previous_code_works_until_its_grace_period_ends() {
+        let a = limiter();
+        let mut index = LimiterIndex::new([a.clone()]);
+        let now = chrono::Utc::now();
+        let mut rotated = a.clone();
+        rotated.rotate_code(now, Some(now + chrono::Duration::minutes(5)));
+        index.put(rotated.clone());
+        assert!(rotated.code.as_str().starts_with(LimiterCode::PREFIX));
+        assert_eq!(index.by_code_at(a.code.as_str(), now).map(|l| l.id), Some(a.id));
+        assert_eq!(index.by_code_at(rotated.code.as_str(), now).map(|l| l.id), Some(a.id));
+        let later = now + chrono::Duration::minutes(5);
+        assert!(index.by_code_at(a.code.as_str(), later).is_none(), "grace is over");
+        assert!(index.code_taken(a.code.as_str()));
+        // A second rotation without grace retires both older codes at once.
+        let mut again = rotated.clone();
+        again.rotate_code(now, None);
+        index.put(again.clone());
+        assert!(index.by_code_at(a.code.as_str(), now).is_none());
+        assert!(index.by_code_at(rotated.code.as_str(), now).is_none());
+        assert_eq!(index.by_code_at(again.code.as_str(), now).map(|l| l.id), Some(a.id));
+        assert!(!index.code_taken(a.code.as_str()));
     }
 }

@@ -8,11 +8,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    BucketSize, BudgetStore, CounterKey, Error, GroupBy, Ledger, LimiterCatalog, LimiterIndex,
+    BucketSize, BudgetStore, CounterKey, CredentialIndex, Error, GroupBy, Ledger, LimiterCatalog,
+    LimiterIndex,
     LimiterRef, Reservation, ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup,
     UsageQuery, UsageRecord, UsageStats, UsageTotals, WindowSpend,
 };
-use crate::{Limiter, LimiterCode, LimiterId, LimiterUpdate, Money};
+use crate::credential::{Credential, CredentialId};
+use crate::{Limiter, LimiterId, LimiterUpdate, Money};
 
 /// A complete store ([`BudgetStore`], [`LimiterCatalog`], [`UsageStats`]) in memory. Cheap to
 /// clone (shared state).
@@ -34,6 +36,7 @@ struct Inner {
     /// it is touched, then kept up to date.
     ledger: Ledger,
     records: Vec<UsageRecord>,
+    credentials: CredentialIndex,
 }
 
 impl MemoryStore {
@@ -132,6 +135,10 @@ impl BudgetStore for MemoryStore {
             .map(|_| ())
             .ok_or(Error::ReservationNotFound(reservation.id))
     }
+
+    async fn find_credential(&self, id: CredentialId) -> Result<Option<Arc<Credential>>> {
+        Ok(self.lock().credentials.get(id))
+    }
 }
 
 #[async_trait]
@@ -174,11 +181,14 @@ impl LimiterCatalog for MemoryStore {
         Ok(limiter)
     }
 
-    async fn rotate_code(&self, id: LimiterId) -> Result<Limiter> {
+    async fn rotate_code(
+        &self,
+        id: LimiterId,
+        keep_old_until: Option<DateTime<Utc>>,
+    ) -> Result<Limiter> {
         let mut inner = self.lock();
         let mut limiter = Limiter::clone(inner.limiters.live(id)?);
-        limiter.code = LimiterCode::generate();
-        limiter.updated_at = Utc::now();
+        limiter.rotate_code(Utc::now(), keep_old_until);
         inner.limiters.put(limiter.clone());
         Ok(limiter)
     }
@@ -205,6 +215,32 @@ impl LimiterCatalog for MemoryStore {
         let mut inner = self.lock();
         inner.limiters.live(record.limiter_id)?;
         inner.charge(record);
+        Ok(())
+    }
+
+    async fn create_credential(&self, credential: &Credential) -> Result<()> {
+        let mut inner = self.lock();
+        inner.credentials.check_new(credential)?;
+        inner.credentials.put(credential.clone());
+        Ok(())
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<Credential>> {
+        Ok(self.lock().credentials.list())
+    }
+
+    async fn update_credential(&self, credential: &Credential) -> Result<()> {
+        let mut inner = self.lock();
+        inner.credentials.check_update(credential)?;
+        inner.credentials.put(credential.clone());
+        Ok(())
+    }
+
+    async fn delete_credential(&self, id: CredentialId) -> Result<()> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner.credentials.check_delete(id, &inner.limiters)?;
+        inner.credentials.remove(id);
         Ok(())
     }
 }

@@ -37,6 +37,7 @@
 
 pub mod backlog;
 mod cache;
+mod credentials;
 mod index;
 mod ledger;
 mod memory;
@@ -47,6 +48,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use cache::{CachingStore, DEFAULT_CACHE_CAPACITY};
+pub use credentials::CredentialIndex;
 pub use index::LimiterIndex;
 pub use ledger::{Counter, Ledger, Unloaded};
 pub use memory::{sort_groups, MemoryStore};
@@ -58,6 +60,7 @@ pub mod prelude {
     pub use super::{BudgetStore, LimiterCatalog, Store, UsageStats};
 }
 
+use crate::credential::{Credential, CredentialId};
 use crate::{EnforcementMode, Limiter, LimiterId, LimiterUpdate, ValidationError};
 
 /// The result type of every store operation.
@@ -85,6 +88,12 @@ pub enum Error {
     /// The backend failed (database, network, disk).
     #[error("store backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// No such upstream credential.
+    #[error("credential {0} not found")]
+    CredentialNotFound(CredentialId),
+    /// The store does not offer this (e.g. a custom store without upstream credentials).
+    #[error("this store does not support {0}")]
+    Unsupported(&'static str),
 }
 
 impl Error {
@@ -159,6 +168,16 @@ pub trait BudgetStore: std::fmt::Debug + Send + Sync + 'static {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::Utc::now()
     }
+
+    /// The upstream credential a limiter names ([`Limiter::credential_id`]), for the proxy to
+    /// send in place of the client's key; `None` if there is no such credential. Called on
+    /// every request of such a limiter, so answer from memory. The default, for a store that
+    /// keeps no credentials, answers `None` (the proxy then refuses the request rather than
+    /// forward the client's key).
+    async fn find_credential(&self, id: CredentialId) -> Result<Option<Arc<Credential>>> {
+        let _ = id;
+        Ok(None)
+    }
 }
 
 /// Limiters for the admin API and the dashboard.
@@ -180,8 +199,14 @@ pub trait LimiterCatalog: std::fmt::Debug + Send + Sync + 'static {
     /// the limiter unchanged.
     async fn update_limiter(&self, id: LimiterId, update: &LimiterUpdate) -> Result<Limiter>;
 
-    /// Give the limiter a new random code; the old one stops working at once.
-    async fn rotate_code(&self, id: LimiterId) -> Result<Limiter>;
+    /// Give the limiter a new random code ([`Limiter::rotate_code`]). The old one stops working
+    /// at once, or, with `keep_old_until` in the future, at that instant (a grace period for
+    /// clients to switch). [`Error::LimiterNotFound`] for unknown or deleted limiters.
+    async fn rotate_code(
+        &self,
+        id: LimiterId,
+        keep_old_until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Limiter>;
 
     /// Delete a limiter: its code stops working at once. Its usage stays for statistics and
     /// audit unless `purge` is set, in which case the limiter and its usage are removed.
@@ -191,6 +216,35 @@ pub trait LimiterCatalog: std::fmt::Debug + Send + Sync + 'static {
     /// every counter of `record.at` and `record.user`. [`Error::LimiterNotFound`] for unknown
     /// or deleted limiters.
     async fn record_usage(&self, record: UsageRecord) -> Result<()>;
+
+    /// Store a new upstream credential (its secret already sealed). [`Error::Conflict`] if its
+    /// id or name is taken. Every credential method defaults to [`Error::Unsupported`]: a
+    /// store without credentials still works, with pass-through keys only.
+    async fn create_credential(&self, credential: &Credential) -> Result<()> {
+        let _ = credential;
+        Err(Error::Unsupported("upstream credentials"))
+    }
+
+    /// Every credential, by name.
+    async fn list_credentials(&self) -> Result<Vec<Credential>> {
+        Err(Error::Unsupported("upstream credentials"))
+    }
+
+    /// Replace a credential (rename, new headers, a rotated secret): every limiter using it
+    /// sends the new one from its next request, on every replica.
+    /// [`Error::CredentialNotFound`] if it does not exist; [`Error::Conflict`] if the new name
+    /// is another's.
+    async fn update_credential(&self, credential: &Credential) -> Result<()> {
+        let _ = credential;
+        Err(Error::Unsupported("upstream credentials"))
+    }
+
+    /// Delete a credential. [`Error::Conflict`] while a live limiter uses it (detach it
+    /// first); [`Error::CredentialNotFound`] if it does not exist.
+    async fn delete_credential(&self, id: CredentialId) -> Result<()> {
+        let _ = id;
+        Err(Error::Unsupported("upstream credentials"))
+    }
 }
 
 /// What the dashboard and statistics read.
