@@ -105,6 +105,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod credentials;
 mod error;
 mod options;
 mod rows;

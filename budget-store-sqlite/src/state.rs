@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use budget_core::store::{CounterKey, Error, Ledger, LimiterIndex, Reservation, UsageRecord};
+use budget_core::credential::Credential;
+use budget_core::store::{
+    CounterKey, CredentialIndex, Error, Ledger, LimiterIndex, Reservation, UsageRecord,
+};
 use budget_core::{Limiter, LimiterId, Money};
 
 /// A counter the ledger does not have yet.
@@ -22,15 +25,17 @@ pub(crate) enum Load {
 #[derive(Debug, Default)]
 pub(crate) struct HotState {
     pub(crate) limiters: LimiterIndex,
+    pub(crate) credentials: CredentialIndex,
     pub(crate) ledger: Ledger,
     pub(crate) loading: HashMap<CounterKey, Load>,
     pub(crate) next_load: u64,
 }
 
 impl HotState {
-    pub(crate) fn new(limiters: Vec<Limiter>) -> Self {
+    pub(crate) fn new(limiters: Vec<Limiter>, credentials: Vec<Credential>) -> Self {
         HotState {
             limiters: LimiterIndex::new(limiters),
+            credentials: CredentialIndex::new(credentials),
             ..HotState::default()
         }
     }

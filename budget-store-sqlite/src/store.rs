@@ -9,7 +9,8 @@ use budget_core::store::{
     ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup, UsageQuery, UsageRecord,
     UsageStats, UsageTotals, WindowSpend, WriteStatus,
 };
-use budget_core::{Limiter, LimiterCode, LimiterId, LimiterUpdate};
+use budget_core::credential::{Credential, CredentialId};
+use budget_core::{Limiter, LimiterId, LimiterUpdate};
 use chrono::Utc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -29,15 +30,15 @@ use budget_core::store::backlog::UnsavedLimits;
 /// statistics from roll-ups. Cheap to clone (shared state); see the [crate docs](crate).
 #[derive(Clone)]
 pub struct SqliteStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     shared: Arc<Shared>,
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     tx: mpsc::UnboundedSender<Msg>,
     /// Serializes limiter writes (rare) so each is a clean read-modify-write of DB and cache.
-    crud: tokio::sync::Mutex<()>,
+    pub(crate) crud: tokio::sync::Mutex<()>,
     /// Set under the state lock, so no event can be queued after the writer's `Close`.
     closed: AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -79,7 +80,7 @@ impl SqliteStore {
             .iter()
             .map(limiter_from_row)
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let mut state = HotState::new(limiters);
+        let mut state = HotState::new(limiters, crate::credentials::load(&pool).await?);
         let now = Utc::now();
         let current: Vec<CounterKey> = state
             .limiters
@@ -157,11 +158,11 @@ impl SqliteStore {
         self.inner.pool.close().await;
     }
 
-    fn lock(&self) -> MutexGuard<'_, HotState> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HotState> {
         self.inner.shared.lock()
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
             Err(Error::Closed)
         } else {
@@ -389,6 +390,10 @@ impl BudgetStore for SqliteStore {
         self.inner.shared.backlog.status(&self.inner.limits)
     }
 
+    async fn find_credential(&self, id: CredentialId) -> Result<Option<Arc<Credential>>> {
+        Ok(self.credential(id))
+    }
+
     async fn flush(&self) -> Result<()> {
         let (reply, done) = oneshot::channel();
         self.inner
@@ -456,12 +461,18 @@ impl LimiterCatalog for SqliteStore {
         Ok(limiter)
     }
 
-    async fn rotate_code(&self, id: LimiterId) -> Result<Limiter> {
+    async fn rotate_code(
+        &self,
+        id: LimiterId,
+        keep_old_until: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Limiter> {
         self.check_open()?;
         let _crud = self.inner.crud.lock().await;
         let mut limiter = Limiter::clone(self.lock().live(id)?);
-        limiter.code = LimiterCode::generate();
-        limiter.updated_at = truncate_micros(Utc::now());
+        limiter.rotate_code(
+            truncate_micros(Utc::now()),
+            keep_old_until.map(truncate_micros),
+        );
         self.write_limiter(&limiter).await?;
         self.lock().limiters.put(limiter.clone());
         Ok(limiter)
@@ -518,6 +529,22 @@ impl LimiterCatalog for SqliteStore {
             self.enqueue(record)?;
         }
         self.backpressure().await
+    }
+
+    async fn create_credential(&self, credential: &Credential) -> Result<()> {
+        self.write_credential(credential, true).await
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<Credential>> {
+        Ok(self.credential_list())
+    }
+
+    async fn update_credential(&self, credential: &Credential) -> Result<()> {
+        self.write_credential(credential, false).await
+    }
+
+    async fn delete_credential(&self, id: CredentialId) -> Result<()> {
+        self.remove_credential(id).await
     }
 }
 

@@ -105,3 +105,56 @@ async fn windows_users_and_overrides_survive_a_restart() {
     );
     store.close().await;
 }
+
+/// Upstream credentials, a limiter's attachment and a rotation's grace period are read back
+/// from the file after a restart, to the byte and the microsecond.
+#[tokio::test]
+async fn credentials_and_code_grace_survive_a_restart() {
+    use budget_core::credential::{Credential, CredentialId, CredentialKind, SealedSecret};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("credentials.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let now = chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+    let c = Credential {
+        id: CredentialId::new(),
+        name: "openai-prod".into(),
+        kind: CredentialKind::Openai,
+        organization: Some("org-1".into()),
+        project: Some("proj_1".into()),
+        sealed: SealedSecret((0..=255).collect()),
+        hint: "…wxyz".into(),
+        fingerprint: "sha256:00112233".into(),
+        created_at: now,
+        updated_at: now,
+        rotated_at: now,
+    };
+    store.create_credential(&c).await.unwrap();
+    let mut n = NewLimiter::new("keyed", Money::from_dollars(1), Period::Day, "https://api.openai.com");
+    n.credential_id = Some(c.id);
+    let l = Limiter::create(n, Utc::now()).unwrap();
+    store.create_limiter(&l).await.unwrap();
+    let rotated = store
+        .rotate_code(l.id, Some(Utc::now() + chrono::Duration::hours(1)))
+        .await
+        .unwrap();
+    store.close().await;
+
+    let store = SqliteStore::open(&url).await.unwrap();
+    assert_eq!(store.list_credentials().await.unwrap(), vec![c.clone()]);
+    assert_eq!(store.find_credential(c.id).await.unwrap().as_deref(), Some(&c));
+    let back = store.get_limiter(l.id).await.unwrap().unwrap();
+    assert_eq!(back.credential_id, Some(c.id));
+    assert_eq!(back.previous_code, rotated.previous_code);
+    for code in [&l.code, &rotated.code] {
+        let found = store
+            .find_limiter(budget_core::store::LimiterRef::Code(code.as_str()))
+            .await
+            .unwrap();
+        assert_eq!(found.map(|f| f.id), Some(l.id), "old and new code both work");
+    }
+    assert!(matches!(
+        store.delete_credential(c.id).await,
+        Err(budget_core::store::Error::Conflict(_))
+    ));
+    store.close().await;
+}
