@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use budget_core::credential::{Credential, CredentialId};
 use budget_core::store::backlog::Backlog;
 use budget_core::store::{
     BudgetLine, BudgetStore, CounterKey, Denial, DenialReason, Error, Hold, LimiterCatalog,
     LimiterIndex, LimiterRef, Reservation, ReservationId, ReserveOutcome, ReserveRequest, Result,
     UsageRecord, WriteStatus,
 };
-use budget_core::{EnforcementMode, Limiter, LimiterCode, LimiterId, LimiterUpdate, Money};
+use budget_core::{EnforcementMode, Limiter, LimiterId, LimiterUpdate, Money};
 use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
@@ -43,6 +44,8 @@ pub(crate) struct Open {
 #[derive(Debug, Default)]
 pub(crate) struct Hot {
     pub(crate) limiters: LimiterIndex,
+    /// Every upstream credential (reloaded whole on a change or a poll).
+    pub(crate) credentials: budget_core::store::CredentialIndex,
     /// Each limiter's `change_seq` as loaded.
     pub(crate) versions: HashMap<LimiterId, i64>,
     /// The highest `change_seq` seen.
@@ -194,7 +197,9 @@ impl Shared {
         .bind(if since == 0 { 0 } else { since - 64 })
         .fetch_all(&self.pool)
         .await?;
-        self.take(rows)
+        let n = self.take(rows)?;
+        self.refresh_credentials().await?;
+        Ok(n)
     }
 
     /// Load one limiter (after a notification, or a grant refused as stale); a purged one is
@@ -378,7 +383,7 @@ impl PostgresStore {
         self.inner.pool.close().await;
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
             Err(Error::Closed)
         } else {
@@ -839,6 +844,10 @@ impl BudgetStore for PostgresStore {
         Utc::now()
             + chrono::TimeDelta::microseconds(self.inner.clock_offset_us.load(Ordering::Relaxed))
     }
+
+    async fn find_credential(&self, id: CredentialId) -> Result<Option<Arc<Credential>>> {
+        Ok(self.inner.lock().credentials.get(id))
+    }
 }
 
 impl PostgresStore {
@@ -938,15 +947,18 @@ impl LimiterCatalog for PostgresStore {
         Ok(limiter)
     }
 
-    async fn rotate_code(&self, id: LimiterId) -> Result<Limiter> {
+    async fn rotate_code(
+        &self,
+        id: LimiterId,
+        keep_old_until: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Limiter> {
         self.check_open()?;
         let _crud = self.inner.crud.lock().await;
         let mut limiter = self.current(id).await?;
         if limiter.deleted_at.is_some() {
             return Err(Error::LimiterNotFound(id));
         }
-        limiter.code = LimiterCode::generate();
-        limiter.updated_at = micros(Utc::now());
+        limiter.rotate_code(micros(Utc::now()), keep_old_until.map(micros));
         self.write_limiter(&limiter, false).await?;
         Ok(limiter)
     }
@@ -1021,5 +1033,21 @@ impl LimiterCatalog for PostgresStore {
         drop(hot);
         self.inner.report_now.notify_one();
         Ok(())
+    }
+
+    async fn create_credential(&self, credential: &Credential) -> Result<()> {
+        self.write_credential(credential, true).await
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<Credential>> {
+        Ok(self.inner.lock().credentials.list())
+    }
+
+    async fn update_credential(&self, credential: &Credential) -> Result<()> {
+        self.write_credential(credential, false).await
+    }
+
+    async fn delete_credential(&self, id: CredentialId) -> Result<()> {
+        self.remove_credential(id).await
     }
 }

@@ -453,6 +453,10 @@ pub(crate) async fn listen(s: &Shared) -> Option<PgListener> {
 }
 
 async fn on_notification(s: &Shared, channel: &str, payload: &str) {
+    if payload.starts_with(crate::credentials::PREFIX) {
+        let _ = s.refresh_credentials().await;
+        return;
+    }
     let Ok(id) = payload.parse::<LimiterId>() else {
         return;
     };

@@ -264,13 +264,82 @@ async fn changes_reach_every_replica_within_a_second() {
     .await;
     let old = l.code.as_str().to_owned();
     let old: &'static str = Box::leak(old.into_boxed_str());
-    a.rotate_code(l.id).await.unwrap();
+    a.rotate_code(l.id, None).await.unwrap();
     wait_until(
         "a rotated code",
         Box::new(|l| l.is_none()),
         LimiterRef::Code(old),
     )
     .await;
+
+    // An upstream credential: created, attached and rotated on one replica, the other sends
+    // the new secret from its next request (within a second).
+    let now = chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+    let mut cred = budget_core::credential::Credential {
+        id: budget_core::credential::CredentialId::new(),
+        name: "openai-prod".into(),
+        kind: budget_core::credential::CredentialKind::Openai,
+        organization: None,
+        project: None,
+        sealed: budget_core::credential::SealedSecret(b"sealed-1".to_vec()),
+        hint: "…0001".into(),
+        fingerprint: "sha256:01".into(),
+        created_at: now,
+        updated_at: now,
+        rotated_at: now,
+    };
+    a.create_credential(&cred).await.unwrap();
+    a.update_limiter(
+        l.id,
+        &LimiterUpdate {
+            credential_id: Some(Some(cred.id)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "an attached credential",
+        Box::new(move |l| l.is_some_and(|l| l.credential_id == Some(cred.id))),
+        LimiterRef::Id(l.id),
+    )
+    .await;
+    let seen = |b: &PostgresStore, want: &'static [u8]| {
+        let b = b.clone();
+        let id = cred.id;
+        async move {
+            let start = Instant::now();
+            while b
+                .find_credential(id)
+                .await
+                .unwrap()
+                .map(|c| c.sealed.0.clone())
+                .as_deref()
+                != Some(want)
+            {
+                assert!(
+                    start.elapsed() < Duration::from_secs(1),
+                    "credential change took {:?}",
+                    start.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            eprintln!(
+                "a credential change seen by the other replica after {:?}",
+                start.elapsed()
+            );
+        }
+    };
+    seen(b, b"sealed-1").await;
+    cred.sealed = budget_core::credential::SealedSecret(b"sealed-2".to_vec());
+    a.update_credential(&cred).await.unwrap();
+    seen(b, b"sealed-2").await;
+    // In use on either replica: not deleted.
+    assert!(matches!(
+        b.delete_credential(cred.id).await,
+        Err(budget_core::store::Error::Conflict(_))
+    ));
+
     a.delete_limiter(l.id, false).await.unwrap();
     wait_until("deletion", Box::new(|l| l.is_none()), LimiterRef::Id(l.id)).await;
     for s in &stores {
