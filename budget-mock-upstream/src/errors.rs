@@ -120,6 +120,29 @@ pub(crate) fn missing_key() -> Response<MockBody> {
     )
 }
 
+/// 401 for a key the mock does not accept, masked the way OpenAI masks it (the first 8 and last
+/// 4 characters of a long key; short keys are all stars).
+pub(crate) fn incorrect_key(key: &str) -> Response<MockBody> {
+    let chars: Vec<char> = key.chars().collect();
+    let masked = if chars.len() > 12 {
+        let head: String = chars[..8].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}{}{tail}", "*".repeat(chars.len() - 12))
+    } else {
+        "*".repeat(chars.len())
+    };
+    openai_error(
+        401,
+        &format!(
+            "Incorrect API key provided: {masked}. You can find your API key at \
+             https://platform.openai.com/account/api-keys."
+        ),
+        "invalid_request_error",
+        None,
+        Some("invalid_api_key"),
+    )
+}
+
 /// 404 for a path the mock does not serve.
 pub(crate) fn invalid_url(method: &str, path: &str) -> Response<MockBody> {
     openai_error(
@@ -129,4 +152,33 @@ pub(crate) fn invalid_url(method: &str, path: &str) -> Response<MockBody> {
         None,
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn message(resp: Response<MockBody>) -> String {
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        json["error"]["message"].as_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn incorrect_key_masks_like_openai() {
+        assert_eq!(
+            message(incorrect_key("sk-proj-abcdefghij0123")).await,
+            "Incorrect API key provided: sk-proj-**********0123. You can find your API key at \
+             https://platform.openai.com/account/api-keys."
+        );
+        // Short keys are all stars; multi-byte characters are not cut.
+        assert!(message(incorrect_key("short"))
+            .await
+            .starts_with("Incorrect API key provided: *****."));
+        assert!(message(incorrect_key("ééééééééééééé"))
+            .await
+            .contains("éééééééé*éééé."));
+    }
 }

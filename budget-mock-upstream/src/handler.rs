@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::body::{MockBody, Pacing};
 use crate::call::Call;
-use crate::errors::{invalid_url, missing_key, openai_error, status_error};
+use crate::errors::{incorrect_key, invalid_url, missing_key, openai_error, status_error};
 use crate::server::{SeenRequest, Shared};
 use crate::tokens::usage_for_model;
 use crate::{chat, media, models, responses};
@@ -95,21 +95,62 @@ fn flavor(path: &str) -> Flavor<'_> {
     }
 }
 
-fn has_key(headers: &HeaderMap, azure: bool) -> bool {
-    let bearer = headers
+/// The key in `Authorization: Bearer <key>`, if any (empty counts as none).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| !token.trim().is_empty());
-    let api_key = azure
-        && headers
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
+/// The 401 to answer when the request's credentials are not acceptable, else `None`. OpenAI
+/// paths read only `Authorization: Bearer`; Azure paths take that or `api-key`. With
+/// `accepted` non-empty, the key must be one of them (on Azure paths: every credential sent).
+fn refuse_key(headers: &HeaderMap, azure: bool, accepted: &[String]) -> Option<Response<MockBody>> {
+    let bearer = bearer(headers);
+    let api_key = if azure {
+        headers
             .get("api-key")
-            .is_some_and(|v| !v.as_bytes().is_empty());
-    bearer || api_key
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .filter(|v| !v.is_empty())
+    } else {
+        None
+    };
+    let sent: Vec<&str> = bearer.into_iter().chain(api_key.as_deref()).collect();
+    if sent.is_empty() {
+        return Some(missing_key());
+    }
+    if accepted.is_empty() {
+        return None;
+    }
+    sent.iter()
+        .find(|key| !accepted.iter().any(|a| a == *key))
+        .map(|wrong| incorrect_key(wrong))
+}
+
+/// The mock's own endpoint listing the credential headers it has seen (not an OpenAI path).
+pub(crate) const SEEN_KEYS_PATH: &str = "/mock/seen-keys";
+
+/// `GET /mock/seen-keys`: [`SeenKeys`](crate::SeenKeys) as JSON.
+fn seen_keys(shared: &Shared, method: &Method, path: &str) -> Response<MockBody> {
+    if method != Method::GET {
+        return invalid_url(method.as_str(), path);
+    }
+    let mut resp = Response::new(MockBody::full(shared.seen_keys().to_json().to_string()));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
 }
 
 /// Answers one request; never fails.
 pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<MockBody> {
+    if req.uri().path() == SEEN_KEYS_PATH {
+        // The mock's own inspection endpoint: neither counted, recorded nor key-checked.
+        return seen_keys(shared, req.method(), req.uri().path());
+    }
+    shared.note_keys(req.headers());
     shared.count.fetch_add(1, Ordering::Relaxed);
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
     let opts = &shared.opts;
@@ -192,8 +233,8 @@ async fn answer(shared: &Shared, req: &Request<()>, bytes: &[u8], seq: u64) -> R
     if req.method() != wanted {
         return invalid_url(req.method().as_str(), path);
     }
-    if !has_key(req.headers(), azure) {
-        return missing_key();
+    if let Some(unauthorized) = refuse_key(req.headers(), azure, &opts.accepted_keys) {
+        return unauthorized;
     }
     if let Flavor::AzureDeployment(_) = flavor {
         if !req.uri().query().unwrap_or("").contains("api-version=") {

@@ -6,14 +6,18 @@
 //! - **Real sockets**: [`MockUpstream::start`] binds `127.0.0.1:0` (or [`MockOptions::addr`]),
 //!   serves HTTP/1.1 with hyper, and stops on drop or [`MockUpstream::shutdown`].
 //! - **Inspection**: [`MockUpstream::requests`] returns every [`SeenRequest`] (method, path with
-//!   query, headers, body) so tests can assert what a proxy forwarded.
+//!   query, headers, body) so tests can assert what a proxy forwarded;
+//!   [`MockUpstream::seen_keys`] (and `GET /mock/seen-keys`, for a mock in another process)
+//!   lists every distinct credential header value received ([`SeenKeys`]).
+//! - **Key checking**: [`MockOptions::accepted_keys`] makes it accept only the given API keys,
+//!   like a real upstream with real keys.
 //! - **Truly incremental streams**: every SSE event is its own body frame, flushed before the
 //!   next, [`MockOptions::chunk_delay`] apart; [`MockOptions::split_events`] cuts events at
 //!   awkward byte boundaries (mid-UTF-8, between line terminators); [`MockOptions::crlf`] uses
 //!   `\r\n` line endings.
 //! - **Failures**: [`MockOptions::fail_with`] and the test-hook models below.
 //! - **A binary** `budget-mock-upstream` (`--addr`, `--chunk-delay-ms`, `--deltas`,
-//!   `--split-events`, `--crlf`, `--fail-with`) that prints `listening on http://ADDR` as its
+//!   `--split-events`, `--crlf`, `--fail-with`, `--accept-key KEY` (repeatable)) that prints `listening on http://ADDR` as its
 //!   first stdout line.
 //!
 //! # Example
@@ -49,6 +53,7 @@
 //! | POST | `/images/generations` | `gpt-image-1*`: `b64_json` plus token usage ([`image_output_tokens`]); others: DALL·E shape, no usage |
 //! | POST | `/audio/transcriptions` | multipart; `whisper-1`: `usage: {"type":"duration","seconds":N}` ([`transcription_seconds`]); others: `usage: {"type":"tokens",…}` ([`transcription_audio_tokens`]) |
 //! | GET | `/models` | a model list |
+//! | GET | `/mock/seen-keys` (this exact path) | the mock's own: `{"authorization": […], "api-key": […], "openai-organization": […], "openai-project": […]}`, every distinct value of those headers received so far, in the order first seen ([`SeenKeys`]); requests to it are not counted, recorded or key-checked |
 //!
 //! Anything else is a 404 `Invalid URL (METHOD /path)` in OpenAI's error shape.
 //!
@@ -62,7 +67,11 @@
 //!
 //! **Auth.** OpenAI paths need `Authorization: Bearer <non-empty>`; Azure paths accept that or
 //! `api-key`. Otherwise: 401 `{"error":{"message":"You didn't provide an API key…",
-//! "type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`.
+//! "type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`. With
+//! [`MockOptions::accepted_keys`] set (`--accept-key`), the Bearer key of an OpenAI path must be
+//! one of them, and on an Azure path every credential sent (`api-key` and/or Bearer) must be;
+//! otherwise the same 401 with OpenAI's `"Incorrect API key provided: sk-clien****…wxyz. You
+//! can find your API key at …"` message (the key masked as OpenAI masks it).
 //!
 //! **Models.** Responses report the requested model, resolved to a dated snapshot for
 //! well-known aliases (`gpt-4o` → `gpt-4o-2024-08-06`, `gpt-4o-mini` → `gpt-4o-mini-2024-07-18`,
@@ -138,7 +147,7 @@ mod server;
 mod tokens;
 
 pub use options::MockOptions;
-pub use server::{MockUpstream, SeenRequest};
+pub use server::{MockUpstream, SeenKeys, SeenRequest};
 pub use tokens::{
     cached_tokens_for, completion_text, completion_tokens, image_output_tokens, prompt_tokens_for,
     transcription_audio_tokens, transcription_seconds, usage_for, usage_for_model, MockUsage,

@@ -1,6 +1,7 @@
 //! `budget-mock-upstream`: run the mock OpenAI / Azure OpenAI upstream as a process.
 //!
 //! Prints `listening on http://ADDR` as its first stdout line, then serves until Ctrl-C.
+//! `GET /mock/seen-keys` lists the credential headers it has received.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -31,6 +32,10 @@ struct Args {
     /// Answer every request with this HTTP status and OpenAI's error body.
     #[arg(long)]
     fail_with: Option<u16>,
+    /// Accept only this API key (repeat for several); without it any non-empty key works.
+    /// Others get OpenAI's 401 `invalid_api_key`.
+    #[arg(long = "accept-key", value_name = "KEY")]
+    accept_keys: Vec<String>,
 }
 
 #[tokio::main]
@@ -45,6 +50,7 @@ async fn main() -> std::io::Result<()> {
         fail_with: args.fail_with,
         // Nobody can read the recording of a separate process; don't grow without bound.
         record: false,
+        accepted_keys: args.accept_keys,
     };
     let upstream = MockUpstream::start(opts).await?;
     let mut stdout = std::io::stdout().lock();

@@ -25,6 +25,11 @@ pub struct MockOptions {
     /// Keep every request for [`MockUpstream::requests`](crate::MockUpstream::requests);
     /// default on (turn off for long benchmarks).
     pub record: bool,
+    /// The API keys the mock accepts. Empty (the default): any non-empty key. Otherwise an
+    /// OpenAI path needs `Authorization: Bearer <one of them>`, and on an Azure path every
+    /// credential sent (`api-key`, `Authorization: Bearer`) must be one of them; anything else
+    /// is OpenAI's 401 `invalid_api_key` ("Incorrect API key provided: …").
+    pub accepted_keys: Vec<String>,
 }
 
 impl Default for MockOptions {
@@ -37,6 +42,7 @@ impl Default for MockOptions {
             deltas: 8,
             fail_with: None,
             record: true,
+            accepted_keys: Vec::new(),
         }
     }
 }
@@ -112,6 +118,21 @@ impl MockOptions {
     /// ```
     pub fn with_record(mut self, record: bool) -> Self {
         self.record = record;
+        self
+    }
+
+    /// Accepts only these API keys (see [`accepted_keys`](Self::accepted_keys)).
+    ///
+    /// ```
+    /// let opts = budget_mock_upstream::MockOptions::default().with_accepted_keys(["sk-a", "sk-b"]);
+    /// assert_eq!(opts.accepted_keys, ["sk-a", "sk-b"]);
+    /// ```
+    pub fn with_accepted_keys<I, K>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.accepted_keys = keys.into_iter().map(Into::into).collect();
         self
     }
 }

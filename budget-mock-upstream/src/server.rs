@@ -45,11 +45,91 @@ impl SeenRequest {
     }
 }
 
+/// The distinct values of the credential headers the mock has received, each list in the order
+/// first seen: what [`MockUpstream::seen_keys`] returns and `GET /mock/seen-keys` answers with
+/// (as `{"authorization": […], "api-key": […], "openai-organization": […],
+/// "openai-project": […]}`). Kept even when recording is off, so a test driving a separate mock
+/// process can check which key reached it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeenKeys {
+    /// `Authorization` values, whole (`Bearer sk-…`).
+    pub authorization: Vec<String>,
+    /// `api-key` values (Azure).
+    pub api_key: Vec<String>,
+    /// `OpenAI-Organization` values.
+    pub openai_organization: Vec<String>,
+    /// `OpenAI-Project` values.
+    pub openai_project: Vec<String>,
+}
+
+impl SeenKeys {
+    /// The header names kept, lower-case, as the JSON keys of `GET /mock/seen-keys`.
+    pub const HEADERS: [&'static str; 4] = [
+        "authorization",
+        "api-key",
+        "openai-organization",
+        "openai-project",
+    ];
+
+    /// The list kept for header `name` (one of [`HEADERS`](Self::HEADERS), case-insensitive).
+    pub fn values(&self, name: &str) -> Option<&[String]> {
+        let lists = [
+            &self.authorization,
+            &self.api_key,
+            &self.openai_organization,
+            &self.openai_project,
+        ];
+        Self::HEADERS
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(name))
+            .map(|i| lists[i].as_slice())
+    }
+
+    /// Whether `needle` occurs inside any kept value (e.g. a key inside `Bearer <key>`).
+    pub fn contains(&self, needle: &str) -> bool {
+        Self::HEADERS
+            .iter()
+            .filter_map(|h| self.values(h))
+            .flatten()
+            .any(|v| v.contains(needle))
+    }
+
+    /// Adds the credential headers of one request.
+    pub(crate) fn note(&mut self, headers: &hyper::HeaderMap) {
+        for (name, list) in Self::HEADERS.into_iter().zip([
+            &mut self.authorization,
+            &mut self.api_key,
+            &mut self.openai_organization,
+            &mut self.openai_project,
+        ]) {
+            for value in headers.get_all(name) {
+                let value = String::from_utf8_lossy(value.as_bytes());
+                if !list.iter().any(|v| *v == value) {
+                    list.push(value.into_owned());
+                }
+            }
+        }
+    }
+
+    /// `{"authorization": […], "api-key": […], "openai-organization": […], "openai-project": […]}`.
+    pub fn to_json(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        for name in Self::HEADERS {
+            map.insert(
+                name.to_owned(),
+                self.values(name).unwrap_or_default().into(),
+            );
+        }
+        Value::Object(map)
+    }
+}
+
 /// State shared by the server's connections.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) opts: MockOptions,
     pub(crate) seen: Mutex<Vec<SeenRequest>>,
+    pub(crate) keys: Mutex<SeenKeys>,
     pub(crate) count: AtomicU64,
     pub(crate) seq: AtomicU64,
 }
@@ -60,6 +140,20 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(request);
+    }
+
+    pub(crate) fn note_keys(&self, headers: &hyper::HeaderMap) {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .note(headers);
+    }
+
+    pub(crate) fn seen_keys(&self) -> SeenKeys {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -90,6 +184,7 @@ impl MockUpstream {
         let shared = Arc::new(Shared {
             opts,
             seen: Mutex::new(Vec::new()),
+            keys: Mutex::new(SeenKeys::default()),
             count: AtomicU64::new(0),
             seq: AtomicU64::new(0),
         });
@@ -138,13 +233,24 @@ impl MockUpstream {
         self.shared.count.load(Ordering::Relaxed)
     }
 
-    /// Forgets the recorded requests and zeroes the count.
+    /// Every distinct credential header value received since start or the last
+    /// [`reset`](Self::reset) (kept even when recording is off).
+    pub fn seen_keys(&self) -> SeenKeys {
+        self.shared.seen_keys()
+    }
+
+    /// Forgets the recorded requests and credential headers, and zeroes the count.
     pub fn reset(&self) {
         self.shared
             .seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        *self
+            .shared
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = SeenKeys::default();
         self.shared.count.store(0, Ordering::Relaxed);
     }
 

@@ -574,3 +574,203 @@ async fn binary_prints_its_address_first() {
     child.wait().unwrap();
     assert_eq!(json["usage"]["completion_tokens"], 2);
 }
+
+#[tokio::test]
+async fn accepted_keys_refuse_every_other_key() {
+    let up =
+        mock(MockOptions::default().with_accepted_keys(["sk-server-held-0001", "az-held"])).await;
+    let body = chat_body(false, false).to_string().into_bytes();
+    let with = |headers: &'static [(&'static str, &'static str)], path: &'static str| {
+        let body = body.clone();
+        let addr = up.addr();
+        async move { send(addr, "POST", path, headers, body).await }
+    };
+
+    let ok = with(
+        &[("authorization", "Bearer sk-server-held-0001")],
+        "/v1/chat/completions",
+    )
+    .await;
+    assert_eq!(ok.status(), 200, "{}", ok.text());
+
+    let wrong = with(
+        &[("authorization", "Bearer sk-client-real-looking-key-abcd")],
+        "/v1/chat/completions",
+    )
+    .await;
+    assert_eq!(wrong.status(), 401);
+    let error = &wrong.json()["error"];
+    assert_eq!(error["type"], "invalid_request_error");
+    assert_eq!(error["code"], "invalid_api_key");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Incorrect API key provided: sk-clien*"),
+        "{message}"
+    );
+    assert!(message.contains("*abcd."), "{message}");
+    assert!(
+        !message.contains("real-looking"),
+        "the key is masked: {message}"
+    );
+
+    // OpenAI paths read the Bearer key only: an accepted `api-key` does not help.
+    let api_key_only = with(&[("api-key", "az-held")], "/v1/chat/completions").await;
+    assert_eq!(api_key_only.status(), 401);
+
+    // Azure: the accepted `api-key` works; a wrong one, or a wrong Bearer beside it, does not.
+    let azure = "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21";
+    assert_eq!(with(&[("api-key", "az-held")], azure).await.status(), 200);
+    assert_eq!(
+        with(&[("authorization", "Bearer az-held")], azure)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(with(&[("api-key", "az-client")], azure).await.status(), 401);
+    let both = with(
+        &[
+            ("api-key", "az-held"),
+            ("authorization", "Bearer sk-client"),
+        ],
+        azure,
+    )
+    .await;
+    assert_eq!(both.status(), 401);
+    assert_eq!(both.json()["error"]["code"], "invalid_api_key");
+    // No key at all is still "You didn't provide an API key".
+    let none = with(&[], "/v1/chat/completions").await;
+    assert_eq!(none.status(), 401);
+    assert!(none.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("You didn't provide an API key"));
+}
+
+#[tokio::test]
+async fn seen_keys_lists_distinct_credential_headers_in_order() {
+    let up = mock(MockOptions::default().with_record(false)).await;
+    let body = chat_body(false, false).to_string().into_bytes();
+    for headers in [
+        &[("authorization", "Bearer sk-one")][..],
+        &[
+            ("authorization", "Bearer sk-two"),
+            ("openai-organization", "org-x"),
+        ][..],
+        &[
+            ("authorization", "Bearer sk-one"),
+            ("openai-project", "proj_y"),
+        ][..],
+        &[("api-key", "az-1")][..],
+    ] {
+        send(
+            up.addr(),
+            "POST",
+            "/v1/chat/completions",
+            headers,
+            body.clone(),
+        )
+        .await;
+    }
+    // Refused requests count too: the key reached the upstream.
+    send(up.addr(), "GET", "/v1/nope", &[("api-key", "az-2")], vec![]).await;
+
+    let seen = up.seen_keys();
+    assert_eq!(seen.authorization, ["Bearer sk-one", "Bearer sk-two"]);
+    assert_eq!(seen.api_key, ["az-1", "az-2"]);
+    assert_eq!(seen.openai_organization, ["org-x"]);
+    assert_eq!(seen.openai_project, ["proj_y"]);
+    assert!(seen.contains("sk-two") && !seen.contains("sk-three"));
+    assert_eq!(seen.values("API-Key").unwrap(), ["az-1", "az-2"]);
+    assert_eq!(up.request_count(), 5);
+    assert!(up.requests().is_empty(), "recording is off");
+
+    // The same over HTTP, for a mock in another process; that request is not counted and its
+    // own headers are not kept.
+    let answer = send(
+        up.addr(),
+        "GET",
+        "/mock/seen-keys",
+        &[("authorization", "Bearer sk-inspector")],
+        vec![],
+    )
+    .await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert_eq!(
+        answer.json(),
+        json!({
+            "authorization": ["Bearer sk-one", "Bearer sk-two"],
+            "api-key": ["az-1", "az-2"],
+            "openai-organization": ["org-x"],
+            "openai-project": ["proj_y"],
+        })
+    );
+    assert_eq!(up.request_count(), 5);
+    assert!(!up.seen_keys().contains("sk-inspector"));
+    assert_eq!(
+        send(up.addr(), "POST", "/mock/seen-keys", &[], vec![])
+            .await
+            .status(),
+        404
+    );
+    // Only the exact path: under a prefix it is an unknown OpenAI path.
+    assert_eq!(
+        send(up.addr(), "GET", "/v1/mock/seen-keys", &[], vec![])
+            .await
+            .status(),
+        404
+    );
+
+    up.reset();
+    assert_eq!(up.seen_keys(), budget_mock_upstream::SeenKeys::default());
+}
+
+#[tokio::test]
+async fn binary_accept_key_and_seen_keys() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_budget-mock-upstream"))
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--accept-key",
+            "sk-held-1",
+            "--accept-key",
+            "sk-held-2",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the binary");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .expect("first line")
+        .parse()
+        .unwrap();
+    let body = chat_body(false, false).to_string().into_bytes();
+    let mut statuses = Vec::new();
+    for key in ["Bearer sk-held-2", "Bearer sk-client", "Bearer sk-held-1"] {
+        let answer = send(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", key)],
+            body.clone(),
+        )
+        .await;
+        statuses.push(answer.status());
+    }
+    let seen = send(addr, "GET", "/mock/seen-keys", &[], vec![])
+        .await
+        .json();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(statuses, [200, 401, 200]);
+    assert_eq!(
+        seen["authorization"],
+        json!(["Bearer sk-held-2", "Bearer sk-client", "Bearer sk-held-1"])
+    );
+    assert_eq!(seen["api-key"], json!([]));
+}
