@@ -133,9 +133,7 @@ impl Credential {
             ("project", &self.project),
         ] {
             if let Some(v) = v {
-                let ok = !v.is_empty()
-                    && v.len() <= 200
-                    && v.bytes().all(|b| b.is_ascii_graphic());
+                let ok = !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic());
                 if !ok {
                     return Err(ValidationError::new(
                         field,
@@ -144,7 +142,8 @@ impl Credential {
                 }
             }
         }
-        if self.kind == CredentialKind::Azure && (self.organization.is_some() || self.project.is_some())
+        if self.kind == CredentialKind::Azure
+            && (self.organization.is_some() || self.project.is_some())
         {
             return Err(ValidationError::new(
                 "organization",
@@ -205,7 +204,10 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().field, "organization");
         let mut c = cred();
         c.kind = CredentialKind::Azure;
-        assert!(c.validate().is_err(), "an Azure key with an OpenAI organization");
+        assert!(
+            c.validate().is_err(),
+            "an Azure key with an OpenAI organization"
+        );
     }
 
     #[test]

@@ -62,6 +62,13 @@ pub struct Config {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// The key that seals upstream API keys held by the server (docs/upstream-keys.md): 32
+    /// random bytes as base64 (`openssl rand -base64 32`) or 64 hex digits. Unset: the server
+    /// runs, but refuses to store upstream credentials. Keep it apart from database backups;
+    /// without it the stored keys cannot be read.
+    #[arg(long, env = "SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<String>,
+
     /// How long an admin token lasts, in hours.
     #[arg(long, env = "JWT_EXPIRE_HOURS", default_value_t = 24)]
     pub jwt_expire_hours: u32,
@@ -273,6 +280,11 @@ impl Config {
         }
         if self.jwt_expire_hours == 0 {
             return err("JWT_EXPIRE_HOURS", "must be at least 1".into());
+        }
+        if let Some(key) = &self.secrets_key {
+            if let Err(reason) = crate::secrets::SecretsKey::parse(key) {
+                return err("SECRETS_KEY", reason);
+            }
         }
         if self.admin_username.trim().is_empty() {
             return err("ADMIN_USERNAME", "must not be empty".into());

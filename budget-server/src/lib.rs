@@ -31,9 +31,11 @@ pub mod dashboard;
 pub mod demo;
 pub mod egress;
 pub mod forwarded;
+pub mod keymode;
 pub mod metrics;
 pub mod ops;
 pub mod proxy;
+pub mod secrets;
 pub mod security_headers;
 pub mod serve;
 pub mod state;
@@ -54,6 +56,10 @@ pub fn app(state: AppState) -> Router {
         metrics: state.metrics.clone(),
         store: (!state.config.budgets_enabled)
             .then(|| state.store.clone() as std::sync::Arc<dyn budget_core::BudgetStore>),
+        keys: std::sync::Arc::new(proxy::UpstreamKeys::new(
+            state.store.clone(),
+            state.sealer.clone(),
+        )),
     };
     let proxy_route = if state.config.budgets_enabled {
         any_service(
@@ -68,7 +74,7 @@ pub fn app(state: AppState) -> Router {
     let api = security_headers::no_store(admin::router().layer(cors));
     // Everything the server answers itself gets the browser security headers; the proxy
     // routes, added after, forward the upstream's headers as they are.
-    security_headers::apply(
+    let routes = security_headers::apply(
         Router::new()
             .nest("/api", api)
             .route("/health", get(ops::health))
@@ -81,7 +87,17 @@ pub fn app(state: AppState) -> Router {
         // The limiter code in `/v1/{code}/...` is a credential: never log it.
         tracing::info_span!("request", method = %req.method(), path = %RedactedPath(req.uri().path()))
     }))
-    .with_state(state)
+    .with_state(state.clone());
+    // The limiter code as the API key (`/v1/chat/completions` with `Bearer <code>`) becomes
+    // `/v1/<code>/chat/completions` before routing.
+    Router::new().fallback_service(
+        ServiceBuilder::new()
+            .layer(axum::middleware::map_request_with_state(
+                state,
+                keymode::rewrite,
+            ))
+            .service(routes),
+    )
 }
 
 /// Request paths as they may be logged, with limiter codes replaced by `{…}`: the segment after

@@ -5,8 +5,10 @@
 //! - Azure limiters: `{base_url}/{rest}`, for `openai/deployments/{deployment}/...` and
 //!   `openai/v1/...` paths as the `AzureOpenAI` SDK sends them.
 //!
-//! The query string (`api-version`) is kept; the client's own `Authorization` / `api-key`
-//! header goes upstream (the proxy holds no OpenAI key); hop-by-hop headers and `Host` are not
+//! The query string (`api-version`) is kept. The client's own `Authorization` / `api-key`
+//! header goes upstream, unless the limiter has an upstream key held by the server
+//! ([`UpstreamKeys`]): then the client's credential headers are removed and the stored key is
+//! sent instead (docs/upstream-keys.md). Hop-by-hop headers and `Host` are not
 //! forwarded; `Accept-Encoding` is set to `identity` so the meter reads plain bytes. Bodies are
 //! streamed both ways; nothing is buffered.
 
@@ -141,6 +143,78 @@ pub struct ProxyService {
     pub(crate) metrics: std::sync::Arc<Metrics>,
     /// Without the budget layer (BUDGETS_ENABLED=false) the proxy resolves codes itself.
     pub(crate) store: Option<std::sync::Arc<dyn budget_core::BudgetStore>>,
+    /// Upstream keys held by the server, sent in place of the client's.
+    pub(crate) keys: std::sync::Arc<UpstreamKeys>,
+}
+
+/// The client headers that carry an OpenAI or Azure credential (or choose what it bills):
+/// removed when the server sends its own key.
+const CLIENT_CREDENTIAL_HEADERS: [&str; 4] = [
+    "authorization",
+    "api-key",
+    "openai-organization",
+    "openai-project",
+];
+
+/// Finds and opens a limiter's upstream key for each request (from the store's memory; the
+/// key is decrypted per request and wiped after).
+pub struct UpstreamKeys {
+    store: std::sync::Arc<dyn budget_core::BudgetStore>,
+    sealer: Option<std::sync::Arc<crate::secrets::Sealer>>,
+}
+
+impl UpstreamKeys {
+    /// Keys from `store`, opened with `sealer` (none: no key can be opened).
+    pub fn new(
+        store: std::sync::Arc<dyn budget_core::BudgetStore>,
+        sealer: Option<std::sync::Arc<crate::secrets::Sealer>>,
+    ) -> Self {
+        UpstreamKeys { store, sealer }
+    }
+
+    /// Replace the client's credential headers with credential `id`'s. `Err` (nothing
+    /// changed) when the credential is gone or does not open; the reason is for the log and
+    /// never holds the key.
+    pub async fn apply(
+        &self,
+        id: budget_core::CredentialId,
+        headers: &mut HeaderMap,
+    ) -> Result<(), &'static str> {
+        let credential = match self.store.find_credential(id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err("the limiter's credential does not exist"),
+            Err(_) => return Err("the store could not be asked for the credential"),
+        };
+        let sealer = self.sealer.as_ref().ok_or("SECRETS_KEY is not set")?;
+        let key = sealer
+            .open(id, &credential.sealed)
+            .map_err(|_| "the credential does not decrypt with SECRETS_KEY")?;
+        let (name, value) = match credential.kind {
+            budget_core::CredentialKind::Openai => {
+                let bearer = zeroize::Zeroizing::new(format!("Bearer {}", key.as_str()));
+                (header::AUTHORIZATION, HeaderValue::from_str(&bearer))
+            }
+            budget_core::CredentialKind::Azure => (
+                HeaderName::from_static("api-key"),
+                HeaderValue::from_str(&key),
+            ),
+        };
+        let mut value = value.map_err(|_| "the stored key is not a valid header value")?;
+        value.set_sensitive(true);
+        for h in CLIENT_CREDENTIAL_HEADERS {
+            headers.remove(h);
+        }
+        headers.insert(name, value);
+        for (h, v) in [
+            ("openai-organization", &credential.organization),
+            ("openai-project", &credential.project),
+        ] {
+            if let Some(v) = v.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                headers.insert(HeaderName::from_static(h), v);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl tower::Service<Request> for ProxyService {
@@ -211,6 +285,22 @@ impl ProxyService {
                 )
             }
         };
+        if let Some(id) = limiter.credential_id {
+            if let Err(why) = self.keys.apply(id, &mut parts.headers).await {
+                tracing::error!(limiter = %limiter.id, credential = %id, reason = why, "upstream key unavailable");
+                self.metrics.upstream_error();
+                let mut res = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The upstream key this limiter uses is unavailable; an administrator must \
+                     fix its credential",
+                    "server_error",
+                    "upstream_credential_unavailable",
+                );
+                res.headers_mut()
+                    .insert("x-should-retry", HeaderValue::from_static("false"));
+                return res;
+            }
+        }
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::HOST);
         parts.headers.insert(

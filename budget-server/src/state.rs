@@ -14,6 +14,7 @@ use crate::admin::AdminAuth;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::proxy::Upstream;
+use crate::secrets::{Sealer, SecretsKey};
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -39,6 +40,8 @@ pub struct AppState {
     pub upstream: Upstream,
     /// When the server started.
     pub started: Instant,
+    /// Seals and opens upstream keys (`SECRETS_KEY`); `None` when it is not set.
+    pub sealer: Option<Arc<Sealer>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -61,11 +64,58 @@ pub enum StartError {
     /// The price file could not be loaded.
     #[error("cannot load PRICES_FILE: {0}")]
     Prices(String),
+    /// Stored upstream credentials cannot be opened with the `SECRETS_KEY` given (or none).
+    #[error("SECRETS_KEY: {0}")]
+    Secrets(String),
 }
 
 impl AppState {
-    /// Validate the configuration, open the store, load prices, set up auth and metrics.
+    /// Validate the configuration, open the store, load prices, set up auth and metrics, and
+    /// check that `SECRETS_KEY` opens every stored upstream credential.
     pub async fn build(config: Config) -> Result<AppState, StartError> {
+        let state = Self::open(config).await?;
+        state.check_credentials().await?;
+        Ok(state)
+    }
+
+    /// Refuse to start when upstream credentials are stored that `SECRETS_KEY` cannot open
+    /// (it is missing, or another key): serving with them would send garbage upstream or fail
+    /// every request of their limiters. A store without credentials passes.
+    pub async fn check_credentials(&self) -> Result<(), StartError> {
+        let stored = match self.store.list_credentials().await {
+            Ok(c) => c,
+            Err(budget_core::store::Error::Unsupported(_)) => return Ok(()),
+            Err(e) => return Err(StartError::Store(e.to_string())),
+        };
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let Some(sealer) = &self.sealer else {
+            return Err(StartError::Secrets(format!(
+                "the database holds {} upstream credential(s) but SECRETS_KEY is not set; set \
+                 it to the key they were saved with",
+                stored.len()
+            )));
+        };
+        let failed: Vec<&str> = stored
+            .iter()
+            .filter(|c| sealer.open(c.id, &c.sealed).is_err())
+            .map(|c| c.name.as_str())
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        Err(StartError::Secrets(format!(
+            "does not decrypt {} of the {} stored upstream credential(s) ({}): is it the key \
+             they were saved with? Start with that key, or enter those keys again after \
+             deleting the credentials",
+            failed.len(),
+            stored.len(),
+            failed.join(", ")
+        )))
+    }
+
+    async fn open(config: Config) -> Result<AppState, StartError> {
         config.validate()?;
         let limits = (
             config.max_unsaved_usage_events,
@@ -145,7 +195,14 @@ impl AppState {
             layer = layer.with_user_header(h);
         }
         let upstream = Upstream::new(&config);
+        let sealer = match &config.secrets_key {
+            Some(key) => Some(Arc::new(Sealer::new(
+                &SecretsKey::parse(key).map_err(StartError::Secrets)?,
+            ))),
+            None => None,
+        };
         Ok(AppState {
+            sealer,
             config: Arc::new(config),
             store,
             sqlite,

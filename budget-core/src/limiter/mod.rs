@@ -86,10 +86,7 @@ impl LimiterCode {
 
     /// Check a code taken from a URL: 16 to 128 characters of `[A-Za-z0-9_-]`.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        let ok = (16..=128).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok {
+        if Self::is_well_formed(s) {
             Ok(LimiterCode(s.to_owned()))
         } else {
             Err(ValidationError::new(
@@ -97,6 +94,13 @@ impl LimiterCode {
                 "must be 16 to 128 characters of letters, digits, '-' or '_'",
             ))
         }
+    }
+
+    /// Could `s` be a code (16 to 128 characters of `[A-Za-z0-9_-]`)? Allocates nothing.
+    pub fn is_well_formed(s: &str) -> bool {
+        (16..=128).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     }
 
     /// The code as text.
@@ -108,7 +112,11 @@ impl LimiterCode {
 impl fmt::Debug for LimiterCode {
     /// Only a prefix: the code is a credential and must not leak into logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = self.0.strip_prefix(Self::PREFIX).map_or(0, |_| Self::PREFIX.len()) + 4;
+        let shown = self
+            .0
+            .strip_prefix(Self::PREFIX)
+            .map_or(0, |_| Self::PREFIX.len())
+            + 4;
         write!(f, "LimiterCode({}…)", &self.0[..self.0.len().min(shown)])
     }
 }
@@ -496,9 +504,14 @@ mod tests {
         let a = LimiterCode::generate();
         let b = LimiterCode::generate();
         assert_ne!(a, b);
-        let hex = a.as_str().strip_prefix(LimiterCode::PREFIX).expect("prefixed");
+        let hex = a
+            .as_str()
+            .strip_prefix(LimiterCode::PREFIX)
+            .expect("prefixed");
         assert_eq!(hex.len(), 32);
-        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert!(LimiterCode::parse(a.as_str()).is_ok());
         // Codes from before the prefix still parse.
         assert!(LimiterCode::parse("0123456789abcdef0123456789abcdef").is_ok());

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::{
     EnforcementMode, Limiter, LimiterCode, LimiterId, PreviousCode, Provider, UnpricedPolicy,
 };
-use crate::credential::CredentialId;
 use crate::api::UnmeteredPolicy;
+use crate::credential::CredentialId;
 use crate::policy::BudgetWindow;
 use crate::{Money, Period};
 

@@ -42,7 +42,10 @@ impl CredentialIndex {
     pub fn check_new(&self, c: &Credential) -> Result<()> {
         c.validate()?;
         if self.by_id.contains_key(&c.id) {
-            return Err(Error::Conflict(format!("credential id {} already exists", c.id)));
+            return Err(Error::Conflict(format!(
+                "credential id {} already exists",
+                c.id
+            )));
         }
         self.check_name(c)
     }
@@ -58,7 +61,11 @@ impl CredentialIndex {
     }
 
     fn check_name(&self, c: &Credential) -> Result<()> {
-        if self.by_id.values().any(|o| o.id != c.id && o.name == c.name) {
+        if self
+            .by_id
+            .values()
+            .any(|o| o.id != c.id && o.name == c.name)
+        {
             return Err(Error::Conflict(format!(
                 "a credential named {:?} already exists",
                 c.name

@@ -45,7 +45,11 @@ impl LimiterIndex {
     }
 
     /// [`by_code`](Self::by_code) at time `t` (a previous code's grace period ends by `t`).
-    pub fn by_code_at(&self, code: &str, t: chrono::DateTime<chrono::Utc>) -> Option<&Arc<Limiter>> {
+    pub fn by_code_at(
+        &self,
+        code: &str,
+        t: chrono::DateTime<chrono::Utc>,
+    ) -> Option<&Arc<Limiter>> {
         self.by_code
             .get(code)
             .and_then(|id| self.limiters.get(id))
@@ -161,10 +165,19 @@ mod tests {
         rotated.rotate_code(now, Some(now + chrono::Duration::minutes(5)));
         index.put(rotated.clone());
         assert!(rotated.code.as_str().starts_with(LimiterCode::PREFIX));
-        assert_eq!(index.by_code_at(a.code.as_str(), now).map(|l| l.id), Some(a.id));
-        assert_eq!(index.by_code_at(rotated.code.as_str(), now).map(|l| l.id), Some(a.id));
+        assert_eq!(
+            index.by_code_at(a.code.as_str(), now).map(|l| l.id),
+            Some(a.id)
+        );
+        assert_eq!(
+            index.by_code_at(rotated.code.as_str(), now).map(|l| l.id),
+            Some(a.id)
+        );
         let later = now + chrono::Duration::minutes(5);
-        assert!(index.by_code_at(a.code.as_str(), later).is_none(), "grace is over");
+        assert!(
+            index.by_code_at(a.code.as_str(), later).is_none(),
+            "grace is over"
+        );
         assert!(index.code_taken(a.code.as_str()));
         // A second rotation without grace retires both older codes at once.
         let mut again = rotated.clone();
@@ -172,7 +185,10 @@ mod tests {
         index.put(again.clone());
         assert!(index.by_code_at(a.code.as_str(), now).is_none());
         assert!(index.by_code_at(rotated.code.as_str(), now).is_none());
-        assert_eq!(index.by_code_at(again.code.as_str(), now).map(|l| l.id), Some(a.id));
+        assert_eq!(
+            index.by_code_at(again.code.as_str(), now).map(|l| l.id),
+            Some(a.id)
+        );
         assert!(!index.code_taken(a.code.as_str()));
     }
 }

@@ -9,9 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     BucketSize, BudgetStore, CounterKey, CredentialIndex, Error, GroupBy, Ledger, LimiterCatalog,
-    LimiterIndex,
-    LimiterRef, Reservation, ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup,
-    UsageQuery, UsageRecord, UsageStats, UsageTotals, WindowSpend,
+    LimiterIndex, LimiterRef, Reservation, ReserveOutcome, ReserveRequest, Result, UsageBucket,
+    UsageGroup, UsageQuery, UsageRecord, UsageStats, UsageTotals, WindowSpend,
 };
 use crate::credential::{Credential, CredentialId};
 use crate::{Limiter, LimiterId, LimiterUpdate, Money};

@@ -184,10 +184,20 @@ impl From<ValidationError> for ApiError {
 }
 
 impl From<store::Error> for ApiError {
-    /// Unknown limiter → 404, validation → 422, conflict → 409, anything else → 503 (logged).
+    /// Unknown limiter or credential → 404, validation → 422, conflict → 409, a feature the
+    /// store lacks → 501, anything else → 503 (logged).
     fn from(e: store::Error) -> Self {
         match e {
             store::Error::LimiterNotFound(id) => Self::not_found(format!("limiter {id} not found")),
+            store::Error::CredentialNotFound(id) => {
+                Self::not_found(format!("credential {id} not found"))
+            }
+            store::Error::Unsupported(what) => Self::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "invalid_request_error",
+                "not_supported",
+                format!("This server's store does not support {what}"),
+            ),
             store::Error::Validation(v) => v.into(),
             store::Error::Conflict(what) => Self::new(
                 StatusCode::CONFLICT,

@@ -312,6 +312,7 @@ pub async fn create(
     }
     let new: NewLimiter = ApiJson::<NewLimiter>::from_value(&body)?;
     crate::egress::check_base_url(&new.base_url, state.config.allow_link_local_upstreams)?;
+    check_credential(&state, new.credential_id).await?;
     let now = Utc::now();
     let limiter = Limiter::create(new, now)?;
     state.store.create_limiter(&limiter).await?;
@@ -369,6 +370,7 @@ pub async fn update(
     if let Some(url) = &update.base_url {
         crate::egress::check_base_url(url, state.config.allow_link_local_upstreams)?;
     }
+    check_credential(&state, update.credential_id.flatten()).await?;
     let limiter = state.store.update_limiter(id, &update).await?;
     tracing::info!(limiter = %limiter.id, "limiter updated");
     Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
@@ -415,13 +417,46 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /limiters/{id}/rotate-code`: a new code; the old one stops working at once.
+/// The longest grace period a rotated code may keep working: 30 days.
+pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
+
+/// The optional body of `POST /limiters/{id}/rotate-code`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateCode {
+    /// How long the old code keeps working, in seconds (0 to 2592000, default 0: it stops at
+    /// once). During the grace period both codes work, so clients can switch without downtime.
+    #[serde(default)]
+    #[schema(maximum = 2592000)]
+    pub grace_seconds: u64,
+}
+
+/// A limiter's credential must exist (422 naming `credential_id` otherwise).
+async fn check_credential(
+    state: &AppState,
+    id: Option<budget_core::CredentialId>,
+) -> Result<(), ApiError> {
+    let Some(id) = id else { return Ok(()) };
+    match super::credentials::find(state, id).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.status == StatusCode::NOT_FOUND => Err(budget_core::ValidationError::new(
+            "credential_id",
+            format!("no credential {id}; create it with POST /api/credentials first"),
+        )
+        .into()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /limiters/{id}/rotate-code`: a new code. The old one stops working at once, or after
+/// `grace_seconds`.
 #[utoipa::path(
     post,
     path = "/api/limiters/{id}/rotate-code",
     operation_id = "rotateCode",
     tag = "limiters",
     params(("id" = uuid::Uuid, Path, description = "The limiter's id")),
+    request_body(content = Option<RotateCode>, description = "Optional: a grace period for the old code"),
     responses(
         (status = 200, description = "The limiter with its new code", body = LimiterView),
         (status = 404, description = "Unknown or deleted", body = ErrorBody),
@@ -432,10 +467,33 @@ pub async fn rotate_code(
     State(state): State<AppState>,
     base: PublicBase,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<LimiterView>, ApiError> {
     let old = live_limiter(&state, &id).await?;
-    let limiter = state.store.rotate_code(old.id).await?;
-    tracing::info!(limiter = %limiter.id, "limiter code rotated");
+    let options: RotateCode = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateCode::default()
+    } else {
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_json",
+                "The body is not valid JSON",
+            )
+        })?;
+        ApiJson::<RotateCode>::from_value(&value)?
+    };
+    if options.grace_seconds > MAX_GRACE_SECONDS {
+        return Err(budget_core::ValidationError::new(
+            "grace_seconds",
+            format!("must be at most {MAX_GRACE_SECONDS} (30 days)"),
+        )
+        .into());
+    }
+    let keep_old_until = (options.grace_seconds > 0)
+        .then(|| Utc::now() + chrono::Duration::seconds(options.grace_seconds as i64));
+    let limiter = state.store.rotate_code(old.id, keep_old_until).await?;
+    tracing::info!(limiter = %limiter.id, grace_seconds = options.grace_seconds, "limiter code rotated");
     Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
 }
 

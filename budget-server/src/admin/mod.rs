@@ -13,6 +13,7 @@
 //! `Authorization: Bearer <token>`, or the dashboard's session cookie ([`session`]).
 
 pub mod auth;
+pub mod credentials;
 pub mod error;
 pub mod limiters;
 pub mod openapi;
@@ -65,6 +66,16 @@ pub fn router() -> Router<AppState> {
                 .delete(limiters::delete),
         )
         .route("/limiters/{id}/rotate-code", post(limiters::rotate_code))
+        .route(
+            "/credentials",
+            get(credentials::list).post(credentials::create),
+        )
+        .route(
+            "/credentials/{id}",
+            get(credentials::get)
+                .put(credentials::update)
+                .delete(credentials::delete),
+        )
         .route("/limiters/{id}/stats", get(limiters::stats))
         .route("/limiters/{id}/users", get(policies::users))
         .route(

@@ -18,7 +18,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, error, limiters, policies, session, stats};
+use super::{auth, credentials, error, limiters, policies, session, stats};
 use crate::ops;
 
 /// The document's source: every documented handler and the security scheme.
@@ -42,6 +42,11 @@ use crate::ops;
         limiters::delete,
         limiters::rotate_code,
         limiters::stats,
+        credentials::list,
+        credentials::create,
+        credentials::get,
+        credentials::update,
+        credentials::delete,
         policies::users,
         policies::set_user,
         policies::remove_user,
@@ -61,6 +66,7 @@ use crate::ops;
     tags(
         (name = "auth", description = "Admin login"),
         (name = "limiters", description = "Limiter management"),
+        (name = "credentials", description = "Upstream keys held by the server (write-only)"),
         (name = "stats", description = "Usage statistics and prices"),
         (name = "operations", description = "Health, metrics, this document, and a key holder's own budget"),
     )

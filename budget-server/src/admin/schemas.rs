@@ -227,6 +227,23 @@ pub struct LimiterRecord {
     updated_at: DateTime<Utc>,
     /// When it was deleted; its code no longer works, its usage stays for statistics.
     deleted_at: Option<DateTime<Utc>>,
+    /// The upstream credential the server sends instead of the client's key
+    /// (`/api/credentials`); `null`: the client's own key goes upstream (pass-through).
+    credential_id: Option<Uuid>,
+    /// The code before the last rotation while it still works (a rotation with
+    /// `grace_seconds`); `null` otherwise.
+    previous_code: Option<PreviousCodeSchema>,
+}
+
+/// A code retired by a rotation with a grace period.
+#[derive(ToSchema)]
+#[schema(as = PreviousCode)]
+#[allow(dead_code)]
+pub struct PreviousCodeSchema {
+    /// The old code; a credential.
+    code: String,
+    /// When it stops working.
+    until: DateTime<Utc>,
 }
 
 /// The body of `POST /api/limiters` (read as `budget_core::NewLimiter`).
@@ -281,12 +298,15 @@ pub struct LimiterCreate {
     cap_output_tokens: Option<bool>,
     /// When the limiter stops working, RFC 3339 (default never).
     expires_at: Option<DateTime<Utc>>,
+    /// An upstream credential (`/api/credentials`) to send instead of the client's key
+    /// (default none: pass-through).
+    credential_id: Option<Uuid>,
 }
 
 /// The body of `PUT /api/limiters/{id}`: any subset of the create fields (read as
 /// `budget_core::LimiterUpdate`); absent or `null` fields stay as they are, except
 /// `unmetered_endpoints` (`null` returns to the server's setting) and `user_budget`,
-/// `max_request_cost` and `expires_at` (`null` removes them).
+/// `max_request_cost`, `expires_at` and `credential_id` (`null` removes them).
 #[derive(serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
@@ -336,6 +356,8 @@ pub struct LimiterUpdate {
     cap_output_tokens: Option<bool>,
     /// New expiry; `null` removes it.
     expires_at: Option<DateTime<Utc>>,
+    /// Attach an upstream credential; `null` detaches it (back to pass-through).
+    credential_id: Option<Uuid>,
 }
 
 /// A usage record as stored (the fields of `budget_core::store::UsageRecord`).

@@ -6,6 +6,12 @@
 //! every change to a JSON-lines journal file, replayed when the store is opened. Swap the
 //! journal for your database, queue or API and keep the rest.
 //!
+//! It keeps no upstream credentials: the catalogue's credential methods keep their defaults
+//! ([`Error::Unsupported`](budget_core::store::Error::Unsupported)), so its limiters pass the
+//! client's own key through, and the conformance suite's credential check says it skipped.
+//! To hold keys, implement those four methods and `BudgetStore::find_credential` (answer it
+//! from memory: the proxy asks on every request).
+//!
 //! What a custom store must get right is spelled out by the conformance suite; this crate
 //! runs it in `tests/conformance.rs` with one line:
 //!
@@ -176,8 +182,12 @@ impl LimiterCatalog for JournalStore {
         Ok(limiter)
     }
 
-    async fn rotate_code(&self, id: LimiterId) -> Result<Limiter> {
-        let limiter = self.memory.rotate_code(id).await?;
+    async fn rotate_code(
+        &self,
+        id: LimiterId,
+        keep_old_until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Limiter> {
+        let limiter = self.memory.rotate_code(id, keep_old_until).await?;
         self.append(&Entry::Limiter {
             limiter: limiter.clone(),
         })?;

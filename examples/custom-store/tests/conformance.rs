@@ -33,7 +33,7 @@ async fn survives_reopen() {
         )
         .await
         .unwrap();
-    let rotated = store.rotate_code(a.id).await.unwrap();
+    let rotated = store.rotate_code(a.id, None).await.unwrap();
     store
         .update_limiter(
             a.id,
