@@ -78,7 +78,7 @@ async function createLimiter(name, extra = {}) {
     ...extra,
   }, { expect: [201] });
   created.push(limiter.id);
-  assert.match(limiter.code, /^[0-9a-f]{32}$/);
+  assert.match(limiter.code, /^sk-budget-[0-9a-f]{32}$/);
   assert.ok(limiter.proxy_endpoint.endsWith(`/v1/${limiter.code}`));
   return limiter;
 }

@@ -3,6 +3,11 @@
 The suite talks to a running `budget-server` (BUDGET_URL) whose limiters point at a running
 `budget-mock-upstream` (MOCK_URL); `sdk-tests/run.sh` starts both. Admin credentials come from
 ADMIN_USERNAME / ADMIN_PASSWORD.
+
+For the upstream-key tests (test_upstream_keys.py), run.sh also starts a second mock,
+KEYED_MOCK_URL, that accepts only the keys the server holds (UPSTREAM_KEY,
+UPSTREAM_KEY_ROTATED, UPSTREAM_AZURE_KEY, one set per suite), and passes the server's binary
+and database (BUDGET_SERVER_BIN, BUDGET_DB_FILE, SECRETS_KEY) for the start-up checks.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import pytest
 
 BUDGET_URL = os.environ.get("BUDGET_URL", "http://127.0.0.1:8000").rstrip("/")
 MOCK_URL = os.environ.get("MOCK_URL", "").rstrip("/")
+KEYED_MOCK_URL = os.environ.get("KEYED_MOCK_URL", "").rstrip("/")
 ADMIN_USERNAME = os.environ.get("ADMIN_USERNAME", "admin")
 ADMIN_PASSWORD = os.environ.get("ADMIN_PASSWORD", "changeme")
 
@@ -28,6 +34,7 @@ PRICES = {
     "gpt-4o-2024-08-06": {"input": Decimal("2.5"), "cached_input": Decimal("1.25"), "output": Decimal("10")},
     "text-embedding-3-small": {"input": Decimal("0.02"), "cached_input": None, "output": Decimal("0")},
     "azure/gpt-4o-2024-08-06": {"input": Decimal("2.5"), "cached_input": Decimal("1.25"), "output": Decimal("10")},
+    "azure/text-embedding-3-small": {"input": Decimal("0.022"), "cached_input": None, "output": Decimal("0")},
 }
 
 # What the mock streams with its default 8 deltas (budget_mock_upstream::completion_text(8)).
@@ -59,6 +66,7 @@ class Admin:
     def __init__(self, base: str, username: str, password: str):
         self.base = base
         self.created: list[str] = []  # limiter ids, purged when the session ends
+        self.credentials: list[str] = []  # credential ids, deleted after the limiters
         body = self.request("POST", "/api/auth/login", {"username": username, "password": password}, auth=False)
         assert body["username"] == username
         self.token = body["token"]
@@ -88,7 +96,7 @@ class Admin:
         }
         limiter = self.request("POST", "/api/limiters", body, expect=(201,))
         self.created.append(limiter["id"])
-        assert re.fullmatch(r"[0-9a-f]{32}", limiter["code"]), limiter
+        assert re.fullmatch(r"sk-budget-[0-9a-f]{32}", limiter["code"]), limiter
         assert limiter["proxy_endpoint"].endswith(f"/v1/{limiter['code']}")
         return limiter
 
@@ -98,6 +106,15 @@ class Admin:
         for limiter_id in self.created:
             self.request("DELETE", f"/api/limiters/{limiter_id}?purge=true", expect=(204, 404))
         self.created.clear()
+        for credential_id in self.credentials:
+            self.request("DELETE", f"/api/credentials/{credential_id}", expect=(204, 404))
+        self.credentials.clear()
+
+    def create_credential(self, name: str, api_key: str, kind: str = "openai", **extra) -> dict:
+        body = {"name": f"sdk-py-{name}-{uuid.uuid4().hex[:6]}", "kind": kind, "api_key": api_key, **extra}
+        credential = self.request("POST", "/api/credentials", body, expect=(201,))
+        self.credentials.append(credential["id"])
+        return credential
 
     def update(self, limiter_id: str, **fields) -> dict:
         return self.request("PUT", f"/api/limiters/{limiter_id}", fields)
