@@ -168,11 +168,13 @@ def test_server_held_key_replaces_the_client_key(admin):
     )
     limiter = keyed_limiter(admin, "inject", credential)
     mine = client_key()
+    azure_style = f"client-api-key-{secrets.token_hex(16)}"
     client = openai.OpenAI(
         api_key=mine,
         organization="org-client-own",
         project="proj_client_own",
         base_url=f"{BUDGET_URL}/v1/{limiter['code']}",
+        default_headers={"api-key": azure_style},  # Azure's header: removed as well
         max_retries=0,
     )
     res = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
@@ -185,6 +187,7 @@ def test_server_held_key_replaces_the_client_key(admin):
     assert "org-server-held" in seen["openai-organization"], seen
     assert "proj_server_held" in seen["openai-project"], seen
     assert not reached_an_upstream(mine), "the client's key reached an upstream"
+    assert not reached_an_upstream(azure_style), "the client's api-key header reached an upstream"
     assert not reached_an_upstream("org-client-own") and not reached_an_upstream("proj_client_own")
     assert admin.request("GET", f"/api/credentials/{credential['id']}")["limiter_count"] == 1
 
@@ -579,6 +582,8 @@ def test_a_wrong_secrets_key_at_start_up_is_a_clear_error(admin):
         assert server.wait_exit_or_listen() is None, server.output[-2000:]
     finally:
         server.stop()
+    for secret in (UPSTREAM_KEY, middle(UPSTREAM_KEY), SECRETS_KEY, middle(SECRETS_KEY)):
+        assert secret not in server.output, "the second server's log shows a secret"
 
 
 def test_a_malformed_secrets_key_or_none_at_all_on_a_fresh_database(admin):
