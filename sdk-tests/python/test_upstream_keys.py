@@ -330,6 +330,25 @@ def test_rotating_a_limiter_code_with_a_grace_period(admin):
     assert admin.request("GET", f"/api/limiters/{limiter['id']}")["previous_code"] is None
 
 
+def test_a_code_grace_period_ends(admin):
+    credential = admin.create_credential("grace-ends", UPSTREAM_KEY)
+    limiter = keyed_limiter(admin, "grace-ends", credential)
+    old = limiter["code"]
+    rotated = admin.request("POST", f"/api/limiters/{limiter['id']}/rotate-code", {"grace_seconds": 1})
+    path = openai.OpenAI(api_key=client_key(), base_url=f"{BUDGET_URL}/v1/{old}", max_retries=0)
+    as_key = openai.OpenAI(api_key=old, base_url=f"{BUDGET_URL}/v1", max_retries=0)
+    until = datetime.fromisoformat(micro(rotated["previous_code"]["until"]).replace("Z", "+00:00"))
+    if datetime.now(timezone.utc) < until:
+        assert path.embeddings.create(model="text-embedding-3-small", input="hi").data
+    time.sleep(max(0.0, (until - datetime.now(timezone.utc)).total_seconds()) + 0.5)
+    with pytest.raises(openai.NotFoundError):
+        path.embeddings.create(model="text-embedding-3-small", input="hi")
+    with pytest.raises(openai.AuthenticationError):
+        as_key.embeddings.create(model="text-embedding-3-small", input="hi")
+    new = openai.OpenAI(api_key=rotated["code"], base_url=f"{BUDGET_URL}/v1", max_retries=0)
+    assert new.embeddings.create(model="text-embedding-3-small", input="hi").data
+
+
 def test_azure_limiter_with_a_server_held_api_key(admin):
     credential = admin.create_credential("azure", UPSTREAM_AZURE_KEY, kind="azure")
     assert credential["kind"] == "azure"
