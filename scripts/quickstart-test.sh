@@ -140,7 +140,7 @@ listed="$(curl -s "$BASE/api/limiters" -H "Authorization: Bearer $TOKEN")"
 ENDPOINT="$(LIMITER_ID="$LIMITER_ID" json '[l for l in d if l["id"] == __import__("os").environ["LIMITER_ID"]][0]["proxy_endpoint"]' <<<"$listed" 2>/dev/null || true)"
 check "GET /api/limiters lists it with its proxy endpoint" test -n "$ENDPOINT"
 check "the proxy endpoint looks like http://localhost:PORT/v1/<code>" \
-  grep -Eq "^http://localhost:$PORT/v1/[0-9a-f]{32}\$" <<<"$ENDPOINT"
+  grep -Eq "^http://localhost:$PORT/v1/sk-budget-[0-9a-f]{32}\$" <<<"$ENDPOINT"
 check "create and list agree on the endpoint" test "$(json 'd["proxy_endpoint"]' <<<"$created")" = "$ENDPOINT"
 
 # --- 5. the README's Python snippet, with base_url = the proxy endpoint ----------------------

@@ -560,6 +560,53 @@ async fn azure_limiters_send_the_server_held_api_key() {
         .await
         .json();
     let code = l["code"].as_str().unwrap();
+    // An Azure key on an OpenAI limiter (or the provider changed under it) would go out in
+    // the wrong header: refused.
+    let wrong = s
+        .admin(
+            "POST",
+            "/api/limiters",
+            Some(json!({"name": "oa", "budget_limit": 5, "period_type": "day", "base_url": mock.url(), "credential_id": cred["id"]})),
+        )
+        .await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.body
+    );
+    assert_eq!(wrong.json()["error"]["field"], "credential_id");
+    let id = l["id"].as_str().unwrap();
+    let wrong = s
+        .admin(
+            "PUT",
+            &format!("/api/limiters/{id}"),
+            Some(json!({"provider": "openai"})),
+        )
+        .await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.body
+    );
+    // A previous code is shown while it works, and not after.
+    let r = s
+        .admin(
+            "POST",
+            &format!("/api/limiters/{id}/rotate-code"),
+            Some(json!({"grace_seconds": 1})),
+        )
+        .await
+        .json();
+    assert_eq!(r["previous_code"]["code"], code);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let after = s
+        .admin("GET", &format!("/api/limiters/{id}"), None)
+        .await
+        .json();
+    assert!(after["previous_code"].is_null(), "{after}");
+    let code = r["code"].as_str().unwrap();
     let path = "openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21";
     // Path mode with the client's junk key, then the code as Azure's api-key.
     let a = s

@@ -105,6 +105,12 @@ pub struct CredentialUpdate {
     pub project: Option<Option<String>>,
 }
 
+/// Now, to the microsecond: what the store keeps, so answers before and after a restart agree.
+fn micros_now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
 /// A present field (even `null`) is `Some`.
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -229,7 +235,7 @@ pub async fn create(
     let sealer = sealer(&state)?;
     let key = Zeroizing::new(body.api_key);
     checked_key(body.kind, &key)?;
-    let now = Utc::now();
+    let now = micros_now();
     let id = CredentialId::new();
     let credential = Credential {
         id,
@@ -296,7 +302,7 @@ pub async fn update(
     ApiJson(body): ApiJson<CredentialUpdate>,
 ) -> Result<Json<CredentialView>, ApiError> {
     let mut c = find(&state, parse_id(&id)?).await?;
-    let now = Utc::now();
+    let now = micros_now();
     if let Some(name) = body.name {
         c.name = name.trim().to_owned();
     }

@@ -186,9 +186,17 @@ impl PublicBase {
 pub(crate) async fn view(
     state: &AppState,
     base: &PublicBase,
-    limiter: Limiter,
+    mut limiter: Limiter,
     now: DateTime<Utc>,
 ) -> Result<LimiterView, ApiError> {
+    // A previous code whose grace period is over no longer works: not shown either.
+    if limiter
+        .previous_code
+        .as_ref()
+        .is_some_and(|p| !p.valid_at(now))
+    {
+        limiter.previous_code = None;
+    }
     let windows = if limiter.extra_budgets.is_empty() {
         Vec::new()
     } else {
@@ -312,7 +320,7 @@ pub async fn create(
     }
     let new: NewLimiter = ApiJson::<NewLimiter>::from_value(&body)?;
     crate::egress::check_base_url(&new.base_url, state.config.allow_link_local_upstreams)?;
-    check_credential(&state, new.credential_id).await?;
+    check_credential(&state, new.credential_id, new.provider.unwrap_or_default()).await?;
     let now = Utc::now();
     let limiter = Limiter::create(new, now)?;
     state.store.create_limiter(&limiter).await?;
@@ -370,7 +378,15 @@ pub async fn update(
     if let Some(url) = &update.base_url {
         crate::egress::check_base_url(url, state.config.allow_link_local_upstreams)?;
     }
-    check_credential(&state, update.credential_id.flatten()).await?;
+    if update.credential_id.is_some() || update.provider.is_some() {
+        let current = live_limiter(&state, &id.to_string()).await?;
+        check_credential(
+            &state,
+            update.credential_id.unwrap_or(current.credential_id),
+            update.provider.unwrap_or(current.provider),
+        )
+        .await?;
+    }
     let limiter = state.store.update_limiter(id, &update).await?;
     tracing::info!(limiter = %limiter.id, "limiter updated");
     Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
@@ -431,14 +447,45 @@ pub struct RotateCode {
     pub grace_seconds: u64,
 }
 
-/// A limiter's credential must exist (422 naming `credential_id` otherwise).
+/// A limiter's credential must exist and be of its provider's kind (an OpenAI key goes in
+/// `Authorization`, an Azure key in `api-key`): 422 naming `credential_id` otherwise.
 async fn check_credential(
     state: &AppState,
     id: Option<budget_core::CredentialId>,
+    provider: budget_core::Provider,
 ) -> Result<(), ApiError> {
     let Some(id) = id else { return Ok(()) };
     match super::credentials::find(state, id).await {
-        Ok(_) => Ok(()),
+        Ok(c) => {
+            let fits = matches!(
+                (provider, c.kind),
+                (
+                    budget_core::Provider::Openai,
+                    budget_core::CredentialKind::Openai
+                ) | (
+                    budget_core::Provider::Azure,
+                    budget_core::CredentialKind::Azure
+                )
+            );
+            if fits {
+                Ok(())
+            } else {
+                Err(budget_core::ValidationError::new(
+                    "credential_id",
+                    format!(
+                        "credential {:?} is an {} key but the limiter's provider is {}: \
+                         attach a key of the same kind",
+                        c.name,
+                        c.kind.as_str(),
+                        match provider {
+                            budget_core::Provider::Openai => "openai",
+                            budget_core::Provider::Azure => "azure",
+                        }
+                    ),
+                )
+                .into())
+            }
+        }
         Err(e) if e.status == StatusCode::NOT_FOUND => Err(budget_core::ValidationError::new(
             "credential_id",
             format!("no credential {id}; create it with POST /api/credentials first"),

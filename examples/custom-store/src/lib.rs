@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Entry {
     /// A limiter was created, updated or had its code rotated: its full new state.
-    Limiter { limiter: Limiter },
+    Limiter { limiter: Box<Limiter> },
     /// A limiter was deleted.
     Delete { id: LimiterId, purge: bool },
     /// Usage was charged.
@@ -72,8 +72,8 @@ impl JournalStore {
                 match entry {
                     Entry::Limiter { limiter } => {
                         match limiters.iter_mut().find(|l| l.id == limiter.id) {
-                            Some(existing) => *existing = limiter,
-                            None => limiters.push(limiter),
+                            Some(existing) => *existing = *limiter,
+                            None => limiters.push(*limiter),
                         }
                     }
                     Entry::Delete { id, purge: true } => {
@@ -162,7 +162,7 @@ impl LimiterCatalog for JournalStore {
     async fn create_limiter(&self, limiter: &Limiter) -> Result<()> {
         self.memory.create_limiter(limiter).await?;
         self.append(&Entry::Limiter {
-            limiter: limiter.clone(),
+            limiter: Box::new(limiter.clone()),
         })
     }
 
@@ -177,7 +177,7 @@ impl LimiterCatalog for JournalStore {
     async fn update_limiter(&self, id: LimiterId, update: &LimiterUpdate) -> Result<Limiter> {
         let limiter = self.memory.update_limiter(id, update).await?;
         self.append(&Entry::Limiter {
-            limiter: limiter.clone(),
+            limiter: Box::new(limiter.clone()),
         })?;
         Ok(limiter)
     }
@@ -189,7 +189,7 @@ impl LimiterCatalog for JournalStore {
     ) -> Result<Limiter> {
         let limiter = self.memory.rotate_code(id, keep_old_until).await?;
         self.append(&Entry::Limiter {
-            limiter: limiter.clone(),
+            limiter: Box::new(limiter.clone()),
         })?;
         Ok(limiter)
     }
