@@ -29,7 +29,10 @@ PIDS+=($!)
 MOCK_URL="$(wait_listening "$WORK/mock.out" "${PIDS[-1]}" budget-mock-upstream)"
 
 PORT="$(free_port)"
-(cd "$WORK" && exec env HOST=127.0.0.1 PORT="$PORT" DATABASE_URL="sqlite:$WORK/e2e.db" \
+# The server stores upstream credentials only with a secrets key (32 random bytes, base64);
+# a fresh one per run, as `openssl rand -base64 32` would give.
+SECRETS_KEY="$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
+(cd "$WORK" && exec env HOST=127.0.0.1 PORT="$PORT" DATABASE_URL="sqlite:$WORK/e2e.db" SECRETS_KEY="$SECRETS_KEY" \
   JWT_SECRET=e2e-secret-e2e-secret-e2e-secret-e2e ADMIN_USERNAME=admin ADMIN_PASSWORD=e2e-password \
   "$BIN/budget-server") >"$WORK/server.out" 2>"$WORK/server.err" &
 PIDS+=($!)

@@ -34,6 +34,9 @@ export default defineConfig({
   test: {
     include: ["src/**/*.test.ts", "src/**/*.test.tsx"],
     environment: "node",
+    // The form tests type field by field through user-event in jsdom: seconds each, more on a
+    // busy two-core runner.
+    testTimeout: 20_000,
     // Starts the dev mock for src/lib/dev-mock.test.ts.
     globalSetup: ["e2e/dev-mock.global-setup.mjs"],
   },

@@ -12,6 +12,7 @@
 // limiter's base_url). Optional: CHROMIUM_PATH (default /usr/bin/chromium), E2E_TIMEOUT_MS.
 // Prints "N passed, 0 failed" and exits 0, or names the failed step and exits 1.
 
+import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -138,6 +139,36 @@ async function proxiedAs(endpoint, model, user) {
 }
 
 const card = (id) => page.locator(`[data-testid="limiter-card"][data-limiter-id="${id}"]`);
+const credentialRow = (id) => page.locator(`[data-testid="credential-row"][data-credential-id="${id}"]`);
+
+/** Every credential header value the mock upstream has received (`GET /mock/seen-keys`), as one list. */
+async function seenKeys() {
+  const res = await fetch(`${MOCK_UPSTREAM_URL}/mock/seen-keys`);
+  assert(res.status === 200, `GET ${MOCK_UPSTREAM_URL}/mock/seen-keys → ${res.status}`);
+  const j = await res.json();
+  return { all: Object.values(j).flat().map(String), ...j };
+}
+
+/** A chat completion with the limiter code as the API key, as the code-as-key snippets set it up. */
+async function codeAsKey(v1, code) {
+  const res = await fetch(`${v1}/chat/completions`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${code}` },
+    body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] }),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+/** After a form submit: the dialog closes, or the step fails with the message the form shows. */
+async function submitted(dialog, errors = '[data-testid="form-error"], [data-testid^="field-error-"], [data-testid="secrets-key-missing"]') {
+  const shown = dialog.locator(errors);
+  await Promise.race([
+    dialog.waitFor({ state: "hidden" }),
+    shown.first().waitFor({ state: "visible" }).then(async () => {
+      throw new AssertionError(`the form refused: ${await shown.first().innerText()}`);
+    }),
+  ]);
+}
 
 async function main() {
   await mkdir(ARTIFACTS_DIR, { recursive: true });
@@ -177,10 +208,16 @@ async function main() {
   const policyName = `${name} policies`;
   let policyId;
   let policyEndpoint;
+  const credentialName = `e2e-openai-${Date.now()}`;
+  // Random, so finding it anywhere it must not be proves a leak, not a coincidence.
+  const heldKey = `sk-e2e-held-${randomBytes(16).toString("hex")}`;
+  const rotatedKey = `sk-e2e-rotated-${randomBytes(16).toString("hex")}`;
+  let credentialId;
+  let v1;
 
   try {
     await step("server serves the app shell for client routes and never shadows the API", async () => {
-      for (const path of ["/", "/login", "/statistics"]) {
+      for (const path of ["/", "/login", "/statistics", "/credentials"]) {
         const res = await fetch(`${BASE_URL}${path}`);
         const text = await res.text();
         assert(res.status === 200 && /<div id="root">/.test(text), `GET ${path} should be the app shell (got ${res.status})`);
@@ -287,7 +324,8 @@ async function main() {
     await step("copy the limiter's endpoint", async () => {
       const c = card(limiterId);
       const shown = (await c.locator('[data-testid="proxy-endpoint"]').innerText()).trim();
-      assert(/\/v1\/[0-9a-f]{32}$/.test(shown), `endpoint looks wrong: ${shown}`);
+      // New codes carry a recognisable prefix, so secret scanners can find leaked ones.
+      assert(/\/v1\/sk-budget-[0-9a-f]{32}$/.test(shown), `endpoint looks wrong: ${shown}`);
       await c.locator('[data-testid="copy-endpoint"]').click();
       await c.locator('[data-testid="copy-endpoint"]', { hasText: "Copied" }).waitFor({ state: "visible" });
       let clip = null;
@@ -517,6 +555,159 @@ async function main() {
       await shot("statistics.png");
     });
 
+    await step("credentials page: a key is saved once, then shown only by its hint and fingerprint", async () => {
+      await page.locator('[data-testid="nav-credentials"]').click();
+      await page.waitForURL(`${BASE_URL}/credentials`);
+      await page.locator('[data-testid="credentials-table"], [data-testid="empty-credentials"]').first().waitFor({ state: "visible" });
+      await page.locator('[data-testid="create-credential"]').click();
+      const dialog = page.locator('[data-testid="credential-form-dialog"]');
+      await dialog.waitFor({ state: "visible" });
+      await page.locator('[data-testid="credential-form-submit"]').click();
+      await dialog.locator('[data-testid="field-error-api_key"]').waitFor({ state: "visible" });
+      await dialog.locator('input[name="name"]').fill(credentialName);
+      const keyInput = dialog.locator('input[name="api_key"]');
+      assert((await keyInput.getAttribute("type")) === "password", "the key field is not a password field");
+      await keyInput.fill(heldKey);
+      await dialog.locator('input[name="organization"]').fill("org-e2e");
+      await shot("credential-form.png");
+      await page.locator('[data-testid="credential-form-submit"]').click();
+      await submitted(dialog);
+      const row = page.locator(`[data-testid="credential-row"][data-name="${credentialName}"]`);
+      await row.waitFor({ state: "visible" });
+      credentialId = await row.getAttribute("data-credential-id");
+      assert(credentialId, "the row has no data-credential-id");
+      const hint = (await row.locator('[data-testid="credential-hint"]').innerText()).trim();
+      assert(hint === `…${heldKey.slice(-4)}`, `key hint "${hint}", want …${heldKey.slice(-4)}`);
+      assert(/^sha256:[0-9a-f]{12}$/.test((await row.locator('[data-testid="credential-fingerprint"]').innerText()).trim()), "no sha256 fingerprint");
+      assert((await row.locator('[data-testid="credential-limiter-count"]').getAttribute("data-count")) === "0", "a new key is already in use");
+      assert(!(await page.content()).includes(heldKey), "the page still holds the key after saving");
+      assert(!(await scriptVisibleState()).includes(heldKey), "the key is in web storage or cookies");
+      const list = await adminApi("GET", "/api/credentials");
+      assert(list.status === 200 && list.json.some((c) => c.id === credentialId && c.organization === "org-e2e"), `GET /api/credentials → ${list.status} ${list.text}`);
+      assert(!list.text.includes(heldKey), "GET /api/credentials returns the key");
+      await shot("credentials.png");
+    });
+
+    await step("attach the key to a limiter in its form; the card names it", async () => {
+      await page.locator('[data-testid="nav-limiters"]').click();
+      await page.waitForURL(`${BASE_URL}/`);
+      const name = card(limiterId).locator('[data-testid="limiter-credential-name"]');
+      assert((await name.innerText()).trim() === "pass-through", `before attaching, the card says "${await name.innerText()}"`);
+      await card(limiterId).locator('[data-testid="action-edit"]').click();
+      const dialog = page.locator('[data-testid="limiter-form-dialog"]');
+      await dialog.waitFor({ state: "visible" });
+      const select = dialog.locator('select[name="credential_id"]');
+      assert((await select.inputValue()) === "", "a pass-through limiter's form does not say pass-through");
+      await eventually("the stored key offered in the form", async () => (await select.locator(`option[value="${credentialId}"]`).count()) === 1);
+      await select.selectOption(credentialId);
+      await page.locator('[data-testid="limiter-form-submit"]').click();
+      await submitted(dialog);
+      await eventually("the card names the key", async () => (await name.innerText()).trim() === credentialName);
+      const got = await adminApi("GET", `/api/limiters/${limiterId}`);
+      assert(got.json.credential_id === credentialId, `credential_id is ${got.json.credential_id}`);
+      const cred = await adminApi("GET", `/api/credentials/${credentialId}`);
+      assert(cred.json.limiter_count === 1, `limiter_count is ${cred.json.limiter_count}`);
+      assert((await card(limiterId).locator('[data-testid="limiter-code"]').innerText()).trim() === got.json.code, "the card does not offer the code as the API key");
+    });
+
+    await step("the snippets set up the code as the API key; that setup works and the stored key reaches the upstream", async () => {
+      const c = card(limiterId);
+      const got = await adminApi("GET", `/api/limiters/${limiterId}`);
+      const code = got.json.code;
+      v1 = got.json.proxy_endpoint.slice(0, -(code.length + 1));
+      assert(v1.endsWith("/v1"), `cannot find /v1 in ${got.json.proxy_endpoint}`);
+      await c.locator('[data-testid="snippets"] summary').click();
+      assert((await c.locator('[data-testid="snippets"]').getAttribute("data-mode")) === "code-as-key", "the snippets are not in code-as-key mode");
+      const note = (await c.locator('[data-testid="snippets-note"]').innerText()).trim();
+      assert(/needs no OpenAI key/.test(note), `snippet note: "${note}"`);
+      const py = await c.locator('[data-testid="snippet-python"]').innerText();
+      assert(py.includes(`base_url="${v1}"`) && py.includes(`api_key="${code}"`) && !py.includes("your-openai-api-key"), `python snippet:\n${py}`);
+      await c.locator('[data-testid="snippet-tab-curl"]').click();
+      const curl = await c.locator('[data-testid="snippet-curl"]').innerText();
+      assert(curl.includes(`Authorization: Bearer ${code}`) && curl.includes(`${v1}/chat/completions`), `curl snippet:\n${curl}`);
+      await c.screenshot({ path: join(ARTIFACTS_DIR, "code-as-key-card.png") });
+      // What the snippet does: the code is the only credential the client has.
+      const r = await codeAsKey(v1, code);
+      assert(r.status === 200 && Array.isArray(JSON.parse(r.text).choices), `code as API key → ${r.status}: ${r.text.slice(0, 300)}`);
+      // The old way still works, and the client's own key is dropped in favour of the stored one.
+      const clientKey = `sk-client-${randomBytes(8).toString("hex")}`;
+      const res = await fetch(`${endpoint}/chat/completions`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${clientKey}` },
+        body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] }),
+      });
+      assert(res.status === 200, `path mode with a stored key → ${res.status}: ${(await res.text()).slice(0, 300)}`);
+      const seen = await seenKeys();
+      assert(seen.all.some((v) => v === `Bearer ${heldKey}`), `the upstream never received the stored key: ${JSON.stringify(seen.all)}`);
+      assert((seen["openai-organization"] ?? []).includes("org-e2e"), `no OpenAI-Organization: org-e2e upstream: ${JSON.stringify(seen)}`);
+      assert(!seen.all.some((v) => v.includes(code) || v.includes(clientKey)), `the limiter code or the client's key reached the upstream: ${JSON.stringify(seen.all)}`);
+    });
+
+    await step("rotate the code with a one-hour grace: both codes work and the card says until when", async () => {
+      const before = (await adminApi("GET", `/api/limiters/${limiterId}`)).json.code;
+      await card(limiterId).locator('[data-testid="action-rotate"]').click();
+      const dialog = page.locator('[data-testid="rotate-dialog"]');
+      await dialog.waitFor({ state: "visible" });
+      await dialog.locator('select[name="grace"]').selectOption("3600");
+      await shot("rotate-dialog.png");
+      const t0 = Date.now();
+      await dialog.locator('[data-testid="confirm-rotate"]').click();
+      await submitted(dialog, '[data-testid="rotate-error"]');
+      const got = await adminApi("GET", `/api/limiters/${limiterId}`);
+      const after = got.json.code;
+      assert(after !== before && /^sk-budget-[0-9a-f]{32}$/.test(after), `new code ${after} (was ${before})`);
+      assert(got.json.previous_code?.code === before, `previous_code is ${JSON.stringify(got.json.previous_code)}, want the code before`);
+      const until = Date.parse(got.json.previous_code.until);
+      assert(Math.abs(until - (t0 + 3600e3)) < 60e3, `previous_code.until is ${got.json.previous_code.until}, want about an hour from now`);
+      const notice = card(limiterId).locator('[data-testid="previous-code"]');
+      await notice.waitFor({ state: "visible" });
+      assert(/^Old code works until .+ \((59m \d\ds|1h 00m) left\)$/.test((await notice.innerText()).trim()), `card says "${await notice.innerText()}"`);
+      await eventually("the card shows the new code", async () => (await card(limiterId).locator('[data-testid="limiter-code"]').innerText()).trim() === after);
+      for (const code of [before, after]) {
+        const r = await codeAsKey(v1, code);
+        assert(r.status === 200, `code ${code.slice(0, 14)}… during the grace period → ${r.status}: ${r.text.slice(0, 200)}`);
+      }
+      endpoint = got.json.proxy_endpoint;
+      await card(limiterId).screenshot({ path: join(ARTIFACTS_DIR, "rotated-card.png") });
+    });
+
+    await step("rotate the stored key: the next request sends the new one", async () => {
+      await page.locator('[data-testid="nav-credentials"]').click();
+      await page.waitForURL(`${BASE_URL}/credentials`);
+      const row = credentialRow(credentialId);
+      await row.locator('[data-testid="credential-rotate"]').click();
+      const dialog = page.locator('[data-testid="credential-form-dialog"][data-mode="rotate"]');
+      await dialog.waitFor({ state: "visible" });
+      await dialog.locator('input[name="api_key"]').fill(rotatedKey);
+      await page.locator('[data-testid="credential-form-submit"]').click();
+      await submitted(dialog);
+      await eventually("the new hint", async () => (await row.locator('[data-testid="credential-hint"]').innerText()).trim() === `…${rotatedKey.slice(-4)}`);
+      const code = (await adminApi("GET", `/api/limiters/${limiterId}`)).json.code;
+      const r = await codeAsKey(v1, code);
+      assert(r.status === 200, `after rotating the key → ${r.status}: ${r.text.slice(0, 200)}`);
+      const seen = await seenKeys();
+      assert(seen.all.includes(`Bearer ${rotatedKey}`), `the upstream never received the rotated key: ${JSON.stringify(seen.all)}`);
+      assert(!(await page.content()).includes(rotatedKey), "the page holds the rotated key");
+    });
+
+    await step("a key in use cannot be deleted: the dialog shows the server's reason", async () => {
+      const row = credentialRow(credentialId);
+      await row.locator('[data-testid="credential-delete"]').click();
+      const dialog = page.locator('[data-testid="delete-credential-dialog"]');
+      await dialog.waitFor({ state: "visible" });
+      await dialog.locator('[data-testid="confirm-delete-credential"]').click();
+      const err = dialog.locator('[data-testid="delete-credential-error"]');
+      await err.waitFor({ state: "visible" });
+      const text = (await err.innerText()).trim();
+      assert(text.includes(name), `the refusal does not name the limiter: "${text}"`);
+      await shot("credential-delete-refused.png");
+      const direct = await adminApi("DELETE", `/api/credentials/${credentialId}`);
+      assert(direct.status === 409, `DELETE of a key in use → ${direct.status} ${direct.text}`);
+      await page.keyboard.press("Escape");
+      await dialog.waitFor({ state: "hidden" });
+      assert(await row.isVisible(), "the row went away although the key was not deleted");
+    });
+
     await step("toggle the limiter off; the proxy refuses with 403", async () => {
       await page.locator('[data-testid="nav-limiters"]').click();
       await page.waitForURL(`${BASE_URL}/`);
@@ -546,6 +737,18 @@ async function main() {
       assert(r.status !== 200, `deleted limiter's endpoint still answers 200`);
       // It stays visible in statistics, after a reload of the page this time.
       await page.waitForTimeout(300);
+    });
+
+    await step("once no limiter uses it, the key can be deleted", async () => {
+      await page.locator('[data-testid="nav-credentials"]').click();
+      await page.waitForURL(`${BASE_URL}/credentials`);
+      const row = credentialRow(credentialId);
+      await eventually("the key shown as unused", async () => (await row.locator('[data-testid="credential-limiter-count"]').getAttribute("data-count")) === "0");
+      await row.locator('[data-testid="credential-delete"]').click();
+      await page.locator('[data-testid="confirm-delete-credential"]').click();
+      await row.waitFor({ state: "detached" });
+      const got = await adminApi("GET", `/api/credentials/${credentialId}`);
+      assert(got.status === 404, `GET a deleted credential → ${got.status}`);
     });
 
     await step("an expired token returns to /login; logout works", async () => {

@@ -7,13 +7,14 @@
 //
 //   node e2e/dev-mock-api.mjs [--port 18090] [--seed]
 //
-// --seed adds demo limiters and a week of synthetic usage. POST /__mock/expire revokes every
-// token (to try the "session expired" path). Like the server, the login sets an HttpOnly
+// --seed adds demo limiters, upstream credentials and a week of synthetic usage.
+// --no-secrets-key answers credential writes as a server without SECRETS_KEY does (400).
+// POST /__mock/expire revokes every token (to try the "session expired" path). Like the server, the login sets an HttpOnly
 // `budget_session` cookie and a `budget_csrf` cookie that state-changing cookie requests must
 // echo in `X-CSRF-Token`; Bearer tokens work too. Not used by the real server or by CI.
 
 import { createServer } from "node:http";
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { extname, join, normalize, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,6 +22,7 @@ import { fileURLToPath } from "node:url";
 const args = process.argv.slice(2);
 const PORT = Number(args[args.indexOf("--port") + 1] || process.env.PORT || 18090) || 18090;
 const SEED = args.includes("--seed");
+const SECRETS_KEY_SET = !args.includes("--no-secrets-key");
 const DIST = join(dirname(fileURLToPath(import.meta.url)), "..", "dist");
 const ADMIN_USERNAME = process.env.ADMIN_USERNAME || "admin";
 const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD || "changeme";
@@ -48,6 +50,11 @@ const cookieOf = (req, name) =>
   (req.headers.cookie ?? "").split(";").map((p) => p.trim().split("=")).find(([k]) => k === name)?.[1] || null;
 /** @type {Map<string, any>} */
 const limiters = new Map();
+/** Upstream credentials; `secret` is the key itself, which no answer ever contains. @type {Map<string, any>} */
+const credentials = new Map();
+/** New limiter codes: `sk-budget-` + 32 lowercase hex digits (old 32-hex codes still work). */
+const newCode = () => `sk-budget-${randomBytes(16).toString("hex")}`;
+const CODE_RE = /^(sk-budget-[0-9a-f]{32}|[0-9a-f]{32})$/;
 /** @type {Array<{ts:number, limiter_id:string, model:string, user:string, prompt_tokens:number, completion_tokens:number, cost:number, unpriced:boolean}>} */
 const usage = [];
 
@@ -92,8 +99,10 @@ function windowView(l, w, primary) {
 function view(l, origin) {
   const [s, e] = windowOf(l.period_type);
   const spend = round9(usage.filter((u) => u.limiter_id === l.id && u.ts >= s && u.ts < e).reduce((a, u) => a + u.cost, 0));
+  const graceLeft = l.previous_code && Date.parse(l.previous_code.until) > Date.now();
   return {
     ...l,
+    previous_code: graceLeft ? l.previous_code : null,
     windows: l.extra_budgets.length === 0 ? [] : [windowView(l, l, true), ...l.extra_budgets.map((w) => windowView(l, w, false))],
     proxy_endpoint: `${origin}/v1/${l.code}`,
     current_spend: spend,
@@ -159,22 +168,74 @@ function validate(b, partial) {
     return ["allowed_models", "allowed_models: each entry must be 1 to 256 characters without spaces"];
   if (has("max_request_cost") && b.max_request_cost !== null && !(b.max_request_cost > 0)) return ["max_request_cost", "max_request_cost: must be greater than 0 (or null for no cap)"];
   if (has("expires_at") && b.expires_at !== null && Number.isNaN(Date.parse(b.expires_at))) return ["expires_at", "expires_at: must be an RFC 3339 date-time"];
+  if (has("credential_id") && b.credential_id !== null && !credentials.has(b.credential_id))
+    return ["credential_id", `credential_id: no credential ${b.credential_id}; create it with POST /api/credentials first`];
   return null;
 }
 
 function createLimiter(b) {
   const now = iso(Date.now());
   const l = {
-    id: randomUUID(), name: b.name.trim(), code: randomBytes(16).toString("hex"),
+    id: randomUUID(), name: b.name.trim(), code: b.code ?? newCode(),
     budget_limit: b.budget_limit, period_type: b.period_type, timezone: b.timezone ?? "UTC",
     base_url: b.base_url, provider: b.provider ?? "openai", mode: b.mode ?? "soft", unpriced: b.unpriced ?? "admit",
     is_active: b.is_active ?? true, created_at: now, updated_at: now, deleted_at: null,
     extra_budgets: b.extra_budgets ?? [], user_budget: b.user_budget ?? null, user_overrides: {},
     require_user: b.require_user ?? false, allowed_models: b.allowed_models ?? [], max_request_cost: b.max_request_cost ?? null,
     cap_output_tokens: b.cap_output_tokens ?? true, expires_at: b.expires_at ?? null,
+    credential_id: b.credential_id ?? null, previous_code: null,
   };
   limiters.set(l.id, l);
   return l;
+}
+
+const SECRETS_KEY_MISSING =
+  "The server cannot store upstream keys: SECRETS_KEY is not set. Generate one with `openssl rand -base64 32`, set SECRETS_KEY to it and restart (see docs/upstream-keys.md)";
+
+/** The live limiters that send `c`. */
+const usersOf = (c) => [...limiters.values()].filter((l) => !l.deleted_at && l.credential_id === c.id);
+
+function credentialView(c) {
+  const { secret, ...fields } = c;
+  return {
+    ...fields,
+    key_hint: `…${secret.slice(-4)}`,
+    fingerprint: `sha256:${createHash("sha256").update(secret).digest("hex").slice(0, 12)}`,
+    limiter_count: usersOf(c).length,
+  };
+}
+
+/** Problems with a credential body as [field, message, status?], or null; `existing` when updating. */
+function validateCredential(b, existing) {
+  if (b.__invalid) return [null, "the body is not JSON"];
+  const has = (k) => b[k] !== undefined;
+  if (!existing || has("name")) {
+    if (typeof b.name !== "string" || !/^[\p{L}\p{N}._\- ]{1,100}$/u.test(b.name) || !b.name.trim())
+      return ["name", "name: must be 1 to 100 characters of letters, digits, '.', '_', '-' or spaces"];
+    if ([...credentials.values()].some((c) => c !== existing && c.name === b.name.trim())) return ["name", `conflict: a credential named ${JSON.stringify(b.name.trim())} already exists`, 409];
+  }
+  if (!existing && has("kind") && b.kind !== null && !["openai", "azure"].includes(b.kind)) return ["kind", "kind: must be openai or azure"];
+  if (!existing || has("api_key")) {
+    if (typeof b.api_key !== "string" || b.api_key.length < 8 || b.api_key.length > 1024) return ["api_key", "api_key: must be 8 to 1024 characters"];
+    if (!/^[\x21-\x7e]+$/.test(b.api_key)) return ["api_key", "api_key: must be visible ASCII characters without spaces"];
+  }
+  const kind = existing ? existing.kind : (b.kind ?? "openai");
+  for (const k of ["organization", "project"]) {
+    if (!has(k) || b[k] === null) continue;
+    if (kind === "azure") return ["organization", "organization and project are OpenAI headers; an Azure key takes neither"];
+    if (typeof b[k] !== "string" || !/^[\x21-\x7e]{1,200}$/.test(b[k])) return [k, `${k}: must be 1 to 200 printable ASCII characters without spaces`];
+  }
+  return null;
+}
+
+function createCredential(b) {
+  const now = iso(Date.now());
+  const c = {
+    id: randomUUID(), name: b.name.trim(), kind: b.kind ?? "openai", organization: b.organization ?? null, project: b.project ?? null,
+    secret: b.api_key, created_at: now, updated_at: now, rotated_at: now,
+  };
+  credentials.set(c.id, c);
+  return c;
 }
 
 function range(url) {
@@ -271,6 +332,7 @@ async function api(req, res, url) {
     if (m[2] && req.method === "PUT") {
       const b = await body(req);
       if (typeof b.budget_limit !== "number" || !(b.budget_limit > 0)) return fail(res, 422, "budget_limit: must be greater than 0", "validation_failed", "budget_limit");
+      if (b.budget_limit > 1e9) return fail(res, 422, "budget_limit: at most 1000000000", "validation_failed", "budget_limit");
       if (!PERIODS.includes(b.period_type)) return fail(res, 422, "period_type: unknown period", "validation_failed", "period_type");
       l.user_overrides[user] = { budget_limit: b.budget_limit, period_type: b.period_type };
       return send(res, 200, view(l, origin));
@@ -292,12 +354,21 @@ async function api(req, res, url) {
       for (const k of ["name", "budget_limit", "period_type", "base_url", "provider", "mode", "unpriced", "timezone", "is_active", "extra_budgets", "require_user", "allowed_models", "cap_output_tokens"])
         if (b[k] !== undefined && b[k] !== null) l[k] = b[k];
       // `null` removes these (and `unmetered_endpoints` returns to the server's setting).
-      for (const k of ["user_budget", "max_request_cost", "expires_at", "unmetered_endpoints"]) if (b[k] !== undefined) l[k] = b[k];
+      for (const k of ["user_budget", "max_request_cost", "expires_at", "unmetered_endpoints", "credential_id"]) if (b[k] !== undefined) l[k] = b[k];
       l.updated_at = iso(Date.now());
       return send(res, 200, view(l, origin));
     }
     if (!m[2] && req.method === "DELETE") { l.deleted_at = iso(Date.now()); return send(res, 204); }
-    if (m[2] === "/rotate-code" && req.method === "POST") { l.code = randomBytes(16).toString("hex"); return send(res, 200, view(l, origin)); }
+    if (m[2] === "/rotate-code" && req.method === "POST") {
+      const b = await body(req);
+      const grace = b.grace_seconds ?? 0;
+      if (b.__invalid || !Number.isInteger(grace) || grace < 0 || grace > 2592000)
+        return fail(res, 400, "grace_seconds: must be a whole number of seconds from 0 to 2592000 (30 days)", "validation_failed", "grace_seconds");
+      l.previous_code = grace > 0 ? { code: l.code, until: iso(Date.now() + grace * 1000) } : null;
+      l.code = newCode();
+      l.updated_at = iso(Date.now());
+      return send(res, 200, view(l, origin));
+    }
     if (m[2] === "/stats" && req.method === "GET") {
       const v = view(l, origin);
       const rows = usage.filter((u) => u.limiter_id === l.id && u.ts >= Date.parse(v.period_start));
@@ -309,6 +380,40 @@ async function api(req, res, url) {
         prompt_tokens: pt, completion_tokens: ct, total_tokens: pt + ct,
         unpriced_requests: rows.filter((u) => u.unpriced).length, estimated_requests: 0,
       });
+    }
+  }
+  if (path === "/api/credentials" && req.method === "GET") {
+    return send(res, 200, [...credentials.values()].sort((a, b) => a.name.localeCompare(b.name)).map(credentialView));
+  }
+  if (path === "/api/credentials" && req.method === "POST") {
+    const b = await body(req);
+    if (!SECRETS_KEY_SET) return fail(res, 400, SECRETS_KEY_MISSING, "secrets_key_missing");
+    const bad = validateCredential(b, null);
+    if (bad) return fail(res, bad[2] ?? 422, bad[1], bad[2] === 409 ? "conflict" : "validation_failed", bad[2] === 409 ? null : bad[0]);
+    return send(res, 201, credentialView(createCredential(b)));
+  }
+  if ((m = path.match(/^\/api\/credentials\/([^/]+)$/))) {
+    const c = credentials.get(decodeURIComponent(m[1]));
+    if (!c) return fail(res, 404, "credential not found", "not_found");
+    if (req.method === "GET") return send(res, 200, credentialView(c));
+    if (req.method === "PUT") {
+      const b = await body(req);
+      if (b.api_key !== undefined && !SECRETS_KEY_SET) return fail(res, 400, SECRETS_KEY_MISSING, "secrets_key_missing");
+      const bad = validateCredential(b, c);
+      if (bad) return fail(res, bad[2] ?? 422, bad[1], bad[2] === 409 ? "conflict" : "validation_failed", bad[2] === 409 ? null : bad[0]);
+      const now = iso(Date.now());
+      if (b.name !== undefined) c.name = b.name.trim();
+      for (const k of ["organization", "project"]) if (b[k] !== undefined) c[k] = b[k];
+      if (b.api_key !== undefined) { c.secret = b.api_key; c.rotated_at = now; }
+      c.updated_at = now;
+      return send(res, 200, credentialView(c));
+    }
+    if (req.method === "DELETE") {
+      const users = usersOf(c);
+      if (users.length > 0)
+        return fail(res, 409, `the credential is used by ${users.length} limiter(s): ${users.map((l) => l.name).join(", ")}; detach it from them first`, "conflict");
+      credentials.delete(c.id);
+      return send(res, 204);
     }
   }
   if (path === "/api/stats" && req.method === "GET") {
@@ -353,20 +458,58 @@ async function api(req, res, url) {
   return fail(res, 404, `no route ${req.method} ${path}`, "not_found");
 }
 
+/** The live limiter whose current code, or previous code within its grace period, is `code`. */
+function limiterByCode(code) {
+  const now = Date.now();
+  return [...limiters.values()].find(
+    (x) => !x.deleted_at && (x.code === code || (x.previous_code?.code === code && Date.parse(x.previous_code.until) > now)),
+  );
+}
+
+/**
+ * The proxy, in both modes: `/v1/{code}/...` (the client's key passes through, or the stored
+ * key replaces it), and the code as the API key (`/v1/...` with `Authorization: Bearer <code>`,
+ * Azure `/openai/...` with `api-key: <code>`) for limiters whose key the server holds.
+ */
 async function proxy(req, res, url) {
-  const m = url.pathname.match(/^\/v1\/([0-9a-f]{32})(\/.*)?$/);
-  const l = m && [...limiters.values()].find((x) => x.code === m[1] && !x.deleted_at);
-  if (!l) return fail(res, 404, "Unknown limiter", "limiter_not_found");
+  const m = url.pathname.match(/^\/v1\/([^/]+)(\/.*)?$/);
+  let l, rest;
+  if (m && CODE_RE.test(m[1])) {
+    l = limiterByCode(m[1]);
+    rest = `/v1${m[2] ?? ""}`;
+    if (!l) return fail(res, 404, "Unknown limiter", "limiter_not_found");
+  } else {
+    const bearer = (req.headers.authorization ?? "").replace(/^Bearer\s+/i, "");
+    const code = url.pathname.startsWith("/openai/") ? String(req.headers["api-key"] ?? bearer) : bearer;
+    l = CODE_RE.test(code) ? limiterByCode(code) : undefined;
+    rest = url.pathname;
+    if (!l || !l.credential_id)
+      return fail(res, 401, "The API key is not a limiter code whose upstream key this server holds; use base_url http://HOST/v1/{code} with your own key", "invalid_api_key");
+  }
   if (!l.is_active) return fail(res, 403, "This limiter is inactive", "limiter_inactive", null, "permission_error");
+  const cred = l.credential_id ? credentials.get(l.credential_id) : null;
+  if (l.credential_id && !cred) return fail(res, 503, "The limiter's upstream credential is unavailable", "upstream_credential_unavailable", null, "api_error");
+  // Endpoints that cost money without reporting usage (batches, files, …) follow the limiter's policy.
+  if (!/\/(chat\/completions|completions|embeddings|responses)$/.test(rest) && (l.unmetered_endpoints ?? "refuse") === "refuse")
+    return fail(res, 403, `${rest} is not metered; this limiter refuses unmetered endpoints`, "unmetered_endpoint", null, "permission_error");
   const v = view(l, `http://${req.headers.host}`);
   if (v.current_spend >= l.budget_limit) {
     return send(res, 429, { error: { message: `Budget limit exceeded: $${v.current_spend}/$${l.budget_limit} per ${l.period_type}. Current usage: ${v.usage_percentage.toFixed(1)}%`, type: "429", code: "budget_exceeded" } }, { "x-should-retry": "false", "Retry-After": String(Math.ceil((Date.parse(v.period_end) - Date.now()) / 1000)) });
   }
   const b = await body(req);
-  const upstream = `${l.base_url.replace(/\/+$/, "")}/v1${m[2] ?? ""}`;
+  const glob = (p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`);
+  if (l.allowed_models.length > 0 && b.model && !l.allowed_models.some((p) => glob(p).test(b.model)))
+    return fail(res, 403, `model ${b.model} is not allowed for this limiter`, "model_not_allowed", null, "permission_error");
+  const upstream = `${l.base_url.replace(/\/+$/, "")}${rest}${url.search}`;
+  // A stored key replaces whatever the client sent; without one the client's key passes through.
+  const auth = !cred
+    ? { Authorization: req.headers.authorization ?? "", ...(req.headers["api-key"] ? { "api-key": req.headers["api-key"] } : {}) }
+    : cred.kind === "azure"
+      ? { "api-key": cred.secret }
+      : { Authorization: `Bearer ${cred.secret}`, ...(cred.organization ? { "OpenAI-Organization": cred.organization } : {}), ...(cred.project ? { "OpenAI-Project": cred.project } : {}) };
   let r;
   try {
-    r = await fetch(upstream, { method: req.method, headers: { "Content-Type": "application/json", Authorization: req.headers.authorization ?? "" }, body: req.method === "GET" ? undefined : JSON.stringify(b) });
+    r = await fetch(upstream, { method: req.method, headers: { "Content-Type": "application/json", ...auth }, body: req.method === "GET" ? undefined : JSON.stringify(b) });
   } catch (e) {
     return fail(res, 502, `upstream unreachable: ${e.message}`, "upstream_error", null, "api_error");
   }
@@ -379,12 +522,22 @@ async function proxy(req, res, url) {
   res.end(text);
 }
 
+/** Every distinct credential header value the fake upstream received, as budget-mock-upstream's `GET /mock/seen-keys`. */
+const seenKeys = { authorization: [], "api-key": [], "openai-organization": [], "openai-project": [] };
+
 async function upstream(req, res, url) {
+  if (url.pathname === "/upstream/mock/seen-keys") return send(res, 200, seenKeys);
+  for (const [h, seen] of Object.entries(seenKeys)) {
+    const v = req.headers[h];
+    if (typeof v === "string" && v && !seen.includes(v)) seen.push(v);
+  }
   const b = await body(req);
   if (!url.pathname.endsWith("/chat/completions")) return fail(res, 404, "mock upstream only does chat/completions");
+  // Says which key arrived (its last four characters), so a test can tell a stored key from the client's.
+  const key = String(req.headers["api-key"] ?? (req.headers.authorization ?? "").replace(/^Bearer\s+/i, ""));
   send(res, 200, {
     id: "chatcmpl-mock", object: "chat.completion", created: Math.floor(Date.now() / 1000), model: b.model ?? "gpt-4o",
-    choices: [{ index: 0, message: { role: "assistant", content: "Hello from the mock upstream." }, finish_reason: "stop" }],
+    choices: [{ index: 0, message: { role: "assistant", content: `Hello from the mock upstream (key …${key.slice(-4)}).` }, finish_reason: "stop" }],
     usage: { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21 },
   });
 }
@@ -407,15 +560,19 @@ async function serveStatic(res, path) {
 
 function seed() {
   const up = `http://127.0.0.1:${PORT}/upstream`;
-  const a = createLimiter({ name: "Customer A - $20/day", budget_limit: 20, period_type: "day", base_url: up });
+  const prod = createCredential({ name: "openai-prod", kind: "openai", api_key: `sk-proj-${randomBytes(24).toString("hex")}`, organization: "org-3fQx9acme" });
+  const azure = createCredential({ name: "azure-westeurope", kind: "azure", api_key: randomBytes(16).toString("hex") });
+  const a = createLimiter({ name: "Customer A - $20/day", budget_limit: 20, period_type: "day", base_url: up, credential_id: prod.id });
+  // Rotated an hour ago with a day's grace: the old code still works.
+  a.previous_code = { code: newCode(), until: iso(Date.now() + 23 * 3600e3) };
   const b = createLimiter({
     name: "Marketing team", budget_limit: 100, period_type: "week", base_url: up, mode: "strict",
     extra_budgets: [{ budget_limit: 5, period_type: "hour" }, { budget_limit: 300, period_type: "month" }],
     user_budget: { budget_limit: 10, period_type: "day" }, allowed_models: ["gpt-4o-mini", "gpt-4.1", "o3-*"],
   });
   b.user_overrides.carol = { budget_limit: 25, period_type: "day" };
-  const c = createLimiter({ name: "Free tier", budget_limit: 1, period_type: "day", base_url: up, unpriced: "refuse" });
-  const d = createLimiter({ name: "Azure POC", budget_limit: 50, period_type: "month", base_url: "https://contoso.openai.azure.com", provider: "azure", timezone: "Europe/Berlin", is_active: false, expires_at: iso(Date.now() + 3 * 86400e3) });
+  const c = createLimiter({ name: "Free tier", budget_limit: 1, period_type: "day", base_url: up, unpriced: "refuse", credential_id: prod.id });
+  const d = createLimiter({ name: "Azure POC", budget_limit: 50, period_type: "month", base_url: "https://contoso.openai.azure.com", provider: "azure", credential_id: azure.id, timezone: "Europe/Berlin", is_active: false, expires_at: iso(Date.now() + 3 * 86400e3) });
   const now = Date.now();
   const users = ["alice", "bob", "carol", "dave", "erin"];
   let x = 42;
@@ -439,7 +596,7 @@ createServer(async (req, res) => {
     if (url.pathname === "/__mock/expire" && req.method === "POST") { tokens.clear(); return send(res, 204); }
     if (url.pathname === "/health") return send(res, 200, { status: "ok" });
     if (url.pathname.startsWith("/api/")) return await api(req, res, url);
-    if (url.pathname.startsWith("/v1/")) return await proxy(req, res, url);
+    if (url.pathname.startsWith("/v1/") || url.pathname.startsWith("/openai/")) return await proxy(req, res, url);
     if (url.pathname.startsWith("/upstream/")) return await upstream(req, res, url);
     return await serveStatic(res, url.pathname);
   } catch (e) {

@@ -3,6 +3,7 @@ import { Navigate, Route, Routes, useLocation } from "react-router-dom";
 import { Layout } from "./components/Layout";
 import { useAuth } from "./hooks/auth";
 import { setUnauthorizedHandler } from "./lib/api";
+import { CredentialsPage } from "./pages/CredentialsPage";
 import { LimitersPage } from "./pages/LimitersPage";
 import { LoginPage } from "./pages/LoginPage";
 import { StatisticsPage } from "./pages/StatisticsPage";
@@ -36,6 +37,7 @@ export function App() {
       >
         <Route path="/" element={<LimitersPage />} />
         <Route path="/statistics" element={<StatisticsPage />} />
+        <Route path="/credentials" element={<CredentialsPage />} />
       </Route>
       <Route path="*" element={<Navigate to="/" replace />} />
     </Routes>

@@ -1,4 +1,4 @@
-import { BarChart3, Gauge, LogOut, Wallet } from "lucide-react";
+import { BarChart3, Gauge, KeyRound, LogOut, Wallet } from "lucide-react";
 import { NavLink, Outlet, useNavigate } from "react-router-dom";
 import { useAuth } from "../hooks/auth";
 import { cn } from "../lib/utils";
@@ -7,6 +7,7 @@ import { Button } from "./ui/button";
 const NAV = [
   { to: "/", label: "Limiters", icon: Gauge, end: true },
   { to: "/statistics", label: "Statistics", icon: BarChart3, end: false },
+  { to: "/credentials", label: "Credentials", icon: KeyRound, end: false },
 ];
 
 export function Layout() {
@@ -29,6 +30,7 @@ export function Layout() {
                 to={to}
                 end={end}
                 data-testid={`nav-${label.toLowerCase()}`}
+                aria-label={label}
                 className={({ isActive }) =>
                   cn(
                     "flex items-center gap-2 rounded-md px-3 py-1.5 text-sm font-medium transition-colors",
@@ -37,7 +39,7 @@ export function Layout() {
                 }
               >
                 <Icon className="h-4 w-4" />
-                {label}
+                <span className="hidden min-[480px]:inline">{label}</span>
               </NavLink>
             ))}
           </nav>

@@ -2,7 +2,7 @@
 import { cleanup, render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { Limiter } from "../lib/api";
+import type { Credential, Limiter } from "../lib/api";
 import { LimiterCard, type LimiterCardProps } from "./LimiterCard";
 import { TooltipProvider } from "./ui/tooltip";
 
@@ -175,5 +175,52 @@ describe("LimiterCard", () => {
     badge = screen.getByTestId("expiry-badge");
     expect(badge.textContent).toBe("Expired");
     expect(badge.getAttribute("data-expired")).toBe("true");
+  });
+  it("a pass-through limiter says so, and its snippets send the client's own key to the endpoint", async () => {
+    const user = userEvent.setup();
+    renderCard(limiter());
+    expect(screen.getByTestId("limiter-credential-name").textContent).toBe("pass-through");
+    expect(screen.queryByTestId("limiter-code")).toBeNull();
+    expect(screen.getByTestId("snippets").getAttribute("data-mode")).toBe("pass-through");
+    await user.click(screen.getByText("Snippets"));
+    expect(screen.getByTestId("snippet-python").textContent).toContain(`base_url="${limiter().proxy_endpoint}"`);
+    expect(screen.getByTestId("snippet-python").textContent).toContain("your-openai-api-key");
+  });
+
+  it("a limiter with a stored key names it, offers the code as the API key, and its snippets need no OpenAI key", async () => {
+    const user = userEvent.setup();
+    const code = "sk-budget-0123456789abcdef0123456789abcdef";
+    const cred: Credential = {
+      id: "0c0c0c0c-0000-4000-8000-00000000000a",
+      name: "openai-prod",
+      kind: "openai",
+      organization: null,
+      project: null,
+      key_hint: "…wxyz",
+      fingerprint: "sha256:0123456789ab",
+      created_at: "2026-03-01T00:00:00Z",
+      updated_at: "2026-03-01T00:00:00Z",
+      rotated_at: "2026-03-01T00:00:00Z",
+      limiter_count: 1,
+    };
+    renderCard(limiter({ code, proxy_endpoint: `http://localhost:8000/v1/${code}`, credential_id: cred.id }), { credential: cred });
+    expect(screen.getByTestId("limiter-credential").textContent).toBe("Upstream key: openai-prod …wxyz");
+    expect(screen.getByTestId("limiter-code").textContent).toBe(code);
+    expect(screen.getByTestId("snippets").getAttribute("data-mode")).toBe("code-as-key");
+    await user.click(screen.getByText("Snippets"));
+    expect(screen.getByTestId("snippets-note").textContent).toMatch(/the client needs no OpenAI key, the server sends openai-prod/);
+    const py = screen.getByTestId("snippet-python").textContent!;
+    expect(py).toContain('base_url="http://localhost:8000/v1",');
+    expect(py).toContain(`api_key="${code}",`);
+    await user.click(screen.getByTestId("snippet-tab-curl"));
+    expect(screen.getByTestId("snippet-curl").textContent).toContain(`Authorization: Bearer ${code}`);
+  });
+
+  it("shows until when a rotated code's predecessor works, and nothing once it has expired", () => {
+    renderCard(limiter({ previous_code: { code: "0123456789abcdef0123456789abcdef", until: "2026-03-10T13:30:00Z" } }));
+    expect(screen.getByTestId("previous-code").textContent).toMatch(/^Old code works until .* \(1h 30m left\)$/);
+    cleanup();
+    renderCard(limiter({ previous_code: { code: "0123456789abcdef0123456789abcdef", until: "2026-03-10T11:00:00Z" } }));
+    expect(screen.queryByTestId("previous-code")).toBeNull();
   });
 });

@@ -1,6 +1,7 @@
-import { BarChart3, Clock, Pencil, RefreshCw, Trash2, Users } from "lucide-react";
-import type { Limiter, WindowView } from "../lib/api";
+import { BarChart3, Clock, KeyRound, Pencil, RefreshCw, Trash2, Users } from "lucide-react";
+import type { Credential, Limiter, WindowView } from "../lib/api";
 import { formatDuration, resetText } from "../lib/countdown";
+import { previousCodeText } from "../lib/credentials";
 import { formatMoney, formatPercent, periodLabel } from "../lib/format";
 import { usageLevel } from "../lib/usage";
 import { cn } from "../lib/utils";
@@ -52,6 +53,8 @@ function WindowBar({ w, now, name }: { w: WindowView; now: number; name: string 
 
 export interface LimiterCardProps {
   limiter: Limiter;
+  /** The limiter's upstream credential, when it has one and the list has loaded. */
+  credential?: Credential | null;
   now: number;
   toggling: boolean;
   onToggle: (active: boolean) => void;
@@ -61,7 +64,7 @@ export interface LimiterCardProps {
   onDelete: () => void;
 }
 
-export function LimiterCard({ limiter: l, now, toggling, onToggle, onEdit, onStats, onRotate, onDelete }: LimiterCardProps) {
+export function LimiterCard({ limiter: l, credential, now, toggling, onToggle, onEdit, onStats, onRotate, onDelete }: LimiterCardProps) {
   const level = usageLevel(l.usage_percentage);
   const switchId = `active-${l.id}`;
   const expiry = expiryText(l.expires_at, now);
@@ -70,6 +73,10 @@ export function LimiterCard({ limiter: l, now, toggling, onToggle, onEdit, onSta
   const overrides = Object.keys(l.user_overrides ?? {}).length;
   // The badge follows the tightest window: an exhausted hourly window refuses like the primary one.
   const worst = usageLevel(Math.max(l.usage_percentage, ...extraWindows.map((w) => w.usage_percentage)));
+  // With a credential the server sends its key and the code is the client's API key.
+  const heldKey = !!l.credential_id;
+  const credentialName = heldKey ? (credential?.name ?? "a stored key") : null;
+  const previousCode = previousCodeText(l.previous_code?.until, now);
   return (
     <Card
       data-testid="limiter-card"
@@ -199,6 +206,30 @@ export function LimiterCard({ limiter: l, now, toggling, onToggle, onEdit, onSta
         </div>
       )}
 
+      <p
+        className="flex min-w-0 items-center gap-1.5 text-xs text-muted-foreground"
+        data-testid="limiter-credential"
+        data-credential-id={l.credential_id ?? ""}
+        title={heldKey ? "The server sends this stored key; whatever key a client sends is dropped" : "Clients send their own OpenAI or Azure key, which the proxy forwards"}
+      >
+        <KeyRound className="h-3 w-3 shrink-0" />
+        <span className="min-w-0 truncate">
+          Upstream key:{" "}
+          {heldKey ? (
+            <>
+              <span className="font-medium text-foreground" data-testid="limiter-credential-name">
+                {credentialName}
+              </span>
+              {credential && <span className="font-mono"> {credential.key_hint}</span>}
+            </>
+          ) : (
+            <span className="font-medium text-foreground" data-testid="limiter-credential-name">
+              pass-through
+            </span>
+          )}
+        </span>
+      </p>
+
       <div className="grid min-w-0 grid-cols-1 gap-1.5">
         <span className="text-xs font-medium text-muted-foreground">Proxy endpoint</span>
         <div className="flex min-w-0 items-center gap-2 rounded-lg border bg-zinc-50/60 py-1 pl-3 pr-1">
@@ -207,9 +238,26 @@ export function LimiterCard({ limiter: l, now, toggling, onToggle, onEdit, onSta
           </code>
           <CopyButton text={l.proxy_endpoint} testId="copy-endpoint" label="Copy" />
         </div>
+        {heldKey && (
+          <>
+            <span className="text-xs font-medium text-muted-foreground">API key for clients (the limiter code)</span>
+            <div className="flex min-w-0 items-center gap-2 rounded-lg border bg-zinc-50/60 py-1 pl-3 pr-1">
+              <code className="min-w-0 flex-1 truncate font-mono text-xs" title={l.code} data-testid="limiter-code">
+                {l.code}
+              </code>
+              <CopyButton text={l.code} testId="copy-code" label="Copy" />
+            </div>
+          </>
+        )}
+        {previousCode && (
+          <p className="flex items-center gap-1 text-[11px] font-medium text-amber-700" data-testid="previous-code">
+            <Clock className="h-3 w-3 shrink-0" />
+            {previousCode}
+          </p>
+        )}
       </div>
 
-      <SnippetsPanel endpoint={l.proxy_endpoint} provider={l.provider} />
+      <SnippetsPanel endpoint={l.proxy_endpoint} provider={l.provider} code={l.code} credentialName={credentialName} />
 
       <div className="mt-auto flex items-center gap-1 border-t pt-3">
         <Button variant="ghost" size="sm" onClick={onStats} data-testid="action-stats">
@@ -221,7 +269,7 @@ export function LimiterCard({ limiter: l, now, toggling, onToggle, onEdit, onSta
           Edit
         </Button>
         <div className="ml-auto flex items-center">
-          <Tooltip content="Rotate code: issue a new endpoint; the old one stops working at once">
+          <Tooltip content="Rotate code: issue a new code; choose how long the old one keeps working">
             <Button variant="ghost" size="icon" onClick={onRotate} aria-label={`Rotate code of ${l.name}`} data-testid="action-rotate">
               <RefreshCw />
             </Button>

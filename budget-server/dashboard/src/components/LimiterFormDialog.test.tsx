@@ -2,7 +2,7 @@
 import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { Limiter } from "../lib/api";
+import type { Credential, Limiter } from "../lib/api";
 import { localToRfc3339 } from "../lib/validation";
 import { LimiterFormDialog } from "./LimiterFormDialog";
 
@@ -38,14 +38,34 @@ const saved: Limiter = {
   windows: [],
 };
 
+const openaiKey: Credential = {
+  id: "0c0c0c0c-0000-4000-8000-00000000000a",
+  name: "openai-prod",
+  kind: "openai",
+  organization: "org-1",
+  project: null,
+  key_hint: "…wxyz",
+  fingerprint: "sha256:0123456789ab",
+  created_at: "2026-03-01T00:00:00Z",
+  updated_at: "2026-03-01T00:00:00Z",
+  rotated_at: "2026-03-01T00:00:00Z",
+  limiter_count: 0,
+};
+const azureKey: Credential = { ...openaiKey, id: "0c0c0c0c-0000-4000-8000-00000000000b", name: "azure-eu", kind: "azure", organization: null, key_hint: "…AZ12" };
+
 type Call = { url: string; method: string; headers: Record<string, string>; body: unknown };
+/** The form's saving calls (its GET of the credential list is answered but not recorded). */
 let calls: Call[];
 let answer: () => Response;
+let credentialList: Credential[];
 
 beforeEach(() => {
   calls = [];
+  credentialList = [openaiKey, azureKey];
   answer = () => new Response(JSON.stringify(saved), { status: 201, headers: { "Content-Type": "application/json" } });
   vi.stubGlobal("fetch", (url: string, init: RequestInit) => {
+    if (url === "/api/credentials" && (init.method ?? "GET") === "GET")
+      return Promise.resolve(new Response(JSON.stringify(credentialList), { status: 200, headers: { "Content-Type": "application/json" } }));
     calls.push({
       url,
       method: init.method ?? "GET",
@@ -70,6 +90,13 @@ afterEach(() => {
   cleanup();
   vi.unstubAllGlobals();
 });
+
+/** Waits for the form's list of stored keys (an option per key in the "Upstream key" select). */
+async function credentialsLoaded() {
+  const select = screen.getByLabelText("Upstream key") as HTMLSelectElement;
+  await waitFor(() => expect(select.querySelector(`option[value="${azureKey.id}"]`)).not.toBeNull(), { timeout: 5000 });
+  return select;
+}
 
 function renderForm(limiter?: Limiter) {
   const onSaved = vi.fn();
@@ -272,5 +299,54 @@ describe("LimiterFormDialog", () => {
     await waitFor(() => expect(onSaved).toHaveBeenCalled());
     // The primary period is week, so the new row proposes minute.
     expect(calls[0]!.body).toEqual({ require_user: true, extra_budgets: [{ budget_limit: 3, period_type: "minute" }] });
+  });
+  it("attaches a stored key on create, and checks that its kind fits the provider", async () => {
+    const user = userEvent.setup();
+    const { onSaved } = renderForm();
+    const select = await credentialsLoaded();
+    expect(select.value).toBe("");
+    expect([...select.options].map((o) => o.textContent)).toEqual(["Client sends its own key (pass-through)", "openai-prod (OpenAI, …wxyz)", "azure-eu (Azure OpenAI, …AZ12)"]);
+    await user.type(screen.getByLabelText("Name"), "Held key");
+    await user.type(screen.getByLabelText("Budget (USD)"), "5");
+    // An Azure key on an OpenAI limiter never works: refused before sending.
+    await user.selectOptions(select, azureKey.id);
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    expect(screen.getByTestId("field-error-credential_id").textContent).toBe("This is an Azure OpenAI key; the limiter's provider is OpenAI.");
+    expect(calls).toEqual([]);
+    await user.selectOptions(select, openaiKey.id);
+    expect(screen.queryByTestId("field-error-credential_id")).toBeNull();
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() => expect(onSaved).toHaveBeenCalled());
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.body).toMatchObject({ name: "Held key", credential_id: openaiKey.id });
+  });
+
+  it("an edit that switches back to pass-through sends credential_id null", async () => {
+    const user = userEvent.setup();
+    answer = () => new Response(JSON.stringify(saved), { status: 200, headers: { "Content-Type": "application/json" } });
+    const { onSaved } = renderForm({ ...saved, credential_id: openaiKey.id });
+    const select = await credentialsLoaded();
+    expect(select.value).toBe(openaiKey.id);
+    await user.selectOptions(select, "");
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() => expect(onSaved).toHaveBeenCalled());
+    expect(calls[0]!.method).toBe("PUT");
+    expect(calls[0]!.body).toEqual({ credential_id: null });
+  });
+
+  it("an edit that keeps the key sends no credential_id; the server's 400 shows under the field", async () => {
+    const user = userEvent.setup();
+    answer = () =>
+      new Response(JSON.stringify({ error: { message: "credential_id: no such credential", type: "invalid_request_error", code: "validation_failed", field: "credential_id" } }), {
+        status: 400,
+        headers: { "Content-Type": "application/json" },
+      });
+    renderForm({ ...saved, credential_id: openaiKey.id });
+    await credentialsLoaded();
+    await user.clear(screen.getByLabelText("Name"));
+    await user.type(screen.getByLabelText("Name"), "Renamed");
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() => expect(screen.getByTestId("field-error-credential_id").textContent).toBe("credential_id: no such credential"));
+    expect(calls[0]!.body).toEqual({ name: "Renamed" });
   });
 });

@@ -1,6 +1,8 @@
 import { CircleAlert, Loader2, Plus, X } from "lucide-react";
 import { useEffect, useId, useMemo, useState } from "react";
+import { usePolled } from "../hooks/usePolled";
 import { ApiError, api, type Limiter } from "../lib/api";
+import { kindLabel } from "../lib/credentials";
 import { periodLabel } from "../lib/format";
 import {
   EMPTY_FORM,
@@ -43,6 +45,7 @@ function valuesFrom(l: Limiter): LimiterFormValues {
     max_request_cost: l.max_request_cost === null || l.max_request_cost === undefined ? "" : String(l.max_request_cost),
     cap_output_tokens: l.cap_output_tokens ?? true,
     expires_at: rfc3339ToLocal(l.expires_at),
+    credential_id: l.credential_id ?? "",
   };
 }
 
@@ -122,6 +125,9 @@ export function LimiterFormDialog({
   const [busy, setBusy] = useState(false);
   const uid = "f" + useId().replace(/[^a-zA-Z0-9]/g, "");
   const zones = useMemo(timeZones, []);
+  // The upstream keys the server holds, for the "Upstream key" choice (loaded while open).
+  const credentials = usePolled(() => api.credentials(), [], 30_000, open);
+  const credentialList = credentials.data;
 
   useEffect(() => {
     if (!open) return;
@@ -136,7 +142,7 @@ export function LimiterFormDialog({
   const update = (next: LimiterFormValues) => {
     setValues(next);
     // After a first submit, re-validate as the user types so messages go away when fixed.
-    if (submitted) setErrors(validateLimiterForm(next));
+    if (submitted) setErrors(validateLimiterForm(next, credentialList));
   };
   const set = (k: keyof LimiterFormValues) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>) =>
     update({ ...values, [k]: e.target.value });
@@ -149,7 +155,7 @@ export function LimiterFormDialog({
     e.preventDefault();
     setSubmitted(true);
     setFormError(null);
-    const errs = validateLimiterForm(values);
+    const errs = validateLimiterForm(values, credentialList);
     setErrors(errs);
     if (Object.keys(errs).length > 0) return;
     setBusy(true);
@@ -253,6 +259,29 @@ export function LimiterFormDialog({
               </Select>
             </Field>
           </div>
+          <Field
+            id={id("credential_id")}
+            label="Upstream key"
+            error={errors.credential_id ?? (credentials.error ? `Could not load the stored keys: ${credentials.error.message}` : undefined)}
+            hint={
+              values.credential_id
+                ? "The server sends this stored key and drops any key a client sends. Clients use the limiter code as their API key (see the card's snippets) and need no key of their own."
+                : "Clients send their own OpenAI or Azure key to the limiter endpoint; the proxy forwards it. Store keys under Credentials."
+            }
+          >
+            <Select id={id("credential_id")} name="credential_id" value={values.credential_id} onChange={set("credential_id")} data-testid="credential-select" {...inv("credential_id")}>
+              <option value="">Client sends its own key (pass-through)</option>
+              {(credentialList ?? []).map((c) => (
+                <option key={c.id} value={c.id}>
+                  {c.name} ({kindLabel(c.kind)}, {c.key_hint})
+                </option>
+              ))}
+              {values.credential_id && credentialList && !credentialList.some((c) => c.id === values.credential_id) && (
+                <option value={values.credential_id}>Unknown credential {values.credential_id.slice(0, 8)}</option>
+              )}
+              {values.credential_id && !credentialList && <option value={values.credential_id}>Stored key (loading…)</option>}
+            </Select>
+          </Field>
           <Field
             id={id("unmetered_endpoints")}
             label="Unmetered endpoints"

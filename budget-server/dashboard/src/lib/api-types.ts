@@ -46,6 +46,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/credentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /credentials`: every credential, by name. */
+        get: operations["listCredentials"];
+        put?: never;
+        /** `POST /credentials`: store an upstream key, sealed. */
+        post: operations["createCredential"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/credentials/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /credentials/{id}`. */
+        get: operations["getCredential"];
+        /** `PUT /credentials/{id}`: rename, change headers, or rotate the key. */
+        put: operations["updateCredential"];
+        post?: never;
+        /** `DELETE /credentials/{id}`: only when no live limiter uses it. */
+        delete: operations["deleteCredential"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/limiters": {
         parameters: {
             query?: never;
@@ -98,7 +135,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** `POST /limiters/{id}/rotate-code`: a new code; the old one stops working at once. */
+        /**
+         * `POST /limiters/{id}/rotate-code`: a new code. The old one stops working at once, or after
+         *     `grace_seconds`.
+         */
         post: operations["rotateCode"];
         delete?: never;
         options?: never;
@@ -390,6 +430,87 @@ export interface components {
             /** @description The period, in the limiter's time zone. */
             period_type: components["schemas"]["Period"];
         };
+        /** @description The body of `POST /api/credentials`. */
+        CredentialCreate: {
+            /**
+             * Format: password
+             * @description The key, 8 to 1024 visible ASCII characters. Stored sealed; never shown again.
+             */
+            api_key: string;
+            kind?: null | components["schemas"]["CredentialKind"];
+            /** @description Unique name, 1 to 100 characters of letters, digits, `.`, `_`, `-` and spaces. */
+            name: string;
+            /** @description `OpenAI-Organization` to send with it (OpenAI only). */
+            organization?: string | null;
+            /** @description `OpenAI-Project` to send with it (OpenAI only). */
+            project?: string | null;
+        };
+        /**
+         * @description Which header the key goes upstream in.
+         * @enum {string}
+         */
+        CredentialKind: "openai" | "azure";
+        /**
+         * @description The body of `PUT /api/credentials/{id}`: any of the fields. A new `api_key` is a rotation:
+         *     every limiter using the credential sends it from its next request, on every replica.
+         *     `organization` and `project` set to `null` remove them.
+         */
+        CredentialUpdate: {
+            /**
+             * Format: password
+             * @description A new key (rotation).
+             */
+            api_key?: string | null;
+            /** @description New name. */
+            name?: string | null;
+            /** @description New `OpenAI-Organization`; `null` removes it. */
+            organization?: string | null;
+            /** @description New `OpenAI-Project`; `null` removes it. */
+            project?: string | null;
+        };
+        /** @description An upstream credential as the admin API shows it (never the key itself). */
+        CredentialView: {
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /**
+             * @description `sha256:` and the first 12 hex digits of the key's SHA-256 (compare with
+             *     `printf %s "$KEY" | sha256sum`).
+             */
+            fingerprint: string;
+            /**
+             * Format: uuid
+             * @description Identifier.
+             */
+            id: string;
+            /** @description The key's last four characters, e.g. `…x9Qa`. */
+            key_hint: string;
+            /** @description `openai` (sent as `Authorization: Bearer`) or `azure` (sent as `api-key`). */
+            kind: components["schemas"]["CredentialKind"];
+            /**
+             * Format: int64
+             * @description Live limiters that send it.
+             */
+            limiter_count: number;
+            /** @description Unique name. */
+            name: string;
+            /** @description `OpenAI-Organization` sent with the key. */
+            organization?: string | null;
+            /** @description `OpenAI-Project` sent with the key. */
+            project?: string | null;
+            /**
+             * Format: date-time
+             * @description When the key itself was last set.
+             */
+            rotated_at: string;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+        };
         /** @enum {string} */
         Endpoint: "chat_completions" | "completions" | "embeddings" | "responses" | "images" | "audio_transcription" | "audio_speech" | "moderations" | "other";
         /** @enum {string} */
@@ -516,6 +637,12 @@ export interface components {
              */
             cap_output_tokens?: boolean | null;
             /**
+             * Format: uuid
+             * @description An upstream credential (`/api/credentials`) to send instead of the client's key
+             *     (default none: pass-through).
+             */
+            credential_id?: string | null;
+            /**
              * Format: date-time
              * @description When the limiter stops working, RFC 3339 (default never).
              */
@@ -566,6 +693,12 @@ export interface components {
              */
             created_at: string;
             /**
+             * Format: uuid
+             * @description The upstream credential the server sends instead of the client's key
+             *     (`/api/credentials`); `null`: the client's own key goes upstream (pass-through).
+             */
+            credential_id?: string | null;
+            /**
              * Format: date-time
              * @description When it was deleted; its code no longer works, its usage stays for statistics.
              */
@@ -591,6 +724,7 @@ export interface components {
             name: string;
             /** @description How often the budget resets. */
             period_type: components["schemas"]["Period"];
+            previous_code?: null | components["schemas"]["PreviousCode"];
             /** @description Which API the upstream speaks. */
             provider: components["schemas"]["Provider"];
             /** @description Requests without an end-user id are refused. */
@@ -692,7 +826,7 @@ export interface components {
          * @description The body of `PUT /api/limiters/{id}`: any subset of the create fields (read as
          *     `budget_core::LimiterUpdate`); absent or `null` fields stay as they are, except
          *     `unmetered_endpoints` (`null` returns to the server's setting) and `user_budget`,
-         *     `max_request_cost` and `expires_at` (`null` removes them).
+         *     `max_request_cost`, `expires_at` and `credential_id` (`null` removes them).
          */
         LimiterUpdate: {
             /** @description New model rules (`[]` allows every model). */
@@ -706,6 +840,11 @@ export interface components {
             budget_limit?: number | null;
             /** @description Cap output instead of refusing. */
             cap_output_tokens?: boolean | null;
+            /**
+             * Format: uuid
+             * @description Attach an upstream credential; `null` detaches it (back to pass-through).
+             */
+            credential_id?: string | null;
             /**
              * Format: date-time
              * @description New expiry; `null` removes it.
@@ -958,6 +1097,16 @@ export interface components {
         };
         /** @enum {string} */
         Period: "minute" | "hour" | "day" | "week" | "month" | "year";
+        /** @description A code retired by a rotation with a grace period. */
+        PreviousCode: {
+            /** @description The old code; a credential. */
+            code: string;
+            /**
+             * Format: date-time
+             * @description When it stops working.
+             */
+            until: string;
+        };
         /** @description The price table in force (`GET /pricing`). */
         Pricing: {
             /** @description One entry per model. */
@@ -972,6 +1121,15 @@ export interface components {
         };
         /** @enum {string} */
         Provider: "openai" | "azure";
+        /** @description The optional body of `POST /limiters/{id}/rotate-code`. */
+        RotateCode: {
+            /**
+             * Format: int64
+             * @description How long the old code keeps working, in seconds (0 to 2592000, default 0: it stops at
+             *     once). During the grace period both codes work, so clients can switch without downtime.
+             */
+            grace_seconds?: number;
+        };
         /** @description Token prices of a service tier, US dollars per 1M tokens (`null` when absent). */
         TierPrice: {
             /**
@@ -1257,6 +1415,364 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    listCredentials: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every credential, by name (never the keys) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialView"][];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CredentialCreate"];
+            };
+        };
+        responses: {
+            /** @description Stored; the key is never shown again */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialView"];
+                };
+            };
+            /** @description `SECRETS_KEY` is not set (`secrets_key_missing`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The name is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong shape or an invalid field (named in `field`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The credential's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The credential (never the key) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialView"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The credential's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CredentialUpdate"];
+            };
+        };
+        responses: {
+            /** @description The credential as changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialView"];
+                };
+            };
+            /** @description A new key without `SECRETS_KEY` (`secrets_key_missing`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The new name is another's */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong shape or an invalid field (named in `field`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The credential's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Live limiters use it (named in the message); detach it first */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
             };
         };
     };
@@ -1625,7 +2141,12 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description Optional: a grace period for the old code */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["RotateCode"];
+            };
+        };
         responses: {
             /** @description The limiter with its new code */
             200: {
@@ -1634,6 +2155,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Limiter"];
+                };
+            };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Missing, invalid or expired token */
@@ -1656,6 +2186,33 @@ export interface operations {
             };
             /** @description Unknown or deleted */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong shape or an invalid field (named in `field`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

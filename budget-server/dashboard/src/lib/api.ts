@@ -6,6 +6,10 @@ import type { components, operations } from "./api-types";
 
 // The API's types, generated from the server's OpenAPI document (`npm run gen:api`).
 type Schemas = components["schemas"];
+/**
+ * A limiter. `credential_id`: the upstream key the server sends for it (null: the client's own
+ * key passes through); `previous_code`: the code a rotation retired and `until` when it works.
+ */
 export type Limiter = Schemas["Limiter"];
 export type LimiterStats = Schemas["LimiterStats"];
 export type LimiterUsageRow = Schemas["LimiterUsageRow"];
@@ -22,6 +26,14 @@ export type WindowView = Schemas["WindowView"];
 /** An end user of a limiter: spend against their budget (`GET /api/limiters/{id}/users`). */
 export type UserView = Schemas["UserView"];
 export type BudgetWindow = Schemas["BudgetWindow"];
+
+/** An upstream key held by the server: its name, kind, hint and fingerprint, never the key itself. */
+export type Credential = Schemas["CredentialView"];
+export type CredentialKind = Schemas["CredentialKind"];
+export type CredentialCreate = Schemas["CredentialCreate"];
+/** A new `api_key` is a rotation: every limiter using the credential sends it from its next request. */
+export type CredentialUpdate = Schemas["CredentialUpdate"];
+export type RotateCode = Schemas["RotateCode"];
 
 /** The JSON body of an operation's answer with `status`, as the OpenAPI document describes it. */
 export type Answer<Op extends keyof operations, Status extends keyof operations[Op]["responses"]> =
@@ -189,8 +201,9 @@ export const api = {
   updateLimiter: (id: string, input: LimiterUpdate) =>
     request<Answer<"updateLimiter", 200>>("PUT", `/api/limiters/${encodeURIComponent(id)}`, input),
   deleteLimiter: (id: string) => request<void>("DELETE", `/api/limiters/${encodeURIComponent(id)}`),
-  rotateCode: (id: string) =>
-    request<Answer<"rotateCode", 200>>("POST", `/api/limiters/${encodeURIComponent(id)}/rotate-code`),
+  /** A new code; the old one keeps working for `graceSeconds` (0: stops at once). */
+  rotateCode: (id: string, graceSeconds = 0) =>
+    request<Answer<"rotateCode", 200>>("POST", `/api/limiters/${encodeURIComponent(id)}/rotate-code`, { grace_seconds: graceSeconds } satisfies RotateCode),
   limiterStats: (id: string) =>
     request<Answer<"limiterStats", 200>>("GET", `/api/limiters/${encodeURIComponent(id)}/stats`),
   limiterUsers: (id: string, limit = 20) =>
@@ -199,6 +212,11 @@ export const api = {
     request<Answer<"setUserBudget", 200>>("PUT", `/api/limiters/${encodeURIComponent(id)}/users/${encodeURIComponent(user)}`, budget),
   removeUserBudget: (id: string, user: string) =>
     request<void>("DELETE", `/api/limiters/${encodeURIComponent(id)}/users/${encodeURIComponent(user)}`),
+  credentials: () => request<Answer<"listCredentials", 200>>("GET", "/api/credentials"),
+  createCredential: (input: CredentialCreate) => request<Answer<"createCredential", 201>>("POST", "/api/credentials", input),
+  updateCredential: (id: string, input: CredentialUpdate) =>
+    request<Answer<"updateCredential", 200>>("PUT", `/api/credentials/${encodeURIComponent(id)}`, input),
+  deleteCredential: (id: string) => request<void>("DELETE", `/api/credentials/${encodeURIComponent(id)}`),
   stats: (r: Range = {}) => request<Answer<"stats", 200>>("GET", withQuery("/api/stats", { ...r })),
   timeseries: (bucket: Bucket, r: Range = {}) =>
     request<Answer<"timeseries", 200>>("GET", withQuery("/api/stats/timeseries", { bucket, ...r })),

@@ -9,6 +9,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     /** Where e2e/dev-mock.global-setup.mjs started the dev mock. */
     devMockUrl: string;
+    /** The same, started with --no-secrets-key. */
+    devMockNoSecretsUrl: string;
   }
 }
 
@@ -73,7 +75,7 @@ function answerSchema(method: string, path: string, status: number): Schema {
   return json.schema;
 }
 
-const base = inject("devMockUrl");
+let base = inject("devMockUrl");
 let token = "";
 
 /** Call the mock and check its answer against the document; returns the body. */
@@ -129,6 +131,65 @@ describe("the dev mock answers as the OpenAPI document says", () => {
     await call("GET", "/api/limiters/{id}", one, 404);
     token = "expired";
     await call("GET", "/api/limiters", "/api/limiters", 401);
+  });
+
+  it("credentials, a limiter's stored key, the code as the API key, rotation with a grace period", async () => {
+    base = inject("devMockUrl");
+    token = ((await call("POST", "/api/auth/login", "/api/auth/login", 200, { username: "admin", password: "changeme" })) as { token: string }).token;
+    const seeded = (await call("GET", "/api/credentials", "/api/credentials", 200)) as { name: string }[];
+    expect(seeded.map((c) => c.name)).toEqual([...seeded.map((c) => c.name)].sort());
+    const key = "sk-contract-0123456789wxyz";
+    const cred = (await call("POST", "/api/credentials", "/api/credentials", 201, { name: "contract key", kind: "openai", api_key: key, organization: "org-c" })) as {
+      id: string;
+      key_hint: string;
+      limiter_count: number;
+    };
+    expect([cred.key_hint, cred.limiter_count]).toEqual(["…wxyz", 0]);
+    const one = `/api/credentials/${cred.id}`;
+    expect(JSON.stringify(await call("GET", "/api/credentials/{id}", one, 200))).not.toContain(key);
+    await call("POST", "/api/credentials", "/api/credentials", 409, { name: "contract key", api_key: "sk-another-key-123" });
+    await call("POST", "/api/credentials", "/api/credentials", 422, { name: "short", api_key: "sk-1" });
+    const l = (await call("POST", "/api/limiters", "/api/limiters", 201, {
+      name: "held key",
+      budget_limit: 5,
+      period_type: "day",
+      base_url: `${base}/upstream`,
+      credential_id: cred.id,
+    })) as { id: string; code: string; credential_id: string };
+    expect(l.credential_id).toBe(cred.id);
+    expect(l.code).toMatch(/^sk-budget-[0-9a-f]{32}$/);
+    await call("PUT", "/api/limiters/{id}", `/api/limiters/${l.id}`, 422, { credential_id: "00000000-0000-4000-8000-000000000000" });
+    // The code as the API key: the upstream gets the stored key.
+    const chat = async (code: string) => {
+      const res = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { Authorization: `Bearer ${code}` }, body: JSON.stringify({ model: "gpt-4o", messages: [] }) });
+      return { status: res.status, text: await res.text() };
+    };
+    expect((await chat(l.code)).text).toContain("(key …wxyz)");
+    await call("DELETE", "/api/credentials/{id}", one, 409);
+    const rotated = (await call("POST", "/api/limiters/{id}/rotate-code", `/api/limiters/${l.id}/rotate-code`, 200, { grace_seconds: 60 })) as {
+      code: string;
+      previous_code: { code: string; until: string };
+    };
+    expect(rotated.previous_code.code).toBe(l.code);
+    expect((await chat(l.code)).status).toBe(200);
+    expect((await chat(rotated.code)).status).toBe(200);
+    await call("POST", "/api/limiters/{id}/rotate-code", `/api/limiters/${l.id}/rotate-code`, 400, { grace_seconds: 2592001 });
+    const saved = (await call("PUT", "/api/credentials/{id}", one, 200, { api_key: "sk-contract-rotated-9876", organization: null })) as { key_hint: string };
+    expect(saved.key_hint).toBe("…9876");
+    expect((await chat(rotated.code)).text).toContain("(key …9876)");
+    await call("PUT", "/api/limiters/{id}", `/api/limiters/${l.id}`, 200, { credential_id: null });
+    // Without a stored key, the code is no API key.
+    expect((await chat(rotated.code)).status).toBe(401);
+    await call("DELETE", "/api/credentials/{id}", one, 204);
+    await call("GET", "/api/credentials/{id}", one, 404);
+  });
+
+  it("a server without SECRETS_KEY refuses to store a key, and says how to set it", async () => {
+    base = inject("devMockNoSecretsUrl");
+    token = ((await call("POST", "/api/auth/login", "/api/auth/login", 200, { username: "admin", password: "changeme" })) as { token: string }).token;
+    const err = (await call("POST", "/api/credentials", "/api/credentials", 400, { name: "k", api_key: "sk-0123456789" })) as { error: { code: string; message: string } };
+    expect(err.error.code).toBe("secrets_key_missing");
+    expect(err.error.message).toMatch(/SECRETS_KEY is not set.*openssl rand -base64 32/);
   });
 
   it("the checker itself finds a wrong shape", () => {

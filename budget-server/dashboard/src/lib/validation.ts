@@ -56,6 +56,8 @@ export interface LimiterFormValues {
   cap_output_tokens: boolean;
   /** A `datetime-local` value in the browser's time zone; empty means never. */
   expires_at: string;
+  /** The upstream credential the server sends; empty: the client's own key passes through. */
+  credential_id: string;
 }
 
 export type BudgetWindow = Schemas["BudgetWindow"];
@@ -78,6 +80,7 @@ export interface LimiterInput {
   max_request_cost?: number | null;
   cap_output_tokens?: boolean;
   expires_at?: string | null;
+  credential_id?: string | null;
 }
 
 export type FormErrors = Partial<Record<keyof LimiterFormValues, string>>;
@@ -99,6 +102,7 @@ export const EMPTY_FORM: LimiterFormValues = {
   max_request_cost: "",
   cap_output_tokens: true,
   expires_at: "",
+  credential_id: "",
 };
 
 /** Splits the allowed-models text on commas and new lines, dropping blanks. */
@@ -153,7 +157,17 @@ export function parseBudget(s: string): number {
   return Number(cleaned);
 }
 
-export function validateLimiterForm(v: LimiterFormValues): FormErrors {
+/** What the form needs to know of an upstream credential to check the choice. */
+export interface CredentialChoice {
+  id: string;
+  kind: string;
+}
+
+/**
+ * Checks the form. `credentials`, when known, catches a key of the wrong kind for the
+ * provider (an OpenAI key sent to Azure, or an Azure `api-key` sent to OpenAI, never works).
+ */
+export function validateLimiterForm(v: LimiterFormValues, credentials?: readonly CredentialChoice[]): FormErrors {
   const errors: FormErrors = {};
   const name = v.name.trim();
   if (!name) errors.name = "Name is required.";
@@ -213,6 +227,11 @@ export function validateLimiterForm(v: LimiterFormValues): FormErrors {
   }
 
   if (v.expires_at.trim() && localToRfc3339(v.expires_at) === null) errors.expires_at = "Expiry must be a date and time.";
+
+  const chosen = v.credential_id ? credentials?.find((c) => c.id === v.credential_id) : undefined;
+  if (chosen && chosen.kind !== v.provider)
+    errors.credential_id =
+      chosen.kind === "azure" ? "This is an Azure OpenAI key; the limiter's provider is OpenAI." : "This is an OpenAI key; the limiter's provider is Azure OpenAI.";
   return errors;
 }
 
@@ -271,6 +290,7 @@ export function toLimiterInput(v: LimiterFormValues): LimiterInput {
   if (p.max_request_cost !== null) input.max_request_cost = p.max_request_cost;
   if (!p.cap_output_tokens) input.cap_output_tokens = false;
   if (p.expires_at) input.expires_at = p.expires_at;
+  if (v.credential_id) input.credential_id = v.credential_id;
   return input;
 }
 
@@ -283,7 +303,7 @@ export function toLimiterInput(v: LimiterFormValues): LimiterInput {
 export function toLimiterUpdate(initial: LimiterFormValues, v: LimiterFormValues): Partial<LimiterInput> {
   const full = (x: LimiterFormValues): Record<string, unknown> => {
     const { timezone, ...rest } = toLimiterInput(x);
-    return { ...rest, timezone: timezone ?? "UTC", ...policiesOf(x) };
+    return { ...rest, timezone: timezone ?? "UTC", ...policiesOf(x), credential_id: x.credential_id || null };
   };
   const before = full(initial);
   const after = full(v);
@@ -298,6 +318,7 @@ export function formFieldFor(field: string | null | undefined): keyof LimiterFor
   const keys: (keyof LimiterFormValues)[] = [
     "name", "budget_limit", "period_type", "base_url", "provider", "mode", "unpriced", "unmetered_endpoints", "timezone",
     "extra_budgets", "user_budget", "require_user", "allowed_models", "max_request_cost", "cap_output_tokens", "expires_at",
+    "credential_id",
   ];
   return (keys as string[]).includes(field) ? (field as keyof LimiterFormValues) : null;
 }

@@ -4,6 +4,7 @@ import { ErrorAlert } from "../components/ErrorAlert";
 import { LimiterCard } from "../components/LimiterCard";
 import { LimiterFormDialog } from "../components/LimiterFormDialog";
 import { LimiterStatsDialog } from "../components/LimiterStatsDialog";
+import { RotateCodeDialog } from "../components/RotateCodeDialog";
 import {
   AlertDialog,
   AlertDialogAction,
@@ -19,8 +20,8 @@ import { Card } from "../components/ui/card";
 import { Skeleton } from "../components/ui/skeleton";
 import { useToast } from "../components/ui/toast";
 import { useNow, usePolled } from "../hooks/usePolled";
-import { api, type Limiter } from "../lib/api";
-import { formatMoney } from "../lib/format";
+import { api, type Credential, type Limiter } from "../lib/api";
+import { formatDateTime, formatMoney } from "../lib/format";
 
 function CardSkeleton() {
   return (
@@ -42,6 +43,9 @@ function CardSkeleton() {
 
 export function LimitersPage() {
   const limiters = usePolled(() => api.limiters(), []);
+  // Names for the cards' "Upstream key" line; they change rarely.
+  const credentials = usePolled(() => api.credentials(), [], 30_000);
+  const credentialById = new Map<string, Credential>((credentials.data ?? []).map((c) => [c.id, c]));
   const now = useNow(1000);
   const toast = useToast();
   const [formOpen, setFormOpen] = useState(false);
@@ -77,17 +81,20 @@ export function LimitersPage() {
       toast({ title: "Could not delete the limiter", description: e instanceof Error ? e.message : String(e), variant: "error" });
     } finally {
       void limiters.reload();
+      void credentials.reload();
     }
   }
 
-  async function confirmRotate(l: Limiter) {
-    try {
-      const saved = await api.rotateCode(l.id);
-      replace(saved);
-      toast({ title: "Code rotated", description: "Update your clients with the new endpoint; the old one no longer works.", variant: "success" });
-    } catch (e) {
-      toast({ title: "Could not rotate the code", description: e instanceof Error ? e.message : String(e), variant: "error" });
-    }
+  function rotated(l: Limiter, grace: number) {
+    replace(l);
+    toast({
+      title: "Code rotated",
+      description:
+        grace > 0 && l.previous_code
+          ? `Update your clients with the new code; the old one works until ${formatDateTime(l.previous_code.until)}.`
+          : "Update your clients with the new code; the old one no longer works.",
+      variant: "success",
+    });
   }
 
   const list = limiters.data;
@@ -144,6 +151,7 @@ export function LimitersPage() {
             <LimiterCard
               key={l.id}
               limiter={l}
+              credential={l.credential_id ? credentialById.get(l.credential_id) : null}
               now={now}
               toggling={!!toggling[l.id]}
               onToggle={(a) => void toggle(l, a)}
@@ -166,6 +174,7 @@ export function LimitersPage() {
         onSaved={(l, created) => {
           if (created) limiters.mutate((old) => [...(old ?? []), l]);
           else replace(l);
+          void credentials.reload(); // limiter_count changes with an attached or detached key
           toast({ title: created ? `${l.name} created` : `${l.name} saved`, description: created ? "Copy its endpoint from the card." : undefined, variant: "success" });
           void limiters.reload();
         }}
@@ -189,22 +198,7 @@ export function LimitersPage() {
         </AlertDialogContent>
       </AlertDialog>
 
-      <AlertDialog open={!!rotating} onOpenChange={(o) => !o && setRotating(null)}>
-        <AlertDialogContent data-testid="rotate-dialog">
-          <AlertDialogHeader>
-            <AlertDialogTitle>Rotate the code of “{rotating?.name}”?</AlertDialogTitle>
-            <AlertDialogDescription>
-              The limiter gets a new proxy endpoint. The current endpoint stops working immediately, so every client using it must be updated.
-            </AlertDialogDescription>
-          </AlertDialogHeader>
-          <AlertDialogFooter>
-            <AlertDialogCancel>Cancel</AlertDialogCancel>
-            <AlertDialogAction data-testid="confirm-rotate" onClick={() => rotating && void confirmRotate(rotating)}>
-              Rotate code
-            </AlertDialogAction>
-          </AlertDialogFooter>
-        </AlertDialogContent>
-      </AlertDialog>
+      <RotateCodeDialog limiter={rotating} onOpenChange={(o) => !o && setRotating(null)} onRotated={rotated} />
     </div>
   );
 }
