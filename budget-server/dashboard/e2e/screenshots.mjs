@@ -60,6 +60,15 @@ await page.selectOption('[data-testid="range-select"]', "7d");
 await page.waitForTimeout(800);
 await shot("statistics-seeded.png");
 
+await page.click('[data-testid="nav-credentials"]');
+await page.waitForSelector('[data-testid="credential-row"]');
+await page.mouse.move(0, 0);
+await shot("credentials-seeded.png");
+await page.click('[data-testid="create-credential"]');
+await page.waitForTimeout(300);
+await shot("credential-form.png", false);
+await page.keyboard.press("Escape");
+
 await page.setViewportSize({ width: 390, height: 844 });
 await page.click('[data-testid="nav-limiters"]');
 await page.waitForSelector('[data-testid="limiter-card"]');
