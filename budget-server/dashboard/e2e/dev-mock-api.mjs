@@ -170,6 +170,13 @@ function validate(b, partial) {
   if (has("expires_at") && b.expires_at !== null && Number.isNaN(Date.parse(b.expires_at))) return ["expires_at", "expires_at: must be an RFC 3339 date-time"];
   if (has("credential_id") && b.credential_id !== null && !credentials.has(b.credential_id))
     return ["credential_id", `credential_id: no credential ${b.credential_id}; create it with POST /api/credentials first`];
+  if (has("credential_id") && b.credential_id !== null) {
+    // A key goes in its kind's header: only an OpenAI key for an OpenAI limiter, an Azure key for Azure.
+    const c = credentials.get(b.credential_id);
+    const provider = b.provider ?? (partial ? partial.provider : "openai");
+    if (c.kind !== provider)
+      return ["credential_id", `credential ${JSON.stringify(c.name)} is an ${c.kind} key but the limiter's provider is ${provider}: attach a key of the same kind`];
+  }
   return null;
 }
 

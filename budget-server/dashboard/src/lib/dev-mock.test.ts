@@ -159,6 +159,8 @@ describe("the dev mock answers as the OpenAPI document says", () => {
     expect(l.credential_id).toBe(cred.id);
     expect(l.code).toMatch(/^sk-budget-[0-9a-f]{32}$/);
     await call("PUT", "/api/limiters/{id}", `/api/limiters/${l.id}`, 422, { credential_id: "00000000-0000-4000-8000-000000000000" });
+    // An OpenAI key on an Azure limiter would go out in the wrong header.
+    await call("PUT", "/api/limiters/{id}", `/api/limiters/${l.id}`, 422, { provider: "azure", credential_id: cred.id });
     // The code as the API key: the upstream gets the stored key.
     const chat = async (code: string) => {
       const res = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { Authorization: `Bearer ${code}` }, body: JSON.stringify({ model: "gpt-4o", messages: [] }) });
