@@ -267,6 +267,12 @@ impl Config {
         c
     }
 
+    /// `SECRETS_KEY`, unless unset or empty (an empty variable, as a Compose file's
+    /// `${SECRETS_KEY:-}` gives, means none).
+    pub fn secrets_key(&self) -> Option<&str> {
+        self.secrets_key.as_deref().filter(|k| !k.trim().is_empty())
+    }
+
     /// Check what clap cannot; the error names the variable.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |variable, reason: String| Err(ConfigError { variable, reason });
@@ -281,7 +287,7 @@ impl Config {
         if self.jwt_expire_hours == 0 {
             return err("JWT_EXPIRE_HOURS", "must be at least 1".into());
         }
-        if let Some(key) = &self.secrets_key {
+        if let Some(key) = self.secrets_key() {
             if let Err(reason) = crate::secrets::SecretsKey::parse(key) {
                 return err("SECRETS_KEY", reason);
             }

@@ -319,6 +319,30 @@ impl ProxyService {
         .await;
         self.metrics.upstream_latency(started.elapsed());
         match result {
+            Ok(Ok(res))
+                if res.status() == StatusCode::UNAUTHORIZED && limiter.credential_id.is_some() =>
+            {
+                // The upstream refused the key this server holds. Its error names (part of) that
+                // key and would tell the client its own credential is wrong: neither is true to
+                // say to the client. The body is dropped unread.
+                tracing::error!(
+                    limiter = %limiter.id,
+                    credential = ?limiter.credential_id,
+                    host = limiter.base_url.host_str().unwrap_or(""),
+                    "the upstream refused the server-held key (401): rotate the credential"
+                );
+                self.metrics.upstream_error();
+                let mut res = error(
+                    StatusCode::BAD_GATEWAY,
+                    "The upstream API refused the key this server holds for the limiter; an \
+                     administrator must rotate its credential",
+                    "server_error",
+                    "upstream_credential_rejected",
+                );
+                res.headers_mut()
+                    .insert("x-should-retry", HeaderValue::from_static("false"));
+                res
+            }
             Ok(Ok(res)) => {
                 let (mut head, incoming) = res.into_parts();
                 strip_hop_by_hop(&mut head.headers);

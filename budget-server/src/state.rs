@@ -195,7 +195,7 @@ impl AppState {
             layer = layer.with_user_header(h);
         }
         let upstream = Upstream::new(&config);
-        let sealer = match &config.secrets_key {
+        let sealer = match config.secrets_key() {
             Some(key) => Some(Arc::new(Sealer::new(
                 &SecretsKey::parse(key).map_err(StartError::Secrets)?,
             ))),

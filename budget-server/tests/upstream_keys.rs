@@ -435,6 +435,7 @@ async fn a_wrong_or_missing_secrets_key_stops_the_server_at_start() {
     for (key, why) in [
         (Some(secrets_key(8)), "does not decrypt"),
         (None, "not set"),
+        (Some(String::new()), "not set"),
     ] {
         match AppState::build(sqlite_config(dir.path(), key)).await {
             Err(StartError::Secrets(m)) => {
@@ -638,4 +639,68 @@ async fn azure_limiters_send_the_server_held_api_key() {
         "{}",
         seen.path
     );
+}
+
+#[tokio::test]
+async fn an_upstream_that_refuses_the_held_key_is_reported_without_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // The upstream accepts another key than the one the server holds (a revoked key).
+    let mock = MockUpstream::start(
+        MockOptions::default().with_accepted_keys(["sk-proj-the-only-good-key-0000"]),
+    )
+    .await
+    .unwrap();
+    let s = serve(
+        AppState::build(sqlite_config(dir.path(), Some(secrets_key(5))))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let cred = s
+        .admin(
+            "POST",
+            "/api/credentials",
+            Some(json!({"name": "revoked", "api_key": SERVER_KEY})),
+        )
+        .await
+        .json();
+    let l = s
+        .admin(
+            "POST",
+            "/api/limiters",
+            Some(json!({"name": "r", "budget_limit": 5, "period_type": "day", "base_url": mock.url(), "credential_id": cred["id"]})),
+        )
+        .await
+        .json();
+    let bearer = format!("Bearer {}", l["code"].as_str().unwrap());
+    let a = s
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            CHAT,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.body);
+    assert_eq!(a.json()["error"]["code"], "upstream_credential_rejected");
+    assert_eq!(a.headers.get("x-should-retry").unwrap(), "false");
+    assert!(
+        !a.body.contains("0123") && !a.body.contains("SERVERHELD"),
+        "{}",
+        a.body
+    );
+    assert_eq!(mock.request_count(), 1, "it did go upstream, once");
+    // Nothing was charged for it.
+    let stats = s
+        .admin(
+            "GET",
+            &format!("/api/limiters/{}/stats", l["id"].as_str().unwrap()),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(stats["current_spend"], 0.0, "{stats}");
 }
