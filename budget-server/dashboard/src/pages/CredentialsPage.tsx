@@ -143,7 +143,7 @@ export function CredentialsPage() {
       title: mode === "create" ? `${c.name} saved` : mode === "rotate" ? `Key of ${c.name} rotated` : `${c.name} saved`,
       description:
         mode === "rotate"
-          ? `${c.limiter_count} limiter${c.limiter_count === 1 ? "" : "s"} send the new key (${c.key_hint}) from the next request.`
+          ? `${c.limiter_count === 1 ? "1 limiter sends" : `${c.limiter_count} limiters send`} the new key (${c.key_hint}) from the next request.`
           : mode === "create"
             ? `Stored encrypted; only ${c.key_hint} is shown from now on. Attach it to a limiter in its form.`
             : undefined,
