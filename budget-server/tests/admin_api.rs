@@ -278,7 +278,9 @@ async fn the_seed_walkthrough() {
     let id = l["id"].as_str().unwrap().to_owned();
     let code = l["code"].as_str().unwrap().to_owned();
     assert!(id.parse::<LimiterId>().is_ok());
-    let hex = code.strip_prefix("sk-budget-").expect("new codes are prefixed");
+    let hex = code
+        .strip_prefix("sk-budget-")
+        .expect("new codes are prefixed");
     assert_eq!(hex.len(), 32);
     assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
     assert_eq!(l["name"], "Customer A - $20/day");

@@ -13,7 +13,9 @@ const COLUMNS: &str = "id, name, kind, organization, project, sealed, hint, fing
                        created_at, updated_at, rotated_at";
 
 /// Every stored credential (at open).
-pub(crate) async fn load(pool: &SqlitePool) -> std::result::Result<Vec<Credential>, SqliteStoreError> {
+pub(crate) async fn load(
+    pool: &SqlitePool,
+) -> std::result::Result<Vec<Credential>, SqliteStoreError> {
     sqlx::query(&format!("SELECT {COLUMNS} FROM credentials"))
         .fetch_all(pool)
         .await?
@@ -36,7 +38,9 @@ fn from_row(row: &SqliteRow) -> std::result::Result<Credential, SqliteStoreError
             .parse()
             .map_err(|e| SqliteStoreError::corrupt(T, format!("id {id:?}: {e}")))?,
         name: row.try_get("name")?,
-        kind: kind.parse().map_err(|e: String| SqliteStoreError::corrupt(T, e))?,
+        kind: kind
+            .parse()
+            .map_err(|e: String| SqliteStoreError::corrupt(T, e))?,
         organization: row.try_get("organization")?,
         project: row.try_get("project")?,
         sealed: SealedSecret(row.try_get("sealed")?),

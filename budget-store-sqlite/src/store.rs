@@ -4,12 +4,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use budget_core::credential::{Credential, CredentialId};
 use budget_core::store::{
     BucketSize, BudgetStore, CounterKey, Error, GroupBy, LimiterCatalog, LimiterRef, Reservation,
     ReserveOutcome, ReserveRequest, Result, UsageBucket, UsageGroup, UsageQuery, UsageRecord,
     UsageStats, UsageTotals, WindowSpend, WriteStatus,
 };
-use budget_core::credential::{Credential, CredentialId};
 use budget_core::{Limiter, LimiterId, LimiterUpdate};
 use chrono::Utc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

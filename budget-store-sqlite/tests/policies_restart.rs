@@ -129,7 +129,12 @@ async fn credentials_and_code_grace_survive_a_restart() {
         rotated_at: now,
     };
     store.create_credential(&c).await.unwrap();
-    let mut n = NewLimiter::new("keyed", Money::from_dollars(1), Period::Day, "https://api.openai.com");
+    let mut n = NewLimiter::new(
+        "keyed",
+        Money::from_dollars(1),
+        Period::Day,
+        "https://api.openai.com",
+    );
     n.credential_id = Some(c.id);
     let l = Limiter::create(n, Utc::now()).unwrap();
     store.create_limiter(&l).await.unwrap();
@@ -141,7 +146,10 @@ async fn credentials_and_code_grace_survive_a_restart() {
 
     let store = SqliteStore::open(&url).await.unwrap();
     assert_eq!(store.list_credentials().await.unwrap(), vec![c.clone()]);
-    assert_eq!(store.find_credential(c.id).await.unwrap().as_deref(), Some(&c));
+    assert_eq!(
+        store.find_credential(c.id).await.unwrap().as_deref(),
+        Some(&c)
+    );
     let back = store.get_limiter(l.id).await.unwrap().unwrap();
     assert_eq!(back.credential_id, Some(c.id));
     assert_eq!(back.previous_code, rotated.previous_code);
@@ -150,7 +158,11 @@ async fn credentials_and_code_grace_survive_a_restart() {
             .find_limiter(budget_core::store::LimiterRef::Code(code.as_str()))
             .await
             .unwrap();
-        assert_eq!(found.map(|f| f.id), Some(l.id), "old and new code both work");
+        assert_eq!(
+            found.map(|f| f.id),
+            Some(l.id),
+            "old and new code both work"
+        );
     }
     assert!(matches!(
         store.delete_credential(c.id).await,
