@@ -218,6 +218,30 @@ impl FromStr for Money {
     }
 }
 
+impl Money {
+    /// Exact decimal dollars for machines (CSV, spreadsheets): `20.00`, `0.000021`, `-1.50`,
+    /// `1234.56` — at least two decimals, more only when the amount needs them, no `$`, no
+    /// thousands separators.
+    ///
+    /// ```
+    /// use budget_core::Money;
+    /// assert_eq!(Money::from_nanos(21_000).to_decimal_string(), "0.000021");
+    /// assert_eq!(Money::from_cents(-150).to_decimal_string(), "-1.50");
+    /// assert_eq!(Money::from_dollars(1234).to_decimal_string(), "1234.00");
+    /// ```
+    pub fn to_decimal_string(self) -> String {
+        let abs = self.0.unsigned_abs();
+        let whole = abs / NANOS_PER_DOLLAR as u64;
+        let frac = abs % NANOS_PER_DOLLAR as u64;
+        let mut frac_s = format!("{frac:09}");
+        while frac_s.len() > 2 && frac_s.ends_with('0') {
+            frac_s.pop();
+        }
+        let sign = if self.0 < 0 { "-" } else { "" };
+        format!("{sign}{whole}.{frac_s}")
+    }
+}
+
 /// `$20.00`, `$0.000021`, `-$1.50`, `$1,234.56`: at least two decimals, more only when the
 /// amount needs them, thousands separated.
 impl fmt::Display for Money {

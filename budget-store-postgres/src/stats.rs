@@ -296,6 +296,43 @@ impl UsageStats for PostgresStore {
         let rows = self.fetch_all(sql).await?;
         rows.iter().map(|r| Ok(record_from_row(r)?)).collect()
     }
+
+    async fn usage_page(
+        &self,
+        query: &UsageQuery,
+        after: Option<budget_core::store::UsageCursor>,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>> {
+        self.read_barrier().await?;
+        let (lo, hi) = bounds(query);
+        let mut sql = Sql::default();
+        sql.push(&format!(
+            "SELECT {EVENT_COLUMNS} FROM usage_events WHERE TRUE"
+        ));
+        sql.range(
+            "at",
+            &Segment {
+                source: Source::Raw,
+                lo,
+                hi,
+            },
+        )?;
+        if let Some(l) = query.limiter_id {
+            sql.push(" AND limiter_id = ");
+            sql.bind(l.0)?;
+        }
+        if let Some(c) = after {
+            sql.push(" AND (at, id) > (");
+            sql.bind(c.at)?;
+            sql.push(", ");
+            sql.bind(c.id)?;
+            sql.push(")");
+        }
+        sql.push(" ORDER BY at, id LIMIT ");
+        sql.bind(i64::try_from(limit).unwrap_or(i64::MAX))?;
+        let rows = self.fetch_all(sql).await?;
+        rows.iter().map(|r| Ok(record_from_row(r)?)).collect()
+    }
 }
 
 /// The buckets (of `width`, whose roll-up level is `level`) that `segs` covers only in part,

@@ -603,4 +603,14 @@ impl UsageStats for SqliteStore {
         self.read_barrier().await?;
         Ok(stats::recent(&self.inner.pool, query, limit).await?)
     }
+
+    async fn usage_page(
+        &self,
+        query: &UsageQuery,
+        after: Option<budget_core::store::UsageCursor>,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>> {
+        self.read_barrier().await?;
+        Ok(stats::page(&self.inner.pool, query, after, limit).await?)
+    }
 }

@@ -16,6 +16,7 @@
 
 mod budgets;
 mod credentials;
+mod export;
 mod limiters;
 mod policies;
 mod races;
@@ -28,6 +29,7 @@ pub use budgets::{
     user_counters_and_reservations_for_users, window_rollover,
 };
 pub use credentials::{credentials_crud_and_hot_path, rotation_grace_keeps_the_old_code};
+pub use export::usage_pages_in_time_order;
 pub use limiters::{
     code_lookup_and_rotation, delete_keeps_history_and_purge_removes_it, limiter_crud,
 };
@@ -88,6 +90,7 @@ macro_rules! store_conformance_tests {
             concurrent_reservations_respect_every_budget,
             concurrent_rollover_keeps_every_window,
             statistics,
+            usage_pages_in_time_order,
             concurrent_strict_reservations_never_overspend,
             concurrent_soft_reservations_lose_nothing
         );

@@ -290,6 +290,15 @@ impl<S: UsageStats + ?Sized> UsageStats for CachingStore<S> {
     async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>> {
         self.inner.recent_usage(query, limit).await
     }
+
+    async fn usage_page(
+        &self,
+        query: &UsageQuery,
+        after: Option<super::UsageCursor>,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>> {
+        self.inner.usage_page(query, after, limit).await
+    }
 }
 
 #[cfg(test)]

@@ -332,6 +332,20 @@ impl UsageStats for MemoryStore {
         out.truncate(limit);
         Ok(out)
     }
+
+    async fn usage_page(
+        &self,
+        query: &UsageQuery,
+        after: Option<super::UsageCursor>,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>> {
+        let inner = self.lock();
+        let matching = inner
+            .records
+            .iter()
+            .filter(|r| query.matches(r) && after.is_none_or(|c| c.precedes(r)));
+        Ok(super::page_of(matching.cloned(), None, limit))
+    }
 }
 
 /// Totals of some records, distinct users included.

@@ -275,6 +275,40 @@ pub trait UsageStats: std::fmt::Debug + Send + Sync + 'static {
 
     /// The most recent records matching `query`, newest first.
     async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>>;
+
+    /// One page of an export: the records matching `query` that come after `after` in
+    /// `(at, id)` order (from the first when `None`), oldest first, at most `limit`. Paging
+    /// with the last record's [`UsageCursor`] reads every record exactly once, whatever is
+    /// written meanwhile behind the cursor, with memory bounded by `limit`.
+    ///
+    /// The default reads every matching record with [`recent_usage`](Self::recent_usage) and
+    /// pages in memory: correct, but not bounded. Stores with many records override it with a
+    /// keyset query (`WHERE (at, id) > (…) ORDER BY at, id LIMIT …`).
+    async fn usage_page(
+        &self,
+        query: &UsageQuery,
+        after: Option<UsageCursor>,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>> {
+        let all = self.recent_usage(query, usize::MAX).await?;
+        Ok(page_of(all, after, limit))
+    }
+}
+
+/// `records` in `(at, id)` order, those after `after`, at most `limit`: a page for stores that
+/// page in memory.
+pub fn page_of(
+    records: impl IntoIterator<Item = UsageRecord>,
+    after: Option<UsageCursor>,
+    limit: usize,
+) -> Vec<UsageRecord> {
+    let mut out: Vec<UsageRecord> = records
+        .into_iter()
+        .filter(|r| after.is_none_or(|c| c.precedes(r)))
+        .collect();
+    out.sort_by(|a, b| (a.at, a.id).cmp(&(b.at, b.id)));
+    out.truncate(limit);
+    out
 }
 
 /// A complete store: the hot path, the catalogue and the statistics. Implemented for every

@@ -410,6 +410,29 @@ pub struct UsageQuery {
     pub to: Option<DateTime<Utc>>,
 }
 
+/// Where a page of [`UsageStats::usage_page`](super::UsageStats::usage_page) ends: the
+/// `(at, id)` of its last record. Records are in `(at, id)` order, so the next page starts
+/// strictly after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UsageCursor {
+    /// The record's time.
+    pub at: DateTime<Utc>,
+    /// The record's id.
+    pub id: Uuid,
+}
+
+impl UsageCursor {
+    /// The cursor just after `r`.
+    pub fn after(r: &UsageRecord) -> Self {
+        UsageCursor { at: r.at, id: r.id }
+    }
+
+    /// Does `r` come after this cursor in `(at, id)` order?
+    pub fn precedes(&self, r: &UsageRecord) -> bool {
+        (r.at, r.id) > (self.at, self.id)
+    }
+}
+
 impl UsageQuery {
     /// Everything.
     pub fn all() -> Self {

@@ -14,4 +14,4 @@ mod sql;
 
 pub(crate) use counter::counter_cost;
 pub(crate) use plan::Level;
-pub(crate) use queries::{breakdown, recent, series, totals};
+pub(crate) use queries::{breakdown, page, recent, series, totals};

@@ -188,3 +188,41 @@ pub(crate) async fn recent(
         .await?;
     rows.iter().map(record_from_row).collect()
 }
+
+/// A page of an export: the records matching `q` after `after` in `(at, id)` order, oldest
+/// first, at most `limit` (a keyset query on the `(at)` and `(limiter_id, at)` indexes).
+pub(crate) async fn page(
+    pool: &SqlitePool,
+    q: &UsageQuery,
+    after: Option<budget_core::store::UsageCursor>,
+    limit: usize,
+) -> Result<Vec<UsageRecord>, SqliteStoreError> {
+    let (lo, hi) = bounds(q);
+    let mut sql = format!(
+        "SELECT {} FROM usage_events WHERE at >= ? AND at < ?",
+        crate::rows::EVENT_COLUMNS
+    );
+    if q.limiter_id.is_some() {
+        sql.push_str(" AND limiter_id = ?");
+    }
+    if after.is_some() {
+        // Ids are hyphenated lower-case UUIDs: as text they sort as the UUIDs do.
+        sql.push_str(" AND (at > ? OR (at = ? AND id > ?))");
+    }
+    sql.push_str(" ORDER BY at, id LIMIT ?");
+    let mut query = sqlx::query(&sql).bind(lo).bind(hi);
+    if let Some(l) = q.limiter_id {
+        query = query.bind(l.to_string());
+    }
+    if let Some(c) = after {
+        query = query
+            .bind(micros(c.at))
+            .bind(micros(c.at))
+            .bind(c.id.to_string());
+    }
+    let rows = query
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(record_from_row).collect()
+}
