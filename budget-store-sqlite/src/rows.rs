@@ -75,20 +75,7 @@ fn parse_variant<T: serde::de::DeserializeOwned>(
 /// The endpoint's API name (`"chat_completions"`), without going through serde on the
 /// writer's path for the known ones.
 pub(crate) fn endpoint_str(e: Endpoint) -> std::borrow::Cow<'static, str> {
-    #[allow(unreachable_patterns)]
-    let name = match e {
-        Endpoint::ChatCompletions => "chat_completions",
-        Endpoint::Completions => "completions",
-        Endpoint::Embeddings => "embeddings",
-        Endpoint::Responses => "responses",
-        Endpoint::Images => "images",
-        Endpoint::AudioTranscription => "audio_transcription",
-        Endpoint::AudioSpeech => "audio_speech",
-        Endpoint::Moderations => "moderations",
-        Endpoint::Other => "other",
-        other => return variant_str(&other).into(),
-    };
-    name.into()
+    e.as_str().into()
 }
 
 /// The columns of `limiters`, in the order [`bind_limiter`] binds them.

@@ -22,7 +22,7 @@ pub async fn usage_pages_in_time_order(store: Arc<dyn Store>) {
     }
     s.flush().await.unwrap();
     let mut expected: Vec<UsageRecord> = written.clone();
-    expected.sort_by(|x, y| (x.at, x.id).cmp(&(y.at, y.id)));
+    expected.sort_by_key(|r| (r.at, r.id));
 
     for page_size in [1, 2, 7, 23, 100] {
         let mut got = Vec::new();

@@ -306,7 +306,7 @@ pub fn page_of(
         .into_iter()
         .filter(|r| after.is_none_or(|c| c.precedes(r)))
         .collect();
-    out.sort_by(|a, b| (a.at, a.id).cmp(&(b.at, b.id)));
+    out.sort_by_key(|r| (r.at, r.id));
     out.truncate(limit);
     out
 }

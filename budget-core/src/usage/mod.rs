@@ -143,6 +143,21 @@ pub struct Usage {
 }
 
 impl Endpoint {
+    /// The endpoint's API name, as it serializes: `chat_completions`, `embeddings`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat_completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Responses => "responses",
+            Endpoint::Images => "images",
+            Endpoint::AudioTranscription => "audio_transcription",
+            Endpoint::AudioSpeech => "audio_speech",
+            Endpoint::Moderations => "moderations",
+            Endpoint::Other => "other",
+        }
+    }
+
     /// The endpoint a request path is for. The path is what follows the proxy's prefix, with
     /// or without a leading `/`, `v1/`, Azure's `openai/` and `openai/deployments/{name}/`
     /// (in that order); a query string is ignored. Anything not listed on the variants
@@ -223,6 +238,28 @@ mod tests {
             ("?chat/completions", Endpoint::Other),
         ] {
             assert_eq!(Endpoint::from_path(path), want, "{path}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod endpoint_name_tests {
+    use super::Endpoint;
+
+    #[test]
+    fn as_str_is_the_serialized_name() {
+        for e in [
+            Endpoint::ChatCompletions,
+            Endpoint::Completions,
+            Endpoint::Embeddings,
+            Endpoint::Responses,
+            Endpoint::Images,
+            Endpoint::AudioTranscription,
+            Endpoint::AudioSpeech,
+            Endpoint::Moderations,
+            Endpoint::Other,
+        ] {
+            assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
         }
     }
 }

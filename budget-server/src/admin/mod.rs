@@ -54,6 +54,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/stats/timeseries"),
     ("GET", "/stats/breakdown"),
     ("GET", "/usage/recent"),
+    ("GET", "/usage/export"),
     ("GET", "/pricing"),
     ("GET", "/openapi.json"),
 ];
@@ -91,6 +92,7 @@ pub fn router() -> Router<AppState> {
         .route("/stats/timeseries", get(stats::timeseries))
         .route("/stats/breakdown", get(stats::breakdown))
         .route("/usage/recent", get(stats::recent))
+        .route("/usage/export", get(stats::export))
         .route("/pricing", get(stats::pricing))
         .route("/openapi.json", get(openapi::serve))
 }

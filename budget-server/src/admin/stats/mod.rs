@@ -5,7 +5,8 @@
 //!   naming it;
 //! - `overview`: totals and the per-limiter table (`GET /stats`);
 //! - `usage`: time series, breakdowns and recent usage;
-//! - `pricing`: the price table in force (`GET /pricing`).
+//! - `pricing`: the price table in force (`GET /pricing`);
+//! - `export`: usage records as CSV or JSON Lines, streamed (`GET /usage/export`).
 
 use std::collections::HashMap;
 
@@ -14,11 +15,16 @@ use budget_core::{Limiter, LimiterId};
 use super::error::ApiError;
 use crate::state::AppState;
 
+mod export;
 mod overview;
 mod params;
 mod pricing;
 mod usage;
 
+pub use export::{
+    __path_export, export, ExportFormat, ExportParams, COLUMNS as EXPORT_COLUMNS,
+    PAGE as EXPORT_PAGE,
+};
 pub use overview::{__path_overview, overview, LimiterUsageRow, Overview};
 pub use params::{BreakdownBy, Bucket, RangeParams, StatsParams, DEFAULT_LIMIT, MAX_LIMIT};
 pub use pricing::{__path_pricing, pricing, PriceView, Pricing, TierView};
