@@ -124,6 +124,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod credential;
 pub mod limiter;
 pub mod money;

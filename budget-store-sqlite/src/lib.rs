@@ -104,6 +104,7 @@
 
 #![deny(missing_docs)]
 
+mod audit;
 mod batch;
 mod credentials;
 mod error;

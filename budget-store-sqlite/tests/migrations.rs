@@ -193,7 +193,15 @@ async fn v1_database_upgrades_in_place() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(applied, 5);
+    let embedded = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        })
+        .count();
+    assert_eq!(applied as usize, embedded, "every embedded migration, once");
+    assert!(embedded >= 7, "0006 credentials and 0007 audit are among them");
     assert_eq!(
         primary_window_spend(&store, id, at).await.unwrap().spent,
         "3.76".parse().unwrap()

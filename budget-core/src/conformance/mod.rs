@@ -14,6 +14,7 @@
 //! `rt-multi-thread` features. Each check is also a public `async fn` taking an
 //! `Arc<dyn Store>`, so a store can run them by hand.
 
+mod audit;
 mod budgets;
 mod credentials;
 mod export;
@@ -22,6 +23,7 @@ mod policies;
 mod races;
 mod stats;
 
+pub use audit::audit_trail_is_append_only_and_filtered;
 pub use budgets::{
     budget_update_takes_effect_at_once, inactive_limiter_is_denied,
     record_usage_without_reservation, release_leaks_nothing, reserve_settle_release_accounting,
@@ -91,6 +93,7 @@ macro_rules! store_conformance_tests {
             concurrent_rollover_keeps_every_window,
             statistics,
             usage_pages_in_time_order,
+            audit_trail_is_append_only_and_filtered,
             concurrent_strict_reservations_never_overspend,
             concurrent_soft_reservations_lose_nothing
         );

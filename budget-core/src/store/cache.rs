@@ -258,6 +258,17 @@ impl<S: LimiterCatalog + ?Sized> LimiterCatalog for CachingStore<S> {
     async fn delete_credential(&self, id: CredentialId) -> Result<()> {
         self.inner.delete_credential(id).await
     }
+
+    async fn append_audit(&self, entry: &crate::audit::AuditEntry) -> Result<()> {
+        self.inner.append_audit(entry).await
+    }
+
+    async fn list_audit(
+        &self,
+        query: &crate::audit::AuditQuery,
+    ) -> Result<Vec<crate::audit::AuditEntry>> {
+        self.inner.list_audit(query).await
+    }
 }
 
 #[async_trait]

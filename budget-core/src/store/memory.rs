@@ -36,6 +36,7 @@ struct Inner {
     ledger: Ledger,
     records: Vec<UsageRecord>,
     credentials: CredentialIndex,
+    audit: Vec<crate::audit::AuditEntry>,
 }
 
 impl MemoryStore {
@@ -241,6 +242,34 @@ impl LimiterCatalog for MemoryStore {
         inner.credentials.check_delete(id, &inner.limiters)?;
         inner.credentials.remove(id);
         Ok(())
+    }
+
+    async fn append_audit(&self, entry: &crate::audit::AuditEntry) -> Result<()> {
+        let mut inner = self.lock();
+        if inner.audit.iter().any(|e| e.id == entry.id) {
+            return Err(Error::Conflict(format!(
+                "audit entry {} already exists",
+                entry.id
+            )));
+        }
+        inner.audit.push(entry.clone());
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        query: &crate::audit::AuditQuery,
+    ) -> Result<Vec<crate::audit::AuditEntry>> {
+        let inner = self.lock();
+        let mut out: Vec<_> = inner
+            .audit
+            .iter()
+            .filter(|e| query.matches(e))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (b.at, b.id).cmp(&(a.at, a.id)));
+        out.truncate(query.limit);
+        Ok(out)
     }
 }
 

@@ -245,6 +245,22 @@ pub trait LimiterCatalog: std::fmt::Debug + Send + Sync + 'static {
         let _ = id;
         Err(Error::Unsupported("upstream credentials"))
     }
+
+    /// Append an entry to the audit trail (never changed or removed afterwards; purging a
+    /// limiter keeps its entries). Defaults to [`Error::Unsupported`].
+    async fn append_audit(&self, entry: &crate::audit::AuditEntry) -> Result<()> {
+        let _ = entry;
+        Err(Error::Unsupported("an audit trail"))
+    }
+
+    /// Audit entries matching `query`, newest first (then by id), at most `query.limit`.
+    async fn list_audit(
+        &self,
+        query: &crate::audit::AuditQuery,
+    ) -> Result<Vec<crate::audit::AuditEntry>> {
+        let _ = query;
+        Err(Error::Unsupported("an audit trail"))
+    }
 }
 
 /// What the dashboard and statistics read.
