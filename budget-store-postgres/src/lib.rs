@@ -71,6 +71,7 @@
 
 #![deny(missing_docs)]
 
+mod audit;
 mod credentials;
 mod error;
 mod options;

@@ -1050,4 +1050,15 @@ impl LimiterCatalog for PostgresStore {
     async fn delete_credential(&self, id: CredentialId) -> Result<()> {
         self.remove_credential(id).await
     }
+
+    async fn append_audit(&self, entry: &budget_core::audit::AuditEntry) -> Result<()> {
+        self.audit_append(entry).await
+    }
+
+    async fn list_audit(
+        &self,
+        query: &budget_core::audit::AuditQuery,
+    ) -> Result<Vec<budget_core::audit::AuditEntry>> {
+        self.audit_list(query).await
+    }
 }
