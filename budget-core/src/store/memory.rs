@@ -267,7 +267,7 @@ impl LimiterCatalog for MemoryStore {
             .filter(|e| query.matches(e))
             .cloned()
             .collect();
-        out.sort_by(|a, b| (b.at, b.id).cmp(&(a.at, a.id)));
+        out.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
         out.truncate(query.limit);
         Ok(out)
     }
