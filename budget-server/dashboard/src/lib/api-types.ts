@@ -295,6 +295,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/usage/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /usage/export`: every record in the range, oldest first, as a download. */
+        get: operations["exportUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/usage/recent": {
         parameters: {
             query?: never;
@@ -539,6 +556,11 @@ export interface components {
              */
             type: string;
         };
+        /**
+         * @description `format` of `GET /usage/export`.
+         * @enum {string}
+         */
+        ExportFormat: "csv" | "jsonl";
         /** @description The `/health` answer. */
         Health: {
             /** @description Why the store is unavailable, or why usage cannot be saved. */
@@ -2701,6 +2723,63 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TimeseriesPoint"][];
+                };
+            };
+            /** @description Bad query parameter (named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    exportUsage: {
+        parameters: {
+            query?: {
+                /** @description Records at or after this time (RFC 3339). */
+                from?: string;
+                /** @description Records before this time (RFC 3339); not before `from`. */
+                to?: string;
+                /** @description Only this limiter's records. */
+                limiter_id?: string;
+                /** @description `csv` (default) or `jsonl`. */
+                format?: components["schemas"]["ExportFormat"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The records, oldest first: CSV with one header row (money in decimal dollars, times RFC 3339 UTC), or JSON Lines */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                    "application/x-ndjson": string;
                 };
             };
             /** @description Bad query parameter (named in `field`) */

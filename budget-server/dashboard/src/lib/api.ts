@@ -191,6 +191,19 @@ export function withQuery(path: string, params: Record<string, string | number |
 /** The time range and limiter every statistics call takes. */
 export type Range = NonNullable<operations["stats"]["parameters"]["query"]>;
 
+/** `csv` (RFC 4180, one header row) or `jsonl` (one JSON object per line). */
+export type ExportFormat = Schemas["ExportFormat"];
+export type ExportQuery = NonNullable<operations["exportUsage"]["parameters"]["query"]>;
+
+/**
+ * The address of `GET /api/usage/export` for a range, limiter and format: the target of a plain
+ * download link. The browser sends the session cookie with it and streams the file to disk,
+ * so an export of millions of records never passes through the page's memory.
+ */
+export function usageExportUrl(q: ExportQuery): string {
+  return withQuery("/api/usage/export", { from: q.from, to: q.to, limiter_id: q.limiter_id, format: q.format });
+}
+
 export const api = {
   login: (username: string, password: string) =>
     request<Answer<"login", 200>>("POST", "/api/auth/login", { username, password }, false),

@@ -4,13 +4,14 @@ import { ErrorAlert } from "../components/ErrorAlert";
 import { SortableTable, type Column } from "../components/SortableTable";
 import { SpendChart } from "../components/SpendChart";
 import { StatCard } from "../components/StatCard";
+import { UsageDownload } from "../components/UsageDownload";
 import { Badge } from "../components/ui/badge";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "../components/ui/card";
 import { UsageBar } from "../components/ui/progress";
 import { Select } from "../components/ui/select";
 import { Skeleton } from "../components/ui/skeleton";
 import { usePolled } from "../hooks/usePolled";
-import { api, type BreakdownRow, type LimiterUsageRow } from "../lib/api";
+import { api, type BreakdownRow, type LimiterUsageRow, type Range } from "../lib/api";
 import { formatCount, formatMoney, formatPercent } from "../lib/format";
 import { fillBuckets, floorToBucket, type Bucket } from "../lib/timeseries";
 
@@ -94,13 +95,22 @@ function TableCard({ title, description, loading, children }: { title: string; d
 
 export function StatisticsPage() {
   const [rangeId, setRangeId] = useState<RangeId>("24h");
+  /** The limiter the page is filtered to ("": all of them). */
+  const [limiterId, setLimiterId] = useState("");
   const range = RANGES.find((r) => r.id === rangeId)!;
   const fromFor = () => (range.ms === null ? undefined : new Date(floorToBucket(Date.now() - range.ms, range.bucket)).toISOString());
+  const filter = (): Range => ({ from: fromFor(), limiter_id: limiterId || undefined });
 
-  const stats = usePolled(() => api.stats({ from: fromFor() }), [rangeId]);
-  const series = usePolled(() => api.timeseries(range.bucket, { from: fromFor() }), [rangeId]);
-  const models = usePolled(() => api.breakdown("model", { from: fromFor() }), [rangeId]);
-  const users = usePolled(() => api.breakdown("user", { from: fromFor() }), [rangeId]);
+  const limiters = usePolled(() => api.limiters(), [], 15_000);
+  const stats = usePolled(() => api.stats(filter()), [rangeId, limiterId]);
+  const series = usePolled(() => api.timeseries(range.bucket, filter()), [rangeId, limiterId]);
+  const models = usePolled(() => api.breakdown("model", filter()), [rangeId, limiterId]);
+  const users = usePolled(() => api.breakdown("user", filter()), [rangeId, limiterId]);
+  const limiterOptions = useMemo(() => [...(limiters.data ?? [])].sort((a, b) => a.name.localeCompare(b.name)), [limiters.data]);
+  const listed = limiterOptions.some((l) => l.id === limiterId);
+  const limiterName = limiterId
+    ? (limiterOptions.find((l) => l.id === limiterId)?.name ?? stats.data?.limiters.find((r) => r.limiter_id === limiterId)?.limiter_name ?? "a deleted limiter")
+    : null;
 
   const s = stats.data;
   const chartPoints = useMemo(() => {
@@ -118,19 +128,38 @@ export function StatisticsPage() {
       <div className="flex flex-wrap items-end justify-between gap-4">
         <div>
           <h1 className="text-2xl font-semibold tracking-tight">Statistics</h1>
-          <p className="mt-1 text-sm text-muted-foreground">Requests, tokens and cost across all limiters. Updates every few seconds.</p>
+          <p className="mt-1 text-sm text-muted-foreground">
+            Requests, tokens and cost {limiterName ? <>of {limiterName}</> : "across all limiters"}. Updates every few seconds.
+          </p>
         </div>
-        <div className="w-44">
-          <label htmlFor="range" className="sr-only">
-            Time range
-          </label>
-          <Select id="range" value={rangeId} onChange={(e) => setRangeId(e.target.value as RangeId)} data-testid="range-select">
-            {RANGES.map((r) => (
-              <option key={r.id} value={r.id}>
-                {r.label}
-              </option>
-            ))}
-          </Select>
+        <div className="flex flex-wrap items-center gap-2">
+          <div className="w-48">
+            <label htmlFor="limiter-filter" className="sr-only">
+              Limiter
+            </label>
+            <Select id="limiter-filter" value={limiterId} onChange={(e) => setLimiterId(e.target.value)} data-testid="limiter-filter">
+              <option value="">All limiters</option>
+              {limiterOptions.map((l) => (
+                <option key={l.id} value={l.id}>
+                  {l.name}
+                </option>
+              ))}
+              {limiterId && !listed && <option value={limiterId}>{limiterName}</option>}
+            </Select>
+          </div>
+          <div className="w-44">
+            <label htmlFor="range" className="sr-only">
+              Time range
+            </label>
+            <Select id="range" value={rangeId} onChange={(e) => setRangeId(e.target.value as RangeId)} data-testid="range-select">
+              {RANGES.map((r) => (
+                <option key={r.id} value={r.id}>
+                  {r.label}
+                </option>
+              ))}
+            </Select>
+          </div>
+          <UsageDownload from={fromFor()} limiterId={limiterId || undefined} what={`${limiterName ?? "all limiters"}, ${range.label.toLowerCase()}`} />
         </div>
       </div>
 
@@ -176,7 +205,7 @@ export function StatisticsPage() {
         <CardHeader className="pb-2">
           <CardTitle className="text-base">Spend over time</CardTitle>
           <CardDescription>
-            All limiters, per {range.bucket} · {range.label.toLowerCase()}
+            {limiterName ?? "All limiters"}, per {range.bucket} · {range.label.toLowerCase()}
           </CardDescription>
         </CardHeader>
         <CardContent>{!series.data ? <Skeleton className="h-[260px]" /> : <SpendChart points={chartPoints} bucket={range.bucket} height={260} testId="spend-chart" />}</CardContent>
