@@ -13,7 +13,7 @@
 // Prints "N passed, 0 failed" and exits 0, or names the failed step and exits 1.
 
 import { randomBytes } from "node:crypto";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -157,6 +157,39 @@ async function codeAsKey(v1, code) {
     body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] }),
   });
   return { status: res.status, text: await res.text() };
+}
+
+/** RFC 4180: rows of fields; quoted fields may hold commas, doubled quotes and line breaks. */
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let field = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') (field += '"'), i++;
+      else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ",") row.push(field), (field = "");
+    else if (ch === "\r" && text[i + 1] === "\n") row.push(field), rows.push(row), (row = []), (field = ""), i++;
+    else field += ch;
+  }
+  assert(!quoted && field === "" && row.length === 0, `the CSV does not end with CRLF after its last row: …${JSON.stringify(text.slice(-80))}`);
+  return rows;
+}
+
+/** Clicks the statistics page's download link; saves the file under ARTIFACTS_DIR and returns its name and text. */
+async function downloadExport(prefix) {
+  const link = page.locator('[data-testid="usage-download-link"]');
+  const href = await link.getAttribute("href");
+  const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
+  const failure = await download.failure();
+  assert(failure === null, `the download of ${href} failed: ${failure}`);
+  const file = join(ARTIFACTS_DIR, `${prefix}-${download.suggestedFilename()}`);
+  await download.saveAs(file);
+  return { href: new URL(href, BASE_URL), filename: download.suggestedFilename(), text: await readFile(file, "utf8") };
 }
 
 /** After a form submit: the dialog closes, or the step fails with the message the form shows. */
@@ -553,6 +586,92 @@ async function main() {
       assert(await page.evaluate(() => window.__e2eNoReload === true), "the page was reloaded");
       await page.locator('[data-testid="spend-chart"]').waitFor({ state: "visible" });
       await shot("statistics.png");
+    });
+
+    await step("statistics download: CSV and JSON Lines of the range and limiter shown, one row per record", async () => {
+      const COLUMNS =
+        "id,at,limiter_id,limiter_name,model,user,endpoint,status,streamed,prompt_tokens,cached_tokens,completion_tokens,reasoning_tokens,cost_usd,unpriced,estimated,latency_ms,price_version";
+      const link = page.locator('[data-testid="usage-download-link"]');
+      /** The records in the link's range (and limiter), from the API, as a sorted list of ids. */
+      const recentIds = async (href) => {
+        const q = new URLSearchParams({ limit: "1000" });
+        for (const k of ["from", "to", "limiter_id"]) if (href.searchParams.has(k)) q.set(k, href.searchParams.get(k));
+        const r = await adminApi("GET", `/api/usage/recent?${q}`);
+        assert(r.status === 200 && Array.isArray(r.json), `GET /api/usage/recent?${q} → ${r.status} ${r.text.slice(0, 200)}`);
+        assert(r.json.length < 1000, "more than 1000 records: the comparison would be cut short");
+        return r.json.map((u) => u.id).sort();
+      };
+      const overviewRequests = async () => Number((await page.locator('[data-testid="overview-requests-value"]').innerText()).replace(/,/g, ""));
+
+      // Two more records of the first limiter, for end users whose names CSV must quote or defuse.
+      const before = (await recentIds(new URL(`/?limiter_id=${limiterId}`, BASE_URL))).length;
+      const oddUsers = ['e2e, "quoted" user', '=HYPERLINK("http://example.invalid")'];
+      for (const u of oddUsers) {
+        const r = await proxiedAs(endpoint, "gpt-4o", u);
+        assert(r.status === 200, `request as ${u}: ${r.status} ${r.text.slice(0, 200)}`);
+      }
+      await eventually("both records saved", async () => (await recentIds(new URL(`/?limiter_id=${limiterId}`, BASE_URL))).length === before + 2);
+
+      // Every limiter, the page's range (the last 24 hours), CSV by default.
+      assert((await page.locator('[data-testid="export-format"]').inputValue()) === "csv", "the default download format is not CSV");
+      const all = await downloadExport("all");
+      assert(all.href.pathname === "/api/usage/export", `the link goes to ${all.href}`);
+      assert(all.href.searchParams.get("format") === "csv" && all.href.searchParams.has("from") && !all.href.searchParams.has("limiter_id"), `link for all limiters: ${all.href.search}`);
+      assert(/^usage-\d{8}T\d{6}Z\.csv$/.test(all.filename), `download file name ${all.filename}`);
+      const allRows = parseCsv(all.text);
+      assert(allRows[0].join(",") === COLUMNS, `header row: ${allRows[0].join(",")}`);
+      const allIds = allRows.slice(1).map((r) => r[0]).sort();
+      const expectedAll = await recentIds(all.href);
+      assert(JSON.stringify(allIds) === JSON.stringify(expectedAll), `CSV has ${allIds.length} records, /api/usage/recent ${expectedAll.length}`);
+      await eventually(`overview total requests = ${allIds.length}`, async () => (await overviewRequests()) === allIds.length);
+      assert(allRows.slice(1).every((r) => r.length === allRows[0].length), "a CSV row with the wrong number of fields");
+
+      // The first limiter only: the figures and the link follow the filter.
+      await page.locator('[data-testid="limiter-filter"]').selectOption(limiterId);
+      await eventually("the link names the limiter", async () => new URL(await link.getAttribute("href"), BASE_URL).searchParams.get("limiter_id") === limiterId);
+      const one = await downloadExport("limiter");
+      const rows = parseCsv(one.text);
+      assert(rows[0].join(",") === COLUMNS, `header row: ${rows[0].join(",")}`);
+      const col = Object.fromEntries(rows[0].map((c, i) => [c, i]));
+      const records = rows.slice(1);
+      const expectedOne = await recentIds(one.href);
+      assert(expectedOne.length >= 1, "no records of the first limiter in /api/usage/recent");
+      assert(JSON.stringify(records.map((r) => r[0]).sort()) === JSON.stringify(expectedOne), `CSV has ${records.length} records of the limiter, /api/usage/recent ${expectedOne.length}`);
+      await eventually(`filtered overview requests = ${records.length}`, async () => (await overviewRequests()) === records.length);
+      for (const r of records) {
+        assert(r[col.limiter_id] === limiterId && r[col.limiter_name] === name, `a row of another limiter: ${r.join(",")}`);
+        assert(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(r[col.at]), `time is not RFC 3339 UTC: ${r[col.at]}`);
+        assert(/^\d+(\.\d{1,9})?$/.test(r[col.cost_usd]), `cost_usd is not decimal dollars: ${r[col.cost_usd]}`);
+      }
+      assert(records.some((r) => Number(r[col.cost_usd]) > 0 && r[col.model].startsWith("gpt-4o")), "no priced gpt-4o record of the limiter");
+      const users = records.map((r) => r[col.user]);
+      assert(users.includes(oddUsers[0]), `the quoted user did not survive the CSV: ${JSON.stringify(users)}`);
+      assert(users.includes(`'${oddUsers[1]}`), `a formula-looking user is not defused with a leading ': ${JSON.stringify(users)}`);
+
+      // JSON Lines of the same: every line parses, the same records.
+      await page.locator('[data-testid="export-format"]').selectOption("jsonl");
+      const jl = await downloadExport("limiter");
+      assert(jl.href.searchParams.get("format") === "jsonl" && jl.href.searchParams.get("limiter_id") === limiterId, `JSON Lines link: ${jl.href.search}`);
+      assert(/^usage-\d{8}T\d{6}Z\.jsonl$/.test(jl.filename), `download file name ${jl.filename}`);
+      assert(jl.text.endsWith("\n"), "the JSON Lines file does not end with a newline");
+      const objects = jl.text.slice(0, -1).split("\n").map((line, i) => {
+        try {
+          return JSON.parse(line);
+        } catch (e) {
+          throw new AssertionError(`JSON Lines line ${i + 1} does not parse (${e.message}): ${line.slice(0, 200)}`);
+        }
+      });
+      assert(JSON.stringify(objects.map((o) => o.id).sort()) === JSON.stringify(expectedOne), `JSON Lines has ${objects.length} records, expected ${expectedOne.length}`);
+      assert(oddUsers.every((u) => objects.some((o) => o.user === u)), `JSON Lines users: ${JSON.stringify(objects.map((o) => o.user))}`);
+      const keys = COLUMNS.split(",").sort().join(",");
+      assert(objects.every((o) => Object.keys(o).sort().join(",") === keys && typeof o.cost_usd === "string"), `JSON Lines keys: ${Object.keys(objects[0]).join(",")}`);
+
+      await page.locator('[data-testid="export-format"]').selectOption("csv");
+      await page.locator('[data-testid="limiter-filter"]').selectOption("");
+      assert(page.url() === `${BASE_URL}/statistics`, `the downloads navigated to ${page.url()}`);
+      assert(await page.evaluate(() => window.__e2eNoReload === true), "the page was reloaded");
+      console.log(`       downloaded ${allIds.length} records of every limiter, ${records.length} of the first (CSV and JSON Lines)`);
+      await shot("statistics-download.png");
     });
 
     await step("credentials page: a key is saved once, then shown only by its hint and fingerprint", async () => {

@@ -267,7 +267,33 @@ function breakdown(rows, by) {
 function record(l, model, user, pt, ct, ts = Date.now()) {
   const p = PRICES[model];
   const cost = p ? round9((pt * p[0] + ct * p[1]) / 1e6) : 0;
-  usage.push({ ts, limiter_id: l.id, model, user, prompt_tokens: pt, completion_tokens: ct, cost, unpriced: !p });
+  usage.push({ id: randomUUID(), ts, limiter_id: l.id, model, user, prompt_tokens: pt, completion_tokens: ct, cost, unpriced: !p, latency_ms: 200 + ((pt + ct) % 900) });
+}
+
+/** A record as `GET /api/usage/recent` answers it (schema `UsageRecord`). */
+function usageView(u) {
+  return {
+    id: u.id, at: iso(u.ts), limiter_id: u.limiter_id, limiter_name: limiters.get(u.limiter_id)?.name ?? "(purged)",
+    model: u.model, user: u.user, endpoint: "chat_completions", status: 200, streamed: false,
+    prompt_tokens: u.prompt_tokens, cached_tokens: 0, completion_tokens: u.completion_tokens, reasoning_tokens: 0,
+    total_tokens: u.prompt_tokens + u.completion_tokens, cost: u.cost, unpriced: u.unpriced, estimated: false,
+    latency_ms: u.latency_ms, price_version: null,
+  };
+}
+
+// `GET /api/usage/export`, as the server writes it: these columns, CRLF rows, text quoted when
+// RFC 4180 needs it and defused when a spreadsheet would read a formula; exact decimal dollars.
+const EXPORT_COLUMNS = ["id", "at", "limiter_id", "limiter_name", "model", "user", "endpoint", "status", "streamed", "prompt_tokens", "cached_tokens",
+  "completion_tokens", "reasoning_tokens", "cost_usd", "unpriced", "estimated", "latency_ms", "price_version"];
+const dollars = (n) => n.toFixed(9).replace(/\.?0+$/, "");
+const csvText = (v) => {
+  const formula = /^[=+\-@\t\r]/.test(v);
+  return formula || /[,"\r\n]/.test(v) ? `"${formula ? "'" : ""}${v.replace(/"/g, '""')}"` : v;
+};
+function exportRow(u) {
+  const v = usageView(u);
+  const row = { ...v, at: new Date(u.ts).toISOString().replace("Z", "000Z"), limiter_name: limiters.get(u.limiter_id)?.name ?? "", cost_usd: dollars(u.cost) };
+  return Object.fromEntries(EXPORT_COLUMNS.map((c) => [c, row[c]]));
 }
 
 async function api(req, res, url) {
@@ -444,6 +470,31 @@ async function api(req, res, url) {
           };
         }),
     });
+  }
+  if (path === "/api/usage/recent" && req.method === "GET") {
+    const limit = Number(url.searchParams.get("limit") ?? 50);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return fail(res, 400, "limit: must be 1 to 1000", "invalid_parameter", "limit");
+    return send(res, 200, [...range(url)].sort((a, b) => b.ts - a.ts).slice(0, limit).map(usageView));
+  }
+  if (path === "/api/usage/export" && req.method === "GET") {
+    const format = url.searchParams.get("format") || "csv";
+    if (!["csv", "jsonl"].includes(format)) return fail(res, 400, `format: \`${format}\` is not \`csv\` or \`jsonl\``, "invalid_parameter", "format");
+    const rows = [...range(url)].sort((a, b) => a.ts - b.ts || a.id.localeCompare(b.id)).map(exportRow);
+    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      "Content-Type": format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
+      "Content-Disposition": `attachment; filename="usage-${stamp}.${format}"`,
+      "Cache-Control": "no-store",
+    });
+    if (format === "csv") {
+      res.write(EXPORT_COLUMNS.join(",") + "\r\n");
+      const text = new Set(["limiter_name", "model", "user", "price_version"]);
+      for (const r of rows) res.write(EXPORT_COLUMNS.map((c) => (text.has(c) ? csvText(r[c] ?? "") : String(r[c]))).join(",") + "\r\n");
+    } else {
+      for (const r of rows) res.write(JSON.stringify(r) + "\n");
+    }
+    return res.end();
   }
   if (path === "/api/stats/timeseries" && req.method === "GET") {
     const step = { minute: 60e3, hour: 3600e3, day: 86400e3 }[url.searchParams.get("bucket") ?? "hour"];

@@ -186,6 +186,37 @@ describe("the dev mock answers as the OpenAPI document says", () => {
     await call("GET", "/api/credentials/{id}", one, 404);
   });
 
+  it("recent usage and the export: one CSV row and one JSON line per record in the range", async () => {
+    base = inject("devMockUrl");
+    token = ((await call("POST", "/api/auth/login", "/api/auth/login", 200, { username: "admin", password: "changeme" })) as { token: string }).token;
+    const from = new Date(Date.now() - 2 * 86_400_000).toISOString();
+    const recent = (await call("GET", "/api/usage/recent", `/api/usage/recent?limit=1000&from=${encodeURIComponent(from)}`, 200)) as { id: string; at: string }[];
+    expect(recent.length).toBeGreaterThan(0);
+    expect(recent.length).toBeLessThan(1000);
+    await call("GET", "/api/usage/recent", "/api/usage/recent?limit=0", 400);
+    const download = async (format: string) => {
+      const res = await fetch(`${base}/api/usage/export?from=${encodeURIComponent(from)}&format=${format}`, { headers: { Authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-disposition")).toMatch(new RegExp(`^attachment; filename="usage-\\d{8}T\\d{6}Z\\.${format}"$`));
+      return res.text();
+    };
+    const csv = (await download("csv")).split("\r\n");
+    expect(csv.pop()).toBe("");
+    expect(csv[0]).toBe(
+      "id,at,limiter_id,limiter_name,model,user,endpoint,status,streamed,prompt_tokens,cached_tokens,completion_tokens,reasoning_tokens,cost_usd,unpriced,estimated,latency_ms,price_version",
+    );
+    // The same records as /api/usage/recent, oldest first.
+    const ids = recent.map((r) => r.id).sort();
+    const rows = csv.slice(1).map((r) => r.split(","));
+    expect(rows.map((r) => r[0]).sort()).toEqual(ids);
+    const times = rows.map((r) => Date.parse(r[1]!));
+    expect(times).toEqual([...times].sort((x, y) => x - y));
+    const lines = (await download("jsonl")).trimEnd().split("\n").map((l) => JSON.parse(l) as { id: string; cost_usd: string });
+    expect(lines.map((l) => l.id)).toEqual(rows.map((r) => r[0]));
+    for (const l of lines) expect(l.cost_usd).toMatch(/^\d+(\.\d{1,9})?$/);
+    await call("GET", "/api/usage/export", "/api/usage/export?format=xlsx", 400);
+  });
+
   it("a server without SECRETS_KEY refuses to store a key, and says how to set it", async () => {
     base = inject("devMockNoSecretsUrl");
     token = ((await call("POST", "/api/auth/login", "/api/auth/login", 200, { username: "admin", password: "changeme" })) as { token: string }).token;
