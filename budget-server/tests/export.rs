@@ -219,6 +219,13 @@ async fn usage_exports_as_csv_and_json_lines_page_by_page() {
     let (status, headers, body) = s.get(&q, true).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(headers["content-type"], "application/x-ndjson");
+    // The keys come in the CSV's column order.
+    let first = body.lines().next().unwrap();
+    let positions: Vec<usize> = budget_server::admin::stats::EXPORT_COLUMNS
+        .iter()
+        .map(|c| first.find(&format!("\"{c}\":")).unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{first}");
     let lines: Vec<serde_json::Value> = body
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

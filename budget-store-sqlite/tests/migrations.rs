@@ -201,7 +201,10 @@ async fn v1_database_upgrades_in_place() {
         })
         .count();
     assert_eq!(applied as usize, embedded, "every embedded migration, once");
-    assert!(embedded >= 7, "0006 credentials and 0007 audit are among them");
+    assert!(
+        embedded >= 7,
+        "0006 credentials and 0007 audit are among them"
+    );
     assert_eq!(
         primary_window_spend(&store, id, at).await.unwrap().spent,
         "3.76".parse().unwrap()

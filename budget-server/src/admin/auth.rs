@@ -377,6 +377,21 @@ impl FromRequestParts<AppState> for LoginClient {
     }
 }
 
+/// The client address a login is recorded with in the audit trail.
+#[derive(Debug, Clone)]
+pub struct LoginAddress(pub Option<String>);
+
+impl FromRequestParts<AppState> for LoginAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(LoginAddress(super::audit::client_of(parts, state)))
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Attempts {
     failures: u32,
@@ -498,6 +513,7 @@ pub type SessionCookies = AppendHeaders<[(HeaderName, HeaderValue); 2]>;
 pub async fn login(
     State(state): State<AppState>,
     client: LoginClient,
+    address: LoginAddress,
     OverTls(secure): OverTls,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<(SessionCookies, Json<LoginResponse>), ApiError> {
@@ -507,10 +523,22 @@ pub async fn login(
         .begin(&client.0, Instant::now())
         .map_err(ApiError::too_many_attempts)?;
     let auth = state.auth.clone();
+    // Who tried, as the audit trail records it: the name given, cut to 64 characters.
+    let tried: String = body.username.chars().take(64).collect();
     let ok =
         tokio::task::spawn_blocking(move || auth.check_credentials(&body.username, &body.password))
             .await
             .map_err(|e| ApiError::internal(format!("password check failed: {e}")))?;
+    let actor = super::audit::Actor {
+        name: tried,
+        client: address.0,
+    };
+    let action = if ok {
+        "login.succeeded"
+    } else {
+        "login.failed"
+    };
+    super::audit::record(&state, &actor, action, None, None, None, None).await;
     if !ok {
         tracing::warn!(client = ?client.0, "admin login failed");
         return Err(ApiError::unauthorized(

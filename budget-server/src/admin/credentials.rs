@@ -105,6 +105,18 @@ pub struct CredentialUpdate {
     pub project: Option<Option<String>>,
 }
 
+/// A credential as the audit trail shows it: never the key, only its hint and fingerprint.
+fn audit_json(c: &Credential) -> serde_json::Value {
+    serde_json::json!({
+        "name": c.name,
+        "kind": c.kind.as_str(),
+        "organization": c.organization,
+        "project": c.project,
+        "key_hint": c.hint,
+        "fingerprint": c.fingerprint,
+    })
+}
+
 /// Now, to the microsecond: what the store keeps, so answers before and after a restart agree.
 fn micros_now() -> DateTime<Utc> {
     let now = Utc::now();
@@ -228,7 +240,7 @@ pub async fn list(
     )
 )]
 pub async fn create(
-    _admin: AdminUser,
+    actor: super::audit::Actor,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CredentialCreate>,
 ) -> Result<(StatusCode, Json<CredentialView>), ApiError> {
@@ -253,6 +265,17 @@ pub async fn create(
     credential.validate()?;
     state.store.create_credential(&credential).await?;
     tracing::info!(credential = %id, name = %credential.name, kind = credential.kind.as_str(), "upstream credential created");
+    let after = audit_json(&credential);
+    super::audit::record(
+        &state,
+        &actor,
+        "credential.create",
+        None,
+        Some(id.to_string()),
+        None,
+        Some(after),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(one_view(&state, credential).await?),
@@ -296,12 +319,13 @@ pub async fn get(
     )
 )]
 pub async fn update(
-    _admin: AdminUser,
+    actor: super::audit::Actor,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CredentialUpdate>,
 ) -> Result<Json<CredentialView>, ApiError> {
     let mut c = find(&state, parse_id(&id)?).await?;
+    let before = audit_json(&c);
     let now = micros_now();
     if let Some(name) = body.name {
         c.name = name.trim().to_owned();
@@ -325,6 +349,22 @@ pub async fn update(
     c.validate()?;
     state.store.update_credential(&c).await?;
     tracing::info!(credential = %c.id, name = %c.name, rotated, "upstream credential updated");
+    let (b, a) = budget_core::audit::changed(&before, &audit_json(&c));
+    let action = if rotated {
+        "credential.rotate"
+    } else {
+        "credential.update"
+    };
+    super::audit::record(
+        &state,
+        &actor,
+        action,
+        None,
+        Some(c.id.to_string()),
+        Some(b),
+        Some(a),
+    )
+    .await;
     Ok(Json(one_view(&state, c).await?))
 }
 
@@ -342,12 +382,23 @@ pub async fn update(
     )
 )]
 pub async fn delete(
-    _admin: AdminUser,
+    actor: super::audit::Actor,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
+    let before = find(&state, id).await.ok().map(|c| audit_json(&c));
     state.store.delete_credential(id).await?;
     tracing::info!(credential = %id, "upstream credential deleted");
+    super::audit::record(
+        &state,
+        &actor,
+        "credential.delete",
+        None,
+        Some(id.to_string()),
+        before,
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -296,7 +296,7 @@ pub async fn list(
     responses((status = 201, description = "The new limiter", body = LimiterView))
 )]
 pub async fn create(
-    _admin: AdminUser,
+    actor: super::audit::Actor,
     State(state): State<AppState>,
     base: PublicBase,
     ApiJson(mut body): ApiJson<serde_json::Value>,
@@ -325,6 +325,17 @@ pub async fn create(
     let limiter = Limiter::create(new, now)?;
     state.store.create_limiter(&limiter).await?;
     tracing::info!(limiter = %limiter.id, name = %limiter.name, "limiter created");
+    let after = super::audit::limiter_json(&limiter);
+    super::audit::record(
+        &state,
+        &actor,
+        "limiter.create",
+        Some(limiter.id),
+        None,
+        None,
+        Some(after),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(view(&state, &base, limiter, now).await?),
@@ -367,7 +378,7 @@ pub async fn get(
     )
 )]
 pub async fn update(
-    _admin: AdminUser,
+    actor: super::audit::Actor,
     State(state): State<AppState>,
     base: PublicBase,
     Path(id): Path<String>,
@@ -378,8 +389,9 @@ pub async fn update(
     if let Some(url) = &update.base_url {
         crate::egress::check_base_url(url, state.config.allow_link_local_upstreams)?;
     }
+    let before = live_limiter(&state, &id.to_string()).await?;
     if update.credential_id.is_some() || update.provider.is_some() {
-        let current = live_limiter(&state, &id.to_string()).await?;
+        let current = before.clone();
         check_credential(
             &state,
             update.credential_id.unwrap_or(current.credential_id),
@@ -389,6 +401,7 @@ pub async fn update(
     }
     let limiter = state.store.update_limiter(id, &update).await?;
     tracing::info!(limiter = %limiter.id, "limiter updated");
+    super::audit::record_change(&state, &actor, "limiter.update", &before, &limiter).await;
     Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
 }
 
@@ -416,7 +429,7 @@ pub struct DeleteQuery {
     )
 )]
 pub async fn delete(
-    _admin: AdminUser,
+    actor: super::audit::Actor,
     State(state): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
@@ -424,12 +437,19 @@ pub async fn delete(
     let Query(q) = query.map_err(|_| ApiError::bad_param("purge", "must be true or false"))?;
     let purge = q.purge.unwrap_or(false);
     let id = parse_id(&id)?;
-    match state.store.get_limiter(id).await? {
-        Some(l) if purge || l.deleted_at.is_none() => {}
+    let before = match state.store.get_limiter(id).await? {
+        Some(l) if purge || l.deleted_at.is_none() => l,
         _ => return Err(ApiError::not_found(format!("limiter {id} not found"))),
-    }
+    };
     state.store.delete_limiter(id, purge).await?;
     tracing::info!(limiter = %id, purge, "limiter deleted");
+    let action = if purge {
+        "limiter.purge"
+    } else {
+        "limiter.delete"
+    };
+    let before = super::audit::limiter_json(&before);
+    super::audit::record(&state, &actor, action, Some(id), None, Some(before), None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -510,7 +530,7 @@ async fn check_credential(
     )
 )]
 pub async fn rotate_code(
-    _admin: AdminUser,
+    actor: super::audit::Actor,
     State(state): State<AppState>,
     base: PublicBase,
     Path(id): Path<String>,
@@ -541,6 +561,7 @@ pub async fn rotate_code(
         .then(|| Utc::now() + chrono::Duration::seconds(options.grace_seconds as i64));
     let limiter = state.store.rotate_code(old.id, keep_old_until).await?;
     tracing::info!(limiter = %limiter.id, grace_seconds = options.grace_seconds, "limiter code rotated");
+    super::audit::record_change(&state, &actor, "limiter.rotate_code", &old, &limiter).await;
     Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
 }
 

@@ -12,6 +12,7 @@
 //! Every route but `POST /auth/login`, `POST /auth/logout` and `GET /openapi.json` needs
 //! `Authorization: Bearer <token>`, or the dashboard's session cookie ([`session`]).
 
+pub mod audit;
 pub mod auth;
 pub mod credentials;
 pub mod error;
@@ -55,6 +56,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/stats/breakdown"),
     ("GET", "/usage/recent"),
     ("GET", "/usage/export"),
+    ("GET", "/audit"),
     ("GET", "/pricing"),
     ("GET", "/openapi.json"),
 ];
@@ -93,6 +95,7 @@ pub fn router() -> Router<AppState> {
         .route("/stats/breakdown", get(stats::breakdown))
         .route("/usage/recent", get(stats::recent))
         .route("/usage/export", get(stats::export))
+        .route("/audit", get(audit::list))
         .route("/pricing", get(stats::pricing))
         .route("/openapi.json", get(openapi::serve))
 }

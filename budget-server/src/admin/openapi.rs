@@ -18,7 +18,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, credentials, error, limiters, policies, session, stats};
+use super::{audit, auth, credentials, error, limiters, policies, session, stats};
 use crate::ops;
 
 /// The document's source: every documented handler and the security scheme.
@@ -55,6 +55,7 @@ use crate::ops;
         stats::breakdown,
         stats::recent,
         stats::export,
+        audit::list,
         stats::pricing,
         serve,
         ops::health,
@@ -68,6 +69,7 @@ use crate::ops;
         (name = "auth", description = "Admin login"),
         (name = "limiters", description = "Limiter management"),
         (name = "credentials", description = "Upstream keys held by the server (write-only)"),
+        (name = "audit", description = "The audit trail of admin actions (append-only)"),
         (name = "stats", description = "Usage statistics and prices"),
         (name = "operations", description = "Health, metrics, this document, and a key holder's own budget"),
     )

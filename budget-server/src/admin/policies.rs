@@ -235,19 +235,35 @@ pub async fn users(
     )
 )]
 pub async fn set_user(
-    _admin: AdminUser,
+    actor: super::audit::Actor,
     State(state): State<AppState>,
     base: PublicBase,
     Path((id, user)): Path<(String, String)>,
     ApiJson(budget): ApiJson<BudgetWindow>,
 ) -> Result<Json<LimiterView>, ApiError> {
-    let limiter = live_limiter(&state, &id).await?;
+    let before = live_limiter(&state, &id).await?;
     let update = LimiterUpdate {
-        user_override: Some((user, Some(budget))),
+        user_override: Some((user.clone(), Some(budget))),
         ..Default::default()
     };
-    let limiter = state.store.update_limiter(limiter.id, &update).await?;
+    let limiter = state.store.update_limiter(before.id, &update).await?;
     tracing::info!(limiter = %limiter.id, "user budget override set");
+    super::audit::record(
+        &state,
+        &actor,
+        "limiter.user_override.set",
+        Some(limiter.id),
+        Some(user.clone()),
+        before
+            .user_overrides
+            .get(&user)
+            .map(|w| serde_json::to_value(w).unwrap_or_default()),
+        limiter
+            .user_overrides
+            .get(&user)
+            .map(|w| serde_json::to_value(w).unwrap_or_default()),
+    )
+    .await;
     Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
 }
 
@@ -268,7 +284,7 @@ pub async fn set_user(
     )
 )]
 pub async fn remove_user(
-    _admin: AdminUser,
+    actor: super::audit::Actor,
     State(state): State<AppState>,
     Path((id, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -279,10 +295,24 @@ pub async fn remove_user(
             limiter.id
         )));
     }
+    let before = limiter
+        .user_overrides
+        .get(&user)
+        .map(|w| serde_json::to_value(w).unwrap_or_default());
     let update = LimiterUpdate {
-        user_override: Some((user, None)),
+        user_override: Some((user.clone(), None)),
         ..Default::default()
     };
     state.store.update_limiter(limiter.id, &update).await?;
+    super::audit::record(
+        &state,
+        &actor,
+        "limiter.user_override.remove",
+        Some(limiter.id),
+        Some(user),
+        before,
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/api/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /audit`: the audit trail, newest first. */
+        get: operations["listAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/login": {
         parameters: {
             query?: never;
@@ -393,6 +410,41 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description An audit entry as the API shows it. */
+        AuditView: {
+            /**
+             * @description What: `login.succeeded`, `login.failed`, `limiter.create`, `limiter.update`,
+             *     `limiter.delete`, `limiter.purge`, `limiter.rotate_code`, `limiter.user_override.set`,
+             *     `limiter.user_override.remove`, `credential.create`, `credential.update`,
+             *     `credential.rotate`, `credential.delete`.
+             */
+            action: string;
+            /** @description The account (for a failed login, the name that was tried). */
+            actor: string;
+            /** @description The changed fields after. */
+            after?: unknown;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            at: string;
+            /** @description The changed fields before (codes masked, keys never included). */
+            before?: unknown;
+            /** @description The client's address. */
+            client?: string | null;
+            /**
+             * Format: uuid
+             * @description Identifier.
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The limiter it concerns.
+             */
+            limiter_id?: string | null;
+            /** @description Another object it concerns (a credential's id, an end user's id). */
+            target?: string | null;
+        };
         /**
          * @description `by` of `GET /stats/breakdown`.
          * @enum {string}
@@ -1342,6 +1394,64 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listAudit: {
+        parameters: {
+            query?: {
+                /** @description Only this limiter's entries. */
+                limiter_id?: string;
+                /** @description Only this account's entries. */
+                actor?: string;
+                /** @description Entries at or after (RFC 3339). */
+                from?: string;
+                /** @description Entries before (RFC 3339). */
+                to?: string;
+                /** @description At most this many, 1 to 1000 (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Entries, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditView"][];
+                };
+            };
+            /** @description Bad query parameter (named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;

@@ -251,28 +251,52 @@ fn csv_row(out: &mut String, r: &UsageRecord, limiter_name: &str) {
 /// One JSON object per line; `cost_usd` is a string of exact decimal dollars (a JSON number
 /// would be read as a float by most parsers).
 fn jsonl_row(out: &mut String, r: &UsageRecord, limiter_name: &str) {
-    let row = serde_json::json!({
-        "id": r.id,
-        "at": r.at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        "limiter_id": r.limiter_id,
-        "limiter_name": limiter_name,
-        "model": r.model,
-        "user": r.user,
-        "endpoint": r.endpoint.as_str(),
-        "status": r.status,
-        "streamed": r.streamed,
-        "prompt_tokens": r.prompt_tokens,
-        "cached_tokens": r.cached_tokens,
-        "completion_tokens": r.completion_tokens,
-        "reasoning_tokens": r.reasoning_tokens,
-        "cost_usd": r.cost.to_decimal_string(),
-        "unpriced": r.unpriced,
-        "estimated": r.estimated,
-        "latency_ms": r.latency_ms,
-        "price_version": r.price_version,
-    });
-    out.push_str(&row.to_string());
-    out.push('\n');
+    /// The keys in the CSV's column order.
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        id: uuid::Uuid,
+        at: String,
+        limiter_id: LimiterId,
+        limiter_name: &'a str,
+        model: Option<&'a str>,
+        user: Option<&'a str>,
+        endpoint: &'static str,
+        status: u16,
+        streamed: bool,
+        prompt_tokens: u64,
+        cached_tokens: u64,
+        completion_tokens: u64,
+        reasoning_tokens: u64,
+        cost_usd: String,
+        unpriced: bool,
+        estimated: bool,
+        latency_ms: u64,
+        price_version: Option<&'a str>,
+    }
+    let row = Row {
+        id: r.id,
+        at: r.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        limiter_id: r.limiter_id,
+        limiter_name,
+        model: r.model.as_deref(),
+        user: r.user.as_deref(),
+        endpoint: r.endpoint.as_str(),
+        status: r.status,
+        streamed: r.streamed,
+        prompt_tokens: r.prompt_tokens,
+        cached_tokens: r.cached_tokens,
+        completion_tokens: r.completion_tokens,
+        reasoning_tokens: r.reasoning_tokens,
+        cost_usd: r.cost.to_decimal_string(),
+        unpriced: r.unpriced,
+        estimated: r.estimated,
+        latency_ms: r.latency_ms,
+        price_version: r.price_version.as_deref(),
+    };
+    if let Ok(line) = serde_json::to_string(&row) {
+        out.push_str(&line);
+        out.push('\n');
+    }
 }
 
 #[cfg(test)]
