@@ -131,6 +131,7 @@ pub mod money;
 pub mod period;
 pub mod policy;
 pub mod pricing;
+pub mod refusal;
 pub mod store;
 pub mod usage;
 

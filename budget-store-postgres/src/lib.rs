@@ -75,6 +75,7 @@ mod audit;
 mod credentials;
 mod error;
 mod options;
+mod refusals;
 mod rows;
 mod slices;
 mod stats;

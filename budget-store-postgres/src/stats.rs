@@ -297,6 +297,13 @@ impl UsageStats for PostgresStore {
         rows.iter().map(|r| Ok(record_from_row(r)?)).collect()
     }
 
+    async fn refusals(
+        &self,
+        query: &UsageQuery,
+    ) -> Result<Vec<budget_core::refusal::RefusalGroup>> {
+        self.refusals_sum(query).await
+    }
+
     async fn usage_page(
         &self,
         query: &UsageQuery,

@@ -989,6 +989,7 @@ impl LimiterCatalog for PostgresStore {
                 "DELETE FROM budget_leases WHERE limiter_id = $1",
                 "DELETE FROM budget_windows WHERE limiter_id = $1",
                 "DELETE FROM usage_events WHERE limiter_id = $1",
+                "DELETE FROM refusals WHERE limiter_id = $1",
                 "DELETE FROM limiters WHERE id = $1",
             ] {
                 sqlx::query(sql)
@@ -1049,6 +1050,10 @@ impl LimiterCatalog for PostgresStore {
 
     async fn delete_credential(&self, id: CredentialId) -> Result<()> {
         self.remove_credential(id).await
+    }
+
+    async fn add_refusals(&self, counts: &[budget_core::refusal::RefusalCount]) -> Result<()> {
+        self.refusals_add(counts).await
     }
 
     async fn append_audit(&self, entry: &budget_core::audit::AuditEntry) -> Result<()> {

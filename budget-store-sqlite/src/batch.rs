@@ -339,6 +339,7 @@ async fn purge_unboxed(
     }
     for sql in [
         "DELETE FROM usage_events WHERE limiter_id = ?",
+        "DELETE FROM refusals WHERE limiter_id = ?",
         "DELETE FROM limiters WHERE id = ?",
     ] {
         sqlx::query(sql).bind(&id).execute(&mut *conn).await?;

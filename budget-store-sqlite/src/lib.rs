@@ -109,6 +109,7 @@ mod batch;
 mod credentials;
 mod error;
 mod options;
+mod refusals;
 mod rows;
 mod state;
 mod stats;

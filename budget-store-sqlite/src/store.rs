@@ -547,6 +547,10 @@ impl LimiterCatalog for SqliteStore {
         self.remove_credential(id).await
     }
 
+    async fn add_refusals(&self, counts: &[budget_core::refusal::RefusalCount]) -> Result<()> {
+        self.refusals_add(counts).await
+    }
+
     async fn append_audit(&self, entry: &budget_core::audit::AuditEntry) -> Result<()> {
         self.audit_append(entry).await
     }
@@ -613,6 +617,13 @@ impl UsageStats for SqliteStore {
     async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>> {
         self.read_barrier().await?;
         Ok(stats::recent(&self.inner.pool, query, limit).await?)
+    }
+
+    async fn refusals(
+        &self,
+        query: &UsageQuery,
+    ) -> Result<Vec<budget_core::refusal::RefusalGroup>> {
+        self.refusals_sum(query).await
     }
 
     async fn usage_page(

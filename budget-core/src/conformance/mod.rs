@@ -21,6 +21,7 @@ mod export;
 mod limiters;
 mod policies;
 mod races;
+mod refusals;
 mod stats;
 
 pub use audit::audit_trail_is_append_only_and_filtered;
@@ -43,6 +44,7 @@ pub use policies::{
 pub use races::{
     concurrent_soft_reservations_lose_nothing, concurrent_strict_reservations_never_overspend,
 };
+pub use refusals::refusals_add_up_per_limiter_and_reason;
 pub use stats::statistics;
 
 use std::sync::Arc;
@@ -94,6 +96,7 @@ macro_rules! store_conformance_tests {
             statistics,
             usage_pages_in_time_order,
             audit_trail_is_append_only_and_filtered,
+            refusals_add_up_per_limiter_and_reason,
             concurrent_strict_reservations_never_overspend,
             concurrent_soft_reservations_lose_nothing
         );

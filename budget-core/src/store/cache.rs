@@ -259,6 +259,10 @@ impl<S: LimiterCatalog + ?Sized> LimiterCatalog for CachingStore<S> {
         self.inner.delete_credential(id).await
     }
 
+    async fn add_refusals(&self, counts: &[crate::refusal::RefusalCount]) -> Result<()> {
+        self.inner.add_refusals(counts).await
+    }
+
     async fn append_audit(&self, entry: &crate::audit::AuditEntry) -> Result<()> {
         self.inner.append_audit(entry).await
     }
@@ -309,6 +313,10 @@ impl<S: UsageStats + ?Sized> UsageStats for CachingStore<S> {
         limit: usize,
     ) -> Result<Vec<UsageRecord>> {
         self.inner.usage_page(query, after, limit).await
+    }
+
+    async fn refusals(&self, query: &UsageQuery) -> Result<Vec<crate::refusal::RefusalGroup>> {
+        self.inner.refusals(query).await
     }
 }
 

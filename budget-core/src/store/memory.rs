@@ -37,6 +37,7 @@ struct Inner {
     records: Vec<UsageRecord>,
     credentials: CredentialIndex,
     audit: Vec<crate::audit::AuditEntry>,
+    refusals: HashMap<(LimiterId, DateTime<Utc>, crate::refusal::RefusalReason), u64>,
 }
 
 impl MemoryStore {
@@ -207,6 +208,7 @@ impl LimiterCatalog for MemoryStore {
         if purge {
             inner.limiters.remove(id);
             inner.records.retain(|r| r.limiter_id != id);
+            inner.refusals.retain(|(l, _, _), _| *l != id);
         }
         Ok(())
     }
@@ -241,6 +243,21 @@ impl LimiterCatalog for MemoryStore {
         let inner = &mut *inner;
         inner.credentials.check_delete(id, &inner.limiters)?;
         inner.credentials.remove(id);
+        Ok(())
+    }
+
+    async fn add_refusals(&self, counts: &[crate::refusal::RefusalCount]) -> Result<()> {
+        let mut inner = self.lock();
+        for c in counts {
+            if inner.limiters.get(c.limiter_id).is_none() {
+                continue;
+            }
+            let minute = crate::refusal::minute_of(c.minute);
+            *inner
+                .refusals
+                .entry((c.limiter_id, minute, c.reason))
+                .or_default() += c.count;
+        }
         Ok(())
     }
 
@@ -359,6 +376,31 @@ impl UsageStats for MemoryStore {
             .collect();
         out.sort_by(|a, b| b.at.cmp(&a.at).then(b.id.cmp(&a.id)));
         out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn refusals(&self, query: &UsageQuery) -> Result<Vec<crate::refusal::RefusalGroup>> {
+        let inner = self.lock();
+        let mut sums: HashMap<(LimiterId, crate::refusal::RefusalReason), u64> = HashMap::new();
+        for ((l, minute, reason), n) in &inner.refusals {
+            let inside = query.limiter_id.is_none_or(|q| q == *l)
+                && query.from.is_none_or(|f| *minute >= f)
+                && query.to.is_none_or(|t| *minute < t);
+            if inside {
+                *sums.entry((*l, *reason)).or_default() += n;
+            }
+        }
+        let mut out: Vec<_> = sums
+            .into_iter()
+            .map(
+                |((limiter_id, reason), count)| crate::refusal::RefusalGroup {
+                    limiter_id,
+                    reason,
+                    count,
+                },
+            )
+            .collect();
+        crate::refusal::sort_groups(&mut out);
         Ok(out)
     }
 

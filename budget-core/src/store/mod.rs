@@ -246,6 +246,14 @@ pub trait LimiterCatalog: std::fmt::Debug + Send + Sync + 'static {
         Err(Error::Unsupported("upstream credentials"))
     }
 
+    /// Add refusal counts (a batch the server collected in memory): each adds to its
+    /// limiter's, minute's and reason's total. Counts of unknown or purged limiters are
+    /// dropped. Defaults to [`Error::Unsupported`].
+    async fn add_refusals(&self, counts: &[crate::refusal::RefusalCount]) -> Result<()> {
+        let _ = counts;
+        Err(Error::Unsupported("refusal counts"))
+    }
+
     /// Append an entry to the audit trail (never changed or removed afterwards; purging a
     /// limiter keeps its entries). Defaults to [`Error::Unsupported`].
     async fn append_audit(&self, entry: &crate::audit::AuditEntry) -> Result<()> {
@@ -291,6 +299,14 @@ pub trait UsageStats: std::fmt::Debug + Send + Sync + 'static {
 
     /// The most recent records matching `query`, newest first.
     async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>>;
+
+    /// Refusals per limiter and reason over `query`'s range (whole minutes: a minute counts
+    /// when it starts in `[from, to)`) and limiter, most first (then by limiter and reason).
+    /// Defaults to [`Error::Unsupported`].
+    async fn refusals(&self, query: &UsageQuery) -> Result<Vec<crate::refusal::RefusalGroup>> {
+        let _ = query;
+        Err(Error::Unsupported("refusal counts"))
+    }
 
     /// One page of an export: the records matching `query` that come after `after` in
     /// `(at, id)` order (from the first when `None`), oldest first, at most `limit`. Paging
