@@ -35,6 +35,7 @@ pub mod keymode;
 pub mod metrics;
 pub mod ops;
 pub mod proxy;
+pub mod refusals;
 pub mod secrets;
 pub mod security_headers;
 pub mod serve;

@@ -145,6 +145,7 @@ async fn main() -> ExitCode {
     let result = serve(listener, app, options, shutdown).await;
     // Let settlements spawned by the last responses reach the store (bounded), then flush it.
     wait_for_settlements(&state, Duration::from_secs(5)).await;
+    state.metrics.flush_refusals().await;
     if let Some(pg) = &state.postgres {
         pg.close().await;
     } else if let Some(sqlite) = &state.sqlite {

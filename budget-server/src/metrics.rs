@@ -28,6 +28,12 @@ struct LimiterLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    limiter: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     limiter: String,
     kind: String,
@@ -56,6 +62,9 @@ pub struct Metrics {
     upstream_latency: Histogram,
     budget_used: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
     budget_limit: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
+    refused: Family<RefusalLabels, Counter>,
+    /// Refusal counts on their way to the store (per limiter, minute and reason).
+    refusal_log: Arc<crate::refusals::RefusalLog>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -82,13 +91,22 @@ impl Metrics {
             upstream_latency: Histogram::new(exponential_buckets(0.001, 2.0, 18)),
             budget_used: Family::default(),
             budget_limit: Family::default(),
+            refused: Family::default(),
+            refusal_log: Arc::default(),
         };
+        crate::refusals::RefusalLog::spawn_flusher(&m.refusal_log, m.store.clone());
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
             r.register(
                 "requests",
                 "Proxied requests by limiter and HTTP status",
                 m.requests.clone(),
+            );
+            r.register(
+                "refused_requests",
+                "Requests the proxy refused itself, by limiter and reason (budget, inactive, \
+                 expired, model_rule, price_guard, unknown_endpoint, other)",
+                m.refused.clone(),
             );
             r.register(
                 "cost_dollars",
@@ -195,9 +213,27 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Add the refusal counts gathered in memory to the store now (shutdown, tests; a task
+    /// does it every second).
+    pub async fn flush_refusals(&self) {
+        self.refusal_log.flush(&*self.store).await;
+    }
+}
+
 impl UsageHooks for Metrics {
     fn refused(&self, limiter: Option<&Limiter>, refusal: &Refusal) {
+        let reason = budget_core::refusal::RefusalReason::of_code(refusal.code);
+        if let Some(l) = limiter {
+            self.refusal_log.note(l.id, reason, chrono::Utc::now());
+        }
         let limiter = limiter.map_or_else(|| "unknown".to_owned(), |l| l.id.to_string());
+        self.refused
+            .get_or_create(&RefusalLabels {
+                limiter: limiter.clone(),
+                reason: reason.as_str().to_owned(),
+            })
+            .inc();
         self.requests
             .get_or_create(&RequestLabels {
                 limiter,

@@ -43,6 +43,9 @@ pub struct LimiterView {
     /// Every window with its figures, primary first, when the limiter has extra windows
     /// (`extra_budgets`); empty otherwise (the fields above are the only window).
     pub windows: Vec<super::policies::WindowView>,
+    /// Requests the proxy refused in the current window (whole minutes), by reason: an idle
+    /// limiter and a blocked one look different.
+    pub refused: RefusalCounts,
 }
 
 /// The seed's `GET /limiters/{id}/stats` answer, plus holds and token counts.
@@ -90,6 +93,8 @@ pub struct LimiterStats {
     pub unpriced_requests: u64,
     /// Requests with estimated counts in the current window.
     pub estimated_requests: u64,
+    /// Requests the proxy refused in the current window, by reason.
+    pub refused: RefusalCounts,
 }
 
 /// `(remaining, percentage)` of a window: spend and holds count as used.
@@ -133,6 +138,36 @@ pub(crate) async fn spend_or_empty(
         }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Refused requests by reason over `query` (per limiter), as the views show them: every
+/// reason with its count (zeros included, in a fixed order), and the total. A store that
+/// keeps no refusal counts shows zeros.
+pub(crate) async fn refusals_of(
+    state: &AppState,
+    query: &UsageQuery,
+) -> Result<std::collections::HashMap<LimiterId, RefusalCounts>, ApiError> {
+    let groups = match state.store.refusals(query).await {
+        Err(budget_core::store::Error::Unsupported(_)) => Vec::new(),
+        other => other?,
+    };
+    let mut out: std::collections::HashMap<LimiterId, RefusalCounts> = Default::default();
+    for g in groups {
+        let c = out.entry(g.limiter_id).or_default();
+        c.total += g.count;
+        *c.by_reason.entry(g.reason.as_str().to_owned()).or_default() += g.count;
+    }
+    Ok(out)
+}
+
+/// Refused requests: the total and the count per reason.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct RefusalCounts {
+    /// Every refused request.
+    pub total: u64,
+    /// Per reason: `budget`, `inactive`, `expired`, `model_rule`, `price_guard`,
+    /// `unknown_endpoint`, `other` (reasons without refusals are left out).
+    pub by_reason: std::collections::BTreeMap<String, u64>,
 }
 
 /// Where clients reach this server: `PUBLIC_URL`, else `http(s)://{Host}` from the request.
@@ -218,7 +253,15 @@ pub(crate) async fn view(
                 (w.spent, remaining, percentage, w.window.start, w.window.end)
             }
         };
+    let refused = refusals_of(
+        state,
+        &UsageQuery::window(limiter.id, limiter.window_at(now)),
+    )
+    .await?
+    .remove(&limiter.id)
+    .unwrap_or_default();
     Ok(LimiterView {
+        refused,
         proxy_endpoint: base.endpoint(&limiter),
         windows,
         current_spend,
@@ -590,7 +633,12 @@ pub async fn stats(
         .usage_totals(&UsageQuery::window(limiter.id, w.window))
         .await?;
     let (remaining_budget, usage_percentage) = budget_use(limiter.budget_limit, &w);
+    let refused = refusals_of(&state, &UsageQuery::window(limiter.id, w.window))
+        .await?
+        .remove(&limiter.id)
+        .unwrap_or_default();
     Ok(Json(LimiterStats {
+        refused,
         limiter_id: limiter.id,
         limiter_name: limiter.name,
         current_spend: w.spent,

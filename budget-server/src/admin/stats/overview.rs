@@ -45,6 +45,8 @@ pub struct LimiterUsageRow {
     pub budget_limit: Money,
     /// Its current window's use, percent with two decimals.
     pub usage_percentage: f64,
+    /// Requests the proxy refused in the range (whole minutes), by reason.
+    pub refused: crate::admin::limiters::RefusalCounts,
 }
 
 /// `GET /stats` answer.
@@ -98,6 +100,7 @@ pub async fn overview(
         .filter_map(|g| Some((g.key?.parse::<LimiterId>().ok()?, g.totals)))
         .collect();
     let known = limiters_by_id(&state).await?;
+    let mut refused = crate::admin::limiters::refusals_of(&state, &query).await?;
     let now = Utc::now();
     let mut rows = Vec::new();
     let mut ids: Vec<LimiterId> = known
@@ -126,6 +129,7 @@ pub async fn overview(
                     current_spend: w.spent,
                     budget_limit: l.budget_limit,
                     usage_percentage,
+                    refused: refused.remove(&id).unwrap_or_default(),
                 }
             }
             None => LimiterUsageRow {
@@ -139,6 +143,7 @@ pub async fn overview(
                 current_spend: Money::ZERO,
                 budget_limit: Money::ZERO,
                 usage_percentage: 0.0,
+                refused: refused.remove(&id).unwrap_or_default(),
             },
         };
         rows.push(row);
