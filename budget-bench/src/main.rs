@@ -33,6 +33,10 @@
 //! limiter through one and three servers sharing a PostgreSQL database, and the database's
 //! commits per request, against one server on SQLite (see [`replicas`]).
 //!
+//! `budget-bench export` measures the memory of `GET /api/usage/export`: the server's RSS
+//! growth while it streams a million usage records from a SQLite file, against the growth for
+//! a tenth of them in the same run (see [`export`]).
+//!
 //! ```sh
 //! cargo build --release -p budget-server -p budget-bench
 //! cargo run --release -p budget-bench -- --write-docs   # full run (minutes), updates docs/benchmarks.md
@@ -45,6 +49,7 @@ mod client;
 mod closed;
 mod compare;
 mod docs;
+mod export;
 mod machine;
 mod mock;
 mod nginx;
@@ -76,11 +81,11 @@ struct Cli {
     command: Option<Command>,
     /// A few seconds: tiny versions of every phase; exits non-zero only if a target failed to
     /// answer.
-    #[arg(long)]
+    #[arg(long, global = true)]
     quick: bool,
     /// The `budget-server` binary (default: the one next to this binary, i.e. built with the
     /// same profile).
-    #[arg(long)]
+    #[arg(long, global = true)]
     server_bin: Option<PathBuf>,
     /// Write the results into the "Proxy" section of `docs/benchmarks.md`.
     #[arg(long)]
@@ -145,6 +150,14 @@ enum Command {
         /// Requests per second of the paced run, over all servers.
         #[arg(long, default_value_t = 1_000)]
         rate: u64,
+    },
+    /// The server's RSS growth while `GET /api/usage/export` streams all the usage records of
+    /// a SQLite file, against a tenth of them, as CSV and JSON Lines (`--quick`: 20,000
+    /// records).
+    Export {
+        /// Usage records in the file.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
     },
 }
 
@@ -253,6 +266,9 @@ fn main() -> ExitCode {
     {
         return run_replicas(&cli, &runtime, secs, clients, rate);
     }
+    if let Some(Command::Export { records }) = cli.command {
+        return run_export(&cli, &runtime, if cli.quick { 20_000 } else { records });
+    }
     let started = Instant::now();
     let report = match runtime.block_on(run(&cli)) {
         Ok(r) => r,
@@ -321,6 +337,30 @@ fn run_replicas(
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `budget-bench export`: print its table.
+fn run_export(cli: &Cli, runtime: &tokio::runtime::Runtime, records: usize) -> ExitCode {
+    let opts = match server_bin(cli) {
+        Ok(server_bin) => export::Options {
+            server_bin,
+            records,
+        },
+        Err(e) => {
+            eprintln!("budget-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(export::run(&opts)) {
+        Ok(table) => {
+            println!("{table}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("budget-bench export: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn server_bin(cli: &Cli) -> Result<PathBuf, String> {

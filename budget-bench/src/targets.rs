@@ -122,20 +122,8 @@ pub(crate) async fn start_server(
 ) -> Result<Server, String> {
     let file = if budgets { "budgets-on" } else { "budgets-off" };
     let db: PathBuf = dir.join(format!("{file}.db"));
-    let log = std::fs::File::create(dir.join(format!("{file}.log")))
-        .map_err(|e| format!("{name}: cannot create its log file: {e}"))?;
-    let mut command = Command::new(server_bin);
-    command
-        .current_dir(dir) // no stray `.env` from the caller's directory
-        .env("HOST", "127.0.0.1")
-        .env("PORT", "0")
-        .env("DATABASE_URL", format!("sqlite:{}", db.display()))
-        .env("BUDGETS_ENABLED", if budgets { "true" } else { "false" })
-        .env("JWT_SECRET", "budget-bench-secret-budget-bench-secret")
-        .env("ADMIN_USERNAME", "admin")
-        .env("ADMIN_PASSWORD", cheap_hash(ADMIN_PASSWORD)?)
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::from(log));
+    let mut command = server_command(name, server_bin, dir, &db, &dir.join(format!("{file}.log")))?;
+    command.env("BUDGETS_ENABLED", if budgets { "true" } else { "false" });
     let process = Process::start(name, command)?;
     let code = create_limiter(process.addr, upstream)
         .await
@@ -145,6 +133,34 @@ pub(crate) async fn start_server(
         prefix: format!("/v1/{code}"),
     };
     Ok(Server { process, endpoint })
+}
+
+/// The command that starts `server_bin` in `dir` on the SQLite file `db` (any free port, the
+/// admin `admin` with [`ADMIN_PASSWORD`], stderr to `log`); log in with [`login`].
+pub(crate) fn server_command(
+    name: &str,
+    server_bin: &Path,
+    dir: &Path,
+    db: &Path,
+    log: &Path,
+) -> Result<Command, String> {
+    let log = std::fs::File::create(log)
+        .map_err(|e| format!("{name}: cannot create its log file: {e}"))?;
+    let mut command = Command::new(server_bin);
+    command
+        .current_dir(dir) // no stray `.env` from the caller's directory
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("DATABASE_URL", format!("sqlite:{}", db.display()))
+        .env("JWT_SECRET", "budget-bench-secret-budget-bench-secret")
+        .env("ADMIN_USERNAME", "admin")
+        .env(
+            "ADMIN_PASSWORD",
+            cheap_hash(ADMIN_PASSWORD).map_err(|e| format!("{name}: {e}"))?,
+        )
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::from(log));
+    Ok(command)
 }
 
 /// An argon2id PHC hash of `password` with tiny parameters (64 KiB, one pass): the server
@@ -160,23 +176,30 @@ fn cheap_hash(password: &str) -> Result<String, String> {
     Ok(hash.to_string())
 }
 
-/// `POST /api/auth/login`, then `POST /api/limiters`; the new limiter's code.
-async fn create_limiter(server: SocketAddr, upstream: SocketAddr) -> Result<String, String> {
-    let mut conn = Conn::open(server)
-        .await
-        .map_err(|e| format!("admin API: {e}"))?;
+/// `POST /api/auth/login` as `admin` over `conn`; the token.
+pub(crate) async fn login(conn: &mut Conn, server: SocketAddr) -> Result<String, String> {
     let login = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
     let (status, body) = conn
         .json(server, "/api/auth/login", None, login)
         .await
         .map_err(|e| format!("login: {e}"))?;
-    let field = |body: &[u8], key: &str| -> Option<String> {
-        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-        v.get(key)?.as_str().map(str::to_owned)
-    };
-    let token = field(&body, "token")
+    field(&body, "token")
         .filter(|_| status.is_success())
-        .ok_or_else(|| format!("login: {status} {}", String::from_utf8_lossy(&body)))?;
+        .ok_or_else(|| format!("login: {status} {}", String::from_utf8_lossy(&body)))
+}
+
+/// A string field of a JSON object.
+fn field(body: &[u8], key: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get(key)?.as_str().map(str::to_owned)
+}
+
+/// `POST /api/auth/login`, then `POST /api/limiters`; the new limiter's code.
+async fn create_limiter(server: SocketAddr, upstream: SocketAddr) -> Result<String, String> {
+    let mut conn = Conn::open(server)
+        .await
+        .map_err(|e| format!("admin API: {e}"))?;
+    let token = login(&mut conn, server).await?;
     let new = serde_json::json!({
         "name": "budget-bench",
         "budget_limit": 1_000_000,
@@ -269,6 +292,11 @@ pub(crate) fn cpu_ticks(pid: u32) -> Result<u64, String> {
 /// Resident set size of `pid` (`VmRSS`), in KiB.
 pub(crate) fn rss_kib(pid: u32) -> Result<u64, String> {
     status_kib(pid, "VmRSS:")
+}
+
+/// Peak resident set size of `pid` since it started (`VmHWM`), in KiB.
+pub(crate) fn hwm_kib(pid: u32) -> Result<u64, String> {
+    status_kib(pid, "VmHWM:")
 }
 
 fn status_kib(pid: u32, key: &str) -> Result<u64, String> {
