@@ -3,6 +3,7 @@ import { Navigate, Route, Routes, useLocation } from "react-router-dom";
 import { Layout } from "./components/Layout";
 import { useAuth } from "./hooks/auth";
 import { setUnauthorizedHandler } from "./lib/api";
+import { AuditPage } from "./pages/AuditPage";
 import { CredentialsPage } from "./pages/CredentialsPage";
 import { LimitersPage } from "./pages/LimitersPage";
 import { LoginPage } from "./pages/LoginPage";
@@ -38,6 +39,7 @@ export function App() {
         <Route path="/" element={<LimitersPage />} />
         <Route path="/statistics" element={<StatisticsPage />} />
         <Route path="/credentials" element={<CredentialsPage />} />
+        <Route path="/audit" element={<AuditPage />} />
       </Route>
       <Route path="*" element={<Navigate to="/" replace />} />
     </Routes>

@@ -1,4 +1,4 @@
-import { BarChart3, Gauge, KeyRound, LogOut, Wallet } from "lucide-react";
+import { BarChart3, Gauge, History, KeyRound, LogOut, Wallet } from "lucide-react";
 import { NavLink, Outlet, useNavigate } from "react-router-dom";
 import { useAuth } from "../hooks/auth";
 import { cn } from "../lib/utils";
@@ -8,6 +8,7 @@ const NAV = [
   { to: "/", label: "Limiters", icon: Gauge, end: true },
   { to: "/statistics", label: "Statistics", icon: BarChart3, end: false },
   { to: "/credentials", label: "Credentials", icon: KeyRound, end: false },
+  { to: "/audit", label: "Audit", icon: History, end: false },
 ];
 
 export function Layout() {

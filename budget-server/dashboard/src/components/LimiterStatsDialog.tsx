@@ -1,4 +1,5 @@
-import { TriangleAlert } from "lucide-react";
+import { History, TriangleAlert } from "lucide-react";
+import { Link } from "react-router-dom";
 import { usePolled } from "../hooks/usePolled";
 import { api, type BreakdownRow, type Limiter } from "../lib/api";
 import { formatCount, formatDateTime, formatMoney, formatPercent, periodLabel } from "../lib/format";
@@ -73,7 +74,19 @@ export function LimiterStatsDialog({
     <Dialog open={open} onOpenChange={onOpenChange}>
       <DialogContent className="max-w-3xl" data-testid="stats-dialog">
         <DialogHeader>
-          <DialogTitle>{limiter?.name ?? "Statistics"}</DialogTitle>
+          <div className="flex items-center justify-between gap-3 pr-8">
+            <DialogTitle>{limiter?.name ?? "Statistics"}</DialogTitle>
+            {limiter && (
+              <Link
+                to={`/audit?limiter_id=${encodeURIComponent(limiter.id)}`}
+                className="inline-flex shrink-0 items-center gap-1 text-sm text-muted-foreground hover:text-foreground"
+                data-testid="stats-history"
+              >
+                <History className="h-4 w-4" />
+                History
+              </Link>
+            )}
+          </div>
           <DialogDescription>
             {limiter && (
               <>

@@ -34,6 +34,12 @@ export type CredentialCreate = Schemas["CredentialCreate"];
 /** A new `api_key` is a rotation: every limiter using the credential sends it from its next request. */
 export type CredentialUpdate = Schemas["CredentialUpdate"];
 export type RotateCode = Schemas["RotateCode"];
+/**
+ * One admin action: who (`actor`), from where (`client`), what (`action`) and the changed
+ * fields `before` → `after` (JSON objects; codes masked, upstream keys never included).
+ */
+export type AuditEntry = Schemas["AuditView"];
+export type AuditQuery = NonNullable<operations["listAudit"]["parameters"]["query"]>;
 
 /** The JSON body of an operation's answer with `status`, as the OpenAPI document describes it. */
 export type Answer<Op extends keyof operations, Status extends keyof operations[Op]["responses"]> =
@@ -209,6 +215,8 @@ export const api = {
     request<Answer<"login", 200>>("POST", "/api/auth/login", { username, password }, false),
   logout: () => request<void>("POST", "/api/auth/logout", undefined, false),
   limiters: () => request<Answer<"listLimiters", 200>>("GET", "/api/limiters"),
+  /** Live and deleted limiters (the audit trail names both). */
+  allLimiters: () => request<Answer<"listLimiters", 200>>("GET", withQuery("/api/limiters", { include_deleted: true })),
   limiter: (id: string) => request<Answer<"getLimiter", 200>>("GET", `/api/limiters/${encodeURIComponent(id)}`),
   createLimiter: (input: LimiterCreate) => request<Answer<"createLimiter", 201>>("POST", "/api/limiters", input),
   updateLimiter: (id: string, input: LimiterUpdate) =>
@@ -230,6 +238,9 @@ export const api = {
   updateCredential: (id: string, input: CredentialUpdate) =>
     request<Answer<"updateCredential", 200>>("PUT", `/api/credentials/${encodeURIComponent(id)}`, input),
   deleteCredential: (id: string) => request<void>("DELETE", `/api/credentials/${encodeURIComponent(id)}`),
+  /** The audit trail, newest first. */
+  audit: (q: AuditQuery = {}) =>
+    request<Answer<"listAudit", 200>>("GET", withQuery("/api/audit", { limiter_id: q.limiter_id, actor: q.actor, from: q.from, to: q.to, limit: q.limit })),
   stats: (r: Range = {}) => request<Answer<"stats", 200>>("GET", withQuery("/api/stats", { ...r })),
   timeseries: (bucket: Bucket, r: Range = {}) =>
     request<Answer<"timeseries", 200>>("GET", withQuery("/api/stats/timeseries", { bucket, ...r })),

@@ -13,16 +13,9 @@ import { Skeleton } from "../components/ui/skeleton";
 import { usePolled } from "../hooks/usePolled";
 import { api, type BreakdownRow, type LimiterUsageRow, type Range } from "../lib/api";
 import { formatCount, formatMoney, formatPercent } from "../lib/format";
-import { fillBuckets, floorToBucket, type Bucket } from "../lib/timeseries";
+import { RANGES, type RangeId } from "../lib/ranges";
+import { fillBuckets, floorToBucket } from "../lib/timeseries";
 
-const RANGES = [
-  { id: "1h", label: "Last hour", ms: 3_600_000, bucket: "minute" },
-  { id: "24h", label: "Last 24 hours", ms: 86_400_000, bucket: "hour" },
-  { id: "7d", label: "Last 7 days", ms: 7 * 86_400_000, bucket: "hour" },
-  { id: "30d", label: "Last 30 days", ms: 30 * 86_400_000, bucket: "day" },
-  { id: "all", label: "All time", ms: null, bucket: "day" },
-] as const satisfies readonly { id: string; label: string; ms: number | null; bucket: Bucket }[];
-type RangeId = (typeof RANGES)[number]["id"];
 
 const limiterColumns: Column<LimiterUsageRow>[] = [
   {
