@@ -247,10 +247,12 @@ async function main() {
   const rotatedKey = `sk-e2e-rotated-${randomBytes(16).toString("hex")}`;
   let credentialId;
   let v1;
+  /** Every limiter code the suite saw: none may appear whole on the audit page. */
+  const codesSeen = [];
 
   try {
     await step("server serves the app shell for client routes and never shadows the API", async () => {
-      for (const path of ["/", "/login", "/statistics", "/credentials"]) {
+      for (const path of ["/", "/login", "/statistics", "/credentials", "/audit"]) {
         const res = await fetch(`${BASE_URL}${path}`);
         const text = await res.text();
         assert(res.status === 200 && /<div id="root">/.test(text), `GET ${path} should be the app shell (got ${res.status})`);
@@ -776,6 +778,7 @@ async function main() {
       const after = got.json.code;
       assert(after !== before && /^sk-budget-[0-9a-f]{32}$/.test(after), `new code ${after} (was ${before})`);
       assert(got.json.previous_code?.code === before, `previous_code is ${JSON.stringify(got.json.previous_code)}, want the code before`);
+      codesSeen.push(before, after);
       const until = Date.parse(got.json.previous_code.until);
       assert(Math.abs(until - (t0 + 3600e3)) < 60e3, `previous_code.until is ${got.json.previous_code.until}, want about an hour from now`);
       const notice = card(limiterId).locator('[data-testid="previous-code"]');
@@ -868,6 +871,115 @@ async function main() {
       await row.waitFor({ state: "detached" });
       const got = await adminApi("GET", `/api/credentials/${credentialId}`);
       assert(got.status === 404, `GET a deleted credential → ${got.status}`);
+    });
+
+    await step("audit: the failed login, the limiter's create, update, rotation and deletion and the key's actions, by whom and from where; filters narrow it", async () => {
+      // A failed login in a fresh browser, under a name of its own.
+      const intruder = `e2e-intruder-${randomBytes(4).toString("hex")}`;
+      const other = await page.context().browser().newContext();
+      const p2 = await other.newPage();
+      await p2.goto(`${BASE_URL}/login`);
+      await p2.locator("#username").fill(intruder);
+      await p2.locator("#password").fill("not-the-password");
+      await p2.locator('[data-testid="login-submit"]').click();
+      await p2.locator('[data-testid="login-error"]').waitFor({ state: "visible" });
+      await other.close();
+
+      await page.locator('[data-testid="nav-audit"]').click();
+      await page.waitForURL(`${BASE_URL}/audit`);
+      const table = page.locator('[data-testid="audit-table"]');
+      await table.waitFor({ state: "visible" });
+      const rows = page.locator('[data-testid="audit-row"]');
+      const cell = (row, col) => row.locator(`[data-col="${col}"]`).innerText().then((t) => t.trim());
+      /** The rows as shown right now, read in one go (the list re-renders as it polls). */
+      const rowsOf = async () =>
+        (
+          await rows.evaluateAll((els) =>
+            els.map((r) => {
+              const text = (col) => r.querySelector(`[data-col="${col}"]`)?.textContent?.trim() ?? "";
+              return { id: r.dataset.entryId, action: r.dataset.action, limiter: r.dataset.limiterId, actor: text("actor"), client: text("client"), target: text("target"), limiterName: text("limiter") };
+            }),
+          )
+        ).map((r) => ({ ...r, row: page.locator(`[data-testid="audit-row"][data-entry-id="${r.id}"]`) }));
+
+      // The failed login: the name tried, the address, a red badge.
+      await page.locator('[data-testid="audit-actor-filter"]').fill(intruder);
+      await eventually("only the intruder's entry", async () => {
+        const r = await rowsOf();
+        return r.length === 1 && r[0].actor === intruder;
+      });
+      const failed = (await rowsOf())[0].row;
+      assert((await failed.getAttribute("data-action")) === "login.failed", `the intruder's entry is ${await failed.getAttribute("data-action")}`);
+      assert((await cell(failed, "client")) === "127.0.0.1", `failed login from ${await cell(failed, "client")}`);
+      const badge = failed.locator('[data-col="action"] > *').first();
+      assert((await badge.innerText()).trim() === "Login failed", `badge "${await badge.innerText()}"`);
+      assert(/\bbg-red-50\b/.test((await badge.getAttribute("class")) ?? ""), "the failed login's badge is not red");
+      const title = await failed.locator('[data-col="at"]').getAttribute("title");
+      assert(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/.test(title ?? ""), `time hover text "${title}"`);
+      await page.locator('[data-testid="audit-actor-filter"]').fill("");
+      await eventually("everyone's entries again", async () => (await rowsOf()).some((r) => r.actor !== intruder && r.actor === ADMIN_USERNAME));
+      const all = await rowsOf();
+
+      // The first limiter, by the dropdown: only its entries, fewer than all.
+      const select = page.locator('[data-testid="audit-limiter-filter"]');
+      await eventually("the deleted limiter offered by name", async () => (await select.locator(`option[value="${limiterId}"]`).innerText()).includes(name));
+      await select.selectOption(limiterId);
+      await page.waitForURL(`${BASE_URL}/audit?limiter_id=${limiterId}`);
+      let mine;
+      await eventually("only the limiter's entries", async () => {
+        mine = await rowsOf();
+        return mine.length > 0 && mine.every((r) => r.limiter === limiterId) && mine.some((r) => r.action === "limiter.delete");
+      });
+      assert(mine.length < all.length, `filtering by the limiter did not narrow the list (${mine.length} of ${all.length})`);
+      for (const r of mine) {
+        assert(r.actor === ADMIN_USERNAME && r.client === "127.0.0.1", `entry ${r.action} by ${r.actor} from ${r.client}`);
+        assert(r.limiterName === name, `limiter column "${r.limiterName}"`);
+      }
+      const actions = mine.map((r) => r.action);
+      for (const a of ["limiter.create", "limiter.update", "limiter.rotate_code", "limiter.delete"]) assert(actions.includes(a), `no ${a} in ${actions.join(", ")}`);
+      assert(actions.indexOf("limiter.delete") < actions.indexOf("limiter.create"), `not newest first: ${actions.join(", ")}`);
+      const line = (field) => page.locator(`[data-testid="audit-row"] [data-testid="audit-change-line"][data-field="${field}"]`);
+      const lines = async (field) => (await line(field).allInnerTexts()).map((t) => t.trim());
+      // Updates with their values before → after: the key attached, the switch turned off.
+      assert((await lines("credential_id")).includes(`credential_id: none → ${credentialId}`), `credential_id lines: ${JSON.stringify(await lines("credential_id"))}`);
+      assert((await lines("is_active")).includes("is_active: true → false"), `is_active lines: ${JSON.stringify(await lines("is_active"))}`);
+      // The rotation: masked codes only.
+      const codeLines = await lines("code");
+      assert(codeLines.some((t) => /^code: sk-budget-[0-9a-f]{4}… → sk-budget-[0-9a-f]{4}…$/.test(t)), `code lines: ${JSON.stringify(codeLines)}`);
+      const html = await page.content();
+      const final = (await adminApi("GET", "/api/limiters?include_deleted=true")).json.find((l) => l.id === limiterId)?.code;
+      for (const code of [...codesSeen, final].filter(Boolean)) assert(!html.includes(code), `the audit page shows a whole code (${code.slice(0, 14)}…)`);
+      await shot("audit-limiter.png");
+
+      // The key's create, rotation and deletion, named, never the key.
+      await select.selectOption("");
+      await page.waitForURL(`${BASE_URL}/audit`);
+      let keyRows;
+      await eventually("the key's entries", async () => {
+        keyRows = (await rowsOf()).filter((r) => r.target === `key ${credentialName}`);
+        return keyRows.length >= 3;
+      });
+      assert(JSON.stringify(keyRows.map((r) => r.action)) === JSON.stringify(["credential.delete", "credential.rotate", "credential.create"]), `key entries: ${keyRows.map((r) => r.action).join(", ")}`);
+      assert(keyRows.every((r) => r.actor === ADMIN_USERNAME && r.client === "127.0.0.1"), "a key entry without the actor or the address");
+      const hints = (await keyRows[1].row.locator('[data-testid="audit-change-line"][data-field="key_hint"]').innerText()).trim();
+      assert(hints === `key_hint: …${heldKey.slice(-4)} → …${rotatedKey.slice(-4)}`, `the rotation's key_hint line: "${hints}"`);
+      const page2 = await page.content();
+      assert(!page2.includes(heldKey) && !page2.includes(rotatedKey), "the audit page shows an upstream key");
+      await shot("audit.png");
+
+      // From a limiter's statistics, History opens the trail filtered to it.
+      await page.locator('[data-testid="nav-limiters"]').click();
+      await page.waitForURL(`${BASE_URL}/`);
+      await card(policyId).locator('[data-testid="action-stats"]').click();
+      await page.locator('[data-testid="stats-history"]').click();
+      await page.waitForURL(`${BASE_URL}/audit?limiter_id=${policyId}`);
+      assert((await select.inputValue()) === policyId, `the filter shows ${await select.inputValue()}`);
+      await eventually("the policy limiter's override entries", async () => {
+        const r = await rowsOf();
+        return r.length > 0 && r.every((x) => x.limiter === policyId) && ["limiter.user_override.set", "limiter.user_override.remove"].every((a) => r.some((x) => x.action === a));
+      });
+      const set = (await rowsOf()).find((r) => r.action === "limiter.user_override.set");
+      assert(set.target === "user alice", `override target "${set.target}"`);
     });
 
     await step("an expired token returns to /login; logout works", async () => {

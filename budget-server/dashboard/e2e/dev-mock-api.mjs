@@ -7,7 +7,8 @@
 //
 //   node e2e/dev-mock-api.mjs [--port 18090] [--seed]
 //
-// --seed adds demo limiters, upstream credentials and a week of synthetic usage.
+// --seed adds demo limiters, upstream credentials, a week of synthetic usage and audit entries.
+// Like the server, it records an audit entry for every admin action it implements (GET /api/audit).
 // --no-secrets-key answers credential writes as a server without SECRETS_KEY does (400).
 // POST /__mock/expire revokes every token (to try the "session expired" path). Like the server, the login sets an HttpOnly
 // `budget_session` cookie and a `budget_csrf` cookie that state-changing cookie requests must
@@ -96,6 +97,9 @@ function windowView(l, w, primary) {
   };
 }
 
+/** The mock's proxy keeps no refusal counts (the server counts them per reason). */
+const NO_REFUSALS = () => ({ total: 0, by_reason: {} });
+
 function view(l, origin) {
   const [s, e] = windowOf(l.period_type);
   const spend = round9(usage.filter((u) => u.limiter_id === l.id && u.ts >= s && u.ts < e).reduce((a, u) => a + u.cost, 0));
@@ -110,6 +114,7 @@ function view(l, origin) {
     usage_percentage: l.budget_limit > 0 ? (spend / l.budget_limit) * 100 : 0,
     period_start: iso(s),
     period_end: iso(e),
+    refused: NO_REFUSALS(),
   };
 }
 
@@ -212,6 +217,37 @@ function credentialView(c) {
   };
 }
 
+// The audit trail (budget-server/src/admin/audit.rs): entries in the order they happened,
+// served newest first. Codes are masked to their prefix and four characters; keys never appear.
+/** @type {Array<{id:string, at:string, actor:string, client:string|null, action:string, limiter_id:string|null, target:string|null, before:any, after:any}>} */
+const audit = [];
+const maskCode = (c) => `${c.slice(0, (c.startsWith("sk-budget-") ? 10 : 0) + 4)}…`;
+/** A limiter as the audit trail shows it. */
+function limiterAudit(l) {
+  const v = structuredClone(l);
+  v.code = maskCode(l.code);
+  if (l.previous_code) v.previous_code = { code: maskCode(l.previous_code.code), until: l.previous_code.until };
+  return v;
+}
+/** A credential as the audit trail shows it: its hint and fingerprint, never the key. */
+function credentialAudit(c) {
+  const v = credentialView(c);
+  return { name: v.name, kind: v.kind, organization: v.organization, project: v.project, key_hint: v.key_hint, fingerprint: v.fingerprint };
+}
+/** Only the fields that differ, before and after. */
+function changed(b, a) {
+  const ob = {}, oa = {};
+  for (const k of new Set([...Object.keys(b), ...Object.keys(a)])) {
+    if (JSON.stringify(b[k] ?? null) !== JSON.stringify(a[k] ?? null)) { ob[k] = b[k] ?? null; oa[k] = a[k] ?? null; }
+  }
+  return [ob, oa];
+}
+const clientOf = (req) => (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "") || null;
+/** Record one action by `actor` from `client`. */
+function audited(actor, client, action, { limiter_id = null, target = null, before = null, after = null } = {}, at = Date.now()) {
+  audit.push({ id: randomUUID(), at: new Date(at).toISOString(), actor, client, action, limiter_id, target, before, after });
+}
+
 /** Problems with a credential body as [field, message, status?], or null; `existing` when updating. */
 function validateCredential(b, existing) {
   if (b.__invalid) return [null, "the body is not JSON"];
@@ -301,7 +337,9 @@ async function api(req, res, url) {
   const origin = `http://${req.headers.host}`;
   if (path === "/api/auth/login" && req.method === "POST") {
     const b = await body(req);
-    if (b.username !== ADMIN_USERNAME || b.password !== ADMIN_PASSWORD) return fail(res, 401, "Invalid username or password", "invalid_credentials", null, "authentication_error");
+    const ok = b.username === ADMIN_USERNAME && b.password === ADMIN_PASSWORD;
+    audited(String(b.username ?? "").slice(0, 64), clientOf(req), ok ? "login.succeeded" : "login.failed");
+    if (!ok) return fail(res, 401, "Invalid username or password", "invalid_credentials", null, "authentication_error");
     const token = randomBytes(24).toString("base64url");
     const csrf = randomBytes(16).toString("hex");
     tokens.set(token, csrf);
@@ -331,7 +369,18 @@ async function api(req, res, url) {
     }
   }
 
+  /** Records an action of the signed-in account. */
+  const did = (action, fields) => audited(ADMIN_USERNAME, clientOf(req), action, fields);
   let m;
+  if (path === "/api/audit" && req.method === "GET") {
+    const q = (k) => url.searchParams.get(k) || null;
+    const limit = q("limit") === null ? 100 : Number(q("limit"));
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return fail(res, 400, "limit: must be a whole number from 1 to 1000", "invalid_parameter", "limit");
+    for (const k of ["from", "to"]) if (q(k) !== null && Number.isNaN(Date.parse(q(k)))) return fail(res, 400, `${k}: must be an RFC 3339 date-time`, "invalid_parameter", k);
+    const f = q("from") ? Date.parse(q("from")) : -Infinity, t = q("to") ? Date.parse(q("to")) : Infinity;
+    const rows = audit.filter((e) => (!q("limiter_id") || e.limiter_id === q("limiter_id")) && (!q("actor") || e.actor === q("actor")) && Date.parse(e.at) >= f && Date.parse(e.at) < t);
+    return send(res, 200, rows.reverse().slice(0, limit));
+  }
   if (path === "/api/limiters" && req.method === "GET") {
     const all = url.searchParams.get("include_deleted") === "true";
     return send(res, 200, [...limiters.values()].filter((l) => all || !l.deleted_at).map((l) => view(l, origin)));
@@ -340,7 +389,9 @@ async function api(req, res, url) {
     const b = await body(req);
     const bad = validate(b, false);
     if (bad) return fail(res, 422, bad[1], "validation_failed", bad[0]);
-    return send(res, 201, view(createLimiter(b), origin));
+    const l = createLimiter(b);
+    did("limiter.create", { limiter_id: l.id, after: limiterAudit(l) });
+    return send(res, 201, view(l, origin));
   }
   if ((m = path.match(/^\/api\/limiters\/([^/]+)\/users(?:\/([^/]+))?$/))) {
     const l = limiters.get(decodeURIComponent(m[1]));
@@ -367,12 +418,16 @@ async function api(req, res, url) {
       if (typeof b.budget_limit !== "number" || !(b.budget_limit > 0)) return fail(res, 422, "budget_limit: must be greater than 0", "validation_failed", "budget_limit");
       if (b.budget_limit > 1e9) return fail(res, 422, "budget_limit: at most 1000000000", "validation_failed", "budget_limit");
       if (!PERIODS.includes(b.period_type)) return fail(res, 422, "period_type: unknown period", "validation_failed", "period_type");
+      const before = l.user_overrides[user] ?? null;
       l.user_overrides[user] = { budget_limit: b.budget_limit, period_type: b.period_type };
+      did("limiter.user_override.set", { limiter_id: l.id, target: user, before, after: l.user_overrides[user] });
       return send(res, 200, view(l, origin));
     }
     if (m[2] && req.method === "DELETE") {
       if (!(user in l.user_overrides)) return fail(res, 404, "no override for this user", "not_found");
+      const before = l.user_overrides[user];
       delete l.user_overrides[user];
+      did("limiter.user_override.remove", { limiter_id: l.id, target: user, before });
       return send(res, 204);
     }
   }
@@ -384,22 +439,32 @@ async function api(req, res, url) {
       const b = await body(req);
       const bad = validate(b, l);
       if (bad) return fail(res, 422, bad[1], "validation_failed", bad[0]);
+      const before = limiterAudit(l);
       for (const k of ["name", "budget_limit", "period_type", "base_url", "provider", "mode", "unpriced", "timezone", "is_active", "extra_budgets", "require_user", "allowed_models", "cap_output_tokens"])
         if (b[k] !== undefined && b[k] !== null) l[k] = b[k];
       // `null` removes these (and `unmetered_endpoints` returns to the server's setting).
       for (const k of ["user_budget", "max_request_cost", "expires_at", "unmetered_endpoints", "credential_id"]) if (b[k] !== undefined) l[k] = b[k];
       l.updated_at = iso(Date.now());
+      const [b0, a0] = changed(before, limiterAudit(l));
+      did("limiter.update", { limiter_id: l.id, before: b0, after: a0 });
       return send(res, 200, view(l, origin));
     }
-    if (!m[2] && req.method === "DELETE") { l.deleted_at = iso(Date.now()); return send(res, 204); }
+    if (!m[2] && req.method === "DELETE") {
+      did("limiter.delete", { limiter_id: l.id, before: limiterAudit(l) });
+      l.deleted_at = iso(Date.now());
+      return send(res, 204);
+    }
     if (m[2] === "/rotate-code" && req.method === "POST") {
       const b = await body(req);
       const grace = b.grace_seconds ?? 0;
       if (b.__invalid || !Number.isInteger(grace) || grace < 0 || grace > 2592000)
         return fail(res, 400, "grace_seconds: must be a whole number of seconds from 0 to 2592000 (30 days)", "validation_failed", "grace_seconds");
+      const before = limiterAudit(l);
       l.previous_code = grace > 0 ? { code: l.code, until: iso(Date.now() + grace * 1000) } : null;
       l.code = newCode();
       l.updated_at = iso(Date.now());
+      const [b0, a0] = changed(before, limiterAudit(l));
+      did("limiter.rotate_code", { limiter_id: l.id, before: b0, after: a0 });
       return send(res, 200, view(l, origin));
     }
     if (m[2] === "/stats" && req.method === "GET") {
@@ -411,7 +476,7 @@ async function api(req, res, url) {
         remaining_budget: v.remaining_budget, usage_percentage: v.usage_percentage, total_requests: rows.length,
         period_start: v.period_start, period_end: v.period_end, held: 0, in_flight: 0, leased: 0,
         prompt_tokens: pt, completion_tokens: ct, total_tokens: pt + ct,
-        unpriced_requests: rows.filter((u) => u.unpriced).length, estimated_requests: 0,
+        unpriced_requests: rows.filter((u) => u.unpriced).length, estimated_requests: 0, refused: NO_REFUSALS(),
       });
     }
   }
@@ -423,7 +488,9 @@ async function api(req, res, url) {
     if (!SECRETS_KEY_SET) return fail(res, 400, SECRETS_KEY_MISSING, "secrets_key_missing");
     const bad = validateCredential(b, null);
     if (bad) return fail(res, bad[2] ?? 422, bad[1], bad[2] === 409 ? "conflict" : "validation_failed", bad[2] === 409 ? null : bad[0]);
-    return send(res, 201, credentialView(createCredential(b)));
+    const c = createCredential(b);
+    did("credential.create", { target: c.id, after: credentialAudit(c) });
+    return send(res, 201, credentialView(c));
   }
   if ((m = path.match(/^\/api\/credentials\/([^/]+)$/))) {
     const c = credentials.get(decodeURIComponent(m[1]));
@@ -435,16 +502,20 @@ async function api(req, res, url) {
       const bad = validateCredential(b, c);
       if (bad) return fail(res, bad[2] ?? 422, bad[1], bad[2] === 409 ? "conflict" : "validation_failed", bad[2] === 409 ? null : bad[0]);
       const now = iso(Date.now());
+      const before = credentialAudit(c);
       if (b.name !== undefined) c.name = b.name.trim();
       for (const k of ["organization", "project"]) if (b[k] !== undefined) c[k] = b[k];
       if (b.api_key !== undefined) { c.secret = b.api_key; c.rotated_at = now; }
       c.updated_at = now;
+      const [b0, a0] = changed(before, credentialAudit(c));
+      did(b.api_key !== undefined ? "credential.rotate" : "credential.update", { target: c.id, before: b0, after: a0 });
       return send(res, 200, credentialView(c));
     }
     if (req.method === "DELETE") {
       const users = usersOf(c);
       if (users.length > 0)
         return fail(res, 409, `the credential is used by ${users.length} limiter(s): ${users.map((l) => l.name).join(", ")}; detach it from them first`, "conflict");
+      did("credential.delete", { target: c.id, before: credentialAudit(c) });
       credentials.delete(c.id);
       return send(res, 204);
     }
@@ -466,7 +537,7 @@ async function api(req, res, url) {
           return {
             limiter_id: l.id, limiter_name: l.name, is_active: l.is_active, is_deleted: !!l.deleted_at,
             requests: r?.requests ?? 0, total_tokens: r?.total_tokens ?? 0, cost: r?.cost ?? 0,
-            current_spend: v.current_spend, budget_limit: l.budget_limit, usage_percentage: v.usage_percentage,
+            current_spend: v.current_spend, budget_limit: l.budget_limit, usage_percentage: v.usage_percentage, refused: NO_REFUSALS(),
           };
         }),
     });
@@ -645,6 +716,22 @@ function seed() {
   const [ds] = windowOf("day");
   for (let i = 0; i < 30; i++) record(c, "gpt-4o", "erin", 10000, 1500, ds + 60e3 + i * 1000);
   for (let i = 0; i < 60; i++) record(a, "gpt-4.1", "alice", 60000, 8000, ds + Math.floor(((now - ds) * i) / 60));
+  // A few days of admin actions, oldest first.
+  const ago = (hours) => now - hours * 3600e3;
+  const office = "192.0.2.10";
+  audited("admin", office, "login.succeeded", {}, ago(70));
+  for (const [cr, t] of [[prod, 69.9], [azure, 69.8]]) audited("admin", office, "credential.create", { target: cr.id, after: credentialAudit(cr) }, ago(t));
+  for (const [l, t] of [[a, 69.5], [b, 69.4], [c, 69.3], [d, 69.2]]) audited("admin", office, "limiter.create", { limiter_id: l.id, after: { ...limiterAudit(l), previous_code: null } }, ago(t));
+  audited("admin", office, "limiter.user_override.set", { limiter_id: b.id, target: "carol", after: b.user_overrides.carol }, ago(30));
+  audited("ops", "198.51.100.23", "login.failed", {}, ago(5));
+  audited("ops", "198.51.100.23", "login.failed", {}, ago(4.98));
+  audited("admin", office, "login.succeeded", {}, ago(2));
+  audited("admin", office, "limiter.update", { limiter_id: c.id, before: { budget_limit: 0.5, unpriced: "admit" }, after: { budget_limit: 1, unpriced: "refuse" } }, ago(1.9));
+  audited("admin", office, "limiter.rotate_code", {
+    limiter_id: a.id,
+    before: { code: maskCode(a.previous_code.code), previous_code: null },
+    after: { code: maskCode(a.code), previous_code: { code: maskCode(a.previous_code.code), until: a.previous_code.until } },
+  }, ago(1));
 }
 if (SEED) seed();
 

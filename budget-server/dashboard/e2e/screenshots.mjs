@@ -69,6 +69,11 @@ await page.waitForTimeout(300);
 await shot("credential-form.png", false);
 await page.keyboard.press("Escape");
 
+await page.click('[data-testid="nav-audit"]');
+await page.waitForSelector('[data-testid="audit-row"][data-action="login.failed"]');
+await page.mouse.move(0, 0);
+await shot("audit-seeded.png");
+
 await page.setViewportSize({ width: 390, height: 844 });
 await page.click('[data-testid="nav-limiters"]');
 await page.waitForSelector('[data-testid="limiter-card"]');

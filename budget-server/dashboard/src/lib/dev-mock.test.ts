@@ -225,6 +225,52 @@ describe("the dev mock answers as the OpenAPI document says", () => {
     expect(err.error.message).toMatch(/SECRETS_KEY is not set.*openssl rand -base64 32/);
   });
 
+  it("the audit trail: logins, limiter and key changes with the client address, codes masked, filters", async () => {
+    base = inject("devMockUrl");
+    await call("POST", "/api/auth/login", "/api/auth/login", 401, { username: "auditor", password: "wrong" });
+    token = ((await call("POST", "/api/auth/login", "/api/auth/login", 200, { username: "admin", password: "changeme" })) as { token: string }).token;
+    const l = (await call("POST", "/api/limiters", "/api/limiters", 201, { name: "audited", budget_limit: 3, period_type: "day", base_url: "https://api.openai.com" })) as {
+      id: string;
+      code: string;
+    };
+    const one = `/api/limiters/${l.id}`;
+    await call("PUT", "/api/limiters/{id}", one, 200, { budget_limit: 4.5, name: "audited" });
+    const rotated = (await call("POST", "/api/limiters/{id}/rotate-code", `${one}/rotate-code`, 200, { grace_seconds: 0 })) as { code: string };
+    const key = "sk-audit-0123456789abcd";
+    const cred = (await call("POST", "/api/credentials", "/api/credentials", 201, { name: "audit key", api_key: key })) as { id: string };
+    await call("PUT", "/api/credentials/{id}", `/api/credentials/${cred.id}`, 200, { api_key: "sk-audit-rotated-4321" });
+    await call("DELETE", "/api/credentials/{id}", `/api/credentials/${cred.id}`, 204);
+    await call("DELETE", "/api/limiters/{id}", one, 204);
+
+    type Entry = { action: string; actor: string; client: string | null; limiter_id: string | null; target: string | null; before: unknown; after: unknown; at: string };
+    const all = (await call("GET", "/api/audit", "/api/audit?limit=1000", 200)) as Entry[];
+    const text = JSON.stringify(all);
+    for (const secret of [l.code, rotated.code, key, "sk-audit-rotated-4321"]) expect(text).not.toContain(secret);
+    const times = all.map((e) => Date.parse(e.at));
+    expect(times).toEqual([...times].sort((x, y) => y - x));
+    expect(all.find((e) => e.action === "login.failed" && e.actor === "auditor")).toMatchObject({ client: "127.0.0.1" });
+
+    const mine = (await call("GET", "/api/audit", `/api/audit?limiter_id=${l.id}`, 200)) as Entry[];
+    expect(mine.map((e) => e.action)).toEqual(["limiter.delete", "limiter.rotate_code", "limiter.update", "limiter.create"]);
+    expect(mine.every((e) => e.limiter_id === l.id && e.actor === "admin" && e.client === "127.0.0.1")).toBe(true);
+    expect([mine[2]!.before, mine[2]!.after]).toEqual([{ budget_limit: 3 }, { budget_limit: 4.5 }]);
+    expect(mine[1]!.before).toMatchObject({ code: `${l.code.slice(0, 14)}…` });
+    expect(mine[1]!.after).toMatchObject({ code: `${rotated.code.slice(0, 14)}…` });
+
+    const keys = all.filter((e) => e.target === cred.id).map((e) => [e.action, e.before, e.after]);
+    expect(keys).toEqual([
+      ["credential.delete", expect.objectContaining({ name: "audit key", key_hint: "…4321" }), null],
+      ["credential.rotate", expect.objectContaining({ key_hint: "…abcd" }), expect.objectContaining({ key_hint: "…4321" })],
+      ["credential.create", null, expect.objectContaining({ name: "audit key", key_hint: "…abcd" })],
+    ]);
+    const failed = (await call("GET", "/api/audit", "/api/audit?actor=auditor", 200)) as Entry[];
+    expect(failed.map((e) => e.action)).toEqual(["login.failed"]);
+    const future = encodeURIComponent(new Date(Date.now() + 60_000).toISOString());
+    expect(await call("GET", "/api/audit", `/api/audit?from=${future}`, 200)).toEqual([]);
+    expect(((await call("GET", "/api/audit", "/api/audit?limit=2", 200)) as Entry[]).length).toBe(2);
+    await call("GET", "/api/audit", "/api/audit?limit=1001", 400);
+  });
+
   it("the checker itself finds a wrong shape", () => {
     const limiter = { $ref: "#/components/schemas/Limiter" };
     expect(problems({ id: "x" }, limiter).join("\n")).toMatch(/budget_limit: missing/);
