@@ -329,6 +329,9 @@ impl UsageStats for PostgresStore {
             sql.bind(l.0)?;
         }
         if let Some(c) = after {
+            // `at >= cursor` bounds the index range on `at`; the row comparison breaks ties.
+            sql.push(" AND at >= ");
+            sql.bind(c.at)?;
             sql.push(" AND (at, id) > (");
             sql.bind(c.at)?;
             sql.push(", ");
