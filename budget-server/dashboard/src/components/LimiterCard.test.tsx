@@ -39,6 +39,7 @@ function limiter(over: Partial<Limiter> = {}): Limiter {
     cap_output_tokens: true,
     expires_at: null,
     windows: [],
+  refused: { total: 0, by_reason: {} },
     ...over,
   };
 }

@@ -36,6 +36,7 @@ const saved: Limiter = {
   cap_output_tokens: true,
   expires_at: null,
   windows: [],
+  refused: { total: 0, by_reason: {} },
 };
 
 const openaiKey: Credential = {

@@ -30,6 +30,7 @@ const limiter: Limiter = {
   cap_output_tokens: true,
   expires_at: null,
   windows: [],
+  refused: { total: 0, by_reason: {} },
   current_spend: 3,
   remaining_budget: 47,
   usage_percentage: 6,

@@ -681,6 +681,11 @@ export interface components {
              * @description `{PUBLIC_URL or http(s)://{Host}}/v1/{code}`: what an SDK's `base_url` is set to.
              */
             proxy_endpoint: string;
+            /**
+             * @description Requests the proxy refused in the current window (whole minutes), by reason: an idle
+             *     limiter and a blocked one look different.
+             */
+            refused: components["schemas"]["RefusalCounts"];
             /** @description Budget minus spend and holds of requests in flight, never negative. */
             remaining_budget: components["schemas"]["Money"];
             /**
@@ -873,6 +878,8 @@ export interface components {
              * @description Input tokens in the current window.
              */
             prompt_tokens: number;
+            /** @description Requests the proxy refused in the current window, by reason. */
+            refused: components["schemas"]["RefusalCounts"];
             /** @description Budget minus spend and holds, never negative. */
             remaining_budget: components["schemas"]["Money"];
             /**
@@ -961,6 +968,8 @@ export interface components {
             limiter_id: string;
             /** @description Its name (`(purged)` when it no longer exists). */
             limiter_name: string;
+            /** @description Requests the proxy refused in the range (whole minutes), by reason. */
+            refused: components["schemas"]["RefusalCounts"];
             /**
              * Format: int64
              * @description Requests in the range.
@@ -1195,6 +1204,21 @@ export interface components {
         };
         /** @enum {string} */
         Provider: "openai" | "azure";
+        /** @description Refused requests: the total and the count per reason. */
+        RefusalCounts: {
+            /**
+             * @description Per reason: `budget`, `inactive`, `expired`, `model_rule`, `price_guard`,
+             *     `unknown_endpoint`, `other` (reasons without refusals are left out).
+             */
+            by_reason: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int64
+             * @description Every refused request.
+             */
+            total: number;
+        };
         /** @description The optional body of `POST /limiters/{id}/rotate-code`. */
         RotateCode: {
             /**
