@@ -97,8 +97,17 @@ function windowView(l, w, primary) {
   };
 }
 
-/** The mock's proxy keeps no refusal counts (the server counts them per reason). */
-const NO_REFUSALS = () => ({ total: 0, by_reason: {} });
+/** Requests the mock's proxy refused, as the server counts them (per limiter, time and reason). @type {Array<{ts:number, limiter_id:string, reason:string}>} */
+const refusals = [];
+
+/** `{total, by_reason}` of `limiter_id`'s refusals in [from, to), like the server's `refused`. */
+function refusedIn(limiterId, from = -Infinity, to = Infinity) {
+  const by_reason = {};
+  let total = 0;
+  for (const r of refusals)
+    if (r.limiter_id === limiterId && r.ts >= from && r.ts < to) { by_reason[r.reason] = (by_reason[r.reason] ?? 0) + 1; total++; }
+  return { total, by_reason };
+}
 
 function view(l, origin) {
   const [s, e] = windowOf(l.period_type);
@@ -114,7 +123,7 @@ function view(l, origin) {
     usage_percentage: l.budget_limit > 0 ? (spend / l.budget_limit) * 100 : 0,
     period_start: iso(s),
     period_end: iso(e),
-    refused: NO_REFUSALS(),
+    refused: refusedIn(l.id, s),
   };
 }
 
@@ -476,7 +485,7 @@ async function api(req, res, url) {
         remaining_budget: v.remaining_budget, usage_percentage: v.usage_percentage, total_requests: rows.length,
         period_start: v.period_start, period_end: v.period_end, held: 0, in_flight: 0, leased: 0,
         prompt_tokens: pt, completion_tokens: ct, total_tokens: pt + ct,
-        unpriced_requests: rows.filter((u) => u.unpriced).length, estimated_requests: 0, refused: NO_REFUSALS(),
+        unpriced_requests: rows.filter((u) => u.unpriced).length, estimated_requests: 0, refused: refusedIn(l.id, Date.parse(v.period_start)),
       });
     }
   }
@@ -523,6 +532,9 @@ async function api(req, res, url) {
   if (path === "/api/stats" && req.method === "GET") {
     const rows = range(url);
     const byL = new Map(breakdown(rows, "limiter").map((r) => [r.key, r]));
+    const rangeFrom = url.searchParams.get("from") ? Date.parse(url.searchParams.get("from")) : -Infinity;
+    const rangeTo = url.searchParams.get("to") ? Date.parse(url.searchParams.get("to")) : Infinity;
+    const lid = url.searchParams.get("limiter_id");
     return send(res, 200, {
       total_requests: rows.length,
       total_tokens: rows.reduce((a, u) => a + u.prompt_tokens + u.completion_tokens, 0),
@@ -531,13 +543,13 @@ async function api(req, res, url) {
       unpriced_requests: rows.filter((u) => u.unpriced).length,
       estimated_requests: 0, error_requests: 0,
       limiters: [...limiters.values()]
-        .filter((l) => !l.deleted_at || byL.has(l.id))
+        .filter((l) => (!l.deleted_at || byL.has(l.id)) && (!lid || l.id === lid))
         .map((l) => {
           const v = view(l, origin), r = byL.get(l.id);
           return {
             limiter_id: l.id, limiter_name: l.name, is_active: l.is_active, is_deleted: !!l.deleted_at,
             requests: r?.requests ?? 0, total_tokens: r?.total_tokens ?? 0, cost: r?.cost ?? 0,
-            current_spend: v.current_spend, budget_limit: l.budget_limit, usage_percentage: v.usage_percentage, refused: NO_REFUSALS(),
+            current_spend: v.current_spend, budget_limit: l.budget_limit, usage_percentage: v.usage_percentage, refused: refusedIn(l.id, rangeFrom, rangeTo),
           };
         }),
     });
@@ -615,20 +627,29 @@ async function proxy(req, res, url) {
     if (!l || !l.credential_id)
       return fail(res, 401, "The API key is not a limiter code whose upstream key this server holds; use base_url http://HOST/v1/{code} with your own key", "invalid_api_key");
   }
-  if (!l.is_active) return fail(res, 403, "This limiter is inactive", "limiter_inactive", null, "permission_error");
+  const refused = (reason) => refusals.push({ ts: Date.now(), limiter_id: l.id, reason });
+  if (!l.is_active) {
+    refused("inactive");
+    return fail(res, 403, "This limiter is inactive", "limiter_inactive", null, "permission_error");
+  }
   const cred = l.credential_id ? credentials.get(l.credential_id) : null;
   if (l.credential_id && !cred) return fail(res, 503, "The limiter's upstream credential is unavailable", "upstream_credential_unavailable", null, "api_error");
   // Endpoints that cost money without reporting usage (batches, files, …) follow the limiter's policy.
-  if (!/\/(chat\/completions|completions|embeddings|responses)$/.test(rest) && (l.unmetered_endpoints ?? "refuse") === "refuse")
+  if (!/\/(chat\/completions|completions|embeddings|responses)$/.test(rest) && (l.unmetered_endpoints ?? "refuse") === "refuse") {
+    refused("unknown_endpoint");
     return fail(res, 403, `${rest} is not metered; this limiter refuses unmetered endpoints`, "unmetered_endpoint", null, "permission_error");
+  }
   const v = view(l, `http://${req.headers.host}`);
   if (v.current_spend >= l.budget_limit) {
+    refused("budget");
     return send(res, 429, { error: { message: `Budget limit exceeded: $${v.current_spend}/$${l.budget_limit} per ${l.period_type}. Current usage: ${v.usage_percentage.toFixed(1)}%`, type: "429", code: "budget_exceeded" } }, { "x-should-retry": "false", "Retry-After": String(Math.ceil((Date.parse(v.period_end) - Date.now()) / 1000)) });
   }
   const b = await body(req);
   const glob = (p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`);
-  if (l.allowed_models.length > 0 && b.model && !l.allowed_models.some((p) => glob(p).test(b.model)))
+  if (l.allowed_models.length > 0 && b.model && !l.allowed_models.some((p) => glob(p).test(b.model))) {
+    refused("model_rule");
     return fail(res, 403, `model ${b.model} is not allowed for this limiter`, "model_not_allowed", null, "permission_error");
+  }
   const upstream = `${l.base_url.replace(/\/+$/, "")}${rest}${url.search}`;
   // A stored key replaces whatever the client sent; without one the client's key passes through.
   const auth = !cred
@@ -715,6 +736,9 @@ function seed() {
   // push "Free tier" near its budget and "Customer A" past 75 %
   const [ds] = windowOf("day");
   for (let i = 0; i < 30; i++) record(c, "gpt-4o", "erin", 10000, 1500, ds + 60e3 + i * 1000);
+  // Refusals: models outside Marketing's list, and clients still calling the inactive Azure POC.
+  for (let i = 0; i < 4; i++) refusals.push({ ts: now - (i + 1) * 600e3, limiter_id: b.id, reason: "model_rule" });
+  for (let i = 0; i < 12; i++) refusals.push({ ts: now - (i + 1) * 300e3, limiter_id: d.id, reason: "inactive" });
   for (let i = 0; i < 60; i++) record(a, "gpt-4.1", "alice", 60000, 8000, ds + Math.floor(((now - ds) * i) / 60));
   // A few days of admin actions, oldest first.
   const ago = (hours) => now - hours * 3600e3;

@@ -217,6 +217,30 @@ describe("LimiterCard", () => {
     expect(screen.getByTestId("snippet-curl").textContent).toContain(`Authorization: Bearer ${code}`);
   });
 
+  it("shows no refusal badge while nothing was refused", () => {
+    renderCard(limiter());
+    expect(screen.queryByTestId("refused-badge")).toBeNull();
+  });
+
+  it("counts refused requests, with the reasons in the title; neutral while requests also get through", () => {
+    renderCard(limiter({ refused: { total: 1234, by_reason: { model_rule: 4, budget: 1230 } } }));
+    const badge = screen.getByTestId("refused-badge");
+    expect(badge.textContent).toBe("1,234 refused this period");
+    expect(badge.getAttribute("data-all-refused")).toBe("false");
+    expect(badge.className).not.toContain("bg-red-50");
+    // Known reasons in a fixed order with readable labels, whatever order the server sends.
+    expect(badge.getAttribute("title")).toBe("Refused this period: Over budget 1,230, Model not allowed 4");
+  });
+
+  it("turns red when the limiter refused every request of the window", () => {
+    renderCard(limiter({ is_active: false, current_spend: 0, remaining_budget: 20, usage_percentage: 0, refused: { total: 3, by_reason: { inactive: 3 } } }));
+    const badge = screen.getByTestId("refused-badge");
+    expect(badge.textContent).toBe("3 refused this period");
+    expect(badge.getAttribute("data-all-refused")).toBe("true");
+    expect(badge.className).toContain("bg-red-50");
+    expect(badge.getAttribute("title")).toBe("Every request was refused this period: Inactive 3");
+  });
+
   it("shows until when a rotated code's predecessor works, and nothing once it has expired", () => {
     renderCard(limiter({ previous_code: { code: "0123456789abcdef0123456789abcdef", until: "2026-03-10T13:30:00Z" } }));
     expect(screen.getByTestId("previous-code").textContent).toMatch(/^Old code works until .* \(1h 30m left\)$/);

@@ -1,8 +1,9 @@
-import { BarChart3, Clock, KeyRound, Pencil, RefreshCw, Trash2, Users } from "lucide-react";
+import { Ban, BarChart3, Clock, KeyRound, Pencil, RefreshCw, Trash2, Users } from "lucide-react";
 import type { Credential, Limiter, WindowView } from "../lib/api";
 import { formatDuration, resetText } from "../lib/countdown";
 import { previousCodeText } from "../lib/credentials";
-import { formatMoney, formatPercent, periodLabel } from "../lib/format";
+import { formatCount, formatMoney, formatPercent, periodLabel } from "../lib/format";
+import { refusalSummary } from "../lib/refusals";
 import { usageLevel } from "../lib/usage";
 import { cn } from "../lib/utils";
 import { CopyButton } from "./CopyButton";
@@ -77,6 +78,10 @@ export function LimiterCard({ limiter: l, credential, now, toggling, onToggle, o
   const heldKey = !!l.credential_id;
   const credentialName = heldKey ? (credential?.name ?? "a stored key") : null;
   const previousCode = previousCodeText(l.previous_code?.until, now);
+  const refused = l.refused?.total ?? 0;
+  // The card has no request count: nothing spent or held in the window while requests were
+  // refused means nothing got through, a blocked customer rather than an idle one.
+  const refusedAll = refused > 0 && l.current_spend === 0 && l.usage_percentage === 0;
   return (
     <Card
       data-testid="limiter-card"
@@ -140,6 +145,18 @@ export function LimiterCard({ limiter: l, credential, now, toggling, onToggle, o
         )}
         {worst === "exceeded" && <Badge variant="destructive">Budget reached</Badge>}
         {worst === "warning" && <Badge variant="warning">Near budget</Badge>}
+        {refused > 0 && (
+          <Badge
+            variant={refusedAll ? "destructive" : "outline"}
+            title={`${refusedAll ? "Every request was refused" : "Refused"} this period: ${refusalSummary(l.refused)}`}
+            data-testid="refused-badge"
+            data-refused={String(refused)}
+            data-all-refused={String(refusedAll)}
+          >
+            <Ban className="h-3 w-3" />
+            {formatCount(refused)} refused this period
+          </Badge>
+        )}
       </div>
 
       <div className="grid grid-cols-1 gap-2">

@@ -1,10 +1,12 @@
-import { History, TriangleAlert } from "lucide-react";
+import { Ban, History, TriangleAlert } from "lucide-react";
 import { Link } from "react-router-dom";
 import { usePolled } from "../hooks/usePolled";
-import { api, type BreakdownRow, type Limiter } from "../lib/api";
+import { api, type BreakdownRow, type Limiter, type LimiterStats } from "../lib/api";
 import { formatCount, formatDateTime, formatMoney, formatPercent, periodLabel } from "../lib/format";
+import { refusalBreakdown } from "../lib/refusals";
 import { bucketForPeriod, chartFrom, fillBuckets } from "../lib/timeseries";
 import { usageLevel } from "../lib/usage";
+import { cn } from "../lib/utils";
 import { ErrorAlert } from "./ErrorAlert";
 import { LimiterUsers } from "./LimiterUsers";
 import { SpendChart } from "./SpendChart";
@@ -12,6 +14,41 @@ import { Figure } from "./StatCard";
 import { Dialog, DialogContent, DialogDescription, DialogHeader, DialogTitle } from "./ui/dialog";
 import { UsageBar } from "./ui/progress";
 import { Skeleton } from "./ui/skeleton";
+
+/** The "Refused this period" row: the total and a count per reason. */
+function RefusedRow({ refused, requests }: { refused: LimiterStats["refused"] | undefined; requests: number }) {
+  const total = refused?.total ?? 0;
+  const reasons = refusalBreakdown(refused);
+  // Refusals and no admitted request: a blocked limiter, not an idle one.
+  const all = total > 0 && requests === 0;
+  return (
+    <div
+      className={cn(
+        "flex flex-wrap items-center gap-x-4 gap-y-1.5 rounded-lg border p-3 text-sm",
+        all ? "border-red-200 bg-red-50/60" : total > 0 ? "border-amber-200 bg-amber-50/60" : "bg-zinc-50/60",
+      )}
+      data-testid="stats-refused"
+      data-all-refused={String(all)}
+    >
+      <span className="flex items-center gap-1.5 text-muted-foreground">
+        <Ban className="h-3.5 w-3.5" />
+        Refused this period
+      </span>
+      <span className={cn("font-semibold tabular", all && "text-red-600")} data-testid="stats-refused-total">
+        {formatCount(total)}
+      </span>
+      {reasons.length > 0 && (
+        <ul className="flex flex-wrap gap-1.5" aria-label="Refused by reason">
+          {reasons.map((r) => (
+            <li key={r.reason} className="rounded bg-white px-1.5 py-0.5 text-xs ring-1 ring-inset ring-zinc-200" data-testid="stats-refused-reason" data-reason={r.reason}>
+              {r.label} <span className="font-medium tabular">{formatCount(r.count)}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
 
 function TopList({ title, rows, testId }: { title: string; rows: BreakdownRow[] | undefined; testId: string }) {
   const max = Math.max(0, ...(rows ?? []).map((r) => r.cost));
@@ -124,6 +161,7 @@ export function LimiterStatsDialog({
               <Figure label="Period start" value={formatDateTime(s.period_start)} testId="stats-period-start" small />
               <Figure label="Period end" value={formatDateTime(s.period_end)} testId="stats-period-end" small />
             </div>
+            <RefusedRow refused={s.refused} requests={s.total_requests} />
             {(() => {
               const notes: string[] = [];
               if ((s.in_flight ?? 0) > 0) notes.push(`In flight: ${formatCount(s.in_flight)} (${formatMoney(s.held)} held)`);

@@ -25,6 +25,7 @@ export type Bucket = Schemas["Bucket"];
 export type WindowView = Schemas["WindowView"];
 /** An end user of a limiter: spend against their budget (`GET /api/limiters/{id}/users`). */
 export type UserView = Schemas["UserView"];
+export type RefusalCounts = Schemas["RefusalCounts"];
 export type BudgetWindow = Schemas["BudgetWindow"];
 
 /** An upstream key held by the server: its name, kind, hint and fingerprint, never the key itself. */

@@ -107,10 +107,18 @@ describe("the dev mock answers as the OpenAPI document says", () => {
     })) as { id: string };
     const one = `/api/limiters/${created.id}`;
     await call("GET", "/api/limiters/{id}", one, 200);
-    await call("PUT", "/api/limiters/{id}", one, 200, { name: "renamed", is_active: false });
+    const inactive = (await call("PUT", "/api/limiters/{id}", one, 200, { name: "renamed", is_active: false })) as { code: string };
+    // An inactive limiter refuses; the mock counts the refusals like the server.
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${base}/v1/${inactive.code}/chat/completions`, { method: "POST", body: JSON.stringify({ model: "gpt-4o", messages: [] }) });
+      expect(res.status).toBe(403);
+    }
     await call("POST", "/api/limiters/{id}/rotate-code", `${one}/rotate-code`, 200);
-    await call("GET", "/api/limiters/{id}/stats", `${one}/stats`, 200);
-    await call("GET", "/api/stats", "/api/stats", 200);
+    const refused = { total: 2, by_reason: { inactive: 2 } };
+    expect(((await call("GET", "/api/limiters/{id}", one, 200)) as { refused: unknown }).refused).toEqual(refused);
+    expect(((await call("GET", "/api/limiters/{id}/stats", `${one}/stats`, 200)) as { refused: unknown }).refused).toEqual(refused);
+    const overview = (await call("GET", "/api/stats", "/api/stats", 200)) as { limiters: { limiter_id: string; refused: unknown }[] };
+    expect(overview.limiters.find((r) => r.limiter_id === created.id)?.refused).toEqual(refused);
     await call("GET", "/api/stats/timeseries", "/api/stats/timeseries?bucket=day", 200);
     for (const by of ["model", "user", "limiter"]) await call("GET", "/api/stats/breakdown", `/api/stats/breakdown?by=${by}`, 200);
     await call("PUT", "/api/limiters/{id}", one, 422, { budget_limit: -1 });

@@ -15,11 +15,14 @@ const limiters = [
   { id: B, name: "Zeta team" },
   { id: A, name: "Customer A" },
 ] as Limiter[];
-const overview = { total_requests: 0, total_tokens: 0, total_cost: 0, active_users: 0, unpriced_requests: 0, estimated_requests: 0, error_requests: 0, limiters: [] };
+const overview: { limiters: unknown[] } & Record<string, unknown> = {
+  total_requests: 0, total_tokens: 0, total_cost: 0, active_users: 0, unpriced_requests: 0, estimated_requests: 0, error_requests: 0, limiters: [],
+};
 
 let calls: string[];
 
 beforeEach(() => {
+  overview.limiters = [];
   vi.useFakeTimers({ toFake: ["Date"] });
   vi.setSystemTime(NOW);
   calls = [];
@@ -78,5 +81,37 @@ describe("the statistics page's download link", () => {
     expect(linkQuery()).toEqual({ format: "jsonl" });
     // The page never fetches the export itself: the browser does, through the link.
     expect(calls.filter((u) => u.startsWith("/api/usage/export"))).toEqual([]);
+  });
+});
+
+describe("the statistics page's usage by limiter", () => {
+  const row = (id: string, name: string, requests: number, refused: { total: number; by_reason: Record<string, number> }) => ({
+    limiter_id: id, limiter_name: name, is_active: true, is_deleted: false, requests, total_tokens: 0, cost: requests / 100,
+    current_spend: 0, budget_limit: 10, usage_percentage: 0, refused,
+  });
+
+  it("has a Refused column with the reasons on hover, and sorts by it", async () => {
+    const user = userEvent.setup();
+    overview.limiters = [
+      row(A, "Customer A", 50, { total: 2, by_reason: { model_rule: 2 } }),
+      row(B, "Zeta team", 0, { total: 7, by_reason: { inactive: 7 } }),
+      row("0c0c0c0c-0000-4000-8000-00000000000c", "Idle", 5, { total: 0, by_reason: {} }),
+    ];
+    render(<StatisticsPage />);
+    await waitFor(() => expect(screen.getAllByTestId("limiter-usage-row")).toHaveLength(3));
+    const names = () => screen.getAllByTestId("limiter-usage-row").map((r) => r.querySelector("td")!.textContent);
+    const refused = () => screen.getAllByTestId("limiter-refused").map((c) => c.textContent);
+    // Sorted by cost first.
+    expect(names()).toEqual(["Customer A", "Idle", "Zeta team"]);
+    expect(refused()).toEqual(["2", "0", "7"]);
+    const cells = screen.getAllByTestId("limiter-refused");
+    expect(cells[0]!.getAttribute("title")).toBe("Model not allowed 2");
+    // Zeta team refused everything it was sent: red.
+    expect(cells[2]!.getAttribute("title")).toBe("Inactive 7");
+    expect(cells[2]!.className).toContain("text-red-600");
+    await user.click(screen.getByTestId("limiter-usage-table-sort-refused_total"));
+    expect(refused()).toEqual(["7", "2", "0"]);
+    await user.click(screen.getByTestId("limiter-usage-table-sort-refused_total"));
+    expect(refused()).toEqual(["0", "2", "7"]);
   });
 });

@@ -14,10 +14,14 @@ import { usePolled } from "../hooks/usePolled";
 import { api, type BreakdownRow, type LimiterUsageRow, type Range } from "../lib/api";
 import { formatCount, formatMoney, formatPercent } from "../lib/format";
 import { RANGES, type RangeId } from "../lib/ranges";
+import { refusalSummary } from "../lib/refusals";
 import { fillBuckets, floorToBucket } from "../lib/timeseries";
+import { cn } from "../lib/utils";
 
+/** A limiter row with its refusal total flat, so the column sorts like the others. */
+type LimiterRow = LimiterUsageRow & { refused_total: number };
 
-const limiterColumns: Column<LimiterUsageRow>[] = [
+const limiterColumns: Column<LimiterRow>[] = [
   {
     key: "limiter_name",
     label: "Limiter",
@@ -29,6 +33,25 @@ const limiterColumns: Column<LimiterUsageRow>[] = [
     ),
   },
   { key: "requests", label: "Requests", numeric: true, render: (r) => formatCount(r.requests) },
+  {
+    key: "refused_total",
+    label: "Refused",
+    numeric: true,
+    render: (r) =>
+      r.refused_total > 0 ? (
+        <span
+          className={cn("tabular", r.requests === 0 ? "font-medium text-red-600" : "text-amber-700")}
+          title={refusalSummary(r.refused)}
+          data-testid="limiter-refused"
+        >
+          {formatCount(r.refused_total)}
+        </span>
+      ) : (
+        <span className="text-muted-foreground" data-testid="limiter-refused">
+          0
+        </span>
+      ),
+  },
   { key: "total_tokens", label: "Tokens", numeric: true, render: (r) => formatCount(r.total_tokens) },
   { key: "cost", label: "Cost", numeric: true, render: (r) => <span className="font-medium">{formatMoney(r.cost)}</span> },
   {
@@ -106,6 +129,7 @@ export function StatisticsPage() {
     : null;
 
   const s = stats.data;
+  const limiterRows = useMemo<LimiterRow[]>(() => (s?.limiters ?? []).map((r) => ({ ...r, refused_total: r.refused?.total ?? 0 })), [s]);
   const chartPoints = useMemo(() => {
     if (!series.data) return [];
     const now = Date.now();
@@ -206,7 +230,7 @@ export function StatisticsPage() {
 
       <TableCard title="Usage by limiter" description="Click a column header to sort." loading={!s}>
         <SortableTable
-          rows={s?.limiters ?? []}
+          rows={limiterRows}
           columns={limiterColumns}
           initial={{ key: "cost", dir: "desc" }}
           rowKey={(r) => r.limiter_id}
