@@ -7,7 +7,7 @@
 //! journal for your database, queue or API and keep the rest.
 //!
 //! It keeps no upstream credentials: the catalogue's credential methods keep their defaults
-//! ([`Error::Unsupported`](budget_core::store::Error::Unsupported)), so its limiters pass the
+//! ([`Error::Unsupported`]), so its limiters pass the
 //! client's own key through, and the conformance suite's credential check says it skipped.
 //! To hold keys, implement those four methods and `BudgetStore::find_credential` (answer it
 //! from memory: the proxy asks on every request).
