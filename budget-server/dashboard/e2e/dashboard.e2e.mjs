@@ -847,6 +847,61 @@ async function main() {
       assert((await card(limiterId).getAttribute("data-active")) === "false", "card not marked inactive");
     });
 
+    await step("refusals are visible: an inactive limiter's refused requests on its card, in its stats dialog and on the statistics page", async () => {
+      const created = await adminApi("POST", "/api/limiters", {
+        name: `e2e-refused-${randomBytes(3).toString("hex")}`,
+        budget_limit: 1,
+        period_type: "day",
+        base_url: MOCK_UPSTREAM_URL,
+        is_active: false,
+      });
+      assert(created.status === 201, `POST /api/limiters → ${created.status} ${created.text}`);
+      const id = created.json.id;
+      try {
+        for (let i = 0; i < 3; i++) {
+          const r = await proxied(created.json.proxy_endpoint);
+          assert(r.status === 403 && r.text.includes("limiter_inactive"), `inactive limiter answered ${r.status}: ${r.text.slice(0, 200)}`);
+        }
+        // The server writes refusal counts to the store once a second.
+        await page.waitForTimeout(1500);
+        await page.reload();
+        const badge = card(id).locator('[data-testid="refused-badge"]');
+        await eventually("the card counts 3 refusals", async () => (await badge.count()) > 0 && (await badge.getAttribute("data-refused")) === "3");
+        assert((await badge.innerText()).trim() === "3 refused this period", `card badge: ${await badge.innerText()}`);
+        assert((await badge.getAttribute("data-all-refused")) === "true", "a limiter that refused everything is not marked so");
+        assert((await badge.getAttribute("title")).includes("Inactive 3"), `badge title: ${await badge.getAttribute("title")}`);
+
+        await card(id).locator('[data-testid="action-stats"]').click();
+        const dialog = page.locator('[data-testid="stats-dialog"]');
+        await dialog.waitFor({ state: "visible" });
+        const total = dialog.locator('[data-testid="stats-refused-total"]');
+        await eventually("stats dialog: 3 refused", async () => (await total.count()) > 0 && (await total.innerText()).trim() === "3");
+        const reasons = await dialog.locator('[data-testid="stats-refused-reason"]').allInnerTexts();
+        assert(JSON.stringify(reasons.map((r) => r.trim())) === JSON.stringify(["Inactive 3"]), `stats dialog reasons: ${reasons.join(" | ")}`);
+        assert((await dialog.locator('[data-testid="stats-refused"]').getAttribute("data-all-refused")) === "true", "stats row not marked as all refused");
+        await shot("stats-dialog-refused.png");
+        await page.keyboard.press("Escape");
+        await dialog.waitFor({ state: "hidden" });
+
+        await page.locator('[data-testid="nav-statistics"]').click();
+        await page.waitForURL(`${BASE_URL}/statistics`);
+        const row = page.locator(`[data-testid="limiter-usage-row"][data-limiter-id="${id}"]`);
+        await row.waitFor({ state: "visible" });
+        const cell = row.locator('td[data-col="refused_total"]');
+        await eventually("statistics row: 3 refused", async () => (await cell.innerText()).trim() === "3");
+        assert((await row.locator('td[data-col="requests"]').innerText()).trim() === "0", "the refused requests were counted as requests");
+        const sort = page.locator('[data-testid="limiter-usage-table-sort-refused_total"]');
+        await sort.click();
+        assert((await sort.locator("xpath=..").getAttribute("aria-sort")) === "descending", "the Refused column did not sort");
+        const counts = (await page.locator('[data-testid="limiter-usage-row"] td[data-col="refused_total"]').allInnerTexts()).map((t) => Number(t.replace(/,/g, "")));
+        assert(counts.every((n, i) => i === 0 || counts[i - 1] >= n), `not sorted by Refused, most first: ${counts.join(", ")}`);
+      } finally {
+        await adminApi("DELETE", `/api/limiters/${id}`);
+        await page.locator('[data-testid="nav-limiters"]').click();
+        await page.waitForURL(`${BASE_URL}/`);
+      }
+    });
+
     await step("delete the limiter (with confirmation); its card disappears", async () => {
       await card(limiterId).locator('[data-testid="action-delete"]').click();
       const dialog = page.locator('[data-testid="delete-dialog"]');
