@@ -69,6 +69,12 @@ pub struct Config {
     #[arg(long, env = "SECRETS_KEY", hide_env_values = true)]
     pub secrets_key: Option<String>,
 
+    /// The previous `SECRETS_KEY`, while replacing it: at start-up every stored upstream key
+    /// that `SECRETS_KEY` cannot open but this one can is sealed again under `SECRETS_KEY`.
+    /// Remove it once the server has started with both.
+    #[arg(long, env = "SECRETS_KEY_PREVIOUS", hide_env_values = true)]
+    pub secrets_key_previous: Option<String>,
+
     /// How long an admin token lasts, in hours.
     #[arg(long, env = "JWT_EXPIRE_HOURS", default_value_t = 24)]
     pub jwt_expire_hours: u32,
@@ -290,6 +296,21 @@ impl Config {
         if let Some(key) = self.secrets_key() {
             if let Err(reason) = crate::secrets::SecretsKey::parse(key) {
                 return err("SECRETS_KEY", reason);
+            }
+        }
+        if let Some(key) = self
+            .secrets_key_previous
+            .as_deref()
+            .filter(|k| !k.trim().is_empty())
+        {
+            if let Err(reason) = crate::secrets::SecretsKey::parse(key) {
+                return err("SECRETS_KEY_PREVIOUS", reason);
+            }
+            if self.secrets_key().is_none() {
+                return err(
+                    "SECRETS_KEY_PREVIOUS",
+                    "is set without SECRETS_KEY: set SECRETS_KEY to the new key".into(),
+                );
             }
         }
         if self.admin_username.trim().is_empty() {

@@ -97,14 +97,28 @@ impl AppState {
                 stored.len()
             )));
         };
-        let failed: Vec<&str> = stored
+        let mut failed: Vec<&budget_core::Credential> = stored
             .iter()
             .filter(|c| sealer.open(c.id, &c.sealed).is_err())
-            .map(|c| c.name.as_str())
             .collect();
+        if !failed.is_empty() {
+            if let Some(previous) = self
+                .config
+                .secrets_key_previous
+                .as_deref()
+                .filter(|k| !k.trim().is_empty())
+            {
+                let previous = Sealer::new(
+                    &SecretsKey::parse(previous)
+                        .map_err(|e| StartError::Secrets(format!("SECRETS_KEY_PREVIOUS {e}")))?,
+                );
+                failed = self.reseal(sealer, &previous, failed).await?;
+            }
+        }
         if failed.is_empty() {
             return Ok(());
         }
+        let failed: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
         Err(StartError::Secrets(format!(
             "does not decrypt {} of the {} stored upstream credential(s) ({}): is it the key \
              they were saved with? Start with that key, or enter those keys again after \
@@ -113,6 +127,44 @@ impl AppState {
             stored.len(),
             failed.join(", ")
         )))
+    }
+
+    /// Seal again under `sealer` every credential of `failed` that `previous` opens; the ones
+    /// neither opens are returned. Each re-seal is in the audit trail.
+    async fn reseal<'a>(
+        &self,
+        sealer: &Sealer,
+        previous: &Sealer,
+        failed: Vec<&'a budget_core::Credential>,
+    ) -> Result<Vec<&'a budget_core::Credential>, StartError> {
+        let mut still = Vec::new();
+        let mut moved = 0;
+        for c in failed {
+            let Ok(key) = previous.open(c.id, &c.sealed) else {
+                still.push(c);
+                continue;
+            };
+            let mut next = c.clone();
+            next.sealed = sealer.seal(c.id, &key);
+            next.updated_at = chrono::Utc::now();
+            self.store
+                .update_credential(&next)
+                .await
+                .map_err(|e| StartError::Store(e.to_string()))?;
+            let mut entry =
+                budget_core::audit::AuditEntry::new("budget-server", "credential.reseal");
+            entry.target = Some(c.id.to_string());
+            entry.after = Some(serde_json::json!({"name": c.name, "sealed_under": "SECRETS_KEY"}));
+            crate::admin::audit::append(self, &entry).await;
+            moved += 1;
+        }
+        if moved > 0 {
+            tracing::info!(
+                credentials = moved,
+                "upstream keys sealed again under the new SECRETS_KEY; SECRETS_KEY_PREVIOUS can be removed"
+            );
+        }
+        Ok(still)
     }
 
     async fn open(config: Config) -> Result<AppState, StartError> {

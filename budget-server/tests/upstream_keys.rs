@@ -704,3 +704,85 @@ async fn an_upstream_that_refuses_the_held_key_is_reported_without_the_key() {
         .json();
     assert_eq!(stats["current_spend"], 0.0, "{stats}");
 }
+
+#[tokio::test]
+async fn a_new_secrets_key_takes_over_with_the_previous_one_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let code = {
+        let s = serve(
+            AppState::build(sqlite_config(dir.path(), Some(secrets_key(7))))
+                .await
+                .unwrap(),
+        )
+        .await;
+        let cred = s
+            .admin(
+                "POST",
+                "/api/credentials",
+                Some(json!({"name": "prod", "api_key": SERVER_KEY})),
+            )
+            .await
+            .json();
+        let l = s
+            .admin(
+                "POST",
+                "/api/limiters",
+                Some(json!({"name": "k", "budget_limit": 5, "period_type": "day", "base_url": mock.url(), "credential_id": cred["id"]})),
+            )
+            .await
+            .json();
+        s.state.sqlite.as_ref().unwrap().close().await;
+        l["code"].as_str().unwrap().to_owned()
+    };
+    let with = |key: u8, previous: Option<u8>| {
+        let mut c = sqlite_config(dir.path(), Some(secrets_key(key)));
+        c.secrets_key_previous = previous.map(secrets_key);
+        c
+    };
+    // The new key alone cannot start; with the previous one beside it, it re-seals.
+    assert!(matches!(
+        AppState::build(with(8, None)).await,
+        Err(StartError::Secrets(_))
+    ));
+    let state = AppState::build(with(8, Some(7))).await.unwrap();
+    let trail = state
+        .store
+        .list_audit(&budget_core::audit::AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        trail.iter().any(|e| e.action == "credential.reseal"),
+        "{trail:?}"
+    );
+    state.sqlite.as_ref().unwrap().close().await;
+    // From now on the new key alone is enough, and the held key still goes upstream.
+    let s = serve(AppState::build(with(8, None)).await.unwrap()).await;
+    let bearer = format!("Bearer {code}");
+    let a = s
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            CHAT,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(last_auth(&mock).0, Some(format!("Bearer {SERVER_KEY}")));
+    s.state.sqlite.as_ref().unwrap().close().await;
+    // The old key no longer opens anything; a previous key without a key is refused.
+    assert!(matches!(
+        AppState::build(with(7, None)).await,
+        Err(StartError::Secrets(_))
+    ));
+    let mut c = sqlite_config(dir.path(), None);
+    c.secrets_key_previous = Some(secrets_key(8));
+    let e = AppState::build(c).await.unwrap_err().to_string();
+    assert!(e.contains("SECRETS_KEY_PREVIOUS"), "{e}");
+}

@@ -129,7 +129,8 @@ pub struct AuditView {
     /// What: `login.succeeded`, `login.failed`, `limiter.create`, `limiter.update`,
     /// `limiter.delete`, `limiter.purge`, `limiter.rotate_code`, `limiter.user_override.set`,
     /// `limiter.user_override.remove`, `credential.create`, `credential.update`,
-    /// `credential.rotate`, `credential.delete`.
+    /// `credential.rotate`, `credential.delete`, `credential.reseal` (at start-up, by
+    /// `budget-server`, when `SECRETS_KEY` is replaced).
     pub action: String,
     /// The limiter it concerns.
     #[schema(value_type = Option<uuid::Uuid>)]

@@ -416,7 +416,8 @@ export interface components {
              * @description What: `login.succeeded`, `login.failed`, `limiter.create`, `limiter.update`,
              *     `limiter.delete`, `limiter.purge`, `limiter.rotate_code`, `limiter.user_override.set`,
              *     `limiter.user_override.remove`, `credential.create`, `credential.update`,
-             *     `credential.rotate`, `credential.delete`.
+             *     `credential.rotate`, `credential.delete`, `credential.reseal` (at start-up, by
+             *     `budget-server`, when `SECRETS_KEY` is replaced).
              */
             action: string;
             /** @description The account (for a failed login, the name that was tried). */
