@@ -203,10 +203,7 @@ pub async fn list(
         to: range.to,
         limit,
     };
-    let entries = match state.store.list_audit(&query).await {
-        Err(budget_core::store::Error::Unsupported(_)) => Vec::new(),
-        other => other?,
-    };
+    let entries = super::error::or_empty(state.store.list_audit(&query).await)?;
     Ok(Json(
         entries
             .into_iter()

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use super::auth::AdminUser;
-use super::error::{ApiError, ApiJson, ErrorBody};
+use super::error::{or_empty, ApiError, ApiJson, ErrorBody};
 use crate::secrets::{check_key, fingerprint, hint, Sealer};
 use crate::state::AppState;
 
@@ -196,14 +196,13 @@ pub(crate) fn parse_id(raw: &str) -> Result<CredentialId, ApiError> {
         .map_err(|_| ApiError::not_found(format!("credential {raw:?} not found")))
 }
 
-/// The stored credential `id`; 404 if there is none.
+/// The stored credential `id` (the store's own look-up, from memory); 404 if there is none.
 pub(crate) async fn find(state: &AppState, id: CredentialId) -> Result<Credential, ApiError> {
-    let all = match state.store.list_credentials().await {
-        Err(budget_core::store::Error::Unsupported(_)) => Vec::new(),
-        other => other?,
-    };
-    all.into_iter()
-        .find(|c| c.id == id)
+    state
+        .store
+        .find_credential(id)
+        .await?
+        .map(|c| Credential::clone(&c))
         .ok_or_else(|| ApiError::not_found(format!("credential {id} not found")))
 }
 
@@ -219,10 +218,7 @@ pub async fn list(
     _admin: AdminUser,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<CredentialView>>, ApiError> {
-    let all = match state.store.list_credentials().await {
-        Err(budget_core::store::Error::Unsupported(_)) => Vec::new(),
-        other => other?,
-    };
+    let all = or_empty(state.store.list_credentials().await)?;
     Ok(Json(views(&state, all).await?))
 }
 

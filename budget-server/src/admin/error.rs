@@ -218,6 +218,16 @@ impl From<store::Error> for ApiError {
     }
 }
 
+/// A list from something the store does not keep ([`store::Error::Unsupported`]: refusal
+/// counts, the audit trail, credentials of a custom store) reads as empty; other errors map as
+/// usual.
+pub(crate) fn or_empty<T>(r: store::Result<Vec<T>>) -> Result<Vec<T>, ApiError> {
+    match r {
+        Err(store::Error::Unsupported(_)) => Ok(Vec::new()),
+        other => Ok(other?),
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     /// Malformed JSON → 400 `invalid_json`; well-formed JSON of the wrong shape (unknown or
     /// missing field, wrong type, bad enum value) → 422 `invalid_body` naming the field; no

@@ -147,10 +147,7 @@ pub(crate) async fn refusals_of(
     state: &AppState,
     query: &UsageQuery,
 ) -> Result<std::collections::HashMap<LimiterId, RefusalCounts>, ApiError> {
-    let groups = match state.store.refusals(query).await {
-        Err(budget_core::store::Error::Unsupported(_)) => Vec::new(),
-        other => other?,
-    };
+    let groups = super::error::or_empty(state.store.refusals(query).await)?;
     let mut out: std::collections::HashMap<LimiterId, RefusalCounts> = Default::default();
     for g in groups {
         let c = out.entry(g.limiter_id).or_default();
