@@ -123,6 +123,8 @@
 
 #![deny(missing_docs)]
 
+pub mod account;
+pub mod alert;
 pub mod api;
 pub mod audit;
 pub mod credential;

@@ -249,6 +249,58 @@ pub struct Config {
     /// closed and settled for what was delivered.
     #[arg(long, env = "UPSTREAM_IDLE_TIMEOUT_SECS", default_value_t = 300)]
     pub upstream_idle_timeout_secs: u64,
+
+    /// Where alert events go (docs/alerts.md): a webhook URL for every limiter that names no
+    /// webhook of its own. Unset: only limiters with their own `alerts.webhook_url` alert.
+    #[arg(long, env = "ALERT_WEBHOOK_URL", hide_env_values = true)]
+    pub alert_webhook_url: Option<String>,
+
+    /// The body `ALERT_WEBHOOK_URL` receives: `json` (the event) or `slack` (`{"text": …}`).
+    #[arg(long, env = "ALERT_WEBHOOK_FORMAT", value_enum, default_value = "json")]
+    pub alert_webhook_format: WebhookFormatSetting,
+
+    /// The secret every alert delivery is signed with (HMAC-SHA256, header
+    /// `X-Budget-Signature`), at least 16 characters (`openssl rand -hex 32`). Required for
+    /// any webhook.
+    #[arg(long, env = "ALERT_WEBHOOK_SECRET", hide_env_values = true)]
+    pub alert_webhook_secret: Option<String>,
+
+    /// Percentages of each window's budget that raise an alert, for limiters that name none
+    /// (comma-separated, ascending; empty for none).
+    #[arg(long, env = "ALERT_THRESHOLDS", default_value = "80,100")]
+    pub alert_thresholds: String,
+
+    /// How long an undelivered alert is retried (with exponential backoff) before it is given
+    /// up, in seconds.
+    #[arg(long, env = "ALERT_RETRY_FOR_SECS", default_value_t = 24 * 3600)]
+    pub alert_retry_for_secs: u64,
+
+    /// The first retry's delay, in milliseconds; each later one doubles (to at most an hour),
+    /// less up to half at random.
+    #[arg(long, env = "ALERT_RETRY_BASE_MS", default_value_t = 5_000)]
+    pub alert_retry_base_ms: u64,
+
+    /// Seconds one delivery attempt may take, connecting included.
+    #[arg(long, env = "ALERT_TIMEOUT_SECS", default_value_t = 10)]
+    pub alert_timeout_secs: u64,
+}
+
+/// `ALERT_WEBHOOK_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WebhookFormatSetting {
+    /// The event as JSON.
+    Json,
+    /// `{"text": …}` for Slack-compatible incoming webhooks.
+    Slack,
+}
+
+impl From<WebhookFormatSetting> for budget_core::alert::WebhookFormat {
+    fn from(s: WebhookFormatSetting) -> Self {
+        match s {
+            WebhookFormatSetting::Json => budget_core::alert::WebhookFormat::Json,
+            WebhookFormatSetting::Slack => budget_core::alert::WebhookFormat::Slack,
+        }
+    }
 }
 
 /// A configuration value that stops start-up, with the variable it is about.
@@ -271,6 +323,43 @@ impl Config {
         c.jwt_secret = Some("test-secret-test-secret-test-secret-0123".into());
         c.shutdown_grace_secs = 5;
         c
+    }
+
+    /// `ALERT_WEBHOOK_URL`, unless unset or empty.
+    pub fn alert_webhook_url(&self) -> Option<&str> {
+        self.alert_webhook_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+    }
+
+    /// `ALERT_WEBHOOK_SECRET`, unless unset or empty.
+    pub fn alert_webhook_secret(&self) -> Option<&str> {
+        self.alert_webhook_secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
+    }
+
+    /// `ALERT_THRESHOLDS`, parsed and checked like a limiter's.
+    pub fn alert_thresholds(&self) -> Result<Vec<u16>, String> {
+        let t = self
+            .alert_thresholds
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.trim_end_matches('%')
+                    .parse::<u16>()
+                    .map_err(|_| format!("`{p}` is not a whole percentage"))
+            })
+            .collect::<Result<Vec<u16>, String>>()?;
+        budget_core::alert::AlertSettings {
+            thresholds: Some(t.clone()),
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| e.reason)?;
+        Ok(t)
     }
 
     /// `SECRETS_KEY`, unless unset or empty (an empty variable, as a Compose file's
@@ -312,6 +401,36 @@ impl Config {
                     "is set without SECRETS_KEY: set SECRETS_KEY to the new key".into(),
                 );
             }
+        }
+        if let Err(reason) = self.alert_thresholds() {
+            return err("ALERT_THRESHOLDS", reason);
+        }
+        if let Some(u) = self.alert_webhook_url() {
+            if let Err(reason) = budget_core::alert::validate_webhook_url(u) {
+                return err("ALERT_WEBHOOK_URL", reason);
+            }
+            if self.alert_webhook_secret().is_none() {
+                return err(
+                    "ALERT_WEBHOOK_SECRET",
+                    "is needed with ALERT_WEBHOOK_URL: every delivery is signed with it \
+                     (`openssl rand -hex 32`)"
+                        .into(),
+                );
+            }
+        }
+        if let Some(s) = self.alert_webhook_secret() {
+            if s.len() < 16 {
+                return err(
+                    "ALERT_WEBHOOK_SECRET",
+                    format!("must be at least 16 characters (got {})", s.len()),
+                );
+            }
+        }
+        if self.alert_timeout_secs == 0 || self.alert_retry_base_ms == 0 {
+            return err(
+                "ALERT_TIMEOUT_SECS",
+                "ALERT_TIMEOUT_SECS and ALERT_RETRY_BASE_MS must be at least 1".into(),
+            );
         }
         if self.admin_username.trim().is_empty() {
             return err("ADMIN_USERNAME", "must not be empty".into());

@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod alerts;
 pub mod config;
 pub mod dashboard;
 pub mod demo;

@@ -214,6 +214,28 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// Register the alert counters (`budget_alert_events_total{kind}`,
+    /// `budget_alert_deliveries_total{outcome}`, `budget_alert_store_errors_total`).
+    pub fn register_alerts(&self, counts: &crate::alerts::AlertCounts) {
+        let mut r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        r.register(
+            "alert_events",
+            "Alert events this process added to the outbox, by kind",
+            counts.raised.clone(),
+        );
+        r.register(
+            "alert_deliveries",
+            "Alert delivery attempts by outcome: delivered, retry (failed, will be retried), \
+             failed (given up)",
+            counts.deliveries.clone(),
+        );
+        r.register(
+            "alert_store_errors",
+            "Store calls of the alert tasks that failed",
+            counts.store_errors.clone(),
+        );
+    }
+
     /// Add the refusal counts gathered in memory to the store now (shutdown, tests; a task
     /// does it every second).
     pub async fn flush_refusals(&self) {

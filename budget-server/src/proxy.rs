@@ -39,13 +39,22 @@ use budget_tower::Refusal;
 /// The pooled HTTP(S) client to upstreams.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Body>,
+    client: HttpClient,
     first_byte_timeout: std::time::Duration,
     /// How long a started response may stay silent (`UPSTREAM_IDLE_TIMEOUT_SECS`).
     idle_timeout: std::time::Duration,
 }
 
+/// The pooled HTTP client (rustls with the Mozilla roots, HTTP/1.1 and HTTP/2, the
+/// link-local guard) the proxy and alert deliveries use.
+pub type HttpClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Body>;
+
 impl Upstream {
+    /// The client (cheap to clone).
+    pub fn client(&self) -> &HttpClient {
+        &self.client
+    }
+
     /// A client with the configured connect timeout, rustls with the Mozilla roots, HTTP/1.1
     /// and HTTP/2.
     pub fn new(config: &Config) -> Self {

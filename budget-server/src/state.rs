@@ -42,6 +42,8 @@ pub struct AppState {
     pub started: Instant,
     /// Seals and opens upstream keys (`SECRETS_KEY`); `None` when it is not set.
     pub sealer: Option<Arc<Sealer>>,
+    /// Threshold alerts (the watcher and the sender run while this lives).
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -237,16 +239,26 @@ impl AppState {
         }
         let auth = Arc::new(AdminAuth::new(&config)?);
         let metrics = Arc::new(Metrics::new(store.clone()));
+        let alerts = Arc::new(crate::alerts::Alerts::new(
+            crate::alerts::AlertConfig::from_config(&config),
+            store.clone(),
+        ));
+        metrics.register_alerts(&alerts.counts);
+        let hooks = Arc::new(crate::alerts::ServerHooks {
+            metrics: metrics.clone(),
+            alerts: alerts.clone(),
+        });
         let mut layer = BudgetLayer::new(store.clone(), prices.clone())
             .by_path_code()
             .with_fail_open(config.fail_open)
             .with_unmetered_endpoints(config.unmetered_endpoints.into())
             .with_max_request_bytes(config.max_body_bytes)
-            .with_hooks(metrics.clone());
+            .with_hooks(hooks);
         if let Some(h) = &config.user_header {
             layer = layer.with_user_header(h);
         }
         let upstream = Upstream::new(&config);
+        crate::alerts::Alerts::spawn(&alerts, upstream.client().clone());
         let sealer = match config.secrets_key() {
             Some(key) => Some(Arc::new(Sealer::new(
                 &SecretsKey::parse(key).map_err(StartError::Secrets)?,
@@ -265,6 +277,7 @@ impl AppState {
             layer,
             upstream,
             started: Instant::now(),
+            alerts,
         })
     }
 }

@@ -71,6 +71,8 @@
 
 #![deny(missing_docs)]
 
+mod accounts;
+mod alerts;
 mod audit;
 mod credentials;
 mod error;

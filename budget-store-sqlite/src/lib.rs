@@ -104,6 +104,8 @@
 
 #![deny(missing_docs)]
 
+mod accounts;
+mod alerts;
 mod audit;
 mod batch;
 mod credentials;

@@ -551,6 +551,50 @@ impl LimiterCatalog for SqliteStore {
         self.refusals_add(counts).await
     }
 
+    async fn create_account(&self, account: &budget_core::account::Account) -> Result<()> {
+        self.account_create(account).await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<budget_core::account::Account>> {
+        self.account_list().await
+    }
+
+    async fn find_account(&self, username: &str) -> Result<Option<budget_core::account::Account>> {
+        self.account_find(username).await
+    }
+
+    async fn update_account(&self, account: &budget_core::account::Account) -> Result<()> {
+        self.account_update(account).await
+    }
+
+    async fn enqueue_alert(&self, event: &budget_core::alert::AlertEvent) -> Result<bool> {
+        self.alert_enqueue(event).await
+    }
+
+    async fn claim_alerts(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        claim_until: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<budget_core::alert::AlertDelivery>> {
+        self.alert_claim(now, claim_until, limit).await
+    }
+
+    async fn finish_alert(
+        &self,
+        id: &str,
+        outcome: &budget_core::alert::AlertOutcome,
+    ) -> Result<()> {
+        self.alert_finish(id, outcome).await
+    }
+
+    async fn list_alerts(
+        &self,
+        query: &budget_core::alert::AlertQuery,
+    ) -> Result<Vec<budget_core::alert::AlertDelivery>> {
+        self.alert_list(query).await
+    }
+
     async fn append_audit(&self, entry: &budget_core::audit::AuditEntry) -> Result<()> {
         self.audit_append(entry).await
     }

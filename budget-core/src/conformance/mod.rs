@@ -14,6 +14,8 @@
 //! `rt-multi-thread` features. Each check is also a public `async fn` taking an
 //! `Arc<dyn Store>`, so a store can run them by hand.
 
+mod accounts;
+mod alerts;
 mod audit;
 mod budgets;
 mod credentials;
@@ -24,6 +26,8 @@ mod races;
 mod refusals;
 mod stats;
 
+pub use accounts::accounts_crud_unique_names;
+pub use alerts::alert_outbox_sends_each_event_once;
 pub use audit::audit_trail_is_append_only_and_filtered;
 pub use budgets::{
     budget_update_takes_effect_at_once, inactive_limiter_is_denied,
@@ -96,6 +100,8 @@ macro_rules! store_conformance_tests {
             statistics,
             usage_pages_in_time_order,
             audit_trail_is_append_only_and_filtered,
+            alert_outbox_sends_each_event_once,
+            accounts_crud_unique_names,
             refusals_add_up_per_limiter_and_reason,
             concurrent_strict_reservations_never_overspend,
             concurrent_soft_reservations_lose_nothing

@@ -59,6 +59,10 @@ pub struct NewLimiter {
     /// the client's key goes upstream).
     #[serde(default)]
     pub credential_id: Option<CredentialId>,
+    /// Threshold alerts (default: the server's thresholds and webhook; see
+    /// [`crate::alert`]).
+    #[serde(default)]
+    pub alerts: Option<AlertSettings>,
 }
 
 impl NewLimiter {
@@ -88,6 +92,7 @@ impl NewLimiter {
             cap_output_tokens: None,
             expires_at: None,
             credential_id: None,
+            alerts: None,
         }
     }
 
@@ -96,6 +101,9 @@ impl NewLimiter {
         validate_name(&self.name)?;
         validate_budget(self.budget_limit)?;
         parse_base_url(&self.base_url)?;
+        if let Some(a) = &self.alerts {
+            a.validate()?;
+        }
         Ok(())
     }
 }
@@ -162,6 +170,9 @@ pub struct LimiterUpdate {
     /// Attach an upstream credential; `null` detaches it (back to pass-through).
     #[serde(default, deserialize_with = "present")]
     pub credential_id: Option<Option<CredentialId>>,
+    /// New alert settings; `null` goes back to the server's defaults.
+    #[serde(default, deserialize_with = "present")]
+    pub alerts: Option<Option<AlertSettings>>,
 }
 
 impl LimiterUpdate {
@@ -175,6 +186,9 @@ impl LimiterUpdate {
         }
         if let Some(u) = &self.base_url {
             parse_base_url(u)?;
+        }
+        if let Some(Some(a)) = &self.alerts {
+            a.validate()?;
         }
         Ok(())
     }

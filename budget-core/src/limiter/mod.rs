@@ -15,6 +15,7 @@ mod input;
 pub mod stored;
 mod validate;
 
+use crate::alert::AlertSettings;
 use crate::api::UnmeteredPolicy;
 use crate::credential::CredentialId;
 use crate::policy::{self, BudgetWindow};
@@ -251,6 +252,9 @@ pub struct Limiter {
     /// (a rotation with a grace period); `None` once it is over or there was none.
     #[serde(default)]
     pub previous_code: Option<PreviousCode>,
+    /// Threshold alerts; `None` follows the server's defaults ([`crate::alert`]).
+    #[serde(default)]
+    pub alerts: Option<AlertSettings>,
 }
 
 /// A code retired by a rotation with a grace period: it keeps working until `until`.
@@ -363,6 +367,7 @@ impl Limiter {
             deleted_at: None,
             credential_id: new.credential_id,
             previous_code: None,
+            alerts: new.alerts,
         }
         .validated()
     }
@@ -452,6 +457,9 @@ impl Limiter {
         }
         if let Some(c) = update.credential_id {
             self.credential_id = c;
+        }
+        if let Some(a) = &update.alerts {
+            self.alerts = a.clone();
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     EnforcementMode, Limiter, LimiterCode, LimiterId, PreviousCode, Provider, UnpricedPolicy,
 };
+use crate::alert::AlertSettings;
 use crate::api::UnmeteredPolicy;
 use crate::credential::CredentialId;
 use crate::policy::BudgetWindow;
@@ -81,6 +82,9 @@ pub struct StoredPolicy {
     /// [`Limiter::previous_code`]'s end in unix microseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_code_until_us: Option<i64>,
+    /// [`Limiter::alerts`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertSettings>,
 }
 
 impl StoredPolicy {
@@ -102,6 +106,7 @@ impl StoredPolicy {
             credential_id: l.credential_id,
             previous_code: l.previous_code.as_ref().map(|p| p.code.as_str().to_owned()),
             previous_code_until_us: l.previous_code.as_ref().map(|p| p.until.timestamp_micros()),
+            alerts: l.alerts.clone(),
         }
     }
 
@@ -133,6 +138,7 @@ impl StoredPolicy {
         l.cap_output_tokens = !self.refuse_uncapped;
         l.expires_at = self.expires_at_us.map(instant).transpose()?;
         l.credential_id = self.credential_id;
+        l.alerts = self.alerts.clone();
         l.previous_code = match (&self.previous_code, self.previous_code_until_us) {
             (Some(code), Some(until)) => Some(PreviousCode {
                 code: LimiterCode::parse(code).map_err(|e| format!("previous code: {e}"))?,
@@ -264,6 +270,7 @@ impl StoredLimiter {
             deleted_at: self.deleted_at_us.map(instant).transpose()?,
             credential_id: None,
             previous_code: None,
+            alerts: None,
         };
         self.policy.apply(&mut l)?;
         Ok(l)

@@ -259,8 +259,49 @@ impl<S: LimiterCatalog + ?Sized> LimiterCatalog for CachingStore<S> {
         self.inner.delete_credential(id).await
     }
 
+    async fn enqueue_alert(&self, event: &crate::alert::AlertEvent) -> Result<bool> {
+        self.inner.enqueue_alert(event).await
+    }
+
+    async fn claim_alerts(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        claim_until: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::alert::AlertDelivery>> {
+        self.inner.claim_alerts(now, claim_until, limit).await
+    }
+
+    async fn finish_alert(&self, id: &str, outcome: &crate::alert::AlertOutcome) -> Result<()> {
+        self.inner.finish_alert(id, outcome).await
+    }
+
+    async fn list_alerts(
+        &self,
+        query: &crate::alert::AlertQuery,
+    ) -> Result<Vec<crate::alert::AlertDelivery>> {
+        self.inner.list_alerts(query).await
+    }
+
     async fn add_refusals(&self, counts: &[crate::refusal::RefusalCount]) -> Result<()> {
         self.inner.add_refusals(counts).await
+    }
+
+    async fn create_account(&self, account: &crate::account::Account) -> Result<()> {
+        self.inner.create_account(account).await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<crate::account::Account>> {
+        self.inner.list_accounts().await
+    }
+
+    /// Not cached: a disabled account or a changed password must take effect at once.
+    async fn find_account(&self, username: &str) -> Result<Option<crate::account::Account>> {
+        self.inner.find_account(username).await
+    }
+
+    async fn update_account(&self, account: &crate::account::Account) -> Result<()> {
+        self.inner.update_account(account).await
     }
 
     async fn append_audit(&self, entry: &crate::audit::AuditEntry) -> Result<()> {

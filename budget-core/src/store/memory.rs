@@ -37,7 +37,10 @@ struct Inner {
     records: Vec<UsageRecord>,
     credentials: CredentialIndex,
     audit: Vec<crate::audit::AuditEntry>,
+    accounts: Vec<crate::account::Account>,
     refusals: HashMap<(LimiterId, DateTime<Utc>, crate::refusal::RefusalReason), u64>,
+    /// The alert outbox, oldest first.
+    alerts: Vec<crate::alert::AlertDelivery>,
 }
 
 impl MemoryStore {
@@ -246,6 +249,88 @@ impl LimiterCatalog for MemoryStore {
         Ok(())
     }
 
+    async fn enqueue_alert(&self, event: &crate::alert::AlertEvent) -> Result<bool> {
+        let mut inner = self.lock();
+        if inner.alerts.iter().any(|d| d.event.id == event.id) {
+            return Ok(false);
+        }
+        let mut event = event.clone();
+        event.at = crate::alert::to_micros(event.at);
+        inner.alerts.push(crate::alert::AlertDelivery {
+            next_attempt_at: event.at,
+            event,
+            status: crate::alert::DeliveryStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            delivered_at: None,
+        });
+        Ok(true)
+    }
+
+    async fn claim_alerts(
+        &self,
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::alert::AlertDelivery>> {
+        let mut inner = self.lock();
+        let mut due: Vec<usize> = (0..inner.alerts.len())
+            .filter(|&i| {
+                let d = &inner.alerts[i];
+                d.status == crate::alert::DeliveryStatus::Pending && d.next_attempt_at <= now
+            })
+            .collect();
+        due.sort_by_key(|&i| inner.alerts[i].next_attempt_at);
+        due.truncate(limit);
+        Ok(due
+            .into_iter()
+            .map(|i| {
+                let d = &mut inner.alerts[i];
+                d.attempts += 1;
+                d.next_attempt_at = crate::alert::to_micros(claim_until);
+                d.clone()
+            })
+            .collect())
+    }
+
+    async fn finish_alert(&self, id: &str, outcome: &crate::alert::AlertOutcome) -> Result<()> {
+        use crate::alert::{AlertOutcome, DeliveryStatus};
+        let mut inner = self.lock();
+        if let Some(d) = inner.alerts.iter_mut().find(|d| d.event.id == id) {
+            match outcome {
+                AlertOutcome::Delivered(at) => {
+                    d.status = DeliveryStatus::Delivered;
+                    d.delivered_at = Some(crate::alert::to_micros(*at));
+                }
+                AlertOutcome::Retry { at, error } => {
+                    d.next_attempt_at = crate::alert::to_micros(*at);
+                    d.last_error = Some(error.clone());
+                }
+                AlertOutcome::Failed { error } => {
+                    d.status = DeliveryStatus::Failed;
+                    d.last_error = Some(error.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_alerts(
+        &self,
+        query: &crate::alert::AlertQuery,
+    ) -> Result<Vec<crate::alert::AlertDelivery>> {
+        let inner = self.lock();
+        Ok(inner
+            .alerts
+            .iter()
+            .rev()
+            .filter(|d| query.limiter_id.is_none_or(|l| d.event.limiter_id == l))
+            .filter(|d| query.status.is_none_or(|s| d.status == s))
+            .take(query.limit)
+            .cloned()
+            .collect())
+    }
+
     async fn add_refusals(&self, counts: &[crate::refusal::RefusalCount]) -> Result<()> {
         let mut inner = self.lock();
         for c in counts {
@@ -258,6 +343,60 @@ impl LimiterCatalog for MemoryStore {
                 .entry((c.limiter_id, minute, c.reason))
                 .or_default() += c.count;
         }
+        Ok(())
+    }
+
+    async fn create_account(&self, account: &crate::account::Account) -> Result<()> {
+        account.validate()?;
+        let mut inner = self.lock();
+        if let Some(other) = inner
+            .accounts
+            .iter()
+            .find(|a| a.id == account.id || a.is_named(&account.username))
+        {
+            return Err(Error::Conflict(format!(
+                "an account named {:?} already exists",
+                other.username
+            )));
+        }
+        inner.accounts.push(account.clone());
+        Ok(())
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<crate::account::Account>> {
+        let mut all = self.lock().accounts.clone();
+        all.sort_by(|a, b| a.username.cmp(&b.username).then(a.id.cmp(&b.id)));
+        Ok(all)
+    }
+
+    async fn find_account(&self, username: &str) -> Result<Option<crate::account::Account>> {
+        Ok(self
+            .lock()
+            .accounts
+            .iter()
+            .find(|a| a.is_named(username))
+            .cloned())
+    }
+
+    async fn update_account(&self, account: &crate::account::Account) -> Result<()> {
+        account.validate()?;
+        let mut inner = self.lock();
+        if let Some(other) = inner
+            .accounts
+            .iter()
+            .find(|a| a.id != account.id && a.is_named(&account.username))
+        {
+            return Err(Error::Conflict(format!(
+                "an account named {:?} already exists",
+                other.username
+            )));
+        }
+        let slot = inner
+            .accounts
+            .iter_mut()
+            .find(|a| a.id == account.id)
+            .ok_or(Error::AccountNotFound(account.id))?;
+        *slot = account.clone();
         Ok(())
     }
 

@@ -91,6 +91,9 @@ pub enum Error {
     /// No such upstream credential.
     #[error("credential {0} not found")]
     CredentialNotFound(CredentialId),
+    /// No such admin account.
+    #[error("account {0} not found")]
+    AccountNotFound(crate::account::AccountId),
     /// The store does not offer this (e.g. a custom store without upstream credentials).
     #[error("this store does not support {0}")]
     Unsupported(&'static str),
@@ -246,12 +249,78 @@ pub trait LimiterCatalog: std::fmt::Debug + Send + Sync + 'static {
         Err(Error::Unsupported("upstream credentials"))
     }
 
+    /// Put an alert event in the outbox ([`crate::alert`]), pending, due at once. An event
+    /// whose id is already there (from this replica or another, delivered or not) is left as
+    /// it is: `Ok(false)`. `Ok(true)` when it was added. Every outbox method defaults to
+    /// [`Error::Unsupported`]: a store without an outbox sends no alerts.
+    async fn enqueue_alert(&self, event: &crate::alert::AlertEvent) -> Result<bool> {
+        let _ = event;
+        Err(Error::Unsupported("alert outbox"))
+    }
+
+    /// Claim up to `limit` pending events due at `now` (oldest due first) for one attempt:
+    /// each gets one more attempt counted and is not due again until `claim_until`, so
+    /// another replica does not send it meanwhile; a sender that dies leaves it to be retried
+    /// then. Report how the attempt went with [`finish_alert`](Self::finish_alert).
+    async fn claim_alerts(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        claim_until: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::alert::AlertDelivery>> {
+        let _ = (now, claim_until, limit);
+        Err(Error::Unsupported("alert outbox"))
+    }
+
+    /// Record how an attempt at event `id` ended. Unknown ids are ignored.
+    async fn finish_alert(&self, id: &str, outcome: &crate::alert::AlertOutcome) -> Result<()> {
+        let _ = (id, outcome);
+        Err(Error::Unsupported("alert outbox"))
+    }
+
+    /// Events in the outbox, newest first, filtered by `query`.
+    async fn list_alerts(
+        &self,
+        query: &crate::alert::AlertQuery,
+    ) -> Result<Vec<crate::alert::AlertDelivery>> {
+        let _ = query;
+        Err(Error::Unsupported("alert outbox"))
+    }
+
     /// Add refusal counts (a batch the server collected in memory): each adds to its
     /// limiter's, minute's and reason's total. Counts of unknown or purged limiters are
     /// dropped. Defaults to [`Error::Unsupported`].
     async fn add_refusals(&self, counts: &[crate::refusal::RefusalCount]) -> Result<()> {
         let _ = counts;
         Err(Error::Unsupported("refusal counts"))
+    }
+
+    /// Store a new admin account ([`crate::account`]). [`Error::Conflict`] if its id is taken
+    /// or its user name is another's ignoring ASCII case. Every account method defaults to
+    /// [`Error::Unsupported`]: a store without accounts still works, with the bootstrap admin
+    /// only. Accounts are catalogue data, read once per admin request: no need to cache them.
+    async fn create_account(&self, account: &crate::account::Account) -> Result<()> {
+        let _ = account;
+        Err(Error::Unsupported("admin accounts"))
+    }
+
+    /// Every account, by user name.
+    async fn list_accounts(&self) -> Result<Vec<crate::account::Account>> {
+        Err(Error::Unsupported("admin accounts"))
+    }
+
+    /// The account named `username`, ignoring ASCII case; `None` if there is none.
+    async fn find_account(&self, username: &str) -> Result<Option<crate::account::Account>> {
+        let _ = username;
+        Err(Error::Unsupported("admin accounts"))
+    }
+
+    /// Replace the account with `account.id` (role, disabled flag, password hash, token
+    /// version, even the name). [`Error::AccountNotFound`] if it does not exist;
+    /// [`Error::Conflict`] if the new name is another's ignoring ASCII case.
+    async fn update_account(&self, account: &crate::account::Account) -> Result<()> {
+        let _ = account;
+        Err(Error::Unsupported("admin accounts"))
     }
 
     /// Append an entry to the audit trail (never changed or removed afterwards; purging a

@@ -17,7 +17,8 @@ use super::error::{ApiError, ErrorBody};
 use crate::forwarded;
 use crate::state::AppState;
 
-/// Who acts, and from where: the admin account and the client's address.
+/// Who acts, and from where: the admin account and the client's address. Extracting it
+/// takes an [`AdminUser`], so a viewer account gets `403 forbidden`.
 #[derive(Debug, Clone)]
 pub struct Actor {
     /// The account's name.
@@ -42,7 +43,7 @@ impl FromRequestParts<AppState> for Actor {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let admin = AdminUser::from_request_parts(parts, state).await?;
         Ok(Actor {
-            name: admin.claims.sub,
+            name: admin.0.username,
             client: client_of(parts, state),
         })
     }
@@ -53,6 +54,15 @@ pub fn limiter_json(l: &Limiter) -> serde_json::Value {
     let mut v = serde_json::to_value(l).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("code".into(), mask(l.code.as_str()).into());
+        if let Some(url) = l.alerts.as_ref().and_then(|a| a.webhook_url.as_deref()) {
+            // A webhook URL's path may be its secret (Slack's are).
+            if let Some(a) = o.get_mut("alerts").and_then(|a| a.as_object_mut()) {
+                a.insert(
+                    "webhook_url".into(),
+                    budget_core::alert::redact_url(url).into(),
+                );
+            }
+        }
         if let Some(p) = &l.previous_code {
             o.insert(
                 "previous_code".into(),
@@ -130,7 +140,9 @@ pub struct AuditView {
     /// `limiter.delete`, `limiter.purge`, `limiter.rotate_code`, `limiter.user_override.set`,
     /// `limiter.user_override.remove`, `credential.create`, `credential.update`,
     /// `credential.rotate`, `credential.delete`, `credential.reseal` (at start-up, by
-    /// `budget-server`, when `SECRETS_KEY` is replaced).
+    /// `budget-server`, when `SECRETS_KEY` is replaced), `account.create`, `account.update`
+    /// (role or disabled, before → after), `account.password_reset` (by an admin),
+    /// `account.password_change` (by the account itself).
     pub action: String,
     /// The limiter it concerns.
     #[schema(value_type = Option<uuid::Uuid>)]
@@ -172,14 +184,16 @@ pub struct AuditParams {
     params(AuditParams),
     responses(
         (status = 200, description = "Entries, newest first", body = Vec<AuditView>),
+        (status = 403, description = "A viewer account (`forbidden`): the audit trail is for admins", body = ErrorBody),
         (status = 400, description = "Bad query parameter (named in `field`)", body = ErrorBody),
     )
 )]
 pub async fn list(
-    _admin: AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<AuditView>>, ApiError> {
+    admin.require_admin()?;
     let Query(p) = params.map_err(|e| ApiError::bad_param("query", e.body_text()))?;
     let range = super::stats::StatsParams {
         from: p.from,

@@ -7,12 +7,21 @@
 //!   in a release build, so start-up and tests stay quick). A plain password hashed once is
 //!   remembered for the life of the process, so test suites that build many servers hash it
 //!   once.
-//! - A login always runs the argon2 verification, whatever the user name, and compares the
-//!   user name in constant time ([`subtle`]), so neither timing nor the answer tells which of
-//!   the two was wrong.
-//! - Tokens are HS256 JWTs (`sub`, `iat`, `exp`) signed with `JWT_SECRET`, or with a random
-//!   64-byte secret when it is unset (tokens then die with the process). Expiry is checked
-//!   with no leeway.
+//! - Besides this bootstrap admin (`ADMIN_USERNAME`, role admin, not in the store), the store
+//!   may keep named accounts ([`budget_core::account`], managed in [`super::accounts`]). A
+//!   login looks the name up (the bootstrap name first, compared in constant time with
+//!   [`subtle`]) and always runs exactly one argon2 verification: against a fixed dummy hash
+//!   when the name is unknown or the account is disabled, so neither timing nor the answer
+//!   tells which accounts exist or which of name and password was wrong.
+//! - Tokens are HS256 JWTs (`sub`, `iat`, `exp`, `csrf`, `role`; a stored account's also `aid`
+//!   and `ver`) signed with `JWT_SECRET`, or with a random 64-byte secret when it is unset
+//!   (tokens then die with the process). Expiry is checked with no leeway. A stored account's
+//!   token is checked against the store on every request: it stops working as soon as the
+//!   account is disabled or its password changes (its `token_version` moves past `ver`), and
+//!   the role is the stored one, so a demotion holds at once.
+//! - Roles are enforced here: [`AdminUser`] refuses a viewer anything but `GET`/`HEAD`
+//!   (`403 forbidden`); [`SignedIn`] admits any role, for the few routes a viewer may write
+//!   to (its own password).
 //! - Failed logins are counted per client IP address (IPv6 per /64) from the connection
 //!   (`ConnectInfo`). Forwarding headers count only when the connection comes from one of the
 //!   `TRUSTED_PROXIES` (see [`crate::forwarded`]); a guess then counts against every client
@@ -33,9 +42,10 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::AppendHeaders;
 use axum::Json;
+use budget_core::account::{Account, AccountId, Role};
 use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
@@ -61,6 +71,9 @@ pub const THROTTLE_CAPACITY: usize = 10_000;
 pub struct AdminAuth {
     username: String,
     password_hash: String,
+    /// What a login with an unknown name or a disabled account is checked against, so it
+    /// takes as long as one with a real account.
+    dummy_hash: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
     expire: TimeDelta,
@@ -95,6 +108,21 @@ pub struct Claims {
     /// it existed, which then cannot be used as a cookie).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub csrf: String,
+    /// The role when the token was issued (informative: a stored account's role is read
+    /// from the store on every request). Tokens from before roles existed are the bootstrap
+    /// admin's.
+    #[serde(default = "admin_role")]
+    pub role: Role,
+    /// The stored account's id; absent for the bootstrap admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aid: Option<AccountId>,
+    /// The stored account's `token_version` when the token was issued.
+    #[serde(default)]
+    pub ver: i64,
+}
+
+fn admin_role() -> Role {
+    Role::Admin
 }
 
 /// A freshly issued token.
@@ -138,6 +166,7 @@ impl AdminAuth {
         Ok(AdminAuth {
             username: config.admin_username.clone(),
             password_hash,
+            dummy_hash: hash_once("budget-server: the dummy password of no account")?,
             encoding: EncodingKey::from_secret(&secret),
             decoding: DecodingKey::from_secret(&secret),
             expire: TimeDelta::hours(i64::from(config.jwt_expire_hours)),
@@ -161,15 +190,32 @@ impl AdminAuth {
     /// milliseconds of CPU: call it off the async runtime) and compares the name in constant
     /// time.
     pub fn check_credentials(&self, username: &str, password: &str) -> bool {
-        let password_ok = self.verify_password(password.as_bytes());
-        let username_ok: bool = username.as_bytes().ct_eq(self.username.as_bytes()).into();
-        password_ok & username_ok
+        let password_ok = self.verify_password(&self.password_hash, password.as_bytes());
+        password_ok & self.is_bootstrap_name(username)
     }
 
-    /// Argon2 verification against the stored PHC hash, in the reused working memory; the
-    /// outputs are compared in constant time.
-    fn verify_password(&self, password: &[u8]) -> bool {
-        let Ok(hash) = PasswordHash::new(&self.password_hash) else {
+    /// Whether `username` is the bootstrap admin's name (compared in constant time).
+    pub fn is_bootstrap_name(&self, username: &str) -> bool {
+        username.as_bytes().ct_eq(self.username.as_bytes()).into()
+    }
+
+    /// Check a password against a stored account's hash, or, with `None` (no such account, or
+    /// a disabled one), against the dummy hash and answer `false`: the same argon2 work either
+    /// way. Call it off the async runtime.
+    pub fn check_account_password(&self, account: Option<&Account>, password: &str) -> bool {
+        match account {
+            Some(a) => self.verify_password(&a.password_hash, password.as_bytes()),
+            None => {
+                self.verify_password(&self.dummy_hash, password.as_bytes());
+                false
+            }
+        }
+    }
+
+    /// Argon2 verification against a PHC hash, in the reused working memory; the outputs are
+    /// compared in constant time.
+    fn verify_password(&self, phc: &str, password: &[u8]) -> bool {
+        let Ok(hash) = PasswordHash::new(phc) else {
             return false;
         };
         let (Ok(algorithm), Ok(params)) =
@@ -203,14 +249,27 @@ impl AdminAuth {
         out.as_slice().ct_eq(expected.as_bytes()).into()
     }
 
-    /// Issue a token for the admin, valid for `JWT_EXPIRE_HOURS` from `now`.
+    /// Issue a token for the bootstrap admin, valid for `JWT_EXPIRE_HOURS` from `now`.
     pub fn issue(&self, now: DateTime<Utc>) -> Result<IssuedToken, ApiError> {
+        self.issue_for(None, now)
+    }
+
+    /// Issue a token for a stored account (`None`: the bootstrap admin), carrying its id,
+    /// role and `token_version`.
+    pub fn issue_for(
+        &self,
+        account: Option<&Account>,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, ApiError> {
         let expires_at = now + self.expire;
         let claims = Claims {
-            sub: self.username.clone(),
+            sub: account.map_or_else(|| self.username.clone(), |a| a.username.clone()),
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
             csrf: session::new_csrf_value(),
+            role: account.map_or(Role::Admin, |a| a.role),
+            aid: account.map(|a| a.id),
+            ver: account.map_or(0, |a| a.token_version),
         };
         let token = jsonwebtoken::encode(&Header::default(), &claims, &self.encoding)
             .map_err(|e| ApiError::internal(format!("cannot sign token: {e}")))?;
@@ -221,7 +280,8 @@ impl AdminAuth {
         })
     }
 
-    /// Check a token's signature, expiry and subject.
+    /// Check a token's signature and expiry, and, for the bootstrap admin's (no `aid`), its
+    /// subject. A stored account's token is checked against the store by [`SignedIn`].
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.leeway = 0;
@@ -234,7 +294,7 @@ impl AdminAuth {
                 _ => ApiError::unauthorized("invalid_token", "The token is not valid"),
             },
         )?;
-        if data.claims.sub != self.username {
+        if data.claims.aid.is_none() && data.claims.sub != self.username {
             return Err(ApiError::unauthorized(
                 "invalid_token",
                 "The token is not valid",
@@ -278,13 +338,129 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
     Ok(hash.to_string())
 }
 
-/// The signed-in admin: extracting it checks `Authorization: Bearer <jwt>`, or else the
-/// session cookie (with the CSRF check of [`session::check_csrf`] on state-changing
-/// methods), and answers `401` (or `403 csrf_failed`) otherwise.
+/// Whoever is signed in, in any role: extracting it checks `Authorization: Bearer <jwt>`, or
+/// else the session cookie (with the CSRF check of [`session::check_csrf`] on state-changing
+/// methods), and for a stored account that it still exists, is not disabled and has not
+/// changed its password since (`401 invalid_token` otherwise). Only the routes a viewer may
+/// write to take it; every other route takes [`AdminUser`].
 #[derive(Debug, Clone)]
-pub struct AdminUser {
+pub struct SignedIn {
     /// The token's claims.
     pub claims: Claims,
+    /// The account's name (the stored spelling).
+    pub username: String,
+    /// The account's role now (from the store, not the token).
+    pub role: Role,
+    /// The stored account; `None` for the bootstrap admin of `ADMIN_USERNAME`.
+    pub account: Option<Account>,
+}
+
+impl SignedIn {
+    /// Whether this is the bootstrap admin of `ADMIN_USERNAME`/`ADMIN_PASSWORD`.
+    pub fn is_bootstrap(&self) -> bool {
+        self.account.is_none()
+    }
+
+    /// `403 forbidden` unless the account is an admin (for admin-only reads).
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Viewer => Err(forbidden()),
+        }
+    }
+}
+
+/// `403 forbidden`: what a viewer gets for anything but reading.
+pub fn forbidden() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "permission_error",
+        "forbidden",
+        "This account is a viewer: viewer accounts can read limiters and statistics but not \
+         change anything (or read accounts and the audit trail)",
+    )
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::unauthorized("invalid_token", "The token is not valid")
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let claims = match parts.headers.get(header::AUTHORIZATION) {
+            None => {
+                let token = session::cookie(&parts.headers, session::SESSION_COOKIE).ok_or_else(|| {
+                    ApiError::unauthorized(
+                        "missing_token",
+                        "Missing `Authorization: Bearer <token>` header (or the dashboard's session cookie)",
+                    )
+                })?;
+                let claims = state.auth.verify(token)?;
+                session::check_csrf(parts, &claims)?;
+                claims
+            }
+            Some(value) => {
+                let token = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| {
+                        v.strip_prefix("Bearer ")
+                            .or_else(|| v.strip_prefix("bearer "))
+                    })
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        ApiError::unauthorized(
+                            "invalid_token",
+                            "Expected `Authorization: Bearer <token>`",
+                        )
+                    })?;
+                state.auth.verify(token)?
+            }
+        };
+        let Some(aid) = claims.aid else {
+            return Ok(SignedIn {
+                username: claims.sub.clone(),
+                role: Role::Admin,
+                account: None,
+                claims,
+            });
+        };
+        let account = match state.store.find_account(&claims.sub).await {
+            Ok(found) => found,
+            Err(budget_core::store::Error::Unsupported(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match account {
+            Some(a) if a.id == aid && !a.disabled && a.token_version == claims.ver => {
+                Ok(SignedIn {
+                    username: a.username.clone(),
+                    role: a.role,
+                    account: Some(a),
+                    claims,
+                })
+            }
+            _ => Err(invalid_token()),
+        }
+    }
+}
+
+/// The signed-in account, allowed to change things: [`SignedIn`], and a viewer account gets
+/// `403 forbidden` on anything but `GET` and `HEAD`. Admin-only reads (accounts, the audit
+/// trail) also call [`AdminUser::require_admin`].
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub SignedIn);
+
+impl std::ops::Deref for AdminUser {
+    type Target = SignedIn;
+    fn deref(&self) -> &SignedIn {
+        &self.0
+    }
 }
 
 impl FromRequestParts<AppState> for AdminUser {
@@ -294,31 +470,11 @@ impl FromRequestParts<AppState> for AdminUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            let token = session::cookie(&parts.headers, session::SESSION_COOKIE).ok_or_else(|| {
-                ApiError::unauthorized(
-                    "missing_token",
-                    "Missing `Authorization: Bearer <token>` header (or the dashboard's session cookie)",
-                )
-            })?;
-            let claims = state.auth.verify(token)?;
-            session::check_csrf(parts, &claims)?;
-            return Ok(AdminUser { claims });
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("invalid_token", "Expected `Authorization: Bearer <token>`")
-            })?;
-        let claims = state.auth.verify(token)?;
-        Ok(AdminUser { claims })
+        let user = SignedIn::from_request_parts(parts, state).await?;
+        if user.role == Role::Viewer && !matches!(parts.method, Method::GET | Method::HEAD) {
+            return Err(forbidden());
+        }
+        Ok(AdminUser(user))
     }
 }
 
@@ -484,18 +640,34 @@ pub struct LoginRequest {
 pub struct LoginResponse {
     /// The bearer token.
     pub token: String,
-    /// The admin user name.
+    /// The account's user name.
     pub username: String,
+    /// What it may do: `admin` or `viewer`.
+    #[schema(value_type = RoleSchema)]
+    pub role: Role,
     /// When the token stops working.
     pub expires_at: DateTime<Utc>,
+}
+
+/// What an account may do.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Role)]
+#[allow(dead_code)]
+pub enum RoleSchema {
+    /// Everything: limiters, keys, accounts, the audit trail.
+    #[schema(rename = "admin")]
+    Admin,
+    /// Reads limiters (codes masked) and statistics; changes nothing but its own password.
+    #[schema(rename = "viewer")]
+    Viewer,
 }
 
 /// The two `Set-Cookie` headers of a new session.
 pub type SessionCookies = AppendHeaders<[(HeaderName, HeaderValue); 2]>;
 
-/// `POST /auth/login`: `200 {token, username, expires_at}` and the dashboard's session
-/// cookies (see `admin::session`), `401` on wrong credentials, `429` after too many failures
-/// from one client.
+/// `POST /auth/login`: `200 {token, username, role, expires_at}` and the dashboard's session
+/// cookies (see `admin::session`), `401` on wrong credentials (or a disabled account: the same
+/// answer), `429` after too many failures from one client, whatever names it tries.
 #[utoipa::path(
     post,
     path = "/api/auth/login",
@@ -522,15 +694,33 @@ pub async fn login(
         .throttle
         .begin(&client.0, Instant::now())
         .map_err(ApiError::too_many_attempts)?;
-    let auth = state.auth.clone();
     // Who tried, as the audit trail records it: the name given, cut to 64 characters.
     let tried: String = body.username.chars().take(64).collect();
-    let ok =
-        tokio::task::spawn_blocking(move || auth.check_credentials(&body.username, &body.password))
-            .await
-            .map_err(|e| ApiError::internal(format!("password check failed: {e}")))?;
+    // The bootstrap admin first; else a stored account that is not disabled (a name that is
+    // not a valid user name cannot be one).
+    let bootstrap = state.auth.is_bootstrap_name(&body.username);
+    let account = if bootstrap || budget_core::account::validate_username(&body.username).is_err() {
+        None
+    } else {
+        match state.store.find_account(&body.username).await {
+            Ok(found) => found.filter(|a| !a.disabled),
+            Err(budget_core::store::Error::Unsupported(_)) => None,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let auth = state.auth.clone();
+    let checked = account.clone();
+    let ok = tokio::task::spawn_blocking(move || {
+        if bootstrap {
+            auth.check_credentials(&body.username, &body.password)
+        } else {
+            auth.check_account_password(checked.as_ref(), &body.password)
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("password check failed: {e}")))?;
     let actor = super::audit::Actor {
-        name: tried,
+        name: account.as_ref().map_or(tried, |a| a.username.clone()),
         client: address.0,
     };
     let action = if ok {
@@ -547,10 +737,20 @@ pub async fn login(
         ));
     }
     state.auth.throttle.succeeded(&client.0);
-    if state.config.default_password() {
+    if bootstrap && state.config.default_password() {
         tracing::warn!("admin logged in with the default password `changeme`: set ADMIN_PASSWORD");
     }
-    let issued = state.auth.issue(Utc::now())?;
+    Ok(session_answer(&state, account.as_ref(), secure)?)
+}
+
+/// A new session for a stored account (`None`: the bootstrap admin): the token in the body
+/// and the dashboard's session cookies.
+pub(crate) fn session_answer(
+    state: &AppState,
+    account: Option<&Account>,
+    secure: bool,
+) -> Result<(SessionCookies, Json<LoginResponse>), ApiError> {
+    let issued = state.auth.issue_for(account, Utc::now())?;
     let [session_cookie, csrf_cookie] = session::set_cookies(
         &issued.token,
         &issued.csrf,
@@ -564,10 +764,26 @@ pub async fn login(
         ]),
         Json(LoginResponse {
             token: issued.token,
-            username: state.auth.username.clone(),
+            username: account.map_or_else(|| state.auth.username.clone(), |a| a.username.clone()),
+            role: account.map_or(Role::Admin, |a| a.role),
             expires_at: issued.expires_at,
         }),
     ))
+}
+
+/// Count an attempt at a password (login, or a password change) against the client's
+/// throttle buckets; `429` when one is over the limit.
+pub(crate) fn begin_attempt(state: &AppState, client: &LoginClient) -> Result<(), ApiError> {
+    state
+        .auth
+        .throttle
+        .begin(&client.0, Instant::now())
+        .map_err(ApiError::too_many_attempts)
+}
+
+/// The client got the password right: forget its failures.
+pub(crate) fn attempt_succeeded(state: &AppState, client: &LoginClient) {
+    state.auth.throttle.succeeded(&client.0);
 }
 
 #[cfg(test)]

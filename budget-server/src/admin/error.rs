@@ -192,6 +192,7 @@ impl From<store::Error> for ApiError {
             store::Error::CredentialNotFound(id) => {
                 Self::not_found(format!("credential {id} not found"))
             }
+            store::Error::AccountNotFound(id) => Self::not_found(format!("account {id} not found")),
             store::Error::Unsupported(what) => Self::new(
                 StatusCode::NOT_IMPLEMENTED,
                 "invalid_request_error",

@@ -295,6 +295,7 @@ pub struct ListQuery {
 }
 
 /// `GET /limiters`: live limiters, oldest first (`?include_deleted=true` adds deleted ones).
+/// A viewer account sees every code masked.
 #[utoipa::path(
     get,
     path = "/api/limiters",
@@ -307,11 +308,11 @@ pub struct ListQuery {
     )
 )]
 pub async fn list(
-    _admin: AdminUser,
+    reader: AdminUser,
     State(state): State<AppState>,
     base: PublicBase,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<LimiterView>>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) =
         query.map_err(|_| ApiError::bad_param("include_deleted", "must be true or false"))?;
     let now = Utc::now();
@@ -322,7 +323,48 @@ pub async fn list(
     let views =
         futures::future::try_join_all(limiters.into_iter().map(|l| view(&state, &base, l, now)))
             .await?;
-    Ok(Json(views))
+    shown_to(&reader, &views)
+}
+
+/// Views as `reader` may see them: whole for an admin; for a viewer, every code (`code`,
+/// `previous_code.code` and the code in `proxy_endpoint`) cut to its prefix and four
+/// characters, as the audit trail shows it. Viewers never see a code that works.
+pub(crate) fn shown_to<T: Serialize>(
+    reader: &AdminUser,
+    views: &T,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut v = serde_json::to_value(views).map_err(|e| ApiError::internal(e.to_string()))?;
+    if reader.role == budget_core::account::Role::Viewer {
+        match &mut v {
+            serde_json::Value::Array(all) => all.iter_mut().for_each(mask_codes),
+            one => mask_codes(one),
+        }
+    }
+    Ok(Json(v))
+}
+
+fn mask_codes(view: &mut serde_json::Value) {
+    let Some(o) = view.as_object_mut() else {
+        return;
+    };
+    let code = o.get("code").and_then(|c| c.as_str()).map(str::to_owned);
+    if let Some(code) = code {
+        let masked = super::audit::mask(&code);
+        if let Some(endpoint) = o.get("proxy_endpoint").and_then(|e| e.as_str()) {
+            let endpoint = endpoint.replace(&code, &masked);
+            o.insert("proxy_endpoint".into(), endpoint.into());
+        }
+        o.insert("code".into(), masked.into());
+    }
+    if let Some(p) = o.get_mut("previous_code").and_then(|p| p.as_object_mut()) {
+        let code = p
+            .get("code")
+            .and_then(|c| c.as_str())
+            .map(super::audit::mask);
+        if let Some(code) = code {
+            p.insert("code".into(), code.into());
+        }
+    }
 }
 
 /// `POST /limiters`: the seed's `{name, budget_limit, period_type, base_url}` plus optional
@@ -361,6 +403,7 @@ pub async fn create(
     let new: NewLimiter = ApiJson::<NewLimiter>::from_value(&body)?;
     crate::egress::check_base_url(&new.base_url, state.config.allow_link_local_upstreams)?;
     check_credential(&state, new.credential_id, new.provider.unwrap_or_default()).await?;
+    super::alerts::check_settings(&state, new.alerts.as_ref())?;
     let now = Utc::now();
     let limiter = Limiter::create(new, now)?;
     state.store.create_limiter(&limiter).await?;
@@ -395,13 +438,13 @@ pub async fn create(
     )
 )]
 pub async fn get(
-    _admin: AdminUser,
+    reader: AdminUser,
     State(state): State<AppState>,
     base: PublicBase,
     Path(id): Path<String>,
-) -> Result<Json<LimiterView>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let limiter = live_limiter(&state, &id).await?;
-    Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
+    shown_to(&reader, &view(&state, &base, limiter, Utc::now()).await?)
 }
 
 /// `PUT /limiters/{id}`: any subset of the create fields.
@@ -439,8 +482,21 @@ pub async fn update(
         )
         .await?;
     }
+    if let Some(settings) = &update.alerts {
+        super::alerts::check_settings(&state, settings.as_ref())?;
+    }
     let limiter = state.store.update_limiter(id, &update).await?;
     tracing::info!(limiter = %limiter.id, "limiter updated");
+    if before.is_active && !limiter.is_active {
+        state
+            .alerts
+            .limiter_event(
+                budget_core::alert::AlertKind::Deactivated,
+                &limiter,
+                limiter.updated_at,
+            )
+            .await;
+    }
     super::audit::record_change(&state, &actor, "limiter.update", &before, &limiter).await;
     Ok(Json(view(&state, &base, limiter, Utc::now()).await?))
 }
@@ -483,6 +539,15 @@ pub async fn delete(
     };
     state.store.delete_limiter(id, purge).await?;
     tracing::info!(limiter = %id, purge, "limiter deleted");
+    // Named by the deletion's time, so purging a limiter deleted before raises nothing new.
+    state
+        .alerts
+        .limiter_event(
+            budget_core::alert::AlertKind::Deleted,
+            &before,
+            before.deleted_at.unwrap_or_else(Utc::now),
+        )
+        .await;
     let action = if purge {
         "limiter.purge"
     } else {

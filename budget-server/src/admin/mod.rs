@@ -1,7 +1,9 @@
 //! The JWT admin API, mounted at `/api` (contract: `docs/admin-api.md`; machine-readable:
 //! `GET /api/openapi.json`).
 //!
-//! - [`auth`]: login, tokens, the [`AdminUser`] extractor and the login throttle.
+//! - [`auth`]: login, tokens, the [`AdminUser`] and [`auth::SignedIn`] extractors (roles)
+//!   and the login throttle.
+//! - [`accounts`]: team accounts (admin and viewer), `GET /auth/me`, own password changes.
 //! - [`error`]: the one error shape ([`ApiError`]) and the [`ApiJson`] body extractor.
 //! - [`limiters`]: limiter CRUD, code rotation and per-limiter stats.
 //! - [`policies`]: every window of a limiter, end users' spend, per-user budget overrides.
@@ -12,6 +14,8 @@
 //! Every route but `POST /auth/login`, `POST /auth/logout` and `GET /openapi.json` needs
 //! `Authorization: Bearer <token>`, or the dashboard's session cookie ([`session`]).
 
+pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod credentials;
@@ -36,6 +40,12 @@ use crate::state::AppState;
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/auth/login"),
     ("POST", "/auth/logout"),
+    ("GET", "/auth/me"),
+    ("POST", "/auth/password"),
+    ("GET", "/accounts"),
+    ("POST", "/accounts"),
+    ("GET", "/accounts/{id}"),
+    ("PUT", "/accounts/{id}"),
     ("GET", "/limiters"),
     ("POST", "/limiters"),
     ("GET", "/limiters/{id}"),
@@ -57,6 +67,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/usage/recent"),
     ("GET", "/usage/export"),
     ("GET", "/audit"),
+    ("GET", "/alerts"),
     ("GET", "/pricing"),
     ("GET", "/openapi.json"),
 ];
@@ -66,6 +77,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(session::logout))
+        .route("/auth/me", get(accounts::me))
+        .route("/auth/password", post(accounts::change_password))
+        .route("/accounts", get(accounts::list).post(accounts::create))
+        .route("/accounts/{id}", get(accounts::get).put(accounts::update))
         .route("/limiters", get(limiters::list).post(limiters::create))
         .route(
             "/limiters/{id}",
@@ -96,6 +111,7 @@ pub fn router() -> Router<AppState> {
         .route("/usage/recent", get(stats::recent))
         .route("/usage/export", get(stats::export))
         .route("/audit", get(audit::list))
+        .route("/alerts", get(alerts::list))
         .route("/pricing", get(stats::pricing))
         .route("/openapi.json", get(openapi::serve))
 }

@@ -18,7 +18,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, auth, credentials, error, limiters, policies, session, stats};
+use super::{
+    accounts, alerts, audit, auth, credentials, error, limiters, policies, session, stats,
+};
 use crate::ops;
 
 /// The document's source: every documented handler and the security scheme.
@@ -35,6 +37,12 @@ use crate::ops;
     paths(
         auth::login,
         session::logout,
+        accounts::me,
+        accounts::change_password,
+        accounts::list,
+        accounts::create,
+        accounts::get,
+        accounts::update,
         limiters::list,
         limiters::create,
         limiters::get,
@@ -56,6 +64,7 @@ use crate::ops;
         stats::recent,
         stats::export,
         audit::list,
+        alerts::list,
         stats::pricing,
         serve,
         ops::health,
@@ -66,10 +75,12 @@ use crate::ops;
     modifiers(&SharedAnswers),
     security(("bearerAuth" = []), ("sessionCookie" = [])),
     tags(
-        (name = "auth", description = "Admin login"),
+        (name = "auth", description = "Admin login, who is signed in, one's own password"),
+        (name = "accounts", description = "Team accounts: admins and viewers (admins only)"),
         (name = "limiters", description = "Limiter management"),
         (name = "credentials", description = "Upstream keys held by the server (write-only)"),
         (name = "audit", description = "The audit trail of admin actions (append-only)"),
+        (name = "alerts", description = "Threshold alerts by webhook: settings and deliveries"),
         (name = "stats", description = "Usage statistics and prices"),
         (name = "operations", description = "Health, metrics, this document, and a key holder's own budget"),
     )
@@ -153,8 +164,9 @@ impl Modify for SharedAnswers {
                     if changes_state {
                         add(
                             "403",
-                            "Authenticated by the session cookie without a matching \
-                             `X-CSRF-Token` (`csrf_failed`)",
+                            "A viewer account (`forbidden`: viewers change nothing but their \
+                             own password), or authenticated by the session cookie without a \
+                             matching `X-CSRF-Token` (`csrf_failed`)",
                         );
                     }
                 }

@@ -130,6 +130,28 @@ core_enum_schema!(
     ModeSchema = "EnforcementMode" for EnforcementMode: [EnforcementMode::Soft, EnforcementMode::Strict]
 );
 core_enum_schema!(
+    /// A webhook body format (`budget_core::alert::WebhookFormat`): `json` (the event) or
+    /// `slack` (`{"text": …}`).
+    WebhookFormatSchema = "WebhookFormat" for budget_core::alert::WebhookFormat: [
+        budget_core::alert::WebhookFormat::Json, budget_core::alert::WebhookFormat::Slack,
+    ]
+);
+core_enum_schema!(
+    /// What an alert is about (`budget_core::alert::AlertKind`).
+    AlertKindSchema = "AlertKind" for budget_core::alert::AlertKind: [
+        budget_core::alert::AlertKind::ThresholdCrossed, budget_core::alert::AlertKind::Exhausted,
+        budget_core::alert::AlertKind::Deactivated, budget_core::alert::AlertKind::Expired,
+        budget_core::alert::AlertKind::Deleted,
+    ]
+);
+core_enum_schema!(
+    /// Where an alert's delivery stands (`budget_core::alert::DeliveryStatus`).
+    DeliveryStatusSchema = "DeliveryStatus" for budget_core::alert::DeliveryStatus: [
+        budget_core::alert::DeliveryStatus::Pending, budget_core::alert::DeliveryStatus::Delivered,
+        budget_core::alert::DeliveryStatus::Failed,
+    ]
+);
+core_enum_schema!(
     /// Requests for unpriced models: admit flagged, or refuse (`budget_core::UnpricedPolicy`).
     UnpricedSchema = "UnpricedPolicy" for UnpricedPolicy: [UnpricedPolicy::Admit, UnpricedPolicy::Refuse]
 );
@@ -233,6 +255,30 @@ pub struct LimiterRecord {
     /// The code before the last rotation while it still works (a rotation with
     /// `grace_seconds`); `null` otherwise.
     previous_code: Option<PreviousCodeSchema>,
+    /// Threshold alerts; `null` follows the server's defaults (`GET /api/alerts`).
+    alerts: Option<AlertSettingsSchema>,
+}
+
+/// A limiter's alert settings (`budget_core::alert::AlertSettings`); every field is optional
+/// and an absent or `null` one follows the server's default.
+#[derive(ToSchema)]
+#[schema(as = AlertSettings)]
+#[allow(dead_code)]
+pub struct AlertSettingsSchema {
+    /// Percentages of each window's budget that raise an alert when spend reaches them,
+    /// ascending, 1 to 1000, at most 10; `[]` turns threshold alerts off; `null`: the
+    /// server's `ALERT_THRESHOLDS`.
+    thresholds: Option<Vec<u16>>,
+    /// Where this limiter's events go, instead of the server's `ALERT_WEBHOOK_URL` (http or
+    /// https, no user info, at most 2048 characters). Needs `ALERT_WEBHOOK_SECRET`.
+    #[schema(format = "uri")]
+    webhook_url: Option<String>,
+    /// The body for `webhook_url`: `json` (the event) or `slack` (`{"text": …}`).
+    #[schema(value_type = Option<WebhookFormatSchema>)]
+    format: (),
+    /// No alerts at all for this limiter.
+    #[schema(default = false)]
+    muted: Option<bool>,
 }
 
 /// A code retired by a rotation with a grace period.
@@ -301,6 +347,9 @@ pub struct LimiterCreate {
     /// An upstream credential (`/api/credentials`) to send instead of the client's key
     /// (default none: pass-through).
     credential_id: Option<Uuid>,
+    /// Threshold alerts (default: the server's thresholds and webhook).
+    #[schema(value_type = Option<AlertSettingsSchema>)]
+    alerts: (),
 }
 
 /// The body of `PUT /api/limiters/{id}`: any subset of the create fields (read as
@@ -358,6 +407,9 @@ pub struct LimiterUpdate {
     expires_at: Option<DateTime<Utc>>,
     /// Attach an upstream credential; `null` detaches it (back to pass-through).
     credential_id: Option<Uuid>,
+    /// New alert settings; `null` returns to the server's defaults.
+    #[schema(value_type = Option<AlertSettingsSchema>)]
+    alerts: (),
 }
 
 /// A usage record as stored (the fields of `budget_core::store::UsageRecord`).
