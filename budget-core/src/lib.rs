@@ -125,6 +125,7 @@
 
 pub mod account;
 pub mod alert;
+pub mod account;
 pub mod api;
 pub mod audit;
 pub mod credential;

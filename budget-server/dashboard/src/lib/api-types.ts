@@ -4,6 +4,59 @@
  */
 
 export interface paths {
+    "/api/accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /accounts`: every stored account, by name (admins only). */
+        get: operations["listAccounts"];
+        put?: never;
+        /** `POST /accounts`: a new account. */
+        post: operations["createAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/accounts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /accounts/{id}` (admins only). */
+        get: operations["getAccount"];
+        /** `PUT /accounts/{id}`: change the role, disable or enable, or reset the password. */
+        put: operations["updateAccount"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /alerts`: the server's alert settings and the events in the outbox, newest first. */
+        get: operations["listAlerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/audit": {
         parameters: {
             query?: never;
@@ -31,9 +84,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * `POST /auth/login`: `200 {token, username, expires_at}` and the dashboard's session
-         *     cookies (see `admin::session`), `401` on wrong credentials, `429` after too many failures
-         *     from one client.
+         * `POST /auth/login`: `200 {token, username, role, expires_at}` and the dashboard's session
+         *     cookies (see `admin::session`), `401` on wrong credentials (or a disabled account: the same
+         *     answer), `429` after too many failures from one client, whatever names it tries.
          */
         post: operations["login"];
         delete?: never;
@@ -57,6 +110,44 @@ export interface paths {
          *     browser forgets it.
          */
         post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /auth/me`: the signed-in account, in any role. */
+        get: operations["me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `POST /auth/password`: change one's own password (any role). Every other session of the
+         *     account ends; the answer is a new session, like a login's. Wrong current passwords count
+         *     against the client's login throttle.
+         */
+        post: operations["changePassword"];
         delete?: never;
         options?: never;
         head?: never;
@@ -107,7 +198,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** `GET /limiters`: live limiters, oldest first (`?include_deleted=true` adds deleted ones). */
+        /**
+         * `GET /limiters`: live limiters, oldest first (`?include_deleted=true` adds deleted ones).
+         *     A viewer account sees every code masked.
+         */
         get: operations["listLimiters"];
         put?: never;
         /**
@@ -410,6 +504,166 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description The body of `POST /api/accounts`. */
+        AccountCreate: {
+            /**
+             * Format: password
+             * @description At least 12 characters, at most 1024 bytes.
+             */
+            password: string;
+            /** @description `admin` or `viewer`. */
+            role: components["schemas"]["Role"];
+            /**
+             * @description 1 to 64 characters of ASCII letters, digits, `.`, `_`, `@` and `-`; unique ignoring
+             *     case, and not the bootstrap admin's name.
+             */
+            username: string;
+        };
+        /**
+         * @description The body of `PUT /api/accounts/{id}`: any of the fields. A new password (a reset) or
+         *     `disabled: true` ends every session of the account at once.
+         */
+        AccountUpdate: {
+            /** @description Disable (`true`) or enable (`false`). */
+            disabled?: boolean | null;
+            /**
+             * Format: password
+             * @description A new password (a reset by an admin), at least 12 characters, at most 1024 bytes.
+             */
+            password?: string | null;
+            role?: null | components["schemas"]["Role"];
+        };
+        /** @description An account as the API shows it (never its password or hash). */
+        AccountView: {
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /** @description A disabled account cannot log in and its tokens are refused. */
+            disabled: boolean;
+            /**
+             * Format: uuid
+             * @description Identifier.
+             */
+            id: string;
+            /** @description `admin` or `viewer`. */
+            role: components["schemas"]["Role"];
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+            /** @description The name it logs in with (unique ignoring case). */
+            username: string;
+        };
+        /** @description The server's alert settings, as `GET /api/alerts` shows them. */
+        AlertDefaults: {
+            /** @description Whether alerts can be sent at all (`ALERT_WEBHOOK_SECRET` is set). */
+            enabled: boolean;
+            /** @description `ALERT_WEBHOOK_FORMAT`. */
+            format: components["schemas"]["WebhookFormat"];
+            /**
+             * Format: int64
+             * @description `ALERT_RETRY_FOR_SECS`: how long an undelivered event is retried.
+             */
+            retry_for_seconds: number;
+            /** @description `ALERT_THRESHOLDS`: percentages of each window's budget, for limiters that name none. */
+            thresholds: number[];
+            /**
+             * @description `ALERT_WEBHOOK_URL`, cut to its scheme and host (its path may hold a secret); `null`
+             *     when unset: only limiters with a webhook of their own alert.
+             */
+            webhook?: string | null;
+        };
+        /** @description One event in the outbox and how its delivery goes. */
+        AlertDeliveryView: {
+            /**
+             * Format: int32
+             * @description Attempts started.
+             */
+            attempts: number;
+            budget?: null | components["schemas"]["Money"];
+            /**
+             * Format: date-time
+             * @description When it was noticed.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When a receiver took it.
+             */
+            delivered_at?: string | null;
+            /** @description Where it goes, cut to scheme and host. */
+            destination: string;
+            /** @description The body format. */
+            format: components["schemas"]["WebhookFormat"];
+            /** @description The event's stable id (sent as `X-Budget-Event-Id`). */
+            id: string;
+            /** @description What happened. */
+            kind: components["schemas"]["AlertKind"];
+            /** @description What the last failed attempt got (`HTTP 500`, a connection error, a timeout). */
+            last_error?: string | null;
+            /**
+             * Format: uuid
+             * @description The limiter.
+             */
+            limiter_id: string;
+            /** @description Its name at the time. */
+            limiter_name: string;
+            /**
+             * Format: date-time
+             * @description When it is next tried (pending).
+             */
+            next_attempt_at?: string | null;
+            period?: null | components["schemas"]["Period"];
+            spent?: null | components["schemas"]["Money"];
+            /** @description Where it stands. */
+            status: components["schemas"]["DeliveryStatus"];
+            /**
+             * Format: int32
+             * @description The threshold reached, in percent (threshold events).
+             */
+            threshold?: number | null;
+            /**
+             * Format: date-time
+             * @description The window's start.
+             */
+            window_start?: string | null;
+        };
+        /** @enum {string} */
+        AlertKind: "threshold_crossed" | "exhausted" | "deactivated" | "expired" | "deleted";
+        /**
+         * @description A limiter's alert settings (`budget_core::alert::AlertSettings`); every field is optional
+         *     and an absent or `null` one follows the server's default.
+         */
+        AlertSettings: {
+            format?: null | components["schemas"]["WebhookFormat"];
+            /**
+             * @description No alerts at all for this limiter.
+             * @default false
+             */
+            muted: boolean | null;
+            /**
+             * @description Percentages of each window's budget that raise an alert when spend reaches them,
+             *     ascending, 1 to 1000, at most 10; `[]` turns threshold alerts off; `null`: the
+             *     server's `ALERT_THRESHOLDS`.
+             */
+            thresholds?: number[] | null;
+            /**
+             * Format: uri
+             * @description Where this limiter's events go, instead of the server's `ALERT_WEBHOOK_URL` (http or
+             *     https, no user info, at most 2048 characters). Needs `ALERT_WEBHOOK_SECRET`.
+             */
+            webhook_url?: string | null;
+        };
+        /** @description `GET /api/alerts` answer. */
+        AlertsView: {
+            /** @description The server's settings. */
+            defaults: components["schemas"]["AlertDefaults"];
+            /** @description Events, newest first. */
+            deliveries: components["schemas"]["AlertDeliveryView"][];
+        };
         /** @description An audit entry as the API shows it. */
         AuditView: {
             /**
@@ -417,7 +671,9 @@ export interface components {
              *     `limiter.delete`, `limiter.purge`, `limiter.rotate_code`, `limiter.user_override.set`,
              *     `limiter.user_override.remove`, `credential.create`, `credential.update`,
              *     `credential.rotate`, `credential.delete`, `credential.reseal` (at start-up, by
-             *     `budget-server`, when `SECRETS_KEY` is replaced).
+             *     `budget-server`, when `SECRETS_KEY` is replaced), `account.create`, `account.update`
+             *     (role or disabled, before → after), `account.password_reset` (by an admin),
+             *     `account.password_change` (by the account itself).
              */
             action: string;
             /** @description The account (for a failed login, the name that was tried). */
@@ -582,6 +838,8 @@ export interface components {
             updated_at: string;
         };
         /** @enum {string} */
+        DeliveryStatus: "pending" | "delivered" | "failed";
+        /** @enum {string} */
         Endpoint: "chat_completions" | "completions" | "embeddings" | "responses" | "images" | "audio_transcription" | "audio_speech" | "moderations" | "other";
         /** @enum {string} */
         EnforcementMode: "soft" | "strict";
@@ -702,6 +960,7 @@ export interface components {
         };
         /** @description The body of `POST /api/limiters` (read as `budget_core::NewLimiter`). */
         LimiterCreate: {
+            alerts?: null | components["schemas"]["AlertSettings"];
             /** @description Allowed models, exact names or `*` globs (default: all; at most 100). */
             allowed_models?: string[] | null;
             /**
@@ -751,6 +1010,7 @@ export interface components {
         };
         /** @description A limiter as stored (the fields of `budget_core::Limiter`). */
         LimiterRecord: {
+            alerts?: null | components["schemas"]["AlertSettings"];
             /** @description Models this limiter may use, exact names or `*` globs; empty allows all. */
             allowed_models: string[];
             /**
@@ -911,6 +1171,7 @@ export interface components {
          *     `max_request_cost`, `expires_at` and `credential_id` (`null` removes them).
          */
         LimiterUpdate: {
+            alerts?: null | components["schemas"]["AlertSettings"];
             /** @description New model rules (`[]` allows every model). */
             allowed_models?: string[] | null;
             /**
@@ -1004,9 +1265,28 @@ export interface components {
              * @description When the token stops working.
              */
             expires_at: string;
+            /** @description What it may do: `admin` or `viewer`. */
+            role: components["schemas"]["Role"];
             /** @description The bearer token. */
             token: string;
-            /** @description The admin user name. */
+            /** @description The account's user name. */
+            username: string;
+        };
+        /** @description `GET /auth/me`: who is signed in. */
+        MeView: {
+            /**
+             * @description Whether this is the bootstrap admin of `ADMIN_USERNAME` (its password is changed in
+             *     `ADMIN_PASSWORD`, not through the API).
+             */
+            bootstrap: boolean;
+            /**
+             * Format: uuid
+             * @description The stored account's id (`null` for the bootstrap admin).
+             */
+            id?: string | null;
+            /** @description `admin` or `viewer`. */
+            role: components["schemas"]["Role"];
+            /** @description The account's user name. */
             username: string;
         };
         /**
@@ -1179,6 +1459,19 @@ export interface components {
              */
             windows: components["schemas"]["WindowView"][];
         };
+        /** @description The body of `POST /api/auth/password`. */
+        PasswordChange: {
+            /**
+             * Format: password
+             * @description The account's password now.
+             */
+            current_password: string;
+            /**
+             * Format: password
+             * @description The new one, at least 12 characters, at most 1024 bytes.
+             */
+            new_password: string;
+        };
         /** @enum {string} */
         Period: "minute" | "hour" | "day" | "week" | "month" | "year";
         /** @description A code retired by a rotation with a grace period. */
@@ -1220,6 +1513,11 @@ export interface components {
              */
             total: number;
         };
+        /**
+         * @description What an account may do.
+         * @enum {string}
+         */
+        Role: "admin" | "viewer";
         /** @description The optional body of `POST /limiters/{id}/rotate-code`. */
         RotateCode: {
             /**
@@ -1375,6 +1673,8 @@ export interface components {
             /** @description The end-user id (the request's `user` field or the configured header). */
             user: string;
         };
+        /** @enum {string} */
+        WebhookFormat: "json" | "slack";
         /** @description One budget window of a limiter, now. */
         WindowView: {
             /** @description The budget per period. */
@@ -1419,6 +1719,370 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listAccounts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every stored account, by name (the bootstrap admin is not one) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountView"][];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A viewer account (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccountCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountView"];
+                };
+            };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A viewer account (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The name is taken (ignoring case), or is the bootstrap admin's */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong shape or an invalid field (named in `field`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountView"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A viewer account (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccountUpdate"];
+            };
+        };
+        responses: {
+            /** @description The account as changed; a reset or disabling ends its sessions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountView"];
+                };
+            };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A viewer account (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Disabling or demoting yourself, or resetting your own password here (use `POST /api/auth/password`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong shape or an invalid field (named in `field`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listAlerts: {
+        parameters: {
+            query?: {
+                /** @description Only this limiter's events. */
+                limiter_id?: string;
+                /** @description Only events in this state: `pending`, `delivered` or `failed`. */
+                status?: components["schemas"]["DeliveryStatus"];
+                /** @description At most this many, 1 to 1000 (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Settings and deliveries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertsView"];
+                };
+            };
+            /** @description Bad query parameter (named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listAudit: {
         parameters: {
             query?: {
@@ -1459,6 +2123,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A viewer account (`forbidden`): the audit trail is for admins */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1575,6 +2248,149 @@ export interface operations {
             };
         };
     };
+    me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Who is signed in */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MeView"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description Changed; a new token (also set as the session cookies), every older one stops working */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginResponse"];
+                };
+            };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A viewer account (`forbidden`: viewers change nothing but their own password), or authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The bootstrap admin: its password is `ADMIN_PASSWORD` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `current_password` is wrong, or `new_password` too short or long */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many wrong passwords from this client */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listCredentials: {
         parameters: {
             query?: never;
@@ -1653,7 +2469,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            /** @description A viewer account (`forbidden`: viewers change nothing but their own password), or authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1802,7 +2618,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            /** @description A viewer account (`forbidden`: viewers change nothing but their own password), or authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1895,7 +2711,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            /** @description A viewer account (`forbidden`: viewers change nothing but their own password), or authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2023,7 +2839,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            /** @description A viewer account (`forbidden`: viewers change nothing but their own password), or authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2163,7 +2979,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            /** @description A viewer account (`forbidden`: viewers change nothing but their own password), or authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2259,7 +3075,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            /** @description A viewer account (`forbidden`: viewers change nothing but their own password), or authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2332,7 +3148,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            /** @description A viewer account (`forbidden`: viewers change nothing but their own password), or authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2548,7 +3364,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            /** @description A viewer account (`forbidden`: viewers change nothing but their own password), or authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2634,7 +3450,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
+            /** @description A viewer account (`forbidden`: viewers change nothing but their own password), or authenticated by the session cookie without a matching `X-CSRF-Token` (`csrf_failed`) */
             403: {
                 headers: {
                     [name: string]: unknown;
