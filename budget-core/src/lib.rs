@@ -125,7 +125,6 @@
 
 pub mod account;
 pub mod alert;
-pub mod account;
 pub mod api;
 pub mod audit;
 pub mod credential;

@@ -16,7 +16,6 @@
 
 mod accounts;
 mod alerts;
-mod accounts;
 mod audit;
 mod budgets;
 mod credentials;
@@ -29,7 +28,6 @@ mod stats;
 
 pub use accounts::accounts_crud_unique_names;
 pub use alerts::alert_outbox_sends_each_event_once;
-pub use accounts::accounts_crud_unique_names;
 pub use audit::audit_trail_is_append_only_and_filtered;
 pub use budgets::{
     budget_update_takes_effect_at_once, inactive_limiter_is_denied,
@@ -102,7 +100,6 @@ macro_rules! store_conformance_tests {
             statistics,
             usage_pages_in_time_order,
             audit_trail_is_append_only_and_filtered,
-            accounts_crud_unique_names,
             alert_outbox_sends_each_event_once,
             accounts_crud_unique_names,
             refusals_add_up_per_limiter_and_reason,

@@ -94,9 +94,6 @@ pub enum Error {
     /// No such admin account.
     #[error("account {0} not found")]
     AccountNotFound(crate::account::AccountId),
-    /// No such admin account.
-    #[error("account {0} not found")]
-    AccountNotFound(crate::account::AccountId),
     /// The store does not offer this (e.g. a custom store without upstream credentials).
     #[error("this store does not support {0}")]
     Unsupported(&'static str),
@@ -296,34 +293,6 @@ pub trait LimiterCatalog: std::fmt::Debug + Send + Sync + 'static {
     async fn add_refusals(&self, counts: &[crate::refusal::RefusalCount]) -> Result<()> {
         let _ = counts;
         Err(Error::Unsupported("refusal counts"))
-    }
-
-    /// Store a new admin account ([`crate::account`]). [`Error::Conflict`] if its id is taken
-    /// or its user name is another's ignoring ASCII case. Every account method defaults to
-    /// [`Error::Unsupported`]: a store without accounts still works, with the bootstrap admin
-    /// only. Accounts are catalogue data, read once per admin request: no need to cache them.
-    async fn create_account(&self, account: &crate::account::Account) -> Result<()> {
-        let _ = account;
-        Err(Error::Unsupported("admin accounts"))
-    }
-
-    /// Every account, by user name.
-    async fn list_accounts(&self) -> Result<Vec<crate::account::Account>> {
-        Err(Error::Unsupported("admin accounts"))
-    }
-
-    /// The account named `username`, ignoring ASCII case; `None` if there is none.
-    async fn find_account(&self, username: &str) -> Result<Option<crate::account::Account>> {
-        let _ = username;
-        Err(Error::Unsupported("admin accounts"))
-    }
-
-    /// Replace the account with `account.id` (role, disabled flag, password hash, token
-    /// version, even the name). [`Error::AccountNotFound`] if it does not exist;
-    /// [`Error::Conflict`] if the new name is another's ignoring ASCII case.
-    async fn update_account(&self, account: &crate::account::Account) -> Result<()> {
-        let _ = account;
-        Err(Error::Unsupported("admin accounts"))
     }
 
     /// Store a new admin account ([`crate::account`]). [`Error::Conflict`] if its id is taken
