@@ -26,6 +26,8 @@ const ADMIN2_PASSWORD: &str = "second-admin-pass";
 const RESET_PASSWORD: &str = "reset-by-an-admin-7";
 const OWN_PASSWORD: &str = "chosen-by-myself-42";
 const KEY: &str = "sk-proj-ACCOUNTSKEY-abcdefghijklmnopqrstuvwxyz-0123";
+/// A webhook URL with its secret in the path, as Slack's are.
+const HOOK: &str = "https://hooks.example.com/services/T0/B0/webhooksecret";
 
 async fn serve(dir: &std::path::Path) -> (String, AppState) {
     let mut c = Config::for_tests();
@@ -33,6 +35,7 @@ async fn serve(dir: &std::path::Path) -> (String, AppState) {
     c.secrets_key =
         Some(base64::engine::general_purpose::STANDARD.encode((1u8..=32).collect::<Vec<u8>>()));
     c.admin_password = BOOTSTRAP_PASSWORD.into();
+    c.alert_webhook_secret = Some("accounts-test-webhook-secret-0123456789".into());
     let state = AppState::build(c).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -145,9 +148,13 @@ async fn a_viewer_reads_with_codes_masked_and_changes_nothing() {
         "POST",
         "/api/limiters",
         a,
-        Some(json!({"name": "acme", "budget_limit": 5, "period_type": "day"})),
+        Some(
+            json!({"name": "acme", "budget_limit": 5, "period_type": "day",
+                    "alerts": {"webhook_url": HOOK}}),
+        ),
     )
     .await;
+    assert_eq!(l.status, StatusCode::CREATED, "{}", l.text);
     let limiter_id = l.json["id"].as_str().unwrap().to_owned();
     let old_code = l.json["code"].as_str().unwrap().to_owned();
     // A rotation with a grace period: the old code still works and is a secret too.
@@ -214,9 +221,9 @@ async fn a_viewer_reads_with_codes_masked_and_changes_nothing() {
             continue;
         }
         assert_eq!(answer.status, StatusCode::OK, "GET {uri}: {}", answer.text);
-        for secret in [&code, &old_code, &KEY.to_owned()] {
+        for secret in [code.as_str(), old_code.as_str(), KEY, "webhooksecret"] {
             assert!(
-                !answer.text.contains(secret.as_str()),
+                !answer.text.contains(secret),
                 "GET {uri} shows {secret} to a viewer: {}",
                 answer.text
             );
@@ -247,9 +254,14 @@ async fn a_viewer_reads_with_codes_masked_and_changes_nothing() {
         .as_str()
         .unwrap()
         .ends_with(masked));
-    // An admin still sees the whole code.
+    assert_eq!(
+        shown.json["alerts"]["webhook_url"],
+        "https://hooks.example.com/…"
+    );
+    // An admin still sees the whole code and URL.
     let full = call(&url, "GET", "/api/limiters", a, None).await;
     assert_eq!(full.json[0]["code"], code.as_str());
+    assert_eq!(full.json[0]["alerts"]["webhook_url"], HOOK);
 
     // Every route that changes something: 403 for a viewer, nothing changed. Logging out
     // and changing one's own password are a viewer's to do (checked elsewhere).

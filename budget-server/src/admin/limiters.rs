@@ -328,7 +328,8 @@ pub async fn list(
 
 /// Views as `reader` may see them: whole for an admin; for a viewer, every code (`code`,
 /// `previous_code.code` and the code in `proxy_endpoint`) cut to its prefix and four
-/// characters, as the audit trail shows it. Viewers never see a code that works.
+/// characters, as the audit trail shows it, and a webhook URL cut to its scheme and host.
+/// Viewers never see a code that works.
 pub(crate) fn shown_to<T: Serialize>(
     reader: &AdminUser,
     views: &T,
@@ -363,6 +364,16 @@ fn mask_codes(view: &mut serde_json::Value) {
             .map(super::audit::mask);
         if let Some(code) = code {
             p.insert("code".into(), code.into());
+        }
+    }
+    // A webhook URL may carry its secret in the path (Slack's do): scheme and host only.
+    if let Some(a) = o.get_mut("alerts").and_then(|a| a.as_object_mut()) {
+        let url = a
+            .get("webhook_url")
+            .and_then(|u| u.as_str())
+            .map(budget_core::alert::redact_url);
+        if let Some(url) = url {
+            a.insert("webhook_url".into(), url.into());
         }
     }
 }
