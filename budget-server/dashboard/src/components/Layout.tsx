@@ -1,4 +1,4 @@
-import { BarChart3, Gauge, History, KeyRound, LogOut, Wallet } from "lucide-react";
+import { BarChart3, Bell, Gauge, History, KeyRound, LogOut, Wallet } from "lucide-react";
 import { NavLink, Outlet, useNavigate } from "react-router-dom";
 import { useAuth } from "../hooks/auth";
 import { cn } from "../lib/utils";
@@ -9,6 +9,7 @@ const NAV = [
   { to: "/statistics", label: "Statistics", icon: BarChart3, end: false },
   { to: "/credentials", label: "Credentials", icon: KeyRound, end: false },
   { to: "/audit", label: "Audit", icon: History, end: false },
+  { to: "/alerts", label: "Alerts", icon: Bell, end: false },
 ];
 
 export function Layout() {

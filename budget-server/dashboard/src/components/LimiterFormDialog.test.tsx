@@ -2,6 +2,7 @@
 import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { AlertDefaults } from "../lib/alerts";
 import type { Credential, Limiter } from "../lib/api";
 import { localToRfc3339 } from "../lib/validation";
 import { LimiterFormDialog } from "./LimiterFormDialog";
@@ -55,18 +56,23 @@ const openaiKey: Credential = {
 const azureKey: Credential = { ...openaiKey, id: "0c0c0c0c-0000-4000-8000-00000000000b", name: "azure-eu", kind: "azure", organization: null, key_hint: "…AZ12" };
 
 type Call = { url: string; method: string; headers: Record<string, string>; body: unknown };
-/** The form's saving calls (its GET of the credential list is answered but not recorded). */
+/** The form's saving calls (its GETs of the credential list and the alert defaults are answered but not recorded). */
 let calls: Call[];
 let answer: () => Response;
 let credentialList: Credential[];
+/** The server's alert settings, as `GET /api/alerts` answers them (the form's hints). */
+let alertDefaults: AlertDefaults;
 
 beforeEach(() => {
   calls = [];
   credentialList = [openaiKey, azureKey];
+  alertDefaults = { enabled: true, webhook: "https://hooks.example.com/…", format: "slack", thresholds: [80, 100], retry_for_seconds: 86400 };
   answer = () => new Response(JSON.stringify(saved), { status: 201, headers: { "Content-Type": "application/json" } });
   vi.stubGlobal("fetch", (url: string, init: RequestInit) => {
     if (url === "/api/credentials" && (init.method ?? "GET") === "GET")
       return Promise.resolve(new Response(JSON.stringify(credentialList), { status: 200, headers: { "Content-Type": "application/json" } }));
+    if (url.startsWith("/api/alerts") && (init.method ?? "GET") === "GET")
+      return Promise.resolve(new Response(JSON.stringify({ defaults: alertDefaults, deliveries: [] }), { status: 200, headers: { "Content-Type": "application/json" } }));
     calls.push({
       url,
       method: init.method ?? "GET",
@@ -349,5 +355,152 @@ describe("LimiterFormDialog", () => {
     await user.click(screen.getByTestId("limiter-form-submit"));
     await waitFor(() => expect(screen.getByTestId("field-error-credential_id").textContent).toBe("credential_id: no such credential"));
     expect(calls[0]!.body).toEqual({ name: "Renamed" });
+  });
+});
+
+describe("LimiterFormDialog: alerts", () => {
+  const thresholdsInput = () => screen.getByLabelText("Thresholds (% of each window's budget)") as HTMLInputElement;
+  const webhookInput = () => screen.getByLabelText("Webhook URL (optional)") as HTMLInputElement;
+  const defaultsSwitch = () => screen.getByRole("switch", { name: "Use the server's defaults" });
+
+  async function fillRequired(user: ReturnType<typeof userEvent.setup>) {
+    await user.type(screen.getByLabelText("Name"), "Alerted");
+    await user.type(screen.getByLabelText("Budget (USD)"), "10");
+  }
+
+  it("shows the server's defaults, and creates with custom thresholds, a JSON webhook and mute", async () => {
+    const user = userEvent.setup();
+    const { onSaved } = renderForm();
+    await waitFor(() => expect(screen.getByTestId("alerts-server-defaults").textContent).toBe("Server defaults: thresholds 80%, 100% of each window; webhook https://hooks.example.com/… (Slack)."));
+    expect(screen.queryByTestId("alerts-disabled")).toBeNull();
+    // The server's defaults need no fields.
+    expect(screen.queryByLabelText("Thresholds (% of each window's budget)")).toBeNull();
+    await fillRequired(user);
+    await user.click(defaultsSwitch());
+    expect(thresholdsInput().placeholder).toBe("80, 100 (server default)");
+    expect(webhookInput().placeholder).toBe("https://hooks.example.com/…");
+    // The format waits for a webhook of the limiter's own.
+    expect((screen.getByLabelText("Format") as HTMLSelectElement).disabled).toBe(true);
+    await user.type(thresholdsInput(), " 50, 80% 120 ");
+    await user.type(webhookInput(), "http://127.0.0.1:9999/hook/secret-path?token=t");
+    await user.selectOptions(screen.getByLabelText("Format"), "json");
+    await user.click(screen.getByRole("switch", { name: "Mute alerts" }));
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() => expect(onSaved).toHaveBeenCalled());
+    expect(calls[0]!.method).toBe("POST");
+    expect((calls[0]!.body as Record<string, unknown>).alerts).toEqual({
+      thresholds: [50, 80, 120],
+      webhook_url: "http://127.0.0.1:9999/hook/secret-path?token=t",
+      format: "json",
+      muted: true,
+    });
+  });
+
+  it("checks thresholds and the webhook URL on the client as the server does, and sends nothing", async () => {
+    const user = userEvent.setup();
+    const { onSaved } = renderForm();
+    await fillRequired(user);
+    await user.click(defaultsSwitch());
+    const tries: [string, string][] = [
+      ["80, 50", "Thresholds must be in ascending order, without repeats (e.g. 50, 80, 100)."],
+      ["80, 80", "Thresholds must be in ascending order, without repeats (e.g. 50, 80, 100)."],
+      ["0, 50", '"0": each threshold is a whole percentage from 1 to 1000.'],
+      ["50, 1001", '"1001": each threshold is a whole percentage from 1 to 1000.'],
+      ["12.5", '"12.5": each threshold is a whole percentage from 1 to 1000.'],
+      ["1,2,3,4,5,6,7,8,9,10,11", "At most 10 thresholds."],
+    ];
+    for (const [typed, message] of tries) {
+      await user.clear(thresholdsInput());
+      await user.type(thresholdsInput(), typed);
+      await user.click(screen.getByTestId("limiter-form-submit"));
+      expect(screen.getByTestId("field-error-alerts_thresholds").textContent).toBe(message);
+      expect(thresholdsInput().getAttribute("aria-invalid")).toBe("true");
+    }
+    // Ten ascending ones are fine; the message goes away as the user types.
+    await user.clear(thresholdsInput());
+    await user.type(thresholdsInput(), "1,2,3,4,5,6,7,8,9,1000");
+    expect(screen.queryByTestId("field-error-alerts_thresholds")).toBeNull();
+    for (const [typed, message] of [
+      ["ftp://hooks.example.com/x", "Must be an http:// or https:// URL."],
+      ["https://user:pw@hooks.example.com/x", "Must not carry a user name or password (put a token in the path or query)."],
+      ["https://hooks.example.com/x#frag", "Must not have a #fragment."],
+      ["hooks.example.com", "Not a URL: use http:// or https://host/path."],
+    ]) {
+      await user.clear(webhookInput());
+      await user.type(webhookInput(), typed!);
+      await user.click(screen.getByTestId("limiter-form-submit"));
+      expect(screen.getByTestId("field-error-alerts_webhook_url").textContent).toBe(message);
+    }
+    expect(calls).toEqual([]);
+    expect(onSaved).not.toHaveBeenCalled();
+  });
+
+  it("'off' turns threshold alerts off ([]); blank thresholds with no webhook are the server's defaults (no alerts field)", async () => {
+    const user = userEvent.setup();
+    const { onSaved } = renderForm();
+    await fillRequired(user);
+    await user.click(defaultsSwitch());
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() => expect(onSaved).toHaveBeenCalledTimes(1));
+    expect(calls[0]!.body).not.toHaveProperty("alerts");
+    cleanup();
+    calls = [];
+    const second = renderForm();
+    await fillRequired(user);
+    await user.click(defaultsSwitch());
+    await user.type(thresholdsInput(), "off");
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() => expect(second.onSaved).toHaveBeenCalled());
+    expect((calls[0]!.body as Record<string, unknown>).alerts).toEqual({ thresholds: [], muted: false });
+  });
+
+  it("an edit shows the limiter's own settings; back to the server's defaults sends alerts: null", async () => {
+    const user = userEvent.setup();
+    answer = () => new Response(JSON.stringify(saved), { status: 200, headers: { "Content-Type": "application/json" } });
+    const own = { ...saved, alerts: { thresholds: [50, 90], webhook_url: "https://hooks.example.com/a/b", format: "slack" as const, muted: false } };
+    const { onSaved } = renderForm(own);
+    expect((defaultsSwitch() as HTMLButtonElement).getAttribute("aria-checked")).toBe("false");
+    expect(thresholdsInput().value).toBe("50, 90");
+    expect(webhookInput().value).toBe("https://hooks.example.com/a/b");
+    expect((screen.getByLabelText("Format") as HTMLSelectElement).value).toBe("slack");
+    await user.click(defaultsSwitch());
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() => expect(onSaved).toHaveBeenCalled());
+    expect(calls[0]!.method).toBe("PUT");
+    expect(calls[0]!.body).toEqual({ alerts: null });
+  });
+
+  it("an edit of the thresholds sends the whole alerts setting (the PUT replaces it)", async () => {
+    const user = userEvent.setup();
+    answer = () => new Response(JSON.stringify(saved), { status: 200, headers: { "Content-Type": "application/json" } });
+    const own = { ...saved, alerts: { thresholds: [50, 90], webhook_url: "https://hooks.example.com/a/b", format: "slack" as const, muted: true } };
+    const { onSaved } = renderForm(own);
+    await user.clear(thresholdsInput());
+    await user.type(thresholdsInput(), "75");
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() => expect(onSaved).toHaveBeenCalled());
+    expect(calls[0]!.body).toEqual({ alerts: { thresholds: [75], webhook_url: "https://hooks.example.com/a/b", format: "slack", muted: true } });
+  });
+
+  it("says when the server cannot send alerts, and shows the server's 400 under the webhook field", async () => {
+    const user = userEvent.setup();
+    alertDefaults = { enabled: false, webhook: null, format: "json", thresholds: [80, 100], retry_for_seconds: 86400 };
+    answer = () =>
+      new Response(
+        JSON.stringify({ error: { message: "The server cannot sign webhook deliveries: ALERT_WEBHOOK_SECRET is not set.", type: "invalid_request_error", code: "alert_secret_missing", field: "alerts.webhook_url" } }),
+        { status: 400, headers: { "Content-Type": "application/json" } },
+      );
+    const { onSaved } = renderForm();
+    await waitFor(() => expect(screen.getByTestId("alerts-disabled").textContent).toContain("ALERT_WEBHOOK_SECRET"));
+    await fillRequired(user);
+    await user.click(defaultsSwitch());
+    expect(screen.getByText("The server has no webhook of its own: without one here, nothing is sent for this limiter.")).toBeTruthy();
+    await user.type(webhookInput(), "https://hooks.example.com/x");
+    await user.click(screen.getByTestId("limiter-form-submit"));
+    await waitFor(() =>
+      expect(screen.getByTestId("field-error-alerts_webhook_url").textContent).toBe("The server cannot sign webhook deliveries: ALERT_WEBHOOK_SECRET is not set."),
+    );
+    expect(screen.queryByTestId("form-error")).toBeNull();
+    expect(onSaved).not.toHaveBeenCalled();
   });
 });

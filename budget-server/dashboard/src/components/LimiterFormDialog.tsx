@@ -1,6 +1,7 @@
 import { CircleAlert, Loader2, Plus, X } from "lucide-react";
 import { useEffect, useId, useMemo, useState } from "react";
 import { usePolled } from "../hooks/usePolled";
+import { alertFieldFor, alertValuesFrom, EMPTY_ALERTS, toAlertSettings, validateAlerts, type AlertFormErrors, type AlertFormValues } from "../lib/alerts";
 import { ApiError, api, type Limiter } from "../lib/api";
 import { kindLabel } from "../lib/credentials";
 import { periodLabel } from "../lib/format";
@@ -18,6 +19,7 @@ import {
   type LimiterFormValues,
   type WindowValues,
 } from "../lib/validation";
+import { AlertSettingsSection } from "./AlertSettingsSection";
 import { Button } from "./ui/button";
 import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "./ui/dialog";
 import { Input } from "./ui/input";
@@ -128,6 +130,11 @@ export function LimiterFormDialog({
   // The upstream keys the server holds, for the "Upstream key" choice (loaded while open).
   const credentials = usePolled(() => api.credentials(), [], 30_000, open);
   const credentialList = credentials.data;
+  // The alerts section: its own values and errors; the server's defaults are its hints.
+  const [alerts, setAlerts] = useState<AlertFormValues>(EMPTY_ALERTS);
+  const [initialAlerts, setInitialAlerts] = useState<AlertFormValues>(EMPTY_ALERTS);
+  const [alertErrors, setAlertErrors] = useState<AlertFormErrors>({});
+  const alertDefaults = usePolled(() => api.alerts({ limit: 1 }), [], 60_000, open);
 
   useEffect(() => {
     if (!open) return;
@@ -135,6 +142,10 @@ export function LimiterFormDialog({
     setValues(start);
     setInitial(start);
     setErrors({});
+    const startAlerts = alertValuesFrom(limiter?.alerts);
+    setAlerts(startAlerts);
+    setInitialAlerts(startAlerts);
+    setAlertErrors({});
     setFormError(null);
     setSubmitted(false);
   }, [open, limiter]);
@@ -157,17 +168,25 @@ export function LimiterFormDialog({
     setFormError(null);
     const errs = validateLimiterForm(values, credentialList);
     setErrors(errs);
-    if (Object.keys(errs).length > 0) return;
+    const alertErrs = validateAlerts(alerts);
+    setAlertErrors(alertErrs);
+    if (Object.keys(errs).length > 0 || Object.keys(alertErrs).length > 0) return;
     setBusy(true);
     try {
-      // An edit sends only what changed (cleared policies as null or []).
-      const saved = limiter ? await api.updateLimiter(limiter.id, toLimiterUpdate(initial, values)) : await api.createLimiter(toLimiterInput(values));
+      // An edit sends only what changed (cleared policies as null or []; alerts back to the server's as null).
+      const alertSettings = toAlertSettings(alerts);
+      const alertsChanged = JSON.stringify(alertSettings) !== JSON.stringify(toAlertSettings(initialAlerts));
+      const saved = limiter
+        ? await api.updateLimiter(limiter.id, { ...toLimiterUpdate(initial, values), ...(alertsChanged ? { alerts: alertSettings } : {}) })
+        : await api.createLimiter({ ...toLimiterInput(values), ...(alertSettings ? { alerts: alertSettings } : {}) });
       onSaved(saved, !limiter);
       onOpenChange(false);
     } catch (err) {
       const field = err instanceof ApiError ? formFieldFor(err.field) : null;
+      const alertField = err instanceof ApiError ? alertFieldFor(err.field) : null;
       const message = err instanceof Error ? err.message : String(err);
       if (field) setErrors((prev) => ({ ...prev, [field]: message }));
+      else if (alertField) setAlertErrors((prev) => ({ ...prev, [alertField]: message }));
       else setFormError(message);
     } finally {
       setBusy(false);
@@ -438,6 +457,17 @@ export function LimiterFormDialog({
               </div>
             </Field>
           </fieldset>
+          <AlertSettingsSection
+            idPrefix={uid}
+            values={alerts}
+            errors={alertErrors}
+            defaults={alertDefaults.data?.defaults}
+            defaultsError={alertDefaults.error}
+            onChange={(next) => {
+              setAlerts(next);
+              if (submitted) setAlertErrors(validateAlerts(next));
+            }}
+          />
           {formError && (
             <p role="alert" data-testid="form-error" className="flex items-start gap-2 rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
               <CircleAlert className="mt-0.5 h-4 w-4 shrink-0" />

@@ -96,3 +96,14 @@ describe("the stats dialog's refusals", () => {
     expect(screen.queryByTestId("stats-refused-reason")).toBeNull();
   });
 });
+
+describe("the stats dialog's links", () => {
+  it("opens the Alerts page and the audit trail filtered to the limiter", async () => {
+    stats = statsWith({});
+    renderDialog();
+    const alerts = await screen.findByTestId("stats-alerts");
+    expect(alerts.getAttribute("href")).toBe(`/alerts?limiter_id=${limiter.id}`);
+    expect(alerts.textContent).toBe("Alerts");
+    expect(screen.getByTestId("stats-history").getAttribute("href")).toBe(`/audit?limiter_id=${limiter.id}`);
+  });
+});

@@ -1,4 +1,4 @@
-import { Ban, History, TriangleAlert } from "lucide-react";
+import { Ban, Bell, History, TriangleAlert } from "lucide-react";
 import { Link } from "react-router-dom";
 import { usePolled } from "../hooks/usePolled";
 import { api, type BreakdownRow, type Limiter, type LimiterStats } from "../lib/api";
@@ -114,14 +114,24 @@ export function LimiterStatsDialog({
           <div className="flex items-center justify-between gap-3 pr-8">
             <DialogTitle>{limiter?.name ?? "Statistics"}</DialogTitle>
             {limiter && (
-              <Link
-                to={`/audit?limiter_id=${encodeURIComponent(limiter.id)}`}
-                className="inline-flex shrink-0 items-center gap-1 text-sm text-muted-foreground hover:text-foreground"
-                data-testid="stats-history"
-              >
-                <History className="h-4 w-4" />
-                History
-              </Link>
+              <div className="flex shrink-0 items-center gap-3">
+                <Link
+                  to={`/alerts?limiter_id=${encodeURIComponent(limiter.id)}`}
+                  className="inline-flex shrink-0 items-center gap-1 text-sm text-muted-foreground hover:text-foreground"
+                  data-testid="stats-alerts"
+                >
+                  <Bell className="h-4 w-4" />
+                  Alerts
+                </Link>
+                <Link
+                  to={`/audit?limiter_id=${encodeURIComponent(limiter.id)}`}
+                  className="inline-flex shrink-0 items-center gap-1 text-sm text-muted-foreground hover:text-foreground"
+                  data-testid="stats-history"
+                >
+                  <History className="h-4 w-4" />
+                  History
+                </Link>
+              </div>
             )}
           </div>
           <DialogDescription>

@@ -2,6 +2,7 @@
 // login (page scripts never see the token); state-changing calls echo the `budget_csrf`
 // cookie in `X-CSRF-Token`. A 401 forgets the session and sends the user back to /login.
 
+import type { AlertsQuery } from "./alerts";
 import type { components, operations } from "./api-types";
 
 // The API's types, generated from the server's OpenAPI document (`npm run gen:api`).
@@ -242,6 +243,9 @@ export const api = {
   /** The audit trail, newest first. */
   audit: (q: AuditQuery = {}) =>
     request<Answer<"listAudit", 200>>("GET", withQuery("/api/audit", { limiter_id: q.limiter_id, actor: q.actor, from: q.from, to: q.to, limit: q.limit })),
+  /** The server's alert settings and the outbox's events, newest first. */
+  alerts: (q: AlertsQuery = {}) =>
+    request<Answer<"listAlerts", 200>>("GET", withQuery("/api/alerts", { limiter_id: q.limiter_id, status: q.status, limit: q.limit })),
   stats: (r: Range = {}) => request<Answer<"stats", 200>>("GET", withQuery("/api/stats", { ...r })),
   timeseries: (bucket: Bucket, r: Range = {}) =>
     request<Answer<"timeseries", 200>>("GET", withQuery("/api/stats/timeseries", { bucket, ...r })),

@@ -1,0 +1,289 @@
+import { Bell, CircleAlert } from "lucide-react";
+import { useMemo, useState } from "react";
+import { useSearchParams } from "react-router-dom";
+import { ErrorAlert } from "../components/ErrorAlert";
+import { Badge } from "../components/ui/badge";
+import { Button } from "../components/ui/button";
+import { Card } from "../components/ui/card";
+import { Select } from "../components/ui/select";
+import { Skeleton } from "../components/ui/skeleton";
+import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "../components/ui/table";
+import { usePolled } from "../hooks/usePolled";
+import {
+  ALERTS_PAGE,
+  alertsQuery,
+  kindLabel,
+  mayHaveMoreAlerts,
+  nextAlertsLimit,
+  STATUSES,
+  statusTone,
+  thresholdsLabel,
+  type AlertDefaults,
+  type AlertDelivery,
+} from "../lib/alerts";
+import { api } from "../lib/api";
+import { formatAuditTime, utcTime } from "../lib/audit";
+import { formatMoney, periodLabel } from "../lib/format";
+import { cn } from "../lib/utils";
+
+const dash = <span className="text-muted-foreground">—</span>;
+
+function Time({ iso }: { iso: string | null | undefined }) {
+  if (!iso) return dash;
+  return <span title={utcTime(iso)}>{formatAuditTime(iso)}</span>;
+}
+
+/** "retried for 24 h" style durations. */
+function duration(seconds: number): string {
+  if (seconds % 86_400 === 0) return `${seconds / 86_400} d`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
+
+/** The server's alert settings, above the list. */
+function Settings({ d }: { d: AlertDefaults }) {
+  const item = (label: string, value: React.ReactNode, testid: string) => (
+    <div className="grid gap-0.5">
+      <dt className="text-xs font-medium uppercase tracking-wide text-muted-foreground">{label}</dt>
+      <dd className="text-sm" data-testid={testid}>
+        {value}
+      </dd>
+    </div>
+  );
+  return (
+    <Card className="grid gap-4 p-5" data-testid="alert-settings" data-enabled={String(d.enabled)}>
+      {!d.enabled && (
+        <p role="status" data-testid="alerts-disabled" className="flex items-start gap-2 rounded-md border border-amber-200 bg-amber-50 px-3 py-2 text-sm text-amber-900">
+          <CircleAlert className="mt-0.5 h-4 w-4 shrink-0" />
+          Alerts are off: the server has no ALERT_WEBHOOK_SECRET to sign deliveries with, so nothing is sent. Set one (e.g. `openssl rand -hex 32`) and restart the server.
+        </p>
+      )}
+      <dl className="grid gap-4 sm:grid-cols-2 lg:grid-cols-4">
+        {item("Alerts", d.enabled ? <span className="font-medium text-emerald-700">On</span> : <span className="font-medium text-amber-800">Off</span>, "alert-settings-enabled")}
+        {item(
+          "Server webhook",
+          d.webhook ? (
+            <span className="font-mono text-xs">
+              {d.webhook} ({d.format === "slack" ? "Slack" : "JSON"})
+            </span>
+          ) : (
+            <span className="text-muted-foreground">none: only limiters with a webhook of their own alert</span>
+          ),
+          "alert-settings-webhook",
+        )}
+        {item("Default thresholds", `${thresholdsLabel(d.thresholds)} of each window`, "alert-settings-thresholds")}
+        {item("Retried for", duration(d.retry_for_seconds), "alert-settings-retry")}
+      </dl>
+    </Card>
+  );
+}
+
+/** What the event concerns: "80% · $0.82 / $1.00 per day". */
+function WindowCell({ d }: { d: AlertDelivery }) {
+  const hasWindow = d.spent !== null && d.spent !== undefined && d.budget !== null && d.budget !== undefined;
+  if (d.threshold === null && !hasWindow) return dash;
+  return (
+    <div className="grid gap-0.5 text-xs">
+      {d.threshold !== null && d.threshold !== undefined && <span className="font-medium">{d.threshold}%</span>}
+      {hasWindow && (
+        <span className="tabular whitespace-nowrap" title={d.window_start ? `window from ${utcTime(d.window_start)}` : undefined}>
+          {formatMoney(d.spent)} / {formatMoney(d.budget)}
+          {d.period ? ` ${periodLabel(d.period)}` : ""}
+        </span>
+      )}
+    </div>
+  );
+}
+
+function DeliveryRow({ d }: { d: AlertDelivery }) {
+  return (
+    <TableRow data-testid="alert-row" data-kind={d.kind} data-status={d.status} data-event-id={d.id} data-limiter-id={d.limiter_id} className={cn("align-top", d.status === "failed" && "bg-red-50/60 hover:bg-red-50")}>
+      <TableCell className="whitespace-nowrap text-xs tabular" data-col="created_at">
+        <Time iso={d.created_at} />
+      </TableCell>
+      <TableCell data-col="kind">
+        <span className="whitespace-nowrap font-medium" title={d.kind}>
+          {kindLabel(d.kind)}
+        </span>
+      </TableCell>
+      <TableCell className="max-w-[14rem] break-words text-sm" data-col="limiter">
+        {d.limiter_name}
+      </TableCell>
+      <TableCell data-col="window">
+        <WindowCell d={d} />
+      </TableCell>
+      <TableCell className="font-mono text-xs" data-col="destination">
+        {d.destination} <span className="text-muted-foreground">({d.format === "slack" ? "Slack" : "JSON"})</span>
+      </TableCell>
+      <TableCell data-col="status">
+        <Badge variant={statusTone(d.status)} className="whitespace-nowrap" data-testid="alert-status">
+          {d.status}
+        </Badge>
+      </TableCell>
+      <TableCell className="text-right tabular" data-col="attempts">
+        {d.attempts}
+      </TableCell>
+      <TableCell className="max-w-[16rem] break-words text-xs" data-col="last_error">
+        {d.last_error ? <span className="text-red-700">{d.last_error}</span> : dash}
+      </TableCell>
+      <TableCell className="whitespace-nowrap text-xs tabular" data-col="when">
+        {d.status === "delivered" ? (
+          <>
+            delivered <Time iso={d.delivered_at} />
+          </>
+        ) : d.status === "pending" && d.next_attempt_at ? (
+          <>
+            next try <Time iso={d.next_attempt_at} />
+          </>
+        ) : (
+          dash
+        )}
+      </TableCell>
+    </TableRow>
+  );
+}
+
+/** The alerts the server raised and where their delivery stands, newest first, with filters. */
+export function AlertsPage() {
+  const [params, setParams] = useSearchParams();
+  const limiterId = params.get("limiter_id") ?? "";
+  const status = params.get("status") ?? "";
+  const setParam = (k: string, v: string) =>
+    setParams(
+      (p) => {
+        const next = new URLSearchParams(p);
+        if (v) next.set(k, v);
+        else next.delete(k);
+        return next;
+      },
+      { replace: true },
+    );
+  const [limit, setLimit] = useState(ALERTS_PAGE);
+  // A new filter starts from the first page again.
+  const filterKey = `${limiterId}\n${status}`;
+  const [keyOfLimit, setKeyOfLimit] = useState(filterKey);
+  if (keyOfLimit !== filterKey) {
+    setKeyOfLimit(filterKey);
+    setLimit(ALERTS_PAGE);
+  }
+
+  const alerts = usePolled(() => api.alerts(alertsQuery({ limiterId, status, limit })), [limiterId, status, limit], 5_000);
+  const limiters = usePolled(() => api.allLimiters(), [], 30_000);
+  // While "Load more" fetches, keep showing what was there.
+  const [kept, setKept] = useState<{ key: string; rows: AlertDelivery[]; defaults: AlertDefaults } | null>(null);
+  if (alerts.data && kept?.rows !== alerts.data.deliveries) setKept({ key: filterKey, rows: alerts.data.deliveries, defaults: alerts.data.defaults });
+  const rows = alerts.data?.deliveries ?? (kept?.key === filterKey ? kept.rows : undefined);
+  const defaults = alerts.data?.defaults ?? kept?.defaults;
+  const loadingMore = !alerts.data && rows !== undefined;
+
+  const limiterOptions = useMemo(
+    () => [...(limiters.data ?? [])].sort((a, b) => Number(!!a.deleted_at) - Number(!!b.deleted_at) || a.name.localeCompare(b.name)),
+    [limiters.data],
+  );
+  const listed = limiterOptions.some((l) => l.id === limiterId);
+  const filtered = !!limiterId || !!status;
+
+  return (
+    <div className="grid gap-6">
+      <div className="flex flex-wrap items-end justify-between gap-4">
+        <div>
+          <h1 className="text-2xl font-semibold tracking-tight">Alerts</h1>
+          <p className="mt-1 max-w-2xl text-sm text-muted-foreground">
+            Webhook alerts the server raised (thresholds reached, budgets exhausted, limiters deactivated, expired or deleted) and where each delivery stands. Webhook addresses
+            are shown cut to their host, as their path may hold a secret.
+          </p>
+        </div>
+        <div className="flex flex-wrap items-center gap-2">
+          <div className="w-52">
+            <label htmlFor="alerts-limiter" className="sr-only">
+              Limiter
+            </label>
+            <Select id="alerts-limiter" value={limiterId} onChange={(e) => setParam("limiter_id", e.target.value)} data-testid="alerts-limiter-filter">
+              <option value="">All limiters</option>
+              {limiterOptions.map((l) => (
+                <option key={l.id} value={l.id}>
+                  {l.name}
+                  {l.deleted_at ? " (deleted)" : ""}
+                </option>
+              ))}
+              {limiterId && !listed && <option value={limiterId}>{limiterId}</option>}
+            </Select>
+          </div>
+          <div className="w-40">
+            <label htmlFor="alerts-status" className="sr-only">
+              Status
+            </label>
+            <Select id="alerts-status" value={status} onChange={(e) => setParam("status", e.target.value)} data-testid="alerts-status-filter">
+              <option value="">Any status</option>
+              {STATUSES.map((s) => (
+                <option key={s} value={s}>
+                  {s[0]!.toUpperCase() + s.slice(1)}
+                </option>
+              ))}
+            </Select>
+          </div>
+        </div>
+      </div>
+
+      {alerts.error && <ErrorAlert title="Could not load the alerts" error={alerts.error} onRetry={() => void alerts.reload()} />}
+
+      {defaults && <Settings d={defaults} />}
+
+      {!rows ? (
+        !alerts.error && (
+          <Card className="grid gap-3 p-5" aria-busy="true">
+            <Skeleton className="h-5 w-full" />
+            <Skeleton className="h-5 w-full" />
+            <Skeleton className="h-5 w-full" />
+          </Card>
+        )
+      ) : rows.length === 0 ? (
+        <Card className="flex flex-col items-center gap-3 border-dashed px-6 py-16 text-center" data-testid="empty-alerts">
+          <span className="flex h-12 w-12 items-center justify-center rounded-full bg-zinc-100">
+            <Bell className="h-6 w-6 text-zinc-500" />
+          </span>
+          <h2 className="text-lg font-semibold">{filtered ? "Nothing matches these filters" : "No alerts yet"}</h2>
+          <p className="max-w-md text-sm text-muted-foreground">
+            {filtered ? "Try another limiter or status." : "Alerts appear here when spend reaches a threshold or a limiter is exhausted, deactivated, expires or is deleted."}
+          </p>
+        </Card>
+      ) : (
+        <>
+          <Card className="min-w-0 p-2">
+            <Table data-testid="alerts-table">
+              <TableHeader>
+                <TableRow className="hover:bg-transparent">
+                  <TableHead>Time</TableHead>
+                  <TableHead>Event</TableHead>
+                  <TableHead>Limiter</TableHead>
+                  <TableHead>Threshold / window</TableHead>
+                  <TableHead>Destination</TableHead>
+                  <TableHead>Status</TableHead>
+                  <TableHead className="text-right">Attempts</TableHead>
+                  <TableHead>Last error</TableHead>
+                  <TableHead>Delivery</TableHead>
+                </TableRow>
+              </TableHeader>
+              <TableBody>
+                {rows.map((d) => (
+                  <DeliveryRow key={d.id} d={d} />
+                ))}
+              </TableBody>
+            </Table>
+          </Card>
+          <div className="flex items-center justify-between gap-4 text-sm text-muted-foreground">
+            <span data-testid="alerts-count">
+              {rows.length} alert{rows.length === 1 ? "" : "s"}, newest first
+            </span>
+            {mayHaveMoreAlerts(rows.length, limit) && (
+              <Button variant="outline" size="sm" onClick={() => setLimit(nextAlertsLimit(limit))} disabled={loadingMore} data-testid="alerts-load-more">
+                {loadingMore ? "Loading…" : "Load more"}
+              </Button>
+            )}
+          </div>
+        </>
+      )}
+    </div>
+  );
+}
