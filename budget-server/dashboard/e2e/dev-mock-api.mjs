@@ -10,6 +10,8 @@
 // --seed adds demo limiters, upstream credentials, a week of synthetic usage and audit entries.
 // Like the server, it records an audit entry for every admin action it implements (GET /api/audit).
 // --no-secrets-key answers credential writes as a server without SECRETS_KEY does (400).
+// Team accounts work like the server's (roles, viewers' masked codes and 403s, sessions that
+// end on disable or a password change).
 // POST /__mock/expire revokes every token (to try the "session expired" path). Like the server, the login sets an HttpOnly
 // `budget_session` cookie and a `budget_csrf` cookie that state-changing cookie requests must
 // echo in `X-CSRF-Token`; Bearer tokens work too. Not used by the real server or by CI.
@@ -39,6 +41,17 @@ const PRICES = {
 
 /** token → its CSRF value */
 const tokens = new Map();
+/** Team accounts (docs/admin-api.md#team-accounts); `password` is kept in clear: a mock. @type {Map<string, any>} */
+const accounts = new Map();
+/** token → { id, version } of the stored account it belongs to (absent: the bootstrap admin). */
+const sessionAccounts = new Map();
+const accountView = (a) => ({ id: a.id, username: a.username, role: a.role, disabled: a.disabled, created_at: a.created_at, updated_at: a.updated_at });
+const accountNamed = (name) => [...accounts.values()].find((a) => a.username.toLowerCase() === String(name ?? "").toLowerCase());
+/** A limiter as a viewer account gets it: codes masked as the audit trail masks them. */
+function maskedView(v) {
+  const code = maskCode(v.code);
+  return { ...v, code, proxy_endpoint: v.proxy_endpoint.replace(v.code, code), previous_code: v.previous_code ? { ...v.previous_code, code: maskCode(v.previous_code.code) } : null };
+}
 // The server's browser headers (budget-server/src/security_headers.rs), so the dashboard is
 // developed under the same Content-Security-Policy.
 const SECURITY_HEADERS = {
@@ -346,14 +359,16 @@ async function api(req, res, url) {
   const origin = `http://${req.headers.host}`;
   if (path === "/api/auth/login" && req.method === "POST") {
     const b = await body(req);
-    const ok = b.username === ADMIN_USERNAME && b.password === ADMIN_PASSWORD;
-    audited(String(b.username ?? "").slice(0, 64), clientOf(req), ok ? "login.succeeded" : "login.failed");
+    const named = b.username === ADMIN_USERNAME ? null : accountNamed(b.username);
+    const ok = b.username === ADMIN_USERNAME ? b.password === ADMIN_PASSWORD : !!named && !named.disabled && b.password === named.password;
+    audited(named ? named.username : String(b.username ?? "").slice(0, 64), clientOf(req), ok ? "login.succeeded" : "login.failed");
     if (!ok) return fail(res, 401, "Invalid username or password", "invalid_credentials", null, "authentication_error");
     const token = randomBytes(24).toString("base64url");
     const csrf = randomBytes(16).toString("hex");
     tokens.set(token, csrf);
+    if (named) sessionAccounts.set(token, { id: named.id, version: named.version });
     const age = 24 * 3600;
-    return send(res, 200, { token, username: b.username, expires_at: iso(Date.now() + age * 1000) }, {
+    return send(res, 200, { token, username: named ? named.username : b.username, role: named ? named.role : "admin", expires_at: iso(Date.now() + age * 1000) }, {
       "Set-Cookie": [
         `budget_session=${token}; Path=/api; Max-Age=${age}; HttpOnly; SameSite=Strict`,
         `budget_csrf=${csrf}; Path=/; Max-Age=${age}; SameSite=Strict`,
@@ -378,9 +393,79 @@ async function api(req, res, url) {
     }
   }
 
+  // A stored account's token works while the account is enabled and its password unchanged.
+  const token = auth ? auth.slice(7) : cookieOf(req, "budget_session");
+  const held = sessionAccounts.get(token);
+  const account = held ? accounts.get(held.id) : null;
+  if (held && (!account || account.disabled || account.version !== held.version)) {
+    tokens.delete(token);
+    return fail(res, 401, "The token is not valid", "invalid_token", null, "authentication_error");
+  }
+  const viewer = account?.role === "viewer";
+  const forbidden = () =>
+    fail(res, 403, "This account is a viewer: viewer accounts can read limiters and statistics but not change anything (or read accounts and the audit trail)", "forbidden", null, "permission_error");
+  if (viewer && !["GET", "HEAD"].includes(req.method) && path !== "/api/auth/password") return forbidden();
+  if (viewer && (path === "/api/audit" || path.startsWith("/api/accounts"))) return forbidden();
   /** Records an action of the signed-in account. */
-  const did = (action, fields) => audited(ADMIN_USERNAME, clientOf(req), action, fields);
+  const did = (action, fields) => audited(account ? account.username : ADMIN_USERNAME, clientOf(req), action, fields);
   let m;
+  if (path === "/api/auth/me" && req.method === "GET") {
+    return send(res, 200, account ? { username: account.username, role: account.role, bootstrap: false, id: account.id } : { username: ADMIN_USERNAME, role: "admin", bootstrap: true, id: null });
+  }
+  if (path === "/api/auth/password" && req.method === "POST") {
+    const b = await body(req);
+    if (!account) return fail(res, 409, "The bootstrap admin's password is set by ADMIN_PASSWORD in the server's environment; change it there and restart", "conflict");
+    if (typeof b.new_password !== "string" || [...b.new_password].length < 12) return fail(res, 422, "new_password: must be at least 12 characters", "validation_failed", "new_password");
+    if (b.current_password !== account.password) return fail(res, 422, "current_password: is not this account's password", "validation_failed", "current_password");
+    Object.assign(account, { password: b.new_password, version: account.version + 1, updated_at: iso(Date.now()) });
+    did("account.password_change", { target: account.id });
+    const fresh = randomBytes(24).toString("base64url");
+    const csrf = randomBytes(16).toString("hex");
+    tokens.set(fresh, csrf);
+    sessionAccounts.set(fresh, { id: account.id, version: account.version });
+    const age = 24 * 3600;
+    return send(res, 200, { token: fresh, username: account.username, role: account.role, expires_at: iso(Date.now() + age * 1000) }, {
+      "Set-Cookie": [`budget_session=${fresh}; Path=/api; Max-Age=${age}; HttpOnly; SameSite=Strict`, `budget_csrf=${csrf}; Path=/; Max-Age=${age}; SameSite=Strict`],
+    });
+  }
+  if (path === "/api/accounts" && req.method === "GET") {
+    return send(res, 200, [...accounts.values()].sort((a, b) => (a.username < b.username ? -1 : 1)).map(accountView));
+  }
+  if (path === "/api/accounts" && req.method === "POST") {
+    const b = await body(req);
+    const name = String(b.username ?? "").trim();
+    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(name)) return fail(res, 422, "username: must be 1 to 64 characters of ASCII letters, digits, '.', '_', '@' or '-'", "validation_failed", "username");
+    if (typeof b.password !== "string" || [...b.password].length < 12) return fail(res, 422, "password: must be at least 12 characters", "validation_failed", "password");
+    if (!["admin", "viewer"].includes(b.role)) return fail(res, 422, "role: unknown variant", "invalid_body", "role");
+    if (name.toLowerCase() === ADMIN_USERNAME.toLowerCase() || accountNamed(name)) return fail(res, 409, `conflict: an account named ${JSON.stringify(name)} already exists`, "conflict");
+    const now = iso(Date.now());
+    const a = { id: randomUUID(), username: name, role: b.role, password: b.password, disabled: false, version: 0, created_at: now, updated_at: now };
+    accounts.set(a.id, a);
+    did("account.create", { target: a.id, after: { username: a.username, role: a.role, disabled: false } });
+    return send(res, 201, accountView(a));
+  }
+  if ((m = path.match(/^\/api\/accounts\/([^/]+)$/))) {
+    const a = accounts.get(decodeURIComponent(m[1]));
+    if (!a) return fail(res, 404, `account ${JSON.stringify(m[1])} not found`, "not_found", null, "not_found_error");
+    if (req.method === "GET") return send(res, 200, accountView(a));
+    if (req.method === "PUT") {
+      const b = await body(req);
+      const own = account?.id === a.id;
+      if (own && (b.disabled === true || b.role === "viewer" || b.password !== undefined)) return fail(res, 409, "You cannot disable, demote or reset your own account here", "conflict");
+      if (b.password !== undefined && (typeof b.password !== "string" || [...b.password].length < 12)) return fail(res, 422, "password: must be at least 12 characters", "validation_failed", "password");
+      const before = { role: a.role, disabled: a.disabled };
+      if (b.role === "admin" || b.role === "viewer") a.role = b.role;
+      const disabling = b.disabled === true && !a.disabled;
+      if (typeof b.disabled === "boolean") a.disabled = b.disabled;
+      if (b.password !== undefined) a.password = b.password;
+      if (disabling || b.password !== undefined) a.version++;
+      a.updated_at = iso(Date.now());
+      const [ob, oa] = changed(before, { role: a.role, disabled: a.disabled });
+      if (Object.keys(ob).length > 0) did("account.update", { target: a.id, before: ob, after: oa });
+      if (b.password !== undefined) did("account.password_reset", { target: a.id, after: { username: a.username } });
+      return send(res, 200, accountView(a));
+    }
+  }
   if (path === "/api/audit" && req.method === "GET") {
     const q = (k) => url.searchParams.get(k) || null;
     const limit = q("limit") === null ? 100 : Number(q("limit"));
@@ -392,7 +477,7 @@ async function api(req, res, url) {
   }
   if (path === "/api/limiters" && req.method === "GET") {
     const all = url.searchParams.get("include_deleted") === "true";
-    return send(res, 200, [...limiters.values()].filter((l) => all || !l.deleted_at).map((l) => view(l, origin)));
+    return send(res, 200, [...limiters.values()].filter((l) => all || !l.deleted_at).map((l) => (viewer ? maskedView(view(l, origin)) : view(l, origin))));
   }
   if (path === "/api/limiters" && req.method === "POST") {
     const b = await body(req);
@@ -443,7 +528,7 @@ async function api(req, res, url) {
   if ((m = path.match(/^\/api\/limiters\/([^/]+)(\/stats|\/rotate-code)?$/))) {
     const l = limiters.get(decodeURIComponent(m[1]));
     if (!l || l.deleted_at) return fail(res, 404, "limiter not found", "not_found");
-    if (!m[2] && req.method === "GET") return send(res, 200, view(l, origin));
+    if (!m[2] && req.method === "GET") return send(res, 200, viewer ? maskedView(view(l, origin)) : view(l, origin));
     if (!m[2] && req.method === "PUT") {
       const b = await body(req);
       const bad = validate(b, l);

@@ -3,6 +3,7 @@ import { Navigate, Route, Routes, useLocation } from "react-router-dom";
 import { Layout } from "./components/Layout";
 import { useAuth } from "./hooks/auth";
 import { setUnauthorizedHandler } from "./lib/api";
+import { AccountsPage } from "./pages/AccountsPage";
 import { AlertsPage } from "./pages/AlertsPage";
 import { AuditPage } from "./pages/AuditPage";
 import { CredentialsPage } from "./pages/CredentialsPage";
@@ -41,6 +42,7 @@ export function App() {
         <Route path="/statistics" element={<StatisticsPage />} />
         <Route path="/credentials" element={<CredentialsPage />} />
         <Route path="/audit" element={<AuditPage />} />
+        <Route path="/accounts" element={<AccountsPage />} />
         <Route path="/alerts" element={<AlertsPage />} />
       </Route>
       <Route path="*" element={<Navigate to="/" replace />} />

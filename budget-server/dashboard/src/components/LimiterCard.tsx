@@ -63,9 +63,14 @@ export interface LimiterCardProps {
   onStats: () => void;
   onRotate: () => void;
   onDelete: () => void;
+  /**
+   * A viewer account's card: no switch, edit, rotate or delete, and no copy buttons (its code
+   * comes masked from the server and would not work).
+   */
+  readOnly?: boolean;
 }
 
-export function LimiterCard({ limiter: l, credential, now, toggling, onToggle, onEdit, onStats, onRotate, onDelete }: LimiterCardProps) {
+export function LimiterCard({ limiter: l, credential, now, toggling, onToggle, onEdit, onStats, onRotate, onDelete, readOnly = false }: LimiterCardProps) {
   const level = usageLevel(l.usage_percentage);
   const switchId = `active-${l.id}`;
   const expiry = expiryText(l.expires_at, now);
@@ -106,7 +111,7 @@ export function LimiterCard({ limiter: l, credential, now, toggling, onToggle, o
           <Switch
             id={switchId}
             checked={l.is_active}
-            disabled={toggling}
+            disabled={toggling || readOnly}
             onCheckedChange={onToggle}
             data-testid="limiter-active-switch"
             aria-label={`${l.is_active ? "Deactivate" : "Activate"} ${l.name}`}
@@ -253,7 +258,7 @@ export function LimiterCard({ limiter: l, credential, now, toggling, onToggle, o
           <code className="min-w-0 flex-1 truncate font-mono text-xs" title={l.proxy_endpoint} data-testid="proxy-endpoint">
             {l.proxy_endpoint}
           </code>
-          <CopyButton text={l.proxy_endpoint} testId="copy-endpoint" label="Copy" />
+          {!readOnly && <CopyButton text={l.proxy_endpoint} testId="copy-endpoint" label="Copy" />}
         </div>
         {heldKey && (
           <>
@@ -262,7 +267,7 @@ export function LimiterCard({ limiter: l, credential, now, toggling, onToggle, o
               <code className="min-w-0 flex-1 truncate font-mono text-xs" title={l.code} data-testid="limiter-code">
                 {l.code}
               </code>
-              <CopyButton text={l.code} testId="copy-code" label="Copy" />
+              {!readOnly && <CopyButton text={l.code} testId="copy-code" label="Copy" />}
             </div>
           </>
         )}
@@ -274,36 +279,44 @@ export function LimiterCard({ limiter: l, credential, now, toggling, onToggle, o
         )}
       </div>
 
-      <SnippetsPanel endpoint={l.proxy_endpoint} provider={l.provider} code={l.code} credentialName={credentialName} />
+      {!readOnly && <SnippetsPanel endpoint={l.proxy_endpoint} provider={l.provider} code={l.code} credentialName={credentialName} />}
 
       <div className="mt-auto flex items-center gap-1 border-t pt-3">
         <Button variant="ghost" size="sm" onClick={onStats} data-testid="action-stats">
           <BarChart3 />
           Stats
         </Button>
-        <Button variant="ghost" size="sm" onClick={onEdit} data-testid="action-edit">
-          <Pencil />
-          Edit
-        </Button>
-        <div className="ml-auto flex items-center">
-          <Tooltip content="Rotate code: issue a new code; choose how long the old one keeps working">
-            <Button variant="ghost" size="icon" onClick={onRotate} aria-label={`Rotate code of ${l.name}`} data-testid="action-rotate">
-              <RefreshCw />
+        {readOnly ? (
+          <span className="ml-auto text-xs text-muted-foreground" data-testid="read-only-note">
+            Read-only: codes are masked for viewers
+          </span>
+        ) : (
+          <>
+            <Button variant="ghost" size="sm" onClick={onEdit} data-testid="action-edit">
+              <Pencil />
+              Edit
             </Button>
-          </Tooltip>
-          <Tooltip content="Delete limiter">
-            <Button
-              variant="ghost"
-              size="icon"
-              onClick={onDelete}
-              aria-label={`Delete ${l.name}`}
-              data-testid="action-delete"
-              className="text-muted-foreground hover:bg-red-50 hover:text-red-600"
-            >
-              <Trash2 />
-            </Button>
-          </Tooltip>
-        </div>
+            <div className="ml-auto flex items-center">
+              <Tooltip content="Rotate code: issue a new code; choose how long the old one keeps working">
+                <Button variant="ghost" size="icon" onClick={onRotate} aria-label={`Rotate code of ${l.name}`} data-testid="action-rotate">
+                  <RefreshCw />
+                </Button>
+              </Tooltip>
+              <Tooltip content="Delete limiter">
+                <Button
+                  variant="ghost"
+                  size="icon"
+                  onClick={onDelete}
+                  aria-label={`Delete ${l.name}`}
+                  data-testid="action-delete"
+                  className="text-muted-foreground hover:bg-red-50 hover:text-red-600"
+                >
+                  <Trash2 />
+                </Button>
+              </Tooltip>
+            </div>
+          </>
+        )}
       </div>
     </Card>
   );

@@ -87,11 +87,14 @@ export function LimiterStatsDialog({
   limiter,
   onOpenChange,
   onChanged,
+  readOnly = false,
 }: {
   limiter: Limiter | null;
   onOpenChange: (open: boolean) => void;
   /** A per-user override changed the limiter. */
   onChanged?: (l: Limiter) => void;
+  /** A viewer account: no override controls, and no link to the audit trail (admins only). */
+  readOnly?: boolean;
 }) {
   const open = !!limiter;
   const id = limiter?.id ?? "";
@@ -123,14 +126,16 @@ export function LimiterStatsDialog({
                   <Bell className="h-4 w-4" />
                   Alerts
                 </Link>
-                <Link
-                  to={`/audit?limiter_id=${encodeURIComponent(limiter.id)}`}
-                  className="inline-flex shrink-0 items-center gap-1 text-sm text-muted-foreground hover:text-foreground"
-                  data-testid="stats-history"
-                >
-                  <History className="h-4 w-4" />
-                  History
-                </Link>
+                {!readOnly && (
+                  <Link
+                    to={`/audit?limiter_id=${encodeURIComponent(limiter.id)}`}
+                    className="inline-flex shrink-0 items-center gap-1 text-sm text-muted-foreground hover:text-foreground"
+                    data-testid="stats-history"
+                  >
+                    <History className="h-4 w-4" />
+                    History
+                  </Link>
+                )}
               </div>
             )}
           </div>
@@ -195,7 +200,7 @@ export function LimiterStatsDialog({
           )}
         </section>
         <TopList title="Top models this period" rows={models.data} testId="stats-top-models" />
-        {limiter && <LimiterUsers limiter={limiter} open={open} onChanged={onChanged} />}
+        {limiter && <LimiterUsers limiter={limiter} open={open} onChanged={onChanged} readOnly={readOnly} />}
       </DialogContent>
     </Dialog>
   );

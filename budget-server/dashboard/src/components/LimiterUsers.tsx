@@ -15,7 +15,7 @@ import { Skeleton } from "./ui/skeleton";
 /** Top spenders shown (users with an override are always listed by the API). */
 export const USERS_LIMIT = 10;
 
-function UserRow({ u, busy, onEdit, onRemove }: { u: UserView; busy: boolean; onEdit: () => void; onRemove: () => void }) {
+function UserRow({ u, busy, onEdit, onRemove, readOnly }: { u: UserView; busy: boolean; onEdit: () => void; onRemove: () => void; readOnly: boolean }) {
   return (
     <li className="grid gap-1 text-xs" data-testid="user-row" data-user={u.user} data-override={String(u.is_override)}>
       <div className="flex items-center justify-between gap-2">
@@ -34,10 +34,12 @@ function UserRow({ u, busy, onEdit, onRemove }: { u: UserView; busy: boolean; on
             {formatCount(u.requests)} req · <span className="font-medium text-foreground">{formatMoney(u.current_spend)}</span>
             {u.budget ? ` of ${formatMoney(u.budget.budget_limit)}/${u.budget.period_type}` : " (no budget)"}
           </span>
-          <Button variant="ghost" size="sm" className="h-6 px-1.5" onClick={onEdit} aria-label={`Set the budget of ${u.user}`} data-testid="user-set">
-            <UserCog className="h-3.5 w-3.5" />
-          </Button>
-          {u.is_override && (
+          {!readOnly && (
+            <Button variant="ghost" size="sm" className="h-6 px-1.5" onClick={onEdit} aria-label={`Set the budget of ${u.user}`} data-testid="user-set">
+              <UserCog className="h-3.5 w-3.5" />
+            </Button>
+          )}
+          {u.is_override && !readOnly && (
             <Button
               variant="ghost"
               size="sm"
@@ -66,7 +68,18 @@ function UserRow({ u, busy, onEdit, onRemove }: { u: UserView; busy: boolean; on
  * The limiter's end users in the current window (top spenders first, and everyone with an
  * override), each against their budget; set or remove one user's override.
  */
-export function LimiterUsers({ limiter, open, onChanged }: { limiter: Limiter; open: boolean; onChanged?: (l: Limiter) => void }) {
+export function LimiterUsers({
+  limiter,
+  open,
+  onChanged,
+  readOnly = false,
+}: {
+  limiter: Limiter;
+  open: boolean;
+  onChanged?: (l: Limiter) => void;
+  /** A viewer account: the list without the controls that set or remove overrides. */
+  readOnly?: boolean;
+}) {
   const users = usePolled(() => api.limiterUsers(limiter.id, USERS_LIMIT), [limiter.id], undefined, open);
   const uid = "u" + useId().replace(/[^a-zA-Z0-9]/g, "");
   const [user, setUser] = useState("");
@@ -136,33 +149,35 @@ export function LimiterUsers({ limiter, open, onChanged }: { limiter: Limiter; o
       ) : (
         <ul className="grid gap-2">
           {rows.map((u) => (
-            <UserRow key={u.user} u={u} busy={busy} onEdit={() => edit(u)} onRemove={() => void remove(u)} />
+            <UserRow key={u.user} u={u} busy={busy} onEdit={() => edit(u)} onRemove={() => void remove(u)} readOnly={readOnly} />
           ))}
         </ul>
       )}
-      <form className="grid gap-2 rounded-lg border bg-zinc-50/60 p-3" onSubmit={save} noValidate data-testid="user-override-form">
-        <span className="text-xs font-medium">Set one user's budget (replaces the per-user budget for them)</span>
-        <div className="grid grid-cols-[2fr_1fr_1fr_auto] items-center gap-2">
-          <Input id={`${uid}-user`} name="override_user" aria-label="End user" placeholder="end-user id" value={user} onChange={(e) => setUser(e.target.value)} />
-          <Input name="override_budget" aria-label="User budget (USD)" inputMode="decimal" placeholder="$ amount" value={amount} onChange={(e) => setAmount(e.target.value)} />
-          <Select name="override_period" aria-label="User budget period" value={period} onChange={(e) => setPeriod(e.target.value)}>
-            {PERIODS.map((p) => (
-              <option key={p} value={p}>
-                {p}
-              </option>
-            ))}
-          </Select>
-          <Button type="submit" size="sm" disabled={busy} data-testid="user-override-submit">
-            {busy && <Loader2 className="animate-spin" />}
-            Set
-          </Button>
-        </div>
-        {error && (
-          <p role="alert" className="text-xs font-medium text-red-600" data-testid="user-override-error">
-            {error}
-          </p>
-        )}
-      </form>
+      {!readOnly && (
+        <form className="grid gap-2 rounded-lg border bg-zinc-50/60 p-3" onSubmit={save} noValidate data-testid="user-override-form">
+          <span className="text-xs font-medium">Set one user's budget (replaces the per-user budget for them)</span>
+          <div className="grid grid-cols-[2fr_1fr_1fr_auto] items-center gap-2">
+            <Input id={`${uid}-user`} name="override_user" aria-label="End user" placeholder="end-user id" value={user} onChange={(e) => setUser(e.target.value)} />
+            <Input name="override_budget" aria-label="User budget (USD)" inputMode="decimal" placeholder="$ amount" value={amount} onChange={(e) => setAmount(e.target.value)} />
+            <Select name="override_period" aria-label="User budget period" value={period} onChange={(e) => setPeriod(e.target.value)}>
+              {PERIODS.map((p) => (
+                <option key={p} value={p}>
+                  {p}
+                </option>
+              ))}
+            </Select>
+            <Button type="submit" size="sm" disabled={busy} data-testid="user-override-submit">
+              {busy && <Loader2 className="animate-spin" />}
+              Set
+            </Button>
+          </div>
+          {error && (
+            <p role="alert" className="text-xs font-medium text-red-600" data-testid="user-override-error">
+              {error}
+            </p>
+          )}
+        </form>
+      )}
     </section>
   );
 }

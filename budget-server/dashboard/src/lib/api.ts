@@ -42,6 +42,15 @@ export type RotateCode = Schemas["RotateCode"];
  */
 export type AuditEntry = Schemas["AuditView"];
 export type AuditQuery = NonNullable<operations["listAudit"]["parameters"]["query"]>;
+/** `admin` (everything) or `viewer` (reads, codes masked, changes nothing but its own password). */
+export type Role = Schemas["Role"];
+/** A team account: never its password or hash. */
+export type Account = Schemas["AccountView"];
+export type AccountCreate = Schemas["AccountCreate"];
+/** Any of role, disabled, password (a reset): a reset or disabling ends the account's sessions. */
+export type AccountUpdate = Schemas["AccountUpdate"];
+/** Who is signed in (`GET /api/auth/me`). */
+export type Me = Schemas["MeView"];
 
 /** The JSON body of an operation's answer with `status`, as the OpenAPI document describes it. */
 export type Answer<Op extends keyof operations, Status extends keyof operations[Op]["responses"]> =
@@ -240,6 +249,15 @@ export const api = {
   updateCredential: (id: string, input: CredentialUpdate) =>
     request<Answer<"updateCredential", 200>>("PUT", `/api/credentials/${encodeURIComponent(id)}`, input),
   deleteCredential: (id: string) => request<void>("DELETE", `/api/credentials/${encodeURIComponent(id)}`),
+  /** Who is signed in, with the role the server enforces. */
+  me: () => request<Answer<"me", 200>>("GET", "/api/auth/me"),
+  /** Change one's own password; the answer is a new session (every older token stops working). */
+  changePassword: (current_password: string, new_password: string) =>
+    request<Answer<"changePassword", 200>>("POST", "/api/auth/password", { current_password, new_password }),
+  accounts: () => request<Answer<"listAccounts", 200>>("GET", "/api/accounts"),
+  createAccount: (input: AccountCreate) => request<Answer<"createAccount", 201>>("POST", "/api/accounts", input),
+  updateAccount: (id: string, input: AccountUpdate) =>
+    request<Answer<"updateAccount", 200>>("PUT", `/api/accounts/${encodeURIComponent(id)}`, input),
   /** The audit trail, newest first. */
   audit: (q: AuditQuery = {}) =>
     request<Answer<"listAudit", 200>>("GET", withQuery("/api/audit", { limiter_id: q.limiter_id, actor: q.actor, from: q.from, to: q.to, limit: q.limit })),

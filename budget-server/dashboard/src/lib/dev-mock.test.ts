@@ -279,6 +279,38 @@ describe("the dev mock answers as the OpenAPI document says", () => {
     await call("GET", "/api/audit", "/api/audit?limit=1001", 400);
   });
 
+  it("team accounts: a viewer reads masked codes and changes nothing; disabling ends its session", async () => {
+    base = inject("devMockUrl");
+    token = ((await call("POST", "/api/auth/login", "/api/auth/login", 200, { username: "admin", password: "changeme" })) as { token: string }).token;
+    const admin = token;
+    expect(await call("GET", "/api/auth/me", "/api/auth/me", 200)).toMatchObject({ username: "admin", role: "admin", bootstrap: true });
+    const l = (await call("POST", "/api/limiters", "/api/limiters", 201, { name: "seen", budget_limit: 2, period_type: "day", base_url: "https://api.openai.com" })) as {
+      id: string;
+      code: string;
+    };
+    const vera = (await call("POST", "/api/accounts", "/api/accounts", 201, { username: "vera.mock", password: "viewer-password-1", role: "viewer" })) as { id: string };
+    await call("POST", "/api/accounts", "/api/accounts", 409, { username: "VERA.mock", password: "viewer-password-1", role: "viewer" });
+    await call("POST", "/api/accounts", "/api/accounts", 422, { username: "short", password: "eleven-char", role: "viewer" });
+    const login = (await call("POST", "/api/auth/login", "/api/auth/login", 200, { username: "vera.mock", password: "viewer-password-1" })) as { token: string; role: string };
+    expect(login.role).toBe("viewer");
+    token = login.token;
+    const seen = (await call("GET", "/api/limiters/{id}", `/api/limiters/${l.id}`, 200)) as { code: string; proxy_endpoint: string };
+    expect(seen.code).toBe(`${l.code.slice(0, 14)}…`);
+    expect(seen.proxy_endpoint).not.toContain(l.code);
+    await call("PUT", "/api/limiters/{id}", `/api/limiters/${l.id}`, 403, { budget_limit: 9 });
+    await call("GET", "/api/accounts", "/api/accounts", 403);
+    await call("GET", "/api/audit", "/api/audit", 403);
+    token = admin;
+    const list = (await call("GET", "/api/accounts", "/api/accounts", 200)) as { username: string }[];
+    expect(list.map((a) => a.username)).toContain("vera.mock");
+    expect(JSON.stringify(list)).not.toContain("viewer-password-1");
+    await call("PUT", "/api/accounts/{id}", `/api/accounts/${vera.id}`, 200, { disabled: true });
+    token = login.token;
+    await call("GET", "/api/limiters", "/api/limiters", 401);
+    token = admin;
+    await call("POST", "/api/auth/login", "/api/auth/login", 401, { username: "vera.mock", password: "viewer-password-1" });
+  });
+
   it("the checker itself finds a wrong shape", () => {
     const limiter = { $ref: "#/components/schemas/Limiter" };
     expect(problems({ id: "x" }, limiter).join("\n")).toMatch(/budget_limit: missing/);

@@ -10,12 +10,13 @@ import { Skeleton } from "../components/ui/skeleton";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "../components/ui/table";
 import { useToast } from "../components/ui/toast";
 import { Tooltip } from "../components/ui/tooltip";
+import { useCanWrite } from "../hooks/auth";
 import { usePolled } from "../hooks/usePolled";
 import { api, type Credential } from "../lib/api";
 import { kindLabel } from "../lib/credentials";
 import { formatDateTime } from "../lib/format";
 
-function CredentialRow({ c, onRotate, onEdit, onDelete }: { c: Credential; onRotate: () => void; onEdit: () => void; onDelete: () => void }) {
+function CredentialRow({ c, onRotate, onEdit, onDelete, readOnly }: { c: Credential; onRotate: () => void; onEdit: () => void; onDelete: () => void; readOnly: boolean }) {
   const headers = [c.organization, c.project].filter(Boolean) as string[];
   return (
     <TableRow data-testid="credential-row" data-credential-id={c.id} data-name={c.name}>
@@ -43,27 +44,29 @@ function CredentialRow({ c, onRotate, onEdit, onDelete }: { c: Credential; onRot
         {formatDateTime(c.rotated_at)}
       </TableCell>
       <TableCell className="text-right" data-col="actions">
-        <div className="flex items-center justify-end">
-          <Tooltip content="Rotate: enter a new key; every limiter using it switches on its next request">
-            <Button variant="ghost" size="sm" onClick={onRotate} data-testid="credential-rotate" aria-label={`Rotate the key of ${c.name}`}>
-              <RefreshCw />
-              Rotate
+        {!readOnly && (
+          <div className="flex items-center justify-end">
+            <Tooltip content="Rotate: enter a new key; every limiter using it switches on its next request">
+              <Button variant="ghost" size="sm" onClick={onRotate} data-testid="credential-rotate" aria-label={`Rotate the key of ${c.name}`}>
+                <RefreshCw />
+                Rotate
+              </Button>
+            </Tooltip>
+            <Button variant="ghost" size="icon" onClick={onEdit} data-testid="credential-edit" aria-label={`Edit ${c.name}`}>
+              <Pencil />
             </Button>
-          </Tooltip>
-          <Button variant="ghost" size="icon" onClick={onEdit} data-testid="credential-edit" aria-label={`Edit ${c.name}`}>
-            <Pencil />
-          </Button>
-          <Button
-            variant="ghost"
-            size="icon"
-            onClick={onDelete}
-            data-testid="credential-delete"
-            aria-label={`Delete ${c.name}`}
-            className="text-muted-foreground hover:bg-red-50 hover:text-red-600"
-          >
-            <Trash2 />
-          </Button>
-        </div>
+            <Button
+              variant="ghost"
+              size="icon"
+              onClick={onDelete}
+              data-testid="credential-delete"
+              aria-label={`Delete ${c.name}`}
+              className="text-muted-foreground hover:bg-red-50 hover:text-red-600"
+            >
+              <Trash2 />
+            </Button>
+          </div>
+        )}
       </TableCell>
     </TableRow>
   );
@@ -124,6 +127,7 @@ function DeleteCredentialDialog({ credential, onOpenChange, onDeleted }: { crede
 export function CredentialsPage() {
   const credentials = usePolled(() => api.credentials(), []);
   const toast = useToast();
+  const canWrite = useCanWrite();
   // The dialog keeps its last mode while it closes, so its text does not flip mid-animation.
   const [form, setFormState] = useState<{ mode: CredentialFormMode; credential: Credential | null }>({ mode: "create", credential: null });
   const [formOpen, setFormOpen] = useState(false);
@@ -162,10 +166,12 @@ export function CredentialsPage() {
             API key and never see the real one.
           </p>
         </div>
-        <Button onClick={() => setForm({ mode: "create", credential: null })} data-testid="create-credential">
-          <Plus />
-          Add key
-        </Button>
+        {canWrite && (
+          <Button onClick={() => setForm({ mode: "create", credential: null })} data-testid="create-credential">
+            <Plus />
+            Add key
+          </Button>
+        )}
       </div>
 
       {credentials.error && <ErrorAlert title="Could not load credentials" error={credentials.error} onRetry={() => void credentials.reload()} />}
@@ -185,10 +191,12 @@ export function CredentialsPage() {
             Store an OpenAI or Azure key here and attach it to a limiter: its customers then get the limiter code as their only credential, and cannot call OpenAI
             around the budget.
           </p>
-          <Button onClick={() => setForm({ mode: "create", credential: null })} className="mt-2">
-            <Plus />
-            Add key
-          </Button>
+          {canWrite && (
+            <Button onClick={() => setForm({ mode: "create", credential: null })} className="mt-2">
+              <Plus />
+              Add key
+            </Button>
+          )}
         </Card>
       ) : list ? (
         <Card className="min-w-0 p-2">
@@ -214,6 +222,7 @@ export function CredentialsPage() {
                   onRotate={() => setForm({ mode: "rotate", credential: c })}
                   onEdit={() => setForm({ mode: "edit", credential: c })}
                   onDelete={() => setDeleting(c)}
+                  readOnly={!canWrite}
                 />
               ))}
             </TableBody>

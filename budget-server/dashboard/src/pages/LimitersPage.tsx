@@ -19,6 +19,7 @@ import { Button } from "../components/ui/button";
 import { Card } from "../components/ui/card";
 import { Skeleton } from "../components/ui/skeleton";
 import { useToast } from "../components/ui/toast";
+import { useCanWrite } from "../hooks/auth";
 import { useNow, usePolled } from "../hooks/usePolled";
 import { api, type Credential, type Limiter } from "../lib/api";
 import { formatDateTime, formatMoney } from "../lib/format";
@@ -48,6 +49,7 @@ export function LimitersPage() {
   const credentialById = new Map<string, Credential>((credentials.data ?? []).map((c) => [c.id, c]));
   const now = useNow(1000);
   const toast = useToast();
+  const canWrite = useCanWrite();
   const [formOpen, setFormOpen] = useState(false);
   const [editing, setEditing] = useState<Limiter | null>(null);
   const [statsFor, setStatsFor] = useState<Limiter | null>(null);
@@ -111,16 +113,18 @@ export function LimitersPage() {
               : "Each limiter is a budget with its own OpenAI-compatible endpoint."}
           </p>
         </div>
-        <Button
-          onClick={() => {
-            setEditing(null);
-            setFormOpen(true);
-          }}
-          data-testid="create-limiter"
-        >
-          <Plus />
-          Create limiter
-        </Button>
+        {canWrite && (
+          <Button
+            onClick={() => {
+              setEditing(null);
+              setFormOpen(true);
+            }}
+            data-testid="create-limiter"
+          >
+            <Plus />
+            Create limiter
+          </Button>
+        )}
       </div>
 
       {limiters.error && <ErrorAlert title="Could not load limiters" error={limiters.error} onRetry={() => void limiters.reload()} />}
@@ -140,10 +144,12 @@ export function LimitersPage() {
           <p className="max-w-sm text-sm text-muted-foreground">
             Give a customer, team or project a dollar budget per minute, hour, day, week, month or year, and hand them the endpoint.
           </p>
-          <Button onClick={() => setFormOpen(true)} className="mt-2">
-            <Plus />
-            Create limiter
-          </Button>
+          {canWrite && (
+            <Button onClick={() => setFormOpen(true)} className="mt-2">
+              <Plus />
+              Create limiter
+            </Button>
+          )}
         </Card>
       ) : list ? (
         <div className="grid grid-cols-1 items-start gap-4 md:grid-cols-2 xl:grid-cols-3" data-testid="limiter-grid">
@@ -162,6 +168,7 @@ export function LimitersPage() {
               onStats={() => setStatsFor(l)}
               onRotate={() => setRotating(l)}
               onDelete={() => setDeleting(l)}
+              readOnly={!canWrite}
             />
           ))}
         </div>
@@ -179,7 +186,7 @@ export function LimitersPage() {
           void limiters.reload();
         }}
       />
-      <LimiterStatsDialog limiter={statsFor} onOpenChange={(o) => !o && setStatsFor(null)} onChanged={replace} />
+      <LimiterStatsDialog limiter={statsFor} onOpenChange={(o) => !o && setStatsFor(null)} onChanged={replace} readOnly={!canWrite} />
 
       <AlertDialog open={!!deleting} onOpenChange={(o) => !o && setDeleting(null)}>
         <AlertDialogContent data-testid="delete-dialog">

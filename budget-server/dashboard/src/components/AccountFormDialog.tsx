@@ -1,0 +1,146 @@
+import { CircleAlert, Loader2 } from "lucide-react";
+import { useEffect, useId, useState } from "react";
+import { accountFieldFor, EMPTY_ACCOUNT, MIN_PASSWORD_CHARS, toAccountCreate, validateAccountForm, type AccountFormErrors, type AccountFormValues } from "../lib/accounts";
+import { ApiError, api, type Account } from "../lib/api";
+import { Button } from "./ui/button";
+import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "./ui/dialog";
+import { Input } from "./ui/input";
+import { Label } from "./ui/label";
+import { Select } from "./ui/select";
+
+/** Create an account, or reset an account's password (an admin's reset ends its sessions). */
+export type AccountFormMode = "create" | "reset";
+
+function Field({ id, label, error, hint, children }: { id: string; label: string; error?: string; hint?: string; children: React.ReactNode }) {
+  return (
+    <div className="grid content-start gap-1.5">
+      <Label htmlFor={id}>{label}</Label>
+      {children}
+      {error ? (
+        <p id={`${id}-error`} className="text-xs font-medium text-red-600" data-testid={`field-error-${id.split("-").pop()}`}>
+          {error}
+        </p>
+      ) : hint ? (
+        <p className="text-xs text-muted-foreground">{hint}</p>
+      ) : null}
+    </div>
+  );
+}
+
+export function AccountFormDialog({
+  mode,
+  account,
+  open,
+  onOpenChange,
+  onSaved,
+}: {
+  mode: AccountFormMode;
+  /** The account whose password is reset (absent when creating). */
+  account?: Account | null;
+  open: boolean;
+  onOpenChange: (open: boolean) => void;
+  onSaved: (a: Account, mode: AccountFormMode) => void;
+}) {
+  const [values, setValues] = useState<AccountFormValues>(EMPTY_ACCOUNT);
+  const [errors, setErrors] = useState<AccountFormErrors>({});
+  const [formError, setFormError] = useState<string | null>(null);
+  const [submitted, setSubmitted] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const uid = "a" + useId().replace(/[^a-zA-Z0-9]/g, "");
+  const creating = mode === "create";
+
+  useEffect(() => {
+    if (!open) return;
+    setValues(EMPTY_ACCOUNT);
+    setErrors({});
+    setFormError(null);
+    setSubmitted(false);
+  }, [open, mode, account]);
+
+  const update = (next: AccountFormValues) => {
+    setValues(next);
+    if (submitted) setErrors(validateAccountForm(next, creating));
+  };
+  const set = (k: keyof AccountFormValues) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) => update({ ...values, [k]: e.target.value });
+
+  async function onSubmit(e: React.FormEvent) {
+    e.preventDefault();
+    setSubmitted(true);
+    setFormError(null);
+    const errs = validateAccountForm(values, creating);
+    setErrors(errs);
+    if (Object.keys(errs).length > 0) return;
+    setBusy(true);
+    try {
+      const saved = creating || !account ? await api.createAccount(toAccountCreate(values)) : await api.updateAccount(account.id, { password: values.password });
+      // Forget the typed password at once.
+      setValues(EMPTY_ACCOUNT);
+      onSaved(saved, mode);
+      onOpenChange(false);
+    } catch (err) {
+      // A 409 when creating is the name: taken (ignoring case) or the bootstrap admin's.
+      const field = err instanceof ApiError ? (err.status === 409 && creating ? "username" : accountFieldFor(err.field)) : null;
+      const message = err instanceof Error ? err.message : String(err);
+      if (field && field !== "current") setErrors((prev) => ({ ...prev, [field]: message }));
+      else setFormError(message);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const id = (k: string) => `${uid}-${k}`;
+  const inv = (k: keyof AccountFormValues) => (errors[k] ? { "aria-invalid": true as const, "aria-describedby": `${id(k)}-error` } : {});
+
+  return (
+    <Dialog open={open} onOpenChange={onOpenChange}>
+      <DialogContent data-testid="account-form-dialog" data-mode={mode}>
+        <DialogHeader>
+          <DialogTitle>{creating ? "Add an account" : `Reset the password of “${account?.username}”`}</DialogTitle>
+          <DialogDescription>
+            {creating
+              ? "Admins can change everything; viewers read limiters and statistics with limiter codes masked, and change nothing but their own password."
+              : "Give them the new password. Every session they have ends at once."}
+          </DialogDescription>
+        </DialogHeader>
+        <form className="grid gap-4" onSubmit={onSubmit} noValidate data-testid="account-form" autoComplete="off">
+          {creating && (
+            <div className="grid gap-4 sm:grid-cols-2">
+              <Field id={id("username")} label="User name" error={errors.username}>
+                <Input id={id("username")} name="username" value={values.username} onChange={set("username")} placeholder="jane.doe" spellCheck={false} {...inv("username")} />
+              </Field>
+              <Field id={id("role")} label="Role" error={errors.role}>
+                <Select id={id("role")} name="role" value={values.role} onChange={set("role")} {...inv("role")}>
+                  <option value="viewer">Viewer (reads only)</option>
+                  <option value="admin">Admin (everything)</option>
+                </Select>
+              </Field>
+            </div>
+          )}
+          <div className="grid gap-4 sm:grid-cols-2">
+            <Field id={id("password")} label={creating ? "Password" : "New password"} error={errors.password} hint={`At least ${MIN_PASSWORD_CHARS} characters.`}>
+              <Input id={id("password")} name="password" type="password" autoComplete="new-password" value={values.password} onChange={set("password")} {...inv("password")} />
+            </Field>
+            <Field id={id("confirm")} label="Repeat the password" error={errors.confirm}>
+              <Input id={id("confirm")} name="confirm" type="password" autoComplete="new-password" value={values.confirm} onChange={set("confirm")} {...inv("confirm")} />
+            </Field>
+          </div>
+          {formError && (
+            <p role="alert" data-testid="form-error" className="flex items-start gap-2 rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
+              <CircleAlert className="mt-0.5 h-4 w-4 shrink-0" />
+              {formError}
+            </p>
+          )}
+          <DialogFooter>
+            <Button variant="outline" onClick={() => onOpenChange(false)}>
+              Cancel
+            </Button>
+            <Button type="submit" disabled={busy} data-testid="account-form-submit">
+              {busy && <Loader2 className="animate-spin" />}
+              {creating ? "Add account" : "Reset password"}
+            </Button>
+          </DialogFooter>
+        </form>
+      </DialogContent>
+    </Dialog>
+  );
+}
