@@ -740,7 +740,7 @@ pub async fn login(
     if bootstrap && state.config.default_password() {
         tracing::warn!("admin logged in with the default password `changeme`: set ADMIN_PASSWORD");
     }
-    Ok(session_answer(&state, account.as_ref(), secure)?)
+    session_answer(&state, account.as_ref(), secure)
 }
 
 /// A new session for a stored account (`None`: the bootstrap admin): the token in the body
