@@ -452,7 +452,7 @@ impl FromRequestParts<AppState> for SignedIn {
 
 /// The signed-in account, allowed to change things: [`SignedIn`], and a viewer account gets
 /// `403 forbidden` on anything but `GET` and `HEAD`. Admin-only reads (accounts, the audit
-/// trail) also call [`AdminUser::require_admin`].
+/// trail) also call [`SignedIn::require_admin`] (through `Deref`).
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub SignedIn);
 
