@@ -32,8 +32,11 @@ PORT="$(free_port)"
 # The server stores upstream credentials only with a secrets key (32 random bytes, base64);
 # a fresh one per run, as `openssl rand -base64 32` would give.
 SECRETS_KEY="$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
+# Alerts are signed with ALERT_WEBHOOK_SECRET; with it set, a limiter may name its own webhook
+# (the suite's receiver on 127.0.0.1).
+ALERT_WEBHOOK_SECRET="$(head -c 24 /dev/urandom | base64 | tr -d '\n')"
 (cd "$WORK" && exec env HOST=127.0.0.1 PORT="$PORT" DATABASE_URL="sqlite:$WORK/e2e.db" SECRETS_KEY="$SECRETS_KEY" \
-  JWT_SECRET=e2e-secret-e2e-secret-e2e-secret-e2e ADMIN_USERNAME=admin ADMIN_PASSWORD=e2e-password \
+  ALERT_WEBHOOK_SECRET="$ALERT_WEBHOOK_SECRET" JWT_SECRET=e2e-secret-e2e-secret-e2e-secret-e2e ADMIN_USERNAME=admin ADMIN_PASSWORD=e2e-password \
   "$BIN/budget-server") >"$WORK/server.out" 2>"$WORK/server.err" &
 PIDS+=($!)
 BASE_URL="$(wait_listening "$WORK/server.out" "${PIDS[-1]}" budget-server)"

@@ -13,6 +13,7 @@
 // Prints "N passed, 0 failed" and exits 0, or names the failed step and exits 1.
 
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -252,7 +253,7 @@ async function main() {
 
   try {
     await step("server serves the app shell for client routes and never shadows the API", async () => {
-      for (const path of ["/", "/login", "/statistics", "/credentials", "/audit", "/accounts"]) {
+      for (const path of ["/", "/login", "/statistics", "/credentials", "/audit", "/alerts", "/accounts"]) {
         const res = await fetch(`${BASE_URL}${path}`);
         const text = await res.text();
         assert(res.status === 200 && /<div id="root">/.test(text), `GET ${path} should be the app shell (got ${res.status})`);
@@ -897,6 +898,87 @@ async function main() {
         assert(counts.every((n, i) => i === 0 || counts[i - 1] >= n), `not sorted by Refused, most first: ${counts.join(", ")}`);
       } finally {
         await adminApi("DELETE", `/api/limiters/${id}`);
+        await page.locator('[data-testid="nav-limiters"]').click();
+        await page.waitForURL(`${BASE_URL}/`);
+      }
+    });
+
+    await step("alerts: a limiter with its own webhook, deactivated in the dashboard, is delivered signed; the Alerts page shows it delivered, the webhook's path never", async () => {
+      // A tiny webhook receiver: records every request and answers 204.
+      const received = [];
+      const receiver = createServer((req, res) => {
+        let body = "";
+        req.on("data", (c) => (body += c));
+        req.on("end", () => {
+          received.push({ method: req.method, url: req.url, headers: req.headers, body });
+          res.writeHead(204).end();
+        });
+      });
+      await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+      receiver.unref();
+      const secretPath = `/hooks/e2e-${randomBytes(12).toString("hex")}`;
+      const hookUrl = `http://127.0.0.1:${receiver.address().port}${secretPath}?token=${randomBytes(6).toString("hex")}`;
+      const alertName = `${name} alerts`;
+      let id;
+      try {
+        await page.locator('[data-testid="nav-limiters"]').click();
+        await page.waitForURL(`${BASE_URL}/`);
+        await page.locator('[data-testid="create-limiter"]').click();
+        const dialog = page.locator('[data-testid="limiter-form-dialog"]');
+        await dialog.waitFor({ state: "visible" });
+        await dialog.locator('input[name="name"]').fill(alertName);
+        await dialog.locator('input[name="budget_limit"]').fill("5");
+        await dialog.locator('input[name="base_url"]').fill(MOCK_UPSTREAM_URL);
+        const section = dialog.locator('[data-testid="alerts-section"]');
+        // The server's settings are the hint; this server can sign (ALERT_WEBHOOK_SECRET is set).
+        await eventually("the server's alert defaults", async () => (await section.locator('[data-testid="alerts-server-defaults"]').innerText()).includes("80%, 100%"));
+        assert((await section.locator('[data-testid="alerts-disabled"]').count()) === 0, "the form says alerts are off on a server with a secret");
+        await section.locator('[data-testid="alerts-defaults-switch"]').click();
+        await section.locator('input[name="alerts_webhook_url"]').fill(hookUrl);
+        await section.locator('select[name="alerts_format"]').selectOption("json");
+        await shot("create-dialog-alerts.png");
+        await page.locator('[data-testid="limiter-form-submit"]').click();
+        await submitted(dialog);
+        const c = page.locator('[data-testid="limiter-card"]', { has: page.locator('[data-testid="limiter-name"]', { hasText: alertName }) });
+        await c.waitFor({ state: "visible" });
+        id = await c.getAttribute("data-limiter-id");
+        const got = await adminApi("GET", `/api/limiters/${id}`);
+        assert(got.json.alerts?.webhook_url === hookUrl && got.json.alerts?.format === "json", `the limiter's alerts: ${JSON.stringify(got.json.alerts)}`);
+
+        const sw = card(id).locator('[data-testid="limiter-active-switch"]');
+        await sw.click();
+        await eventually("the limiter saved as inactive", async () => (await adminApi("GET", `/api/limiters/${id}`)).json.is_active === false);
+
+        // From its statistics, the Alerts link opens the page filtered to it.
+        await card(id).locator('[data-testid="action-stats"]').click();
+        await page.locator('[data-testid="stats-alerts"]').click();
+        await page.waitForURL(`${BASE_URL}/alerts?limiter_id=${id}`);
+        assert((await page.locator('[data-testid="alerts-limiter-filter"]').inputValue()) === id, "the Alerts page is not filtered to the limiter");
+        assert((await page.locator('[data-testid="alert-settings"]').getAttribute("data-enabled")) === "true", "the Alerts page says alerts are off");
+        const row = page.locator(`[data-testid="alert-row"][data-kind="deactivated"][data-limiter-id="${id}"]`);
+        await eventually("the deactivation shown as delivered", async () => (await row.count()) === 1 && (await row.getAttribute("data-status")) === "delivered");
+        assert((await row.locator('[data-testid="alert-status"]').innerText()).trim() === "delivered", `status cell: ${await row.locator('[data-testid="alert-status"]').innerText()}`);
+        assert(/\bbg-emerald-50\b/.test((await row.locator('[data-testid="alert-status"]').getAttribute("class")) ?? ""), "a delivered alert is not green");
+        assert((await row.locator('[data-col="limiter"]').innerText()).trim() === alertName, `limiter cell: ${await row.locator('[data-col="limiter"]').innerText()}`);
+        assert((await row.locator('[data-col="attempts"]').innerText()).trim() === "1", `attempts: ${await row.locator('[data-col="attempts"]').innerText()}`);
+        const dest = (await row.locator('[data-col="destination"]').innerText()).trim();
+        assert(dest.startsWith(`http://127.0.0.1:${receiver.address().port}/…`), `destination cell: ${dest}`);
+        assert((await page.locator('[data-testid="alert-row"]').count()) === 1, "the filtered page lists another limiter's alerts");
+
+        assert(received.length === 1, `the receiver got ${received.length} requests: ${JSON.stringify(received.map((r) => r.headers["x-budget-event-type"]))}`);
+        const [hit] = received;
+        assert(hit.method === "POST" && hit.url === new URL(hookUrl).pathname + new URL(hookUrl).search, `the receiver got ${hit.method} ${hit.url}`);
+        assert(hit.headers["x-budget-event-type"] === "deactivated", `x-budget-event-type: ${hit.headers["x-budget-event-type"]}`);
+        assert(/^v1=/.test(hit.headers["x-budget-signature"] ?? ""), `x-budget-signature: ${hit.headers["x-budget-signature"]}`);
+        const event = JSON.parse(hit.body);
+        assert(JSON.stringify(event).includes(id), `the delivered body does not name the limiter: ${hit.body.slice(0, 300)}`);
+        // The webhook's path (its secret) never reaches the page.
+        const html = await page.content();
+        assert(!html.includes(secretPath) && !html.includes(hookUrl), "the Alerts page shows the webhook's path");
+        await shot("alerts.png");
+      } finally {
+        if (id) await adminApi("DELETE", `/api/limiters/${id}`);
+        receiver.close();
         await page.locator('[data-testid="nav-limiters"]').click();
         await page.waitForURL(`${BASE_URL}/`);
       }

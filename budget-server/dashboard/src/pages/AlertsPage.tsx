@@ -107,7 +107,7 @@ function DeliveryRow({ d }: { d: AlertDelivery }) {
           {kindLabel(d.kind)}
         </span>
       </TableCell>
-      <TableCell className="max-w-[14rem] break-words text-sm" data-col="limiter">
+      <TableCell className="min-w-[9rem] max-w-[14rem] break-words text-sm" data-col="limiter">
         {d.limiter_name}
       </TableCell>
       <TableCell data-col="window">
