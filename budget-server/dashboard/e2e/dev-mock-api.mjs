@@ -10,6 +10,9 @@
 // --seed adds demo limiters, upstream credentials, a week of synthetic usage and audit entries.
 // Like the server, it records an audit entry for every admin action it implements (GET /api/audit).
 // --no-secrets-key answers credential writes as a server without SECRETS_KEY does (400).
+// Alerts: a limiter's `alerts` settings are checked like the server's, and deactivating or
+// deleting a limiter with a webhook of its own lists an event as delivered (GET /api/alerts);
+// nothing is sent.
 // Team accounts work like the server's (roles, viewers' masked codes and 403s, sessions that
 // end on disable or a password change).
 // POST /__mock/expire revokes every token (to try the "session expired" path). Like the server, the login sets an HttpOnly
@@ -50,7 +53,9 @@ const accountNamed = (name) => [...accounts.values()].find((a) => a.username.toL
 /** A limiter as a viewer account gets it: codes masked as the audit trail masks them. */
 function maskedView(v) {
   const code = maskCode(v.code);
-  return { ...v, code, proxy_endpoint: v.proxy_endpoint.replace(v.code, code), previous_code: v.previous_code ? { ...v.previous_code, code: maskCode(v.previous_code.code) } : null };
+  // A webhook URL may carry its secret in its path (Slack's do): scheme and host only, as the server shows it.
+  const alerts = v.alerts?.webhook_url ? { ...v.alerts, webhook_url: redactUrl(v.alerts.webhook_url) } : v.alerts;
+  return { ...v, code, proxy_endpoint: v.proxy_endpoint.replace(v.code, code), previous_code: v.previous_code ? { ...v.previous_code, code: maskCode(v.previous_code.code) } : null, alerts };
 }
 // The server's browser headers (budget-server/src/security_headers.rs), so the dashboard is
 // developed under the same Content-Security-Policy.
@@ -112,6 +117,53 @@ function windowView(l, w, primary) {
 
 /** Requests the mock's proxy refused, as the server counts them (per limiter, time and reason). @type {Array<{ts:number, limiter_id:string, reason:string}>} */
 const refusals = [];
+
+// Alerts (budget-server/src/admin/alerts.rs): the server's settings, as a server with
+// ALERT_WEBHOOK_SECRET and no webhook of its own shows them, and the events, oldest first.
+const ALERT_DEFAULTS = { enabled: true, webhook: null, format: "json", thresholds: [80, 100], retry_for_seconds: 86400 };
+/** @type {Array<Record<string, unknown>>} */
+const alertDeliveries = [];
+/** A webhook URL as lists show it: scheme, host and port (its path and query may hold a secret). */
+function redactUrl(u) {
+  try {
+    const url = new URL(u);
+    return `${url.protocol}//${url.host}${url.pathname !== "/" || url.search ? "/…" : ""}`;
+  } catch {
+    return "(not a URL)";
+  }
+}
+/** Lists an event of `l` (delivered at once) when it has a webhook of its own and is not muted. */
+function raiseAlert(kind, l, at = Date.now(), extra = {}) {
+  const a = l.alerts;
+  if (!a?.webhook_url || a.muted) return;
+  alertDeliveries.push({
+    id: `${kind}:${l.id}:${iso(at)}`, kind, limiter_id: l.id, limiter_name: l.name, created_at: iso(at),
+    threshold: null, period: null, window_start: null, spent: null, budget: null,
+    destination: redactUrl(a.webhook_url), format: a.format ?? "json", status: "delivered", attempts: 1,
+    next_attempt_at: null, last_error: null, delivered_at: iso(at + 300), ...extra,
+  });
+}
+/** Problems with a limiter's `alerts` as [field, message], or null (budget_core::alert::AlertSettings::validate). */
+function alertProblem(a) {
+  if (a === null) return null;
+  if (typeof a !== "object" || Array.isArray(a)) return ["alerts", "alerts: must be an object or null"];
+  const t = a.thresholds;
+  if (t !== undefined && t !== null) {
+    if (!Array.isArray(t) || t.some((p) => !Number.isInteger(p))) return ["alerts.thresholds", "alerts.thresholds: must be a list of whole percentages"];
+    if (t.length > 10) return ["alerts.thresholds", "alerts.thresholds: at most 10 thresholds"];
+    if (t.some((p) => p < 1 || p > 1000)) return ["alerts.thresholds", "alerts.thresholds: each threshold is a percentage from 1 to 1000"];
+    if (t.some((p, i) => i > 0 && t[i - 1] >= p)) return ["alerts.thresholds", "alerts.thresholds: thresholds must be in ascending order, without repeats"];
+  }
+  if (a.webhook_url !== undefined && a.webhook_url !== null) {
+    let url = null;
+    try { url = new URL(a.webhook_url); } catch { /* not a URL */ }
+    if (!url || !["http:", "https:"].includes(url.protocol) || !url.hostname) return ["alerts.webhook_url", "alerts.webhook_url: must be an http:// or https:// URL"];
+    if (url.username || url.password) return ["alerts.webhook_url", "alerts.webhook_url: must not carry a user name or password (put a token in the path or query)"];
+    if (String(a.webhook_url).includes("#")) return ["alerts.webhook_url", "alerts.webhook_url: must not have a #fragment"];
+  }
+  if (a.format !== undefined && a.format !== null && !["json", "slack"].includes(a.format)) return ["alerts.format", "alerts.format: must be json or slack"];
+  return null;
+}
 
 /** `{total, by_reason}` of `limiter_id`'s refusals in [from, to), like the server's `refused`. */
 function refusedIn(limiterId, from = -Infinity, to = Infinity) {
@@ -195,6 +247,10 @@ function validate(b, partial) {
     return ["allowed_models", "allowed_models: each entry must be 1 to 256 characters without spaces"];
   if (has("max_request_cost") && b.max_request_cost !== null && !(b.max_request_cost > 0)) return ["max_request_cost", "max_request_cost: must be greater than 0 (or null for no cap)"];
   if (has("expires_at") && b.expires_at !== null && Number.isNaN(Date.parse(b.expires_at))) return ["expires_at", "expires_at: must be an RFC 3339 date-time"];
+  if (has("alerts")) {
+    const p = alertProblem(b.alerts);
+    if (p) return p;
+  }
   if (has("credential_id") && b.credential_id !== null && !credentials.has(b.credential_id))
     return ["credential_id", `credential_id: no credential ${b.credential_id}; create it with POST /api/credentials first`];
   if (has("credential_id") && b.credential_id !== null) {
@@ -217,7 +273,7 @@ function createLimiter(b) {
     extra_budgets: b.extra_budgets ?? [], user_budget: b.user_budget ?? null, user_overrides: {},
     require_user: b.require_user ?? false, allowed_models: b.allowed_models ?? [], max_request_cost: b.max_request_cost ?? null,
     cap_output_tokens: b.cap_output_tokens ?? true, expires_at: b.expires_at ?? null,
-    credential_id: b.credential_id ?? null, previous_code: null,
+    credential_id: b.credential_id ?? null, previous_code: null, alerts: b.alerts ?? null,
   };
   limiters.set(l.id, l);
   return l;
@@ -475,6 +531,14 @@ async function api(req, res, url) {
     const rows = audit.filter((e) => (!q("limiter_id") || e.limiter_id === q("limiter_id")) && (!q("actor") || e.actor === q("actor")) && Date.parse(e.at) >= f && Date.parse(e.at) < t);
     return send(res, 200, rows.reverse().slice(0, limit));
   }
+  if (path === "/api/alerts" && req.method === "GET") {
+    const q = (k) => url.searchParams.get(k) || null;
+    const limit = q("limit") === null ? 100 : Number(q("limit"));
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return fail(res, 400, "limit: must be a whole number from 1 to 1000", "invalid_parameter", "limit");
+    if (q("status") !== null && !["pending", "delivered", "failed"].includes(q("status"))) return fail(res, 400, "status: must be pending, delivered or failed", "invalid_parameter", "status");
+    const rows = alertDeliveries.filter((d) => (!q("limiter_id") || d.limiter_id === q("limiter_id")) && (!q("status") || d.status === q("status")));
+    return send(res, 200, { defaults: ALERT_DEFAULTS, deliveries: [...rows].sort((x, y) => Date.parse(y.created_at) - Date.parse(x.created_at)).slice(0, limit) });
+  }
   if (path === "/api/limiters" && req.method === "GET") {
     const all = url.searchParams.get("include_deleted") === "true";
     return send(res, 200, [...limiters.values()].filter((l) => all || !l.deleted_at).map((l) => (viewer ? maskedView(view(l, origin)) : view(l, origin))));
@@ -537,8 +601,9 @@ async function api(req, res, url) {
       for (const k of ["name", "budget_limit", "period_type", "base_url", "provider", "mode", "unpriced", "timezone", "is_active", "extra_budgets", "require_user", "allowed_models", "cap_output_tokens"])
         if (b[k] !== undefined && b[k] !== null) l[k] = b[k];
       // `null` removes these (and `unmetered_endpoints` returns to the server's setting).
-      for (const k of ["user_budget", "max_request_cost", "expires_at", "unmetered_endpoints", "credential_id"]) if (b[k] !== undefined) l[k] = b[k];
+      for (const k of ["user_budget", "max_request_cost", "expires_at", "unmetered_endpoints", "credential_id", "alerts"]) if (b[k] !== undefined) l[k] = b[k];
       l.updated_at = iso(Date.now());
+      if (before.is_active && !l.is_active) raiseAlert("deactivated", l);
       const [b0, a0] = changed(before, limiterAudit(l));
       did("limiter.update", { limiter_id: l.id, before: b0, after: a0 });
       return send(res, 200, view(l, origin));
@@ -546,6 +611,7 @@ async function api(req, res, url) {
     if (!m[2] && req.method === "DELETE") {
       did("limiter.delete", { limiter_id: l.id, before: limiterAudit(l) });
       l.deleted_at = iso(Date.now());
+      raiseAlert("deleted", l);
       return send(res, 204);
     }
     if (m[2] === "/rotate-code" && req.method === "POST") {
@@ -825,6 +891,17 @@ function seed() {
   for (let i = 0; i < 4; i++) refusals.push({ ts: now - (i + 1) * 600e3, limiter_id: b.id, reason: "model_rule" });
   for (let i = 0; i < 12; i++) refusals.push({ ts: now - (i + 1) * 300e3, limiter_id: d.id, reason: "inactive" });
   for (let i = 0; i < 60; i++) record(a, "gpt-4.1", "alice", 60000, 8000, ds + Math.floor(((now - ds) * i) / 60));
+  // Alerts: Customer A and Free tier report to a Slack webhook; one receiver is failing.
+  a.alerts = { thresholds: [50, 80, 100], webhook_url: "https://hooks.slack.com/services/T000/B000/XXXXXXXX", format: "slack", muted: false };
+  c.alerts = { thresholds: null, webhook_url: "https://alerts.example.com/budget?token=abc", format: "json", muted: false };
+  b.alerts = { thresholds: [], muted: true };
+  const win = (l, pct, t, over = {}) =>
+    raiseAlert("threshold_crossed", l, t, { threshold: pct, period: "day", window_start: iso(ds), spent: round9((l.budget_limit * pct) / 100 + 0.01), budget: l.budget_limit, ...over });
+  win(a, 50, ds + 3 * 3600e3);
+  win(a, 80, Math.min(now - 600e3, ds + 7 * 3600e3));
+  win(c, 80, ds + 120e3);
+  win(c, 100, ds + 150e3, { status: "failed", attempts: 14, delivered_at: null, last_error: "HTTP 503" });
+  raiseAlert("exhausted", c, now - 90e3, { period: "day", window_start: iso(ds), spent: 1.02, budget: 1, status: "pending", attempts: 3, delivered_at: null, last_error: "connection refused", next_attempt_at: iso(now + 40e3) });
   // A few days of admin actions, oldest first.
   const ago = (hours) => now - hours * 3600e3;
   const office = "192.0.2.10";

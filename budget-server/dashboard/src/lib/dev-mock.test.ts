@@ -311,6 +311,43 @@ describe("the dev mock answers as the OpenAPI document says", () => {
     await call("POST", "/api/auth/login", "/api/auth/login", 401, { username: "vera.mock", password: "viewer-password-1" });
   });
 
+  it("alerts: settings checked like the server's; a limiter with its own webhook lists its deactivation, newest first, filtered", async () => {
+    base = inject("devMockUrl");
+    token = ((await call("POST", "/api/auth/login", "/api/auth/login", 200, { username: "admin", password: "changeme" })) as { token: string }).token;
+    const body = { name: "alerted", budget_limit: 2, period_type: "day", base_url: "https://api.openai.com" };
+    type Err = { error: { field: string } };
+    const bad = async (alerts: unknown) => ((await call("POST", "/api/limiters", "/api/limiters", 422, { ...body, alerts })) as Err).error.field;
+    expect(await bad({ thresholds: [80, 50], muted: false })).toBe("alerts.thresholds");
+    expect(await bad({ thresholds: [0], muted: false })).toBe("alerts.thresholds");
+    expect(await bad({ thresholds: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], muted: false })).toBe("alerts.thresholds");
+    expect(await bad({ webhook_url: "ftp://hooks.example.com/x", muted: false })).toBe("alerts.webhook_url");
+    expect(await bad({ webhook_url: "https://u:p@hooks.example.com/x", muted: false })).toBe("alerts.webhook_url");
+    const settings = { thresholds: [50, 90], webhook_url: "https://hooks.example.com/secret/path", format: "slack", muted: false };
+    const l = (await call("POST", "/api/limiters", "/api/limiters", 201, { ...body, alerts: settings })) as { id: string; alerts: unknown };
+    expect(l.alerts).toEqual(settings);
+    const one = `/api/limiters/${l.id}`;
+    await call("PUT", "/api/limiters/{id}", one, 200, { is_active: false });
+
+    type View = { defaults: { enabled: boolean; thresholds: number[] }; deliveries: { kind: string; limiter_id: string; destination: string; status: string; created_at: string }[] };
+    const mine = (await call("GET", "/api/alerts", `/api/alerts?limiter_id=${l.id}`, 200)) as View;
+    expect(mine.defaults).toMatchObject({ enabled: true, thresholds: [80, 100] });
+    expect(mine.deliveries.map((d) => [d.kind, d.destination, d.status])).toEqual([["deactivated", "https://hooks.example.com/…", "delivered"]]);
+    expect(JSON.stringify(mine)).not.toContain("secret/path");
+    // Back to the server's defaults (no webhook there): a deletion raises nothing.
+    expect(((await call("PUT", "/api/limiters/{id}", one, 200, { alerts: null })) as { alerts: unknown }).alerts).toBeNull();
+    await call("DELETE", "/api/limiters/{id}", one, 204);
+    expect(((await call("GET", "/api/alerts", `/api/alerts?limiter_id=${l.id}`, 200)) as View).deliveries).toHaveLength(1);
+
+    const all = ((await call("GET", "/api/alerts", "/api/alerts", 200)) as View).deliveries;
+    const times = all.map((d) => Date.parse(d.created_at));
+    expect(times).toEqual([...times].sort((x, y) => y - x));
+    const failed = ((await call("GET", "/api/alerts", "/api/alerts?status=failed&limit=5", 200)) as View).deliveries;
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.every((d) => d.status === "failed")).toBe(true);
+    await call("GET", "/api/alerts", "/api/alerts?status=lost", 400);
+    await call("GET", "/api/alerts", "/api/alerts?limit=0", 400);
+  });
+
   it("the checker itself finds a wrong shape", () => {
     const limiter = { $ref: "#/components/schemas/Limiter" };
     expect(problems({ id: "x" }, limiter).join("\n")).toMatch(/budget_limit: missing/);
