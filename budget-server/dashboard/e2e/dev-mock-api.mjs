@@ -897,10 +897,11 @@ function seed() {
   b.alerts = { thresholds: [], muted: true };
   const win = (l, pct, t, over = {}) =>
     raiseAlert("threshold_crossed", l, t, { threshold: pct, period: "day", window_start: iso(ds), spent: round9((l.budget_limit * pct) / 100 + 0.01), budget: l.budget_limit, ...over });
-  win(a, 50, ds + 3 * 3600e3);
-  win(a, 80, Math.min(now - 600e3, ds + 7 * 3600e3));
-  win(c, 80, ds + 120e3);
-  win(c, 100, ds + 150e3, { status: "failed", attempts: 14, delivered_at: null, last_error: "HTTP 503" });
+  const today = (f) => Math.floor(ds + (now - ds) * f);
+  win(a, 50, today(0.5));
+  win(a, 80, today(0.9));
+  win(c, 80, today(0.1));
+  win(c, 100, today(0.12), { status: "failed", attempts: 14, delivered_at: null, last_error: "HTTP 503" });
   raiseAlert("exhausted", c, now - 90e3, { period: "day", window_start: iso(ds), spent: 1.02, budget: 1, status: "pending", attempts: 3, delivered_at: null, last_error: "connection refused", next_attempt_at: iso(now + 40e3) });
   // A few days of admin actions, oldest first.
   const ago = (hours) => now - hours * 3600e3;

@@ -28,9 +28,17 @@ import { cn } from "../lib/utils";
 
 const dash = <span className="text-muted-foreground">—</span>;
 
-function Time({ iso }: { iso: string | null | undefined }) {
+/** A time in the browser's zone (hover: UTC); only the clock when it falls on the same day as `sameDayAs`. */
+function Time({ iso, sameDayAs }: { iso: string | null | undefined; sameDayAs?: string }) {
   if (!iso) return dash;
-  return <span title={utcTime(iso)}>{formatAuditTime(iso)}</span>;
+  const full = formatAuditTime(iso);
+  const day = (s: string) => new Date(s).toDateString();
+  const shown = sameDayAs && day(iso) === day(sameDayAs) ? full.slice(full.lastIndexOf(", ") + 2) : full;
+  return (
+    <span className="whitespace-nowrap" title={utcTime(iso)}>
+      {shown}
+    </span>
+  );
 }
 
 /** "retried for 24 h" style durations. */
@@ -124,18 +132,18 @@ function DeliveryRow({ d }: { d: AlertDelivery }) {
       <TableCell className="text-right tabular" data-col="attempts">
         {d.attempts}
       </TableCell>
-      <TableCell className="max-w-[16rem] break-words text-xs" data-col="last_error">
+      <TableCell className="max-w-[12rem] break-words text-xs" data-col="last_error">
         {d.last_error ? <span className="text-red-700">{d.last_error}</span> : dash}
       </TableCell>
-      <TableCell className="whitespace-nowrap text-xs tabular" data-col="when">
+      <TableCell className="text-xs tabular" data-col="when">
         {d.status === "delivered" ? (
-          <>
-            delivered <Time iso={d.delivered_at} />
-          </>
+          <span className="grid">
+            <span className="text-muted-foreground">delivered</span> <Time iso={d.delivered_at} sameDayAs={d.created_at} />
+          </span>
         ) : d.status === "pending" && d.next_attempt_at ? (
-          <>
-            next try <Time iso={d.next_attempt_at} />
-          </>
+          <span className="grid">
+            <span className="text-muted-foreground">next try</span> <Time iso={d.next_attempt_at} sameDayAs={d.created_at} />
+          </span>
         ) : (
           dash
         )}
