@@ -111,12 +111,13 @@ pub fn text(e: &AlertEvent, slack: bool) -> String {
     let dollars = |m: budget_core::Money| format!("${}", m.to_decimal_string());
     match (e.kind, &e.window) {
         (AlertKind::ThresholdCrossed, Some(w)) => format!(
-            "Budget alert: limiter {name} has used {}% of its {} budget ({} of {}; the window \
-             resets {}).",
-            percent(w.spent.percent_of_bp(w.budget).unwrap_or(0)),
+            "Budget alert: limiter {name} passed {}% of its {} budget: {} of {} used ({}%); \
+             the window resets {}.",
+            e.threshold.unwrap_or(0),
             w.period.as_str(),
             dollars(w.spent),
             dollars(w.budget),
+            percent(w.spent.percent_of_bp(w.budget).unwrap_or(0)),
             when(w.end),
         ),
         (AlertKind::Exhausted, Some(w)) => format!(
