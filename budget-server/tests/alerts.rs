@@ -157,8 +157,16 @@ impl Server {
         webhook: Option<&str>,
         tune: impl FnOnce(&mut Config),
     ) -> Server {
+        Server::on(format!("sqlite:{}", db.display()), webhook, tune).await
+    }
+
+    async fn on(
+        database_url: String,
+        webhook: Option<&str>,
+        tune: impl FnOnce(&mut Config),
+    ) -> Server {
         let mut c = Config::for_tests();
-        c.database_url = format!("sqlite:{}", db.display());
+        c.database_url = database_url;
         c.allow_link_local_upstreams = true;
         c.alert_webhook_url = webhook.map(str::to_owned);
         c.alert_webhook_secret = Some(SECRET.into());
@@ -188,6 +196,9 @@ impl Server {
         self.state.layer.settlements().await;
         if let Some(s) = &self.state.sqlite {
             s.close().await;
+        }
+        if let Some(p) = &self.state.postgres {
+            p.close().await;
         }
     }
 
@@ -555,4 +566,103 @@ async fn a_receiver_that_hangs_does_not_slow_the_proxy() {
     assert_eq!(pending.len(), 12);
     assert!(pending.iter().all(|d| d["status"] == "pending"));
     srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_on_postgresql_send_each_event_once() {
+    let Some(cluster) = budget_store_postgres::testing::TestCluster::shared(
+        "two_replicas_on_postgresql_send_each_event_once",
+    ) else {
+        return;
+    };
+    let url = cluster.fresh_database().await;
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let (rx, hook) = Receiver::start().await;
+    let a = Server::on(url.clone(), Some(&hook), |_| {}).await;
+    let b = Server::on(url, Some(&hook), |_| {}).await;
+
+    let (probe_id, probe) = a
+        .limiter(json!({"name": "probe", "budget_limit": 100, "period_type": "month", "base_url": mock.url(),
+                        "alerts": {"muted": true}}))
+        .await;
+    assert_eq!(a.chat(&probe).await, StatusCode::OK);
+    a.state.layer.settlements().await;
+    let start = Instant::now();
+    let cost = loop {
+        let c = a
+            .api("GET", &format!("/api/limiters/{probe_id}"), None)
+            .await["current_spend"]
+            .as_f64()
+            .unwrap();
+        if c > 0.0 {
+            break c;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "usage written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // One soft budget of 60 requests, spent through both replicas at once.
+    let budget = format!("{:.9}", cost * 60.0);
+    let (_, code) = a
+        .limiter(json!({"name": "shared", "budget_limit": budget, "period_type": "month", "base_url": mock.url()}))
+        .await;
+    let requests = (0..120).map(|i| {
+        let (srv, code) = (if i % 2 == 0 { &a } else { &b }, code.clone());
+        async move { srv.chat(&code).await }
+    });
+    futures::future::join_all(requests).await;
+    a.state.layer.settlements().await;
+    b.state.layer.settlements().await;
+    // Spent by now: both replicas refuse, and both notice the window is exhausted.
+    let start = Instant::now();
+    let (mut refused_a, mut refused_b) = (false, false);
+    while !(refused_a && refused_b) && start.elapsed() < Duration::from_secs(20) {
+        refused_a |= a.chat(&code).await == StatusCode::TOO_MANY_REQUESTS;
+        refused_b |= b.chat(&code).await == StatusCode::TOO_MANY_REQUESTS;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        refused_a && refused_b,
+        "both replicas refuse once the budget is spent"
+    );
+    rx.wait_for(3).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let got = rx.got();
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|(_, h, _)| h["x-budget-event-id"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got.len(), 3, "three events, each sent once: {ids:#?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "{ids:#?}");
+    let mut kinds: Vec<String> = rx
+        .events()
+        .iter()
+        .map(|e| format!("{} {}", e["type"].as_str().unwrap(), e["threshold_percent"]))
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "exhausted null",
+            "threshold_crossed 100",
+            "threshold_crossed 80"
+        ]
+    );
+    for (_, headers, body) in &got {
+        verify(headers, body);
+    }
+    // Both replicas list the same three, delivered.
+    for srv in [&a, &b] {
+        let d = srv.deliveries().await;
+        let of_shared: Vec<&Value> = d.iter().filter(|d| d["limiter_name"] == "shared").collect();
+        assert_eq!(of_shared.len(), 3);
+        assert!(of_shared
+            .iter()
+            .all(|d| d["status"] == "delivered" && d["attempts"] == 1));
+    }
+    a.stop().await;
+    b.stop().await;
 }
