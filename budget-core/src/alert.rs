@@ -207,21 +207,25 @@ pub struct AlertEvent {
 }
 
 impl AlertEvent {
-    /// The id of a threshold reached in a window: limiter, period, window start, percent.
+    /// The id of a threshold reached in a window: limiter, period, window start, budget (in
+    /// nano-dollars: a window whose budget is changed alerts again against the new one),
+    /// percent.
     pub fn threshold_id(limiter: LimiterId, window: &AlertWindow, percent: u16) -> String {
         format!(
-            "threshold_crossed:{limiter}:{}:{}:{percent}",
+            "threshold_crossed:{limiter}:{}:{}:{}:{percent}",
             window.period.as_str(),
-            window.start.timestamp()
+            window.start.timestamp(),
+            window.budget.as_nanos()
         )
     }
 
-    /// The id of the first refusal in a window.
+    /// The id of the first refusal in a window (with its budget, as for thresholds).
     pub fn exhausted_id(limiter: LimiterId, window: &AlertWindow) -> String {
         format!(
-            "exhausted:{limiter}:{}:{}",
+            "exhausted:{limiter}:{}:{}:{}",
             window.period.as_str(),
-            window.start.timestamp()
+            window.start.timestamp(),
+            window.budget.as_nanos()
         )
     }
 
@@ -402,6 +406,9 @@ mod tests {
             "spend is not part of it"
         );
         assert_ne!(a, AlertEvent::threshold_id(l, &w, 100));
+        let mut raised = w.clone();
+        raised.budget = Money::from_dollars(2);
+        assert_ne!(a, AlertEvent::threshold_id(l, &raised, 80), "a new budget alerts again");
         assert_ne!(a, AlertEvent::exhausted_id(l, &w));
     }
 }

@@ -16,7 +16,6 @@ import secrets
 import selectors
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -579,10 +578,10 @@ def _start_expecting_exit(db_url: str, secrets_key: str | None, workdir: str) ->
     return code, server.output
 
 
-def test_a_wrong_secrets_key_at_start_up_is_a_clear_error(admin):
+def test_a_wrong_secrets_key_at_start_up_is_a_clear_error(admin, tmp_path):
     assert SECRETS_KEY and DB_FILE
     admin.create_credential("startup", UPSTREAM_KEY)
-    workdir = tempfile.mkdtemp(prefix="budget-sdk-second-")
+    workdir = str(tmp_path)
     wrong = base64.b64encode(secrets.token_bytes(32)).decode()
     code, output = _start_expecting_exit(f"sqlite:{DB_FILE}", wrong, workdir)
     assert code != 0
@@ -605,8 +604,8 @@ def test_a_wrong_secrets_key_at_start_up_is_a_clear_error(admin):
         assert secret not in server.output, "the second server's log shows a secret"
 
 
-def test_a_malformed_secrets_key_or_none_at_all_on_a_fresh_database(admin):
-    workdir = tempfile.mkdtemp(prefix="budget-sdk-fresh-")
+def test_a_malformed_secrets_key_or_none_at_all_on_a_fresh_database(admin, tmp_path):
+    workdir = str(tmp_path)
     db = f"sqlite:{workdir}/fresh.db"
     code, output = _start_expecting_exit(db, "too-short", workdir)
     assert code != 0 and "SECRETS_KEY" in output, output

@@ -53,6 +53,16 @@ pub struct JournalStore {
     memory: MemoryStore,
     journal: Mutex<File>,
     path: PathBuf,
+    /// A [`temporary`](Self::temporary) journal is deleted with its store.
+    temporary: bool,
+}
+
+impl Drop for JournalStore {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl JournalStore {
@@ -98,13 +108,24 @@ impl JournalStore {
             memory: MemoryStore::from_parts(limiters, records),
             journal: Mutex::new(journal),
             path,
+            temporary: false,
         })
     }
 
-    /// A store on a fresh journal in the temporary directory (for tests).
+    /// A store on a fresh journal in the temporary directory (for tests), deleted when the
+    /// store is dropped unless [`keep_journal`](Self::keep_journal) is called.
     pub fn temporary() -> impl std::future::Future<Output = Self> {
         let path = std::env::temp_dir().join(format!("budget-journal-{}.jsonl", uuid_like()));
-        async move { JournalStore::open(path).await.expect("temporary journal") }
+        async move {
+            let mut store = JournalStore::open(path).await.expect("temporary journal");
+            store.temporary = true;
+            store
+        }
+    }
+
+    /// Keep a temporary journal when the store is dropped (to reopen it).
+    pub fn keep_journal(&mut self) {
+        self.temporary = false;
     }
 
     /// Where the journal lives.

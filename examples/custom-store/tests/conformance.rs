@@ -12,7 +12,8 @@ async fn survives_reopen() {
     use budget_core::store::{ReserveOutcome, ReserveRequest, UsageQuery};
     use budget_core::{EnforcementMode, LimiterUpdate, Period};
 
-    let store = JournalStore::temporary().await;
+    let mut store = JournalStore::temporary().await;
+    store.keep_journal();
     let path = store.path().to_path_buf();
     let t0 = budget_core::conformance::t0();
     let a =
