@@ -408,7 +408,11 @@ mod tests {
         assert_ne!(a, AlertEvent::threshold_id(l, &w, 100));
         let mut raised = w.clone();
         raised.budget = Money::from_dollars(2);
-        assert_ne!(a, AlertEvent::threshold_id(l, &raised, 80), "a new budget alerts again");
+        assert_ne!(
+            a,
+            AlertEvent::threshold_id(l, &raised, 80),
+            "a new budget alerts again"
+        );
         assert_ne!(a, AlertEvent::exhausted_id(l, &w));
     }
 }
