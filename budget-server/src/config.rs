@@ -280,7 +280,7 @@ pub struct Config {
     #[arg(long, env = "ALERT_RETRY_BASE_MS", default_value_t = 5_000)]
     pub alert_retry_base_ms: u64,
 
-    /// Seconds one delivery attempt may take, connecting included.
+    /// Seconds one delivery attempt may wait for the answer's status, connecting included.
     #[arg(long, env = "ALERT_TIMEOUT_SECS", default_value_t = 10)]
     pub alert_timeout_secs: u64,
 }

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use budget_mock_upstream::{MockOptions, MockUpstream};
 use budget_server::config::Config;
 use budget_server::state::AppState;
 use bytes::Bytes;
+use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -32,6 +34,8 @@ struct Receiver {
     got: Arc<Mutex<Vec<Got>>>,
     fail: Arc<AtomicUsize>,
     hang: Arc<AtomicBool>,
+    /// Answer 200 with a body that starts and never ends.
+    dribble: Arc<AtomicBool>,
     hanging: Arc<AtomicUsize>,
 }
 
@@ -54,9 +58,16 @@ impl Receiver {
                         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                         .is_ok()
                     {
-                        return StatusCode::INTERNAL_SERVER_ERROR;
+                        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
                     }
-                    StatusCode::NO_CONTENT
+                    if r.dribble.load(Ordering::SeqCst) {
+                        let endless = futures::stream::once(async {
+                            Ok::<_, std::io::Error>(Bytes::from_static(b"{\"ok\":"))
+                        })
+                        .chain(futures::stream::pending());
+                        return axum::body::Body::from_stream(endless).into_response();
+                    }
+                    StatusCode::NO_CONTENT.into_response()
                 },
             )
             .with_state(r.clone());
@@ -665,4 +676,43 @@ async fn two_replicas_on_postgresql_send_each_event_once() {
     }
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receiver_that_answers_2xx_then_dribbles_its_body_has_the_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let (rx, hook) = Receiver::start().await;
+    rx.dribble.store(true, Ordering::SeqCst);
+    let srv = Server::start(&dir.path().join("e.db"), Some(&hook), |c| {
+        c.alert_timeout_secs = 2
+    })
+    .await;
+    let (id, _) = srv
+        .limiter(
+            json!({"name": "d", "budget_limit": 5, "period_type": "day", "base_url": mock.url()}),
+        )
+        .await;
+    srv.api(
+        "PUT",
+        &format!("/api/limiters/{id}"),
+        Some(json!({"is_active": false})),
+    )
+    .await;
+    let start = Instant::now();
+    loop {
+        let d = srv.deliveries().await;
+        if d.first().is_some_and(|d| d["status"] == "delivered") {
+            assert_eq!(d[0]["attempts"], 1, "the status decided: {d:?}");
+            assert_eq!(d[0]["last_error"], Value::Null);
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "delivered: {d:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rx.got().len(), 1);
+    srv.stop().await;
 }

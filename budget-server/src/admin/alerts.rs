@@ -34,10 +34,12 @@ pub fn check_settings(state: &AppState, settings: Option<&AlertSettings>) -> Res
     if !state.config.allow_link_local_upstreams {
         if let Ok(u) = url::Url::parse(url) {
             if crate::egress::host_is_metadata(&u) {
-                return Err(ApiError::bad_param(
+                return Err(budget_core::ValidationError::new(
                     "alerts.webhook_url",
-                    "points at a link-local or cloud-metadata address",
-                ));
+                    "points at a link-local or cloud-metadata address; set \
+                     ALLOW_LINK_LOCAL_UPSTREAMS=true on the server to allow it",
+                )
+                .into());
             }
         }
     }

@@ -33,6 +33,8 @@ pub const MAX_IN_FLIGHT: usize = 8;
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// How long a claim keeps other replicas off an event, beyond the attempt's timeout.
 const CLAIM_MARGIN: Duration = Duration::from_secs(30);
+/// How long an answer's body is read after its status (the connection is dropped after).
+const DRAIN_FOR: Duration = Duration::from_secs(1);
 /// How often the outbox is asked for due events when nothing wakes the sender sooner.
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
@@ -169,8 +171,17 @@ async fn post(alerts: &Alerts, client: &Client, d: &AlertDelivery) -> Result<(),
         .header("x-budget-signature", signature(secret, timestamp, &body))
         .body(Body::from(body))
         .map_err(|e| format!("bad request: {e}"))?;
-    let exchange = async {
-        let response = client.request(request).await.map_err(|e| {
+    // The answer's status decides; its body is read briefly only so that the connection can
+    // be reused (a receiver that took the event and then dribbles its answer has taken it).
+    let response = match tokio::time::timeout(alerts.config.timeout, client.request(request)).await
+    {
+        Err(_) => {
+            return Err(format!(
+                "no answer within {} s",
+                alerts.config.timeout.as_secs()
+            ))
+        }
+        Ok(Err(e)) => {
             let mut why = e.to_string();
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
@@ -178,11 +189,13 @@ async fn post(alerts: &Alerts, client: &Client, d: &AlertDelivery) -> Result<(),
                 why.push_str(&s.to_string());
                 source = s.source();
             }
-            why
-        })?;
-        let status = response.status();
-        // Read (a little of) the answer so the connection can be reused.
-        let mut body = response.into_body();
+            return Err(why);
+        }
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status();
+    let mut body = response.into_body();
+    let drain = async {
         let mut read = 0usize;
         while read < 64 * 1024 {
             match body.frame().await {
@@ -190,18 +203,12 @@ async fn post(alerts: &Alerts, client: &Client, d: &AlertDelivery) -> Result<(),
                 _ => break,
             }
         }
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("HTTP {}", status.as_u16()))
-        }
     };
-    match tokio::time::timeout(alerts.config.timeout, exchange).await {
-        Ok(r) => r,
-        Err(_) => Err(format!(
-            "no answer within {} s",
-            alerts.config.timeout.as_secs()
-        )),
+    let _ = tokio::time::timeout(DRAIN_FOR, drain).await;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {}", status.as_u16()))
     }
 }
 
