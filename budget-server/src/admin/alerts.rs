@@ -176,27 +176,19 @@ pub async fn list(
     params: Result<Query<AlertParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AlertsView>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_param("query", e.body_text()))?;
-    let limiter_id = match p.limiter_id.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => Some(
-            s.parse::<LimiterId>()
-                .map_err(|_| ApiError::bad_param("limiter_id", "must be a limiter id (a UUID)"))?,
-        ),
-    };
+    let limiter_id = super::stats::StatsParams {
+        limiter_id: p.limiter_id,
+        ..Default::default()
+    }
+    .usage_query()?
+    .limiter_id;
     let status = match p.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
             ApiError::bad_param("status", "must be pending, delivered or failed")
         })?),
     };
-    let limit = match p.limit.as_deref().filter(|s| !s.is_empty()) {
-        None => 100,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::bad_param("limit", "must be a whole number from 1 to 1000"))?,
-    };
+    let limit = super::stats::parse_limit(p.limit.as_deref(), 100)?;
     let deliveries = super::error::or_empty(
         state
             .store

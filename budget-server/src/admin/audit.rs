@@ -202,14 +202,7 @@ pub async fn list(
         ..Default::default()
     }
     .usage_query()?;
-    let limit = match p.limit.as_deref().filter(|s| !s.is_empty()) {
-        None => 100,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::bad_param("limit", "must be a whole number from 1 to 1000"))?,
-    };
+    let limit = super::stats::parse_limit(p.limit.as_deref(), 100)?;
     let query = AuditQuery {
         limiter_id: range.limiter_id,
         actor: p.actor.filter(|a| !a.is_empty()),

@@ -218,8 +218,59 @@ impl PublicBase {
 pub(crate) async fn view(
     state: &AppState,
     base: &PublicBase,
+    limiter: Limiter,
+    now: DateTime<Utc>,
+) -> Result<LimiterView, ApiError> {
+    let refused = refusals_of(
+        state,
+        &UsageQuery::window(limiter.id, limiter.window_at(now)),
+    )
+    .await?
+    .remove(&limiter.id)
+    .unwrap_or_default();
+    view_with(state, base, limiter, now, refused).await
+}
+
+/// The views of `limiters`, their refusal counts read with one query per distinct current
+/// window (limiters of the same period and time zone share one), not one per limiter.
+async fn views(
+    state: &AppState,
+    base: &PublicBase,
+    limiters: Vec<Limiter>,
+    now: DateTime<Utc>,
+) -> Result<Vec<LimiterView>, ApiError> {
+    let mut by_window: std::collections::HashMap<
+        (DateTime<Utc>, DateTime<Utc>),
+        std::collections::HashMap<LimiterId, RefusalCounts>,
+    > = Default::default();
+    for l in &limiters {
+        let w = l.window_at(now);
+        if let std::collections::hash_map::Entry::Vacant(e) = by_window.entry((w.start, w.end)) {
+            let all = UsageQuery {
+                limiter_id: None,
+                from: Some(w.start),
+                to: Some(w.end),
+            };
+            e.insert(refusals_of(state, &all).await?);
+        }
+    }
+    futures::future::try_join_all(limiters.into_iter().map(|l| {
+        let w = l.window_at(now);
+        let refused = by_window
+            .get_mut(&(w.start, w.end))
+            .and_then(|m| m.remove(&l.id))
+            .unwrap_or_default();
+        view_with(state, base, l, now, refused)
+    }))
+    .await
+}
+
+async fn view_with(
+    state: &AppState,
+    base: &PublicBase,
     mut limiter: Limiter,
     now: DateTime<Utc>,
+    refused: RefusalCounts,
 ) -> Result<LimiterView, ApiError> {
     // A previous code whose grace period is over no longer works: not shown either.
     if limiter
@@ -250,13 +301,6 @@ pub(crate) async fn view(
                 (w.spent, remaining, percentage, w.window.start, w.window.end)
             }
         };
-    let refused = refusals_of(
-        state,
-        &UsageQuery::window(limiter.id, limiter.window_at(now)),
-    )
-    .await?
-    .remove(&limiter.id)
-    .unwrap_or_default();
     Ok(LimiterView {
         refused,
         proxy_endpoint: base.endpoint(&limiter),
@@ -320,10 +364,7 @@ pub async fn list(
         .store
         .list_limiters(q.include_deleted.unwrap_or(false))
         .await?;
-    let views =
-        futures::future::try_join_all(limiters.into_iter().map(|l| view(&state, &base, l, now)))
-            .await?;
-    shown_to(&reader, &views)
+    shown_to(&reader, &views(&state, &base, limiters, now).await?)
 }
 
 /// Views as `reader` may see them: whole for an admin; for a viewer, every code (`code`,

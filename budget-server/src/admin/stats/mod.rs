@@ -26,7 +26,9 @@ pub use export::{
     PAGE as EXPORT_PAGE,
 };
 pub use overview::{__path_overview, overview, LimiterUsageRow, Overview};
-pub use params::{BreakdownBy, Bucket, RangeParams, StatsParams, DEFAULT_LIMIT, MAX_LIMIT};
+pub use params::{
+    parse_limit, BreakdownBy, Bucket, RangeParams, StatsParams, DEFAULT_LIMIT, MAX_LIMIT,
+};
 pub use pricing::{__path_pricing, pricing, PriceView, Pricing, TierView};
 pub use usage::{
     __path_breakdown, __path_recent, __path_timeseries, breakdown, recent, timeseries,

@@ -15,6 +15,21 @@ pub const MAX_LIMIT: usize = 1000;
 /// Rows when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 50;
 
+/// A `limit` query parameter: 1 to [`MAX_LIMIT`], `default` when absent or empty; a `400`
+/// naming it otherwise.
+pub fn parse_limit(raw: Option<&str>, default: usize) -> Result<usize, ApiError> {
+    match raw.filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_param(
+                "limit",
+                format!("must be a whole number from 1 to {MAX_LIMIT}"),
+            )),
+        },
+    }
+}
+
 /// The query parameters of the statistics endpoints, as sent.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct StatsParams {
@@ -122,16 +137,7 @@ impl StatsParams {
 
     /// `limit`, default [`DEFAULT_LIMIT`].
     pub fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit.as_deref().filter(|s| !s.is_empty()) {
-            None => Ok(DEFAULT_LIMIT),
-            Some(s) => match s.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-                _ => Err(ApiError::bad_param(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
-                )),
-            },
-        }
+        parse_limit(self.limit.as_deref(), DEFAULT_LIMIT)
     }
 
     /// `bucket`, default `hour`.
