@@ -3,46 +3,13 @@ import { cleanup, render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Credential, Limiter } from "../lib/api";
+import { limiterFixture } from "../test/fixtures";
 import { LimiterCard, type LimiterCardProps } from "./LimiterCard";
 import { TooltipProvider } from "./ui/tooltip";
 
 const NOW = Date.parse("2026-03-10T12:00:00Z");
 
-function limiter(over: Partial<Limiter> = {}): Limiter {
-  return {
-    id: "6f1c2d4e-0000-4000-8000-000000000001",
-    name: "Customer A",
-    code: "0123456789abcdef0123456789abcdef",
-    proxy_endpoint: "http://localhost:8000/v1/0123456789abcdef0123456789abcdef",
-    budget_limit: 20,
-    period_type: "day",
-    timezone: "UTC",
-    base_url: "https://api.openai.com",
-    provider: "openai",
-    mode: "soft",
-    unpriced: "admit",
-    is_active: true,
-    created_at: "2026-03-01T00:00:00Z",
-    updated_at: "2026-03-01T00:00:00Z",
-    deleted_at: null,
-    current_spend: 5.25,
-    remaining_budget: 14.75,
-    usage_percentage: 26.25,
-    period_start: "2026-03-10T00:00:00Z",
-    period_end: "2026-03-11T00:00:00Z",
-    extra_budgets: [],
-    user_budget: null,
-    user_overrides: {},
-    require_user: false,
-    allowed_models: [],
-    max_request_cost: null,
-    cap_output_tokens: true,
-    expires_at: null,
-    windows: [],
-  refused: { total: 0, by_reason: {} },
-    ...over,
-  };
-}
+const limiter = limiterFixture;
 
 function renderCard(l: Limiter, over: Partial<LimiterCardProps> = {}) {
   const props: LimiterCardProps = {

@@ -5,54 +5,25 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { AlertDefaults } from "../lib/alerts";
 import type { Credential, Limiter } from "../lib/api";
 import { localToRfc3339 } from "../lib/validation";
+import { credentialFixture, limiterFixture } from "../test/fixtures";
 import { LimiterFormDialog } from "./LimiterFormDialog";
 
-const saved: Limiter = {
+const saved = limiterFixture({
   id: "6f1c2d4e-0000-4000-8000-000000000002",
   name: "Team B",
   code: "fedcba9876543210fedcba9876543210",
   proxy_endpoint: "http://localhost:8000/v1/fedcba9876543210fedcba9876543210",
   budget_limit: 12.5,
   period_type: "week",
-  timezone: "UTC",
-  base_url: "https://api.openai.com",
-  provider: "openai",
   mode: "strict",
-  unpriced: "admit",
-  is_active: true,
-  created_at: "2026-03-01T00:00:00Z",
-  updated_at: "2026-03-01T00:00:00Z",
-  deleted_at: null,
   current_spend: 0,
   remaining_budget: 12.5,
   usage_percentage: 0,
   period_start: "2026-03-09T00:00:00Z",
   period_end: "2026-03-16T00:00:00Z",
-  extra_budgets: [],
-  user_budget: null,
-  user_overrides: {},
-  require_user: false,
-  allowed_models: [],
-  max_request_cost: null,
-  cap_output_tokens: true,
-  expires_at: null,
-  windows: [],
-  refused: { total: 0, by_reason: {} },
-};
+});
 
-const openaiKey: Credential = {
-  id: "0c0c0c0c-0000-4000-8000-00000000000a",
-  name: "openai-prod",
-  kind: "openai",
-  organization: "org-1",
-  project: null,
-  key_hint: "…wxyz",
-  fingerprint: "sha256:0123456789ab",
-  created_at: "2026-03-01T00:00:00Z",
-  updated_at: "2026-03-01T00:00:00Z",
-  rotated_at: "2026-03-01T00:00:00Z",
-  limiter_count: 0,
-};
+const openaiKey = credentialFixture({ organization: "org-1", rotated_at: "2026-03-01T00:00:00Z" });
 const azureKey: Credential = { ...openaiKey, id: "0c0c0c0c-0000-4000-8000-00000000000b", name: "azure-eu", kind: "azure", organization: null, key_hint: "…AZ12" };
 
 type Call = { url: string; method: string; headers: Record<string, string>; body: unknown };

@@ -2,41 +2,25 @@
 import { cleanup, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { Limiter, UserView } from "../lib/api";
+import type { UserView } from "../lib/api";
+import { limiterFixture } from "../test/fixtures";
 import { LimiterUsers } from "./LimiterUsers";
 
-const limiter: Limiter = {
+const limiter = limiterFixture({
   id: "6f1c2d4e-0000-4000-8000-000000000003",
   name: "Team C",
   code: "00112233445566778899aabbccddeeff",
   proxy_endpoint: "http://localhost:8000/v1/00112233445566778899aabbccddeeff",
   budget_limit: 50,
   period_type: "month",
-  timezone: "UTC",
-  base_url: "https://api.openai.com",
-  provider: "openai",
-  mode: "soft",
-  unpriced: "admit",
-  is_active: true,
-  created_at: "2026-03-01T00:00:00Z",
-  updated_at: "2026-03-01T00:00:00Z",
-  deleted_at: null,
-  extra_budgets: [],
   user_budget: { budget_limit: 1, period_type: "day" },
   user_overrides: { carol: { budget_limit: 5, period_type: "day" } },
-  require_user: false,
-  allowed_models: [],
-  max_request_cost: null,
-  cap_output_tokens: true,
-  expires_at: null,
-  windows: [],
-  refused: { total: 0, by_reason: {} },
   current_spend: 3,
   remaining_budget: 47,
   usage_percentage: 6,
   period_start: "2026-03-01T00:00:00Z",
   period_end: "2026-04-01T00:00:00Z",
-};
+});
 
 const day = { period_start: "2026-03-10T00:00:00Z", period_end: "2026-03-11T00:00:00Z" };
 let users: UserView[];

@@ -7,58 +7,16 @@ import userEvent from "@testing-library/user-event";
 import { MemoryRouter, Route, Routes } from "react-router-dom";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { AuthProvider } from "../hooks/auth";
-import type { Credential, Limiter, Me } from "../lib/api";
+import type { Me } from "../lib/api";
 import { CredentialsPage } from "../pages/CredentialsPage";
 import { LimitersPage } from "../pages/LimitersPage";
+import { credentialFixture, limiterFixture } from "../test/fixtures";
 import { Layout } from "./Layout";
 import { TooltipProvider } from "./ui/tooltip";
 
 const masked = "sk-budget-3f9c…";
-const limiter = {
-  id: "6f1c2d4e-0000-4000-8000-000000000001",
-  name: "Customer A",
-  code: masked,
-  proxy_endpoint: `http://localhost:8000/v1/${masked}`,
-  budget_limit: 20,
-  period_type: "day",
-  timezone: "UTC",
-  base_url: "https://api.openai.com",
-  provider: "openai",
-  mode: "soft",
-  unpriced: "admit",
-  is_active: true,
-  created_at: "2026-03-01T00:00:00Z",
-  updated_at: "2026-03-01T00:00:00Z",
-  deleted_at: null,
-  current_spend: 5.25,
-  remaining_budget: 14.75,
-  usage_percentage: 26.25,
-  period_start: "2026-03-10T00:00:00Z",
-  period_end: "2026-03-11T00:00:00Z",
-  extra_budgets: [],
-  user_budget: null,
-  user_overrides: {},
-  require_user: false,
-  allowed_models: [],
-  max_request_cost: null,
-  cap_output_tokens: true,
-  expires_at: null,
-  windows: [],
-  refused: { total: 0, by_reason: {} },
-} as unknown as Limiter;
-const credential: Credential = {
-  id: "0c0c0c0c-0000-4000-8000-00000000000a",
-  name: "openai-prod",
-  kind: "openai",
-  organization: null,
-  project: null,
-  key_hint: "…wxyz",
-  fingerprint: "sha256:0123456789ab",
-  created_at: "2026-03-01T00:00:00Z",
-  updated_at: "2026-03-01T00:00:00Z",
-  rotated_at: "2026-03-05T10:00:00Z",
-  limiter_count: 0,
-};
+const limiter = limiterFixture({ code: masked, proxy_endpoint: `http://localhost:8000/v1/${masked}` });
+const credential = credentialFixture();
 
 // The chart needs a laid-out container, which jsdom does not have; it is not under test here.
 vi.mock("./SpendChart", () => ({ SpendChart: () => null }));
