@@ -1,31 +1,12 @@
-import { CircleAlert, Loader2 } from "lucide-react";
 import { useEffect, useId, useState } from "react";
 import { accountFieldFor, EMPTY_ACCOUNT, MIN_PASSWORD_CHARS, toAccountCreate, validateAccountForm, type AccountFormErrors, type AccountFormValues } from "../lib/accounts";
 import { ApiError, api, type Account } from "../lib/api";
-import { Button } from "./ui/button";
-import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "./ui/dialog";
+import { FormDialog, FormField, invalidProps } from "./FormDialog";
 import { Input } from "./ui/input";
-import { Label } from "./ui/label";
 import { Select } from "./ui/select";
 
 /** Create an account, or reset an account's password (an admin's reset ends its sessions). */
 export type AccountFormMode = "create" | "reset";
-
-function Field({ id, label, error, hint, children }: { id: string; label: string; error?: string; hint?: string; children: React.ReactNode }) {
-  return (
-    <div className="grid content-start gap-1.5">
-      <Label htmlFor={id}>{label}</Label>
-      {children}
-      {error ? (
-        <p id={`${id}-error`} className="text-xs font-medium text-red-600" data-testid={`field-error-${id.split("-").pop()}`}>
-          {error}
-        </p>
-      ) : hint ? (
-        <p className="text-xs text-muted-foreground">{hint}</p>
-      ) : null}
-    </div>
-  );
-}
 
 export function AccountFormDialog({
   mode,
@@ -89,58 +70,49 @@ export function AccountFormDialog({
   }
 
   const id = (k: string) => `${uid}-${k}`;
-  const inv = (k: keyof AccountFormValues) => (errors[k] ? { "aria-invalid": true as const, "aria-describedby": `${id(k)}-error` } : {});
+  const inv = (k: keyof AccountFormValues) => invalidProps(id(k), errors[k]);
 
   return (
-    <Dialog open={open} onOpenChange={onOpenChange}>
-      <DialogContent data-testid="account-form-dialog" data-mode={mode}>
-        <DialogHeader>
-          <DialogTitle>{creating ? "Add an account" : `Reset the password of “${account?.username}”`}</DialogTitle>
-          <DialogDescription>
-            {creating
-              ? "Admins can change everything; viewers read limiters and statistics with limiter codes masked, and change nothing but their own password."
-              : "Give them the new password. Every session they have ends at once."}
-          </DialogDescription>
-        </DialogHeader>
-        <form className="grid gap-4" onSubmit={onSubmit} noValidate data-testid="account-form" autoComplete="off">
-          {creating && (
-            <div className="grid gap-4 sm:grid-cols-2">
-              <Field id={id("username")} label="User name" error={errors.username}>
-                <Input id={id("username")} name="username" value={values.username} onChange={set("username")} placeholder="jane.doe" spellCheck={false} {...inv("username")} />
-              </Field>
-              <Field id={id("role")} label="Role" error={errors.role}>
-                <Select id={id("role")} name="role" value={values.role} onChange={set("role")} {...inv("role")}>
-                  <option value="viewer">Viewer (reads only)</option>
-                  <option value="admin">Admin (everything)</option>
-                </Select>
-              </Field>
-            </div>
-          )}
-          <div className="grid gap-4 sm:grid-cols-2">
-            <Field id={id("password")} label={creating ? "Password" : "New password"} error={errors.password} hint={`At least ${MIN_PASSWORD_CHARS} characters.`}>
-              <Input id={id("password")} name="password" type="password" autoComplete="new-password" value={values.password} onChange={set("password")} {...inv("password")} />
-            </Field>
-            <Field id={id("confirm")} label="Repeat the password" error={errors.confirm}>
-              <Input id={id("confirm")} name="confirm" type="password" autoComplete="new-password" value={values.confirm} onChange={set("confirm")} {...inv("confirm")} />
-            </Field>
-          </div>
-          {formError && (
-            <p role="alert" data-testid="form-error" className="flex items-start gap-2 rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
-              <CircleAlert className="mt-0.5 h-4 w-4 shrink-0" />
-              {formError}
-            </p>
-          )}
-          <DialogFooter>
-            <Button variant="outline" onClick={() => onOpenChange(false)}>
-              Cancel
-            </Button>
-            <Button type="submit" disabled={busy} data-testid="account-form-submit">
-              {busy && <Loader2 className="animate-spin" />}
-              {creating ? "Add account" : "Reset password"}
-            </Button>
-          </DialogFooter>
-        </form>
-      </DialogContent>
-    </Dialog>
+    <FormDialog
+      open={open}
+      onOpenChange={onOpenChange}
+      testId="account-form-dialog"
+      mode={mode}
+      title={creating ? "Add an account" : `Reset the password of “${account?.username}”`}
+      description={
+        creating
+          ? "Admins can change everything; viewers read limiters and statistics with limiter codes masked, and change nothing but their own password."
+          : "Give them the new password. Every session they have ends at once."
+      }
+      formTestId="account-form"
+      autoComplete="off"
+      onSubmit={onSubmit}
+      formError={formError}
+      busy={busy}
+      submitLabel={creating ? "Add account" : "Reset password"}
+      submitTestId="account-form-submit"
+    >
+      {creating && (
+        <div className="grid gap-4 sm:grid-cols-2">
+          <FormField id={id("username")} label="User name" error={errors.username}>
+            <Input id={id("username")} name="username" value={values.username} onChange={set("username")} placeholder="jane.doe" spellCheck={false} {...inv("username")} />
+          </FormField>
+          <FormField id={id("role")} label="Role" error={errors.role}>
+            <Select id={id("role")} name="role" value={values.role} onChange={set("role")} {...inv("role")}>
+              <option value="viewer">Viewer (reads only)</option>
+              <option value="admin">Admin (everything)</option>
+            </Select>
+          </FormField>
+        </div>
+      )}
+      <div className="grid gap-4 sm:grid-cols-2">
+        <FormField id={id("password")} label={creating ? "Password" : "New password"} error={errors.password} hint={`At least ${MIN_PASSWORD_CHARS} characters.`}>
+          <Input id={id("password")} name="password" type="password" autoComplete="new-password" value={values.password} onChange={set("password")} {...inv("password")} />
+        </FormField>
+        <FormField id={id("confirm")} label="Repeat the password" error={errors.confirm}>
+          <Input id={id("confirm")} name="confirm" type="password" autoComplete="new-password" value={values.confirm} onChange={set("confirm")} {...inv("confirm")} />
+        </FormField>
+      </div>
+    </FormDialog>
   );
 }

@@ -1,25 +1,10 @@
 import { BellOff, CircleAlert } from "lucide-react";
 import { thresholdsLabel, type AlertDefaults, type AlertFormErrors, type AlertFormValues, type WebhookFormat } from "../lib/alerts";
+import { FormField, invalidProps } from "./FormDialog";
 import { Input } from "./ui/input";
 import { Label } from "./ui/label";
 import { Select } from "./ui/select";
 import { Switch } from "./ui/switch";
-
-function AlertField({ id, name, label, error, hint, children }: { id: string; name: string; label: string; error?: string; hint?: React.ReactNode; children: React.ReactNode }) {
-  return (
-    <div className="grid content-start gap-1.5">
-      <Label htmlFor={id}>{label}</Label>
-      {children}
-      {error ? (
-        <p id={`${id}-error`} className="text-xs font-medium text-red-600" data-testid={`field-error-${name}`}>
-          {error}
-        </p>
-      ) : hint ? (
-        <p className="text-xs text-muted-foreground">{hint}</p>
-      ) : null}
-    </div>
-  );
-}
 
 /**
  * The limiter form's "Alerts" section: the server's defaults or the limiter's own thresholds,
@@ -42,7 +27,7 @@ export function AlertSettingsSection({
   onChange: (v: AlertFormValues) => void;
 }) {
   const id = (k: string) => `${idPrefix}-alerts_${k}`;
-  const inv = (k: keyof AlertFormErrors) => (errors[k] ? { "aria-invalid": true as const, "aria-describedby": `${id(k)}-error` } : {});
+  const inv = (k: keyof AlertFormErrors) => invalidProps(id(k), errors[k]);
   const serverThresholds = defaults ? thresholdsLabel(defaults.thresholds) : "the server's";
   const serverWebhook = defaults ? (defaults.webhook ?? null) : undefined;
   const summary = defaults
@@ -77,9 +62,9 @@ export function AlertSettingsSection({
       </div>
       {!values.use_defaults && (
         <>
-          <AlertField
+          <FormField
             id={id("thresholds")}
-            name="alerts_thresholds"
+            errorTestId="field-error-alerts_thresholds"
             label="Thresholds (% of each window's budget)"
             error={errors.thresholds}
             hint={`Comma-separated, ascending, 1 to 1000, e.g. 50, 80, 100. Empty: the server's (${serverThresholds}). "off": no threshold alerts.`}
@@ -93,11 +78,11 @@ export function AlertSettingsSection({
               placeholder={defaults ? `${defaults.thresholds.join(", ") || "off"} (server default)` : "80, 100"}
               {...inv("thresholds")}
             />
-          </AlertField>
+          </FormField>
           <div className="grid gap-4 sm:grid-cols-[1fr_10rem]">
-            <AlertField
+            <FormField
               id={id("webhook_url")}
-              name="alerts_webhook_url"
+              errorTestId="field-error-alerts_webhook_url"
               label="Webhook URL (optional)"
               error={errors.webhook_url}
               hint={
@@ -118,8 +103,8 @@ export function AlertSettingsSection({
                 autoComplete="off"
                 {...inv("webhook_url")}
               />
-            </AlertField>
-            <AlertField id={id("format")} name="alerts_format" label="Format" hint={values.webhook_url.trim() ? undefined : "For a webhook set here."}>
+            </FormField>
+            <FormField id={id("format")} errorTestId="field-error-alerts_format" label="Format" hint={values.webhook_url.trim() ? undefined : "For a webhook set here."}>
               <Select
                 id={id("format")}
                 name="alerts_format"
@@ -130,7 +115,7 @@ export function AlertSettingsSection({
                 <option value="json">JSON</option>
                 <option value="slack">Slack</option>
               </Select>
-            </AlertField>
+            </FormField>
           </div>
         </>
       )}

@@ -1,12 +1,9 @@
-import { CircleAlert, Loader2 } from "lucide-react";
 import { useEffect, useId, useState } from "react";
 import { useAuth } from "../hooks/auth";
 import { accountFieldFor, MIN_PASSWORD_CHARS, passwordProblem } from "../lib/accounts";
 import { ApiError } from "../lib/api";
-import { Button } from "./ui/button";
-import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "./ui/dialog";
+import { FormDialog, FormField, invalidProps } from "./FormDialog";
 import { Input } from "./ui/input";
-import { Label } from "./ui/label";
 
 type Fields = { current: string; password: string; confirm: string };
 const EMPTY: Fields = { current: "", password: "", confirm: "" };
@@ -68,51 +65,32 @@ export function ChangePasswordDialog({ open, onOpenChange, onChanged }: { open: 
   }
 
   const id = (k: string) => `${uid}-${k}`;
-  const inv = (k: keyof Fields) => (errors[k] ? { "aria-invalid": true as const, "aria-describedby": `${id(k)}-error` } : {});
+  const inv = (k: keyof Fields) => invalidProps(id(k), errors[k]);
   const field = (k: keyof Fields, label: string, autoComplete: string, hint?: string) => (
-    <div className="grid content-start gap-1.5">
-      <Label htmlFor={id(k)}>{label}</Label>
+    <FormField id={id(k)} label={label} error={errors[k]} hint={hint}>
       <Input id={id(k)} name={k} type="password" autoComplete={autoComplete} value={values[k]} onChange={set(k)} {...inv(k)} />
-      {errors[k] ? (
-        <p id={`${id(k)}-error`} className="text-xs font-medium text-red-600" data-testid={`field-error-${k}`}>
-          {errors[k]}
-        </p>
-      ) : hint ? (
-        <p className="text-xs text-muted-foreground">{hint}</p>
-      ) : null}
-    </div>
+    </FormField>
   );
 
   return (
-    <Dialog open={open} onOpenChange={onOpenChange}>
-      <DialogContent data-testid="change-password-dialog">
-        <DialogHeader>
-          <DialogTitle>Change your password</DialogTitle>
-          <DialogDescription>Every other session of your account ends at once; this one stays signed in.</DialogDescription>
-        </DialogHeader>
-        <form className="grid gap-4" onSubmit={onSubmit} noValidate data-testid="change-password-form">
-          {field("current", "Current password", "current-password")}
-          <div className="grid gap-4 sm:grid-cols-2">
-            {field("password", "New password", "new-password", `At least ${MIN_PASSWORD_CHARS} characters.`)}
-            {field("confirm", "Repeat the new password", "new-password")}
-          </div>
-          {formError && (
-            <p role="alert" data-testid="form-error" className="flex items-start gap-2 rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
-              <CircleAlert className="mt-0.5 h-4 w-4 shrink-0" />
-              {formError}
-            </p>
-          )}
-          <DialogFooter>
-            <Button variant="outline" onClick={() => onOpenChange(false)}>
-              Cancel
-            </Button>
-            <Button type="submit" disabled={busy} data-testid="change-password-submit">
-              {busy && <Loader2 className="animate-spin" />}
-              Change password
-            </Button>
-          </DialogFooter>
-        </form>
-      </DialogContent>
-    </Dialog>
+    <FormDialog
+      open={open}
+      onOpenChange={onOpenChange}
+      testId="change-password-dialog"
+      title="Change your password"
+      description="Every other session of your account ends at once; this one stays signed in."
+      formTestId="change-password-form"
+      onSubmit={onSubmit}
+      formError={formError}
+      busy={busy}
+      submitLabel="Change password"
+      submitTestId="change-password-submit"
+    >
+      {field("current", "Current password", "current-password")}
+      <div className="grid gap-4 sm:grid-cols-2">
+        {field("password", "New password", "new-password", `At least ${MIN_PASSWORD_CHARS} characters.`)}
+        {field("confirm", "Repeat the new password", "new-password")}
+      </div>
+    </FormDialog>
   );
 }

@@ -1,4 +1,4 @@
-import { CircleAlert, KeyRound, Loader2 } from "lucide-react";
+import { KeyRound } from "lucide-react";
 import { useEffect, useId, useState } from "react";
 import { ApiError, api, type Credential } from "../lib/api";
 import {
@@ -13,30 +13,12 @@ import {
   type CredentialFormErrors,
   type CredentialFormValues,
 } from "../lib/credentials";
-import { Button } from "./ui/button";
-import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "./ui/dialog";
+import { FormDialog, FormField, invalidProps } from "./FormDialog";
 import { Input } from "./ui/input";
-import { Label } from "./ui/label";
 import { Select } from "./ui/select";
 
 /** Create a credential, edit its name and headers, or rotate its key (enter a new one). */
 export type CredentialFormMode = "create" | "edit" | "rotate";
-
-function Field({ id, label, error, hint, children }: { id: string; label: string; error?: string; hint?: string; children: React.ReactNode }) {
-  return (
-    <div className="grid content-start gap-1.5">
-      <Label htmlFor={id}>{label}</Label>
-      {children}
-      {error ? (
-        <p id={`${id}-error`} className="text-xs font-medium text-red-600" data-testid={`field-error-${id.split("-").pop()}`}>
-          {error}
-        </p>
-      ) : hint ? (
-        <p className="text-xs text-muted-foreground">{hint}</p>
-      ) : null}
-    </div>
-  );
-}
 
 /** The server refuses to store keys until it is given SECRETS_KEY: say so plainly, with the fix. */
 export function SecretsKeyMissing({ message }: { message: string }) {
@@ -131,7 +113,7 @@ export function CredentialFormDialog({
   }
 
   const id = (k: string) => `${uid}-${k}`;
-  const inv = (k: keyof CredentialFormValues) => (errors[k] ? { "aria-invalid": true as const, "aria-describedby": `${id(k)}-error` } : {});
+  const inv = (k: keyof CredentialFormValues) => invalidProps(id(k), errors[k]);
   const title = mode === "create" ? "Add an upstream key" : mode === "rotate" ? `Rotate the key of “${credential?.name}”` : `Edit “${credential?.name}”`;
   const description =
     mode === "create"
@@ -141,74 +123,65 @@ export function CredentialFormDialog({
         : "The key stays as it is; to replace it, rotate it.";
 
   return (
-    <Dialog open={open} onOpenChange={onOpenChange}>
-      <DialogContent data-testid="credential-form-dialog" data-mode={mode}>
-        <DialogHeader>
-          <DialogTitle>{title}</DialogTitle>
-          <DialogDescription>{description}</DialogDescription>
-        </DialogHeader>
-        <form className="grid gap-4" onSubmit={onSubmit} noValidate data-testid="credential-form" autoComplete="off">
-          {namesShown && (
-            <div className="grid gap-4 sm:grid-cols-2">
-              <Field id={id("name")} label="Name" error={errors.name}>
-                <Input id={id("name")} name="name" value={values.name} onChange={set("name")} placeholder="openai-prod" {...inv("name")} />
-              </Field>
-              <Field id={id("kind")} label="Kind" error={errors.kind} hint={mode === "edit" ? "Fixed once created." : undefined}>
-                <Select id={id("kind")} name="kind" value={values.kind} onChange={set("kind")} disabled={mode !== "create"} {...inv("kind")}>
-                  <option value="openai">{kindLabel("openai")}</option>
-                  <option value="azure">{kindLabel("azure")}</option>
-                </Select>
-              </Field>
-            </div>
-          )}
-          {keyShown && (
-            <Field
-              id={id("api_key")}
-              label={mode === "rotate" ? "New API key" : "API key"}
-              error={errors.api_key}
-              hint={values.kind === "azure" ? "The Azure OpenAI resource's api-key." : "An OpenAI API key (sk-…)."}
-            >
-              <Input
-                id={id("api_key")}
-                name="api_key"
-                type="password"
-                autoComplete="new-password"
-                spellCheck={false}
-                value={values.api_key}
-                onChange={set("api_key")}
-                placeholder={values.kind === "azure" ? "Azure api-key" : "sk-…"}
-                {...inv("api_key")}
-              />
-            </Field>
-          )}
-          {namesShown && values.kind === "openai" && (
-            <div className="grid gap-4 sm:grid-cols-2">
-              <Field id={id("organization")} label="Organization (optional)" error={errors.organization} hint="Sent as OpenAI-Organization.">
-                <Input id={id("organization")} name="organization" value={values.organization} onChange={set("organization")} placeholder="org-…" {...inv("organization")} />
-              </Field>
-              <Field id={id("project")} label="Project (optional)" error={errors.project} hint="Sent as OpenAI-Project.">
-                <Input id={id("project")} name="project" value={values.project} onChange={set("project")} placeholder="proj_…" {...inv("project")} />
-              </Field>
-            </div>
-          )}
-          {secretsMissing && <SecretsKeyMissing message={secretsMissing} />}
-          {formError && (
-            <p role="alert" data-testid="form-error" className="flex items-start gap-2 rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
-              <CircleAlert className="mt-0.5 h-4 w-4 shrink-0" />
-              {formError}
-            </p>
-          )}
-          <DialogFooter>
-            <Button variant="outline" onClick={() => onOpenChange(false)}>
-              Cancel
-            </Button>
-            <Button type="submit" disabled={busy} data-testid="credential-form-submit">
-              {busy && <Loader2 className="animate-spin" />}
-              {mode === "create" ? "Save key" : mode === "rotate" ? "Rotate key" : "Save changes"}
-            </Button>
-          </DialogFooter>
-        </form>
-      </DialogContent>
-    </Dialog>
+    <FormDialog
+      open={open}
+      onOpenChange={onOpenChange}
+      testId="credential-form-dialog"
+      mode={mode}
+      title={title}
+      description={description}
+      formTestId="credential-form"
+      autoComplete="off"
+      onSubmit={onSubmit}
+      formError={formError}
+      busy={busy}
+      submitLabel={mode === "create" ? "Save key" : mode === "rotate" ? "Rotate key" : "Save changes"}
+      submitTestId="credential-form-submit"
+    >
+      {namesShown && (
+        <div className="grid gap-4 sm:grid-cols-2">
+          <FormField id={id("name")} label="Name" error={errors.name}>
+            <Input id={id("name")} name="name" value={values.name} onChange={set("name")} placeholder="openai-prod" {...inv("name")} />
+          </FormField>
+          <FormField id={id("kind")} label="Kind" error={errors.kind} hint={mode === "edit" ? "Fixed once created." : undefined}>
+            <Select id={id("kind")} name="kind" value={values.kind} onChange={set("kind")} disabled={mode !== "create"} {...inv("kind")}>
+              <option value="openai">{kindLabel("openai")}</option>
+              <option value="azure">{kindLabel("azure")}</option>
+            </Select>
+          </FormField>
+        </div>
+      )}
+      {keyShown && (
+        <FormField
+          id={id("api_key")}
+          label={mode === "rotate" ? "New API key" : "API key"}
+          error={errors.api_key}
+          hint={values.kind === "azure" ? "The Azure OpenAI resource's api-key." : "An OpenAI API key (sk-…)."}
+        >
+          <Input
+            id={id("api_key")}
+            name="api_key"
+            type="password"
+            autoComplete="new-password"
+            spellCheck={false}
+            value={values.api_key}
+            onChange={set("api_key")}
+            placeholder={values.kind === "azure" ? "Azure api-key" : "sk-…"}
+            {...inv("api_key")}
+          />
+        </FormField>
+      )}
+      {namesShown && values.kind === "openai" && (
+        <div className="grid gap-4 sm:grid-cols-2">
+          <FormField id={id("organization")} label="Organization (optional)" error={errors.organization} hint="Sent as OpenAI-Organization.">
+            <Input id={id("organization")} name="organization" value={values.organization} onChange={set("organization")} placeholder="org-…" {...inv("organization")} />
+          </FormField>
+          <FormField id={id("project")} label="Project (optional)" error={errors.project} hint="Sent as OpenAI-Project.">
+            <Input id={id("project")} name="project" value={values.project} onChange={set("project")} placeholder="proj_…" {...inv("project")} />
+          </FormField>
+        </div>
+      )}
+      {secretsMissing && <SecretsKeyMissing message={secretsMissing} />}
+    </FormDialog>
   );
 }

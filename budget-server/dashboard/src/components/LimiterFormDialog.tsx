@@ -1,4 +1,4 @@
-import { CircleAlert, Loader2, Plus, X } from "lucide-react";
+import { Plus, X } from "lucide-react";
 import { useEffect, useId, useMemo, useState } from "react";
 import { usePolled } from "../hooks/usePolled";
 import { alertFieldFor, alertValuesFrom, EMPTY_ALERTS, toAlertSettings, validateAlerts, type AlertFormErrors, type AlertFormValues } from "../lib/alerts";
@@ -20,10 +20,9 @@ import {
   type WindowValues,
 } from "../lib/validation";
 import { AlertSettingsSection } from "./AlertSettingsSection";
+import { FormDialog, FormField, invalidProps } from "./FormDialog";
 import { Button } from "./ui/button";
-import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "./ui/dialog";
 import { Input } from "./ui/input";
-import { Label } from "./ui/label";
 import { Select } from "./ui/select";
 import { Switch } from "./ui/switch";
 
@@ -88,22 +87,6 @@ function timeZones(): string[] {
   } catch {
     return ["UTC"];
   }
-}
-
-function Field({ id, label, error, hint, children }: { id: string; label: string; error?: string; hint?: string; children: React.ReactNode }) {
-  return (
-    <div className="grid content-start gap-1.5">
-      <Label htmlFor={id}>{label}</Label>
-      {children}
-      {error ? (
-        <p id={`${id}-error`} className="text-xs font-medium text-red-600" data-testid={`field-error-${id.split("-").pop()}`}>
-          {error}
-        </p>
-      ) : hint ? (
-        <p className="text-xs text-muted-foreground">{hint}</p>
-      ) : null}
-    </div>
-  );
 }
 
 export function LimiterFormDialog({
@@ -194,297 +177,269 @@ export function LimiterFormDialog({
   }
 
   const id = (k: string) => `${uid}-${k}`;
-  const inv = (k: keyof LimiterFormValues) => (errors[k] ? { "aria-invalid": true as const, "aria-describedby": `${id(k)}-error` } : {});
+  const inv = (k: keyof LimiterFormValues) => invalidProps(id(k), errors[k]);
 
   return (
-    <Dialog open={open} onOpenChange={onOpenChange}>
-      <DialogContent className="max-w-xl" data-testid="limiter-form-dialog">
-        <DialogHeader>
-          <DialogTitle>{editing ? "Edit limiter" : "Create limiter"}</DialogTitle>
-          <DialogDescription>
-            {editing ? "Changes apply to the next request." : "A limiter is one budget with its own proxy endpoint. Point an OpenAI SDK at the endpoint."}
-          </DialogDescription>
-        </DialogHeader>
-        <form className="grid gap-4" onSubmit={onSubmit} noValidate data-testid="limiter-form">
-          <Field id={id("name")} label="Name" error={errors.name}>
-            <Input id={id("name")} name="name" value={values.name} onChange={set("name")} placeholder="Customer A - $20/day" maxLength={NAME_MAX + 50} {...inv("name")} />
-          </Field>
-          <div className="grid gap-4 sm:grid-cols-2">
-            <Field id={id("budget_limit")} label="Budget (USD)" error={errors.budget_limit}>
-              <div className="relative">
-                <span className="pointer-events-none absolute left-3 top-1/2 -translate-y-1/2 text-sm text-muted-foreground">$</span>
-                <Input
-                  id={id("budget_limit")}
-                  name="budget_limit"
-                  inputMode="decimal"
-                  className="pl-6"
-                  value={values.budget_limit}
-                  onChange={set("budget_limit")}
-                  placeholder="20.00"
-                  {...inv("budget_limit")}
+    <FormDialog
+      open={open}
+      onOpenChange={onOpenChange}
+      testId="limiter-form-dialog"
+      className="max-w-xl"
+      title={editing ? "Edit limiter" : "Create limiter"}
+      description={editing ? "Changes apply to the next request." : "A limiter is one budget with its own proxy endpoint. Point an OpenAI SDK at the endpoint."}
+      formTestId="limiter-form"
+      onSubmit={onSubmit}
+      formError={formError}
+      busy={busy}
+      submitLabel={editing ? "Save changes" : "Create limiter"}
+      submitTestId="limiter-form-submit"
+    >
+      <FormField id={id("name")} label="Name" error={errors.name}>
+        <Input id={id("name")} name="name" value={values.name} onChange={set("name")} placeholder="Customer A - $20/day" maxLength={NAME_MAX + 50} {...inv("name")} />
+      </FormField>
+      <div className="grid gap-4 sm:grid-cols-2">
+        <FormField id={id("budget_limit")} label="Budget (USD)" error={errors.budget_limit}>
+          <MoneyInput id={id("budget_limit")} name="budget_limit" value={values.budget_limit} onChange={set("budget_limit")} placeholder="20.00" {...inv("budget_limit")} />
+        </FormField>
+        <FormField id={id("period_type")} label="Period" error={errors.period_type}>
+          <Select id={id("period_type")} name="period_type" value={values.period_type} onChange={set("period_type")} {...inv("period_type")}>
+            <PeriodOptions />
+          </Select>
+        </FormField>
+      </div>
+      <div className="grid gap-4 sm:grid-cols-2">
+        <FormField id={id("provider")} label="Provider" error={errors.provider}>
+          <Select id={id("provider")} name="provider" value={values.provider} onChange={set("provider")} {...inv("provider")}>
+            <option value="openai">OpenAI</option>
+            <option value="azure">Azure OpenAI</option>
+          </Select>
+        </FormField>
+        <FormField id={id("base_url")} label="Base URL" error={errors.base_url}>
+          <Input
+            id={id("base_url")}
+            name="base_url"
+            type="url"
+            value={values.base_url}
+            onChange={set("base_url")}
+            placeholder={values.provider === "azure" ? "https://your-resource.openai.azure.com" : "https://api.openai.com"}
+            {...inv("base_url")}
+          />
+        </FormField>
+      </div>
+      <div className="grid gap-4 sm:grid-cols-2">
+        <FormField
+          id={id("mode")}
+          label="Mode"
+          error={errors.mode}
+          hint={values.mode === "strict" ? "Never spends past the budget: admits only if the worst case fits." : "Admits while spend is under the budget."}
+        >
+          <Select id={id("mode")} name="mode" value={values.mode} onChange={set("mode")} {...inv("mode")}>
+            <option value="soft">Soft</option>
+            <option value="strict">Strict</option>
+          </Select>
+        </FormField>
+        <FormField
+          id={id("unpriced")}
+          label="Unpriced models"
+          error={errors.unpriced}
+          hint={values.unpriced === "refuse" ? "Models without a price are refused (400)." : "Admitted and flagged as unpriced."}
+        >
+          <Select id={id("unpriced")} name="unpriced" value={values.unpriced} onChange={set("unpriced")} {...inv("unpriced")}>
+            <option value="admit">Admit</option>
+            <option value="refuse">Refuse</option>
+          </Select>
+        </FormField>
+      </div>
+      <FormField
+        id={id("credential_id")}
+        label="Upstream key"
+        error={errors.credential_id ?? (credentials.error ? `Could not load the stored keys: ${credentials.error.message}` : undefined)}
+        hint={
+          values.credential_id
+            ? "The server sends this stored key and drops any key a client sends. Clients use the limiter code as their API key (see the card's snippets) and need no key of their own."
+            : "Clients send their own OpenAI or Azure key to the limiter endpoint; the proxy forwards it. Store keys under Credentials."
+        }
+      >
+        <Select id={id("credential_id")} name="credential_id" value={values.credential_id} onChange={set("credential_id")} data-testid="credential-select" {...inv("credential_id")}>
+          <option value="">Client sends its own key (pass-through)</option>
+          {(credentialList ?? []).map((c) => (
+            <option key={c.id} value={c.id}>
+              {c.name} ({kindLabel(c.kind)}, {c.key_hint})
+            </option>
+          ))}
+          {values.credential_id && credentialList && !credentialList.some((c) => c.id === values.credential_id) && (
+            <option value={values.credential_id}>Unknown credential {values.credential_id.slice(0, 8)}</option>
+          )}
+          {values.credential_id && !credentialList && <option value={values.credential_id}>Stored key (loading…)</option>}
+        </Select>
+      </FormField>
+      <FormField
+        id={id("unmetered_endpoints")}
+        label="Unmetered endpoints"
+        error={errors.unmetered_endpoints}
+        hint={
+          values.unmetered_endpoints === "allow"
+            ? "Batches, fine-tuning, realtime, vector stores and unknown endpoints are forwarded; their cost is not counted."
+            : values.unmetered_endpoints === "refuse"
+              ? "Endpoints that cost money without reporting usage, and unknown ones, are refused (403)."
+              : "As the server's UNMETERED_ENDPOINTS setting (refuse by default)."
+        }
+      >
+        <Select
+          id={id("unmetered_endpoints")}
+          name="unmetered_endpoints"
+          value={values.unmetered_endpoints}
+          onChange={set("unmetered_endpoints")}
+          {...inv("unmetered_endpoints")}
+        >
+          <option value="server">Server setting</option>
+          <option value="refuse">Refuse</option>
+          <option value="allow">Allow (not counted)</option>
+        </Select>
+      </FormField>
+      <FormField id={id("timezone")} label="Time zone (optional)" error={errors.timezone} hint="Days, weeks, months and years start at local midnight there. Default UTC.">
+        <Input id={id("timezone")} name="timezone" list={`${uid}-zones`} value={values.timezone} onChange={set("timezone")} placeholder="UTC" {...inv("timezone")} />
+        <datalist id={`${uid}-zones`}>
+          {zones.map((z) => (
+            <option key={z} value={z} />
+          ))}
+        </datalist>
+      </FormField>
+      <fieldset className="grid gap-4 rounded-lg border p-4" data-testid="policies">
+        <legend className="px-1 text-sm font-medium">Policies</legend>
+        <FormField
+          id={id("extra_budgets")}
+          label="Extra windows"
+          error={errors.extra_budgets}
+          hint={`More budgets besides ${periodLabel(values.period_type)}, e.g. $5 per hour; a request must fit every one.`}
+        >
+          <div className="grid gap-2" role="group" aria-label="Extra windows" data-testid="extra-budgets">
+            {values.extra_budgets.map((w, i) => (
+              <div key={i} className="grid grid-cols-[1fr_1fr_auto] items-center gap-2" data-testid="extra-budget-row">
+                <MoneyInput
+                  id={i === 0 ? id("extra_budgets") : undefined}
+                  name={`extra_budgets.${i}.budget_limit`}
+                  aria-label={`Extra window ${i + 1} amount`}
+                  value={w.budget_limit}
+                  onChange={setWindow(i, "budget_limit")}
+                  placeholder="5.00"
+                  {...inv("extra_budgets")}
                 />
-              </div>
-            </Field>
-            <Field id={id("period_type")} label="Period" error={errors.period_type}>
-              <Select id={id("period_type")} name="period_type" value={values.period_type} onChange={set("period_type")} {...inv("period_type")}>
-                {PERIODS.map((p) => (
-                  <option key={p} value={p}>
-                    {p[0]!.toUpperCase() + p.slice(1)}
-                  </option>
-                ))}
-              </Select>
-            </Field>
-          </div>
-          <div className="grid gap-4 sm:grid-cols-2">
-            <Field id={id("provider")} label="Provider" error={errors.provider}>
-              <Select id={id("provider")} name="provider" value={values.provider} onChange={set("provider")} {...inv("provider")}>
-                <option value="openai">OpenAI</option>
-                <option value="azure">Azure OpenAI</option>
-              </Select>
-            </Field>
-            <Field id={id("base_url")} label="Base URL" error={errors.base_url}>
-              <Input
-                id={id("base_url")}
-                name="base_url"
-                type="url"
-                value={values.base_url}
-                onChange={set("base_url")}
-                placeholder={values.provider === "azure" ? "https://your-resource.openai.azure.com" : "https://api.openai.com"}
-                {...inv("base_url")}
-              />
-            </Field>
-          </div>
-          <div className="grid gap-4 sm:grid-cols-2">
-            <Field
-              id={id("mode")}
-              label="Mode"
-              error={errors.mode}
-              hint={values.mode === "strict" ? "Never spends past the budget: admits only if the worst case fits." : "Admits while spend is under the budget."}
-            >
-              <Select id={id("mode")} name="mode" value={values.mode} onChange={set("mode")} {...inv("mode")}>
-                <option value="soft">Soft</option>
-                <option value="strict">Strict</option>
-              </Select>
-            </Field>
-            <Field
-              id={id("unpriced")}
-              label="Unpriced models"
-              error={errors.unpriced}
-              hint={values.unpriced === "refuse" ? "Models without a price are refused (400)." : "Admitted and flagged as unpriced."}
-            >
-              <Select id={id("unpriced")} name="unpriced" value={values.unpriced} onChange={set("unpriced")} {...inv("unpriced")}>
-                <option value="admit">Admit</option>
-                <option value="refuse">Refuse</option>
-              </Select>
-            </Field>
-          </div>
-          <Field
-            id={id("credential_id")}
-            label="Upstream key"
-            error={errors.credential_id ?? (credentials.error ? `Could not load the stored keys: ${credentials.error.message}` : undefined)}
-            hint={
-              values.credential_id
-                ? "The server sends this stored key and drops any key a client sends. Clients use the limiter code as their API key (see the card's snippets) and need no key of their own."
-                : "Clients send their own OpenAI or Azure key to the limiter endpoint; the proxy forwards it. Store keys under Credentials."
-            }
-          >
-            <Select id={id("credential_id")} name="credential_id" value={values.credential_id} onChange={set("credential_id")} data-testid="credential-select" {...inv("credential_id")}>
-              <option value="">Client sends its own key (pass-through)</option>
-              {(credentialList ?? []).map((c) => (
-                <option key={c.id} value={c.id}>
-                  {c.name} ({kindLabel(c.kind)}, {c.key_hint})
-                </option>
-              ))}
-              {values.credential_id && credentialList && !credentialList.some((c) => c.id === values.credential_id) && (
-                <option value={values.credential_id}>Unknown credential {values.credential_id.slice(0, 8)}</option>
-              )}
-              {values.credential_id && !credentialList && <option value={values.credential_id}>Stored key (loading…)</option>}
-            </Select>
-          </Field>
-          <Field
-            id={id("unmetered_endpoints")}
-            label="Unmetered endpoints"
-            error={errors.unmetered_endpoints}
-            hint={
-              values.unmetered_endpoints === "allow"
-                ? "Batches, fine-tuning, realtime, vector stores and unknown endpoints are forwarded; their cost is not counted."
-                : values.unmetered_endpoints === "refuse"
-                  ? "Endpoints that cost money without reporting usage, and unknown ones, are refused (403)."
-                  : "As the server's UNMETERED_ENDPOINTS setting (refuse by default)."
-            }
-          >
-            <Select
-              id={id("unmetered_endpoints")}
-              name="unmetered_endpoints"
-              value={values.unmetered_endpoints}
-              onChange={set("unmetered_endpoints")}
-              {...inv("unmetered_endpoints")}
-            >
-              <option value="server">Server setting</option>
-              <option value="refuse">Refuse</option>
-              <option value="allow">Allow (not counted)</option>
-            </Select>
-          </Field>
-          <Field id={id("timezone")} label="Time zone (optional)" error={errors.timezone} hint="Days, weeks, months and years start at local midnight there. Default UTC.">
-            <Input id={id("timezone")} name="timezone" list={`${uid}-zones`} value={values.timezone} onChange={set("timezone")} placeholder="UTC" {...inv("timezone")} />
-            <datalist id={`${uid}-zones`}>
-              {zones.map((z) => (
-                <option key={z} value={z} />
-              ))}
-            </datalist>
-          </Field>
-          <fieldset className="grid gap-4 rounded-lg border p-4" data-testid="policies">
-            <legend className="px-1 text-sm font-medium">Policies</legend>
-            <Field
-              id={id("extra_budgets")}
-              label="Extra windows"
-              error={errors.extra_budgets}
-              hint={`More budgets besides ${periodLabel(values.period_type)}, e.g. $5 per hour; a request must fit every one.`}
-            >
-              <div className="grid gap-2" role="group" aria-label="Extra windows" data-testid="extra-budgets">
-                {values.extra_budgets.map((w, i) => (
-                  <div key={i} className="grid grid-cols-[1fr_1fr_auto] items-center gap-2" data-testid="extra-budget-row">
-                    <MoneyInput
-                      id={i === 0 ? id("extra_budgets") : undefined}
-                      name={`extra_budgets.${i}.budget_limit`}
-                      aria-label={`Extra window ${i + 1} amount`}
-                      value={w.budget_limit}
-                      onChange={setWindow(i, "budget_limit")}
-                      placeholder="5.00"
-                      {...inv("extra_budgets")}
-                    />
-                    <Select name={`extra_budgets.${i}.period_type`} aria-label={`Extra window ${i + 1} period`} value={w.period_type} onChange={setWindow(i, "period_type")}>
-                      <PeriodOptions />
-                    </Select>
-                    <Button
-                      variant="ghost"
-                      size="icon"
-                      aria-label={`Remove extra window ${i + 1}`}
-                      data-testid="remove-extra-budget"
-                      onClick={() => update({ ...values, extra_budgets: values.extra_budgets.filter((_, j) => j !== i) })}
-                    >
-                      <X />
-                    </Button>
-                  </div>
-                ))}
-                {values.extra_budgets.length < EXTRA_BUDGETS_MAX && (
-                  <Button
-                    variant="outline"
-                    size="sm"
-                    className="justify-self-start"
-                    data-testid="add-extra-budget"
-                    onClick={() => update({ ...values, extra_budgets: [...values.extra_budgets, { budget_limit: "", period_type: freePeriod(values) }] })}
-                  >
-                    <Plus />
-                    Add window
-                  </Button>
-                )}
-              </div>
-            </Field>
-            <Field
-              id={id("user_budget")}
-              label="Per-user budget (USD, optional)"
-              error={errors.user_budget}
-              hint="Each end user (the request's user field) gets this much per period inside the limiter's budget. Empty: none."
-            >
-              <div className="grid grid-cols-2 gap-2">
-                <MoneyInput id={id("user_budget")} name="user_budget.budget_limit" value={values.user_budget.budget_limit} onChange={setUserBudget("budget_limit")} placeholder="none" {...inv("user_budget")} />
-                <Select name="user_budget.period_type" aria-label="Per-user budget period" value={values.user_budget.period_type} onChange={setUserBudget("period_type")}>
+                <Select name={`extra_budgets.${i}.period_type`} aria-label={`Extra window ${i + 1} period`} value={w.period_type} onChange={setWindow(i, "period_type")}>
                   <PeriodOptions />
                 </Select>
-              </div>
-            </Field>
-            <div className="flex items-start gap-3">
-              <Switch
-                id={id("require_user")}
-                name="require_user"
-                checked={values.require_user}
-                onCheckedChange={(c) => update({ ...values, require_user: c })}
-                data-testid="require-user-switch"
-              />
-              <Field id={id("require_user")} label="Require an end-user id" error={errors.require_user} hint="Refuse requests without a user field (otherwise they count only against the limiter's own windows).">
-                {null}
-              </Field>
-            </div>
-            <Field
-              id={id("allowed_models")}
-              label="Allowed models (optional)"
-              error={errors.allowed_models}
-              hint="Exact names or * globs, separated by commas or new lines. Empty: every model."
-            >
-              <textarea
-                id={id("allowed_models")}
-                name="allowed_models"
-                rows={2}
-                value={values.allowed_models}
-                onChange={set("allowed_models")}
-                placeholder="gpt-4o-mini, text-embedding-3-*"
-                className="flex w-full rounded-md border border-input bg-background px-3 py-1.5 font-mono text-xs shadow-sm placeholder:text-muted-foreground focus-visible:border-zinc-400 focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-ring/30 aria-[invalid=true]:border-red-500"
-                {...inv("allowed_models")}
-              />
-            </Field>
-            <div className="grid gap-4 sm:grid-cols-2">
-              <Field id={id("max_request_cost")} label="Max request cost (USD, optional)" error={errors.max_request_cost} hint="The most one request may cost in the worst case.">
-                <MoneyInput id={id("max_request_cost")} name="max_request_cost" value={values.max_request_cost} onChange={set("max_request_cost")} placeholder="no cap" {...inv("max_request_cost")} />
-              </Field>
-              <div className="flex items-start gap-3 sm:pt-6">
-                <Switch
-                  id={id("cap_output_tokens")}
-                  name="cap_output_tokens"
-                  checked={values.cap_output_tokens}
-                  disabled={!values.max_request_cost.trim()}
-                  onCheckedChange={(c) => update({ ...values, cap_output_tokens: c })}
-                  data-testid="cap-output-switch"
-                />
-                <Field
-                  id={id("cap_output_tokens")}
-                  label="Cap output instead of refusing"
-                  error={errors.cap_output_tokens}
-                  hint={values.cap_output_tokens ? "A request without an output limit gets the largest one that fits." : "A request that could cost more is refused (400)."}
+                <Button
+                  variant="ghost"
+                  size="icon"
+                  aria-label={`Remove extra window ${i + 1}`}
+                  data-testid="remove-extra-budget"
+                  onClick={() => update({ ...values, extra_budgets: values.extra_budgets.filter((_, j) => j !== i) })}
                 >
-                  {null}
-                </Field>
+                  <X />
+                </Button>
               </div>
-            </div>
-            <Field id={id("expires_at")} label="Expires (optional)" error={errors.expires_at} hint="Your local time. Afterwards every request is refused (403). Empty: never.">
-              <div className="flex items-center gap-2">
-                <Input id={id("expires_at")} name="expires_at" type="datetime-local" value={values.expires_at} onChange={set("expires_at")} {...inv("expires_at")} />
-                {values.expires_at && (
-                  <Button variant="ghost" size="sm" data-testid="clear-expiry" onClick={() => update({ ...values, expires_at: "" })}>
-                    Never
-                  </Button>
-                )}
-              </div>
-            </Field>
-          </fieldset>
-          <AlertSettingsSection
-            idPrefix={uid}
-            values={alerts}
-            errors={alertErrors}
-            defaults={alertDefaults.data?.defaults}
-            defaultsError={alertDefaults.error}
-            onChange={(next) => {
-              setAlerts(next);
-              if (submitted) setAlertErrors(validateAlerts(next));
-            }}
+            ))}
+            {values.extra_budgets.length < EXTRA_BUDGETS_MAX && (
+              <Button
+                variant="outline"
+                size="sm"
+                className="justify-self-start"
+                data-testid="add-extra-budget"
+                onClick={() => update({ ...values, extra_budgets: [...values.extra_budgets, { budget_limit: "", period_type: freePeriod(values) }] })}
+              >
+                <Plus />
+                Add window
+              </Button>
+            )}
+          </div>
+        </FormField>
+        <FormField
+          id={id("user_budget")}
+          label="Per-user budget (USD, optional)"
+          error={errors.user_budget}
+          hint="Each end user (the request's user field) gets this much per period inside the limiter's budget. Empty: none."
+        >
+          <div className="grid grid-cols-2 gap-2">
+            <MoneyInput id={id("user_budget")} name="user_budget.budget_limit" value={values.user_budget.budget_limit} onChange={setUserBudget("budget_limit")} placeholder="none" {...inv("user_budget")} />
+            <Select name="user_budget.period_type" aria-label="Per-user budget period" value={values.user_budget.period_type} onChange={setUserBudget("period_type")}>
+              <PeriodOptions />
+            </Select>
+          </div>
+        </FormField>
+        <div className="flex items-start gap-3">
+          <Switch
+            id={id("require_user")}
+            name="require_user"
+            checked={values.require_user}
+            onCheckedChange={(c) => update({ ...values, require_user: c })}
+            data-testid="require-user-switch"
           />
-          {formError && (
-            <p role="alert" data-testid="form-error" className="flex items-start gap-2 rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
-              <CircleAlert className="mt-0.5 h-4 w-4 shrink-0" />
-              {formError}
-            </p>
-          )}
-          <DialogFooter>
-            <Button variant="outline" onClick={() => onOpenChange(false)}>
-              Cancel
-            </Button>
-            <Button type="submit" disabled={busy} data-testid="limiter-form-submit">
-              {busy && <Loader2 className="animate-spin" />}
-              {editing ? "Save changes" : "Create limiter"}
-            </Button>
-          </DialogFooter>
-        </form>
-      </DialogContent>
-    </Dialog>
+          <FormField id={id("require_user")} label="Require an end-user id" error={errors.require_user} hint="Refuse requests without a user field (otherwise they count only against the limiter's own windows).">
+            {null}
+          </FormField>
+        </div>
+        <FormField
+          id={id("allowed_models")}
+          label="Allowed models (optional)"
+          error={errors.allowed_models}
+          hint="Exact names or * globs, separated by commas or new lines. Empty: every model."
+        >
+          <textarea
+            id={id("allowed_models")}
+            name="allowed_models"
+            rows={2}
+            value={values.allowed_models}
+            onChange={set("allowed_models")}
+            placeholder="gpt-4o-mini, text-embedding-3-*"
+            className="flex w-full rounded-md border border-input bg-background px-3 py-1.5 font-mono text-xs shadow-sm placeholder:text-muted-foreground focus-visible:border-zinc-400 focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-ring/30 aria-[invalid=true]:border-red-500"
+            {...inv("allowed_models")}
+          />
+        </FormField>
+        <div className="grid gap-4 sm:grid-cols-2">
+          <FormField id={id("max_request_cost")} label="Max request cost (USD, optional)" error={errors.max_request_cost} hint="The most one request may cost in the worst case.">
+            <MoneyInput id={id("max_request_cost")} name="max_request_cost" value={values.max_request_cost} onChange={set("max_request_cost")} placeholder="no cap" {...inv("max_request_cost")} />
+          </FormField>
+          <div className="flex items-start gap-3 sm:pt-6">
+            <Switch
+              id={id("cap_output_tokens")}
+              name="cap_output_tokens"
+              checked={values.cap_output_tokens}
+              disabled={!values.max_request_cost.trim()}
+              onCheckedChange={(c) => update({ ...values, cap_output_tokens: c })}
+              data-testid="cap-output-switch"
+            />
+            <FormField
+              id={id("cap_output_tokens")}
+              label="Cap output instead of refusing"
+              error={errors.cap_output_tokens}
+              hint={values.cap_output_tokens ? "A request without an output limit gets the largest one that fits." : "A request that could cost more is refused (400)."}
+            >
+              {null}
+            </FormField>
+          </div>
+        </div>
+        <FormField id={id("expires_at")} label="Expires (optional)" error={errors.expires_at} hint="Your local time. Afterwards every request is refused (403). Empty: never.">
+          <div className="flex items-center gap-2">
+            <Input id={id("expires_at")} name="expires_at" type="datetime-local" value={values.expires_at} onChange={set("expires_at")} {...inv("expires_at")} />
+            {values.expires_at && (
+              <Button variant="ghost" size="sm" data-testid="clear-expiry" onClick={() => update({ ...values, expires_at: "" })}>
+                Never
+              </Button>
+            )}
+          </div>
+        </FormField>
+      </fieldset>
+      <AlertSettingsSection
+        idPrefix={uid}
+        values={alerts}
+        errors={alertErrors}
+        defaults={alertDefaults.data?.defaults}
+        defaultsError={alertDefaults.error}
+        onChange={(next) => {
+          setAlerts(next);
+          if (submitted) setAlertErrors(validateAlerts(next));
+        }}
+      />
+    </FormDialog>
   );
 }
