@@ -1,4 +1,4 @@
-import { Ban, Bell, History, TriangleAlert } from "lucide-react";
+import { Ban, Bell, History, TriangleAlert, type LucideIcon } from "lucide-react";
 import { Link } from "react-router-dom";
 import { usePolled } from "../hooks/usePolled";
 import { api, type BreakdownRow, type Limiter, type LimiterStats } from "../lib/api";
@@ -83,6 +83,16 @@ function TopList({ title, rows, testId }: { title: string; rows: BreakdownRow[] 
   );
 }
 
+/** A link from the dialog to a page's list filtered to this limiter. */
+function LimiterPageLink({ page, limiterId, icon: Icon, testId, children }: { page: "alerts" | "audit"; limiterId: string; icon: LucideIcon; testId: string; children: React.ReactNode }) {
+  return (
+    <Link to={`/${page}?limiter_id=${encodeURIComponent(limiterId)}`} className="inline-flex shrink-0 items-center gap-1 text-sm text-muted-foreground hover:text-foreground" data-testid={testId}>
+      <Icon className="h-4 w-4" />
+      {children}
+    </Link>
+  );
+}
+
 export function LimiterStatsDialog({
   limiter,
   onOpenChange,
@@ -118,23 +128,13 @@ export function LimiterStatsDialog({
             <DialogTitle>{limiter?.name ?? "Statistics"}</DialogTitle>
             {limiter && (
               <div className="flex shrink-0 items-center gap-3">
-                <Link
-                  to={`/alerts?limiter_id=${encodeURIComponent(limiter.id)}`}
-                  className="inline-flex shrink-0 items-center gap-1 text-sm text-muted-foreground hover:text-foreground"
-                  data-testid="stats-alerts"
-                >
-                  <Bell className="h-4 w-4" />
+                <LimiterPageLink page="alerts" limiterId={limiter.id} icon={Bell} testId="stats-alerts">
                   Alerts
-                </Link>
+                </LimiterPageLink>
                 {!readOnly && (
-                  <Link
-                    to={`/audit?limiter_id=${encodeURIComponent(limiter.id)}`}
-                    className="inline-flex shrink-0 items-center gap-1 text-sm text-muted-foreground hover:text-foreground"
-                    data-testid="stats-history"
-                  >
-                    <History className="h-4 w-4" />
+                  <LimiterPageLink page="audit" limiterId={limiter.id} icon={History} testId="stats-history">
                     History
-                  </Link>
+                  </LimiterPageLink>
                 )}
               </div>
             )}

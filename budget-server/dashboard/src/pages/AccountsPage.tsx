@@ -1,22 +1,13 @@
 import { Ban, CircleCheck, KeyRound, Plus, Users } from "lucide-react";
 import { useState } from "react";
 import { AccountFormDialog, type AccountFormMode } from "../components/AccountFormDialog";
+import { ConfirmDialog } from "../components/ConfirmDialog";
 import { ErrorAlert } from "../components/ErrorAlert";
-import {
-  AlertDialog,
-  AlertDialogAction,
-  AlertDialogCancel,
-  AlertDialogContent,
-  AlertDialogDescription,
-  AlertDialogFooter,
-  AlertDialogHeader,
-  AlertDialogTitle,
-} from "../components/ui/alert-dialog";
+import { EmptyState, ListSkeleton, PageHeader } from "../components/ListPage";
 import { Badge } from "../components/ui/badge";
 import { Button } from "../components/ui/button";
 import { Card } from "../components/ui/card";
 import { Select } from "../components/ui/select";
-import { Skeleton } from "../components/ui/skeleton";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "../components/ui/table";
 import { useToast } from "../components/ui/toast";
 import { useAuth, useCanWrite } from "../hooks/auth";
@@ -152,39 +143,34 @@ export function AccountsPage() {
 
   return (
     <div className="grid gap-6">
-      <div className="flex flex-wrap items-end justify-between gap-4">
-        <div>
-          <h1 className="text-2xl font-semibold tracking-tight">Accounts</h1>
-          <p className="mt-1 max-w-2xl text-sm text-muted-foreground">
-            People who sign in to this dashboard. Admins change everything; viewers read limiters and statistics with limiter codes masked. Disabling an account or
-            resetting its password ends its sessions at once. The bootstrap admin from the server&apos;s environment is not listed here.
-          </p>
-        </div>
+      <PageHeader
+        title="Accounts"
+        description="People who sign in to this dashboard. Admins change everything; viewers read limiters and statistics with limiter codes masked. Disabling an account or resetting its password ends its sessions at once. The bootstrap admin from the server's environment is not listed here."
+      >
         <Button onClick={() => openForm("create", null)} data-testid="create-account">
           <Plus />
           Add account
         </Button>
-      </div>
+      </PageHeader>
 
       {accounts.error && <ErrorAlert title="Could not load accounts" error={accounts.error} onRetry={() => void accounts.reload()} />}
 
       {accounts.loading && !list ? (
-        <Card className="grid gap-3 p-5" aria-busy="true">
-          <Skeleton className="h-5 w-full" />
-          <Skeleton className="h-5 w-full" />
-        </Card>
+        <ListSkeleton rows={2} />
       ) : list && list.length === 0 ? (
-        <Card className="flex flex-col items-center gap-3 border-dashed px-6 py-16 text-center" data-testid="empty-accounts">
-          <span className="flex h-12 w-12 items-center justify-center rounded-full bg-zinc-100">
-            <Users className="h-6 w-6 text-zinc-500" />
-          </span>
-          <h2 className="text-lg font-semibold">Only the bootstrap admin so far</h2>
-          <p className="max-w-md text-sm text-muted-foreground">Add a named account for each person: an admin, or a viewer who follows spend without being able to change it.</p>
-          <Button onClick={() => openForm("create", null)} className="mt-2">
-            <Plus />
-            Add account
-          </Button>
-        </Card>
+        <EmptyState
+          icon={Users}
+          title="Only the bootstrap admin so far"
+          testId="empty-accounts"
+          action={
+            <Button onClick={() => openForm("create", null)} className="mt-2">
+              <Plus />
+              Add account
+            </Button>
+          }
+        >
+          Add a named account for each person: an admin, or a viewer who follows spend without being able to change it.
+        </EmptyState>
       ) : list ? (
         <Card className="min-w-0 p-2">
           <Table data-testid="accounts-table">
@@ -233,24 +219,16 @@ export function AccountsPage() {
         }}
       />
 
-      <AlertDialog open={!!disabling} onOpenChange={(o) => !o && setDisabling(null)}>
-        <AlertDialogContent data-testid="disable-account-dialog">
-          <AlertDialogHeader>
-            <AlertDialogTitle>Disable “{disabling?.username}”?</AlertDialogTitle>
-            <AlertDialogDescription>They are signed out everywhere at once and cannot sign in until an admin enables the account again.</AlertDialogDescription>
-          </AlertDialogHeader>
-          <AlertDialogFooter>
-            <AlertDialogCancel>Cancel</AlertDialogCancel>
-            <AlertDialogAction
-              destructive
-              data-testid="confirm-disable-account"
-              onClick={() => disabling && void change(disabling, { disabled: true }, (s) => `${s.username} disabled`, "Their sessions ended.")}
-            >
-              Disable
-            </AlertDialogAction>
-          </AlertDialogFooter>
-        </AlertDialogContent>
-      </AlertDialog>
+      <ConfirmDialog
+        open={!!disabling}
+        onClose={() => setDisabling(null)}
+        title={`Disable “${disabling?.username}”?`}
+        description="They are signed out everywhere at once and cannot sign in until an admin enables the account again."
+        confirmLabel="Disable"
+        testId="disable-account-dialog"
+        confirmTestId="confirm-disable-account"
+        onConfirm={() => disabling && void change(disabling, { disabled: true }, (s) => `${s.username} disabled`, "Their sessions ended.")}
+      />
     </div>
   );
 }

@@ -1,14 +1,13 @@
 import { Bell, CircleAlert } from "lucide-react";
-import { useMemo, useState } from "react";
-import { useSearchParams } from "react-router-dom";
 import { ErrorAlert } from "../components/ErrorAlert";
+import { EmptyState, FilterBar, FilterField, LimiterFilter, ListSkeleton, LoadMoreFooter, PageHeader } from "../components/ListPage";
 import { Badge } from "../components/ui/badge";
-import { Button } from "../components/ui/button";
 import { Card } from "../components/ui/card";
 import { Select } from "../components/ui/select";
-import { Skeleton } from "../components/ui/skeleton";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "../components/ui/table";
+import { useLoadMore } from "../hooks/useLoadMore";
 import { usePolled } from "../hooks/usePolled";
+import { useSearchParam } from "../hooks/useSearchParam";
 import {
   ALERTS_PAGE,
   alertsQuery,
@@ -27,6 +26,8 @@ import { formatMoney, periodLabel } from "../lib/format";
 import { cn } from "../lib/utils";
 
 const dash = <span className="text-muted-foreground">—</span>;
+
+const PAGING = { first: ALERTS_PAGE, next: nextAlertsLimit, mayHaveMore: mayHaveMoreAlerts };
 
 /** A time in the browser's zone (hover: UTC); only the clock when it falls on the same day as `sameDayAs`. */
 function Time({ iso, sameDayAs }: { iso: string | null | undefined; sameDayAs?: string }) {
@@ -154,75 +155,24 @@ function DeliveryRow({ d }: { d: AlertDelivery }) {
 
 /** The alerts the server raised and where their delivery stands, newest first, with filters. */
 export function AlertsPage() {
-  const [params, setParams] = useSearchParams();
-  const limiterId = params.get("limiter_id") ?? "";
-  const status = params.get("status") ?? "";
-  const setParam = (k: string, v: string) =>
-    setParams(
-      (p) => {
-        const next = new URLSearchParams(p);
-        if (v) next.set(k, v);
-        else next.delete(k);
-        return next;
-      },
-      { replace: true },
-    );
-  const [limit, setLimit] = useState(ALERTS_PAGE);
-  // A new filter starts from the first page again.
-  const filterKey = `${limiterId}\n${status}`;
-  const [keyOfLimit, setKeyOfLimit] = useState(filterKey);
-  if (keyOfLimit !== filterKey) {
-    setKeyOfLimit(filterKey);
-    setLimit(ALERTS_PAGE);
-  }
-
-  const alerts = usePolled(() => api.alerts(alertsQuery({ limiterId, status, limit })), [limiterId, status, limit], 5_000);
+  const [limiterId, setLimiterId] = useSearchParam("limiter_id");
+  const [status, setStatus] = useSearchParam("status");
+  const alerts = useLoadMore((limit) => api.alerts(alertsQuery({ limiterId, status, limit })), [limiterId, status], PAGING, 5_000);
   const limiters = usePolled(() => api.allLimiters(), [], 30_000);
-  // While "Load more" fetches, keep showing what was there.
-  const [kept, setKept] = useState<{ key: string; rows: AlertDelivery[]; defaults: AlertDefaults } | null>(null);
-  if (alerts.data && kept?.rows !== alerts.data.deliveries) setKept({ key: filterKey, rows: alerts.data.deliveries, defaults: alerts.data.defaults });
-  const rows = alerts.data?.deliveries ?? (kept?.key === filterKey ? kept.rows : undefined);
-  const defaults = alerts.data?.defaults ?? kept?.defaults;
-  const loadingMore = !alerts.data && rows !== undefined;
-
-  const limiterOptions = useMemo(
-    () => [...(limiters.data ?? [])].sort((a, b) => Number(!!a.deleted_at) - Number(!!b.deleted_at) || a.name.localeCompare(b.name)),
-    [limiters.data],
-  );
-  const listed = limiterOptions.some((l) => l.id === limiterId);
+  const rows = alerts.data?.deliveries;
+  const defaults = alerts.latest?.defaults;
   const filtered = !!limiterId || !!status;
 
   return (
     <div className="grid gap-6">
-      <div className="flex flex-wrap items-end justify-between gap-4">
-        <div>
-          <h1 className="text-2xl font-semibold tracking-tight">Alerts</h1>
-          <p className="mt-1 max-w-2xl text-sm text-muted-foreground">
-            Webhook alerts the server raised (thresholds reached, budgets exhausted, limiters deactivated, expired or deleted) and where each delivery stands. Webhook addresses
-            are shown cut to their host, as their path may hold a secret.
-          </p>
-        </div>
-        <div className="flex flex-wrap items-center gap-2">
-          <div className="w-52">
-            <label htmlFor="alerts-limiter" className="sr-only">
-              Limiter
-            </label>
-            <Select id="alerts-limiter" value={limiterId} onChange={(e) => setParam("limiter_id", e.target.value)} data-testid="alerts-limiter-filter">
-              <option value="">All limiters</option>
-              {limiterOptions.map((l) => (
-                <option key={l.id} value={l.id}>
-                  {l.name}
-                  {l.deleted_at ? " (deleted)" : ""}
-                </option>
-              ))}
-              {limiterId && !listed && <option value={limiterId}>{limiterId}</option>}
-            </Select>
-          </div>
-          <div className="w-40">
-            <label htmlFor="alerts-status" className="sr-only">
-              Status
-            </label>
-            <Select id="alerts-status" value={status} onChange={(e) => setParam("status", e.target.value)} data-testid="alerts-status-filter">
+      <PageHeader
+        title="Alerts"
+        description="Webhook alerts the server raised (thresholds reached, budgets exhausted, limiters deactivated, expired or deleted) and where each delivery stands. Webhook addresses are shown cut to their host, as their path may hold a secret."
+      >
+        <FilterBar>
+          <LimiterFilter id="alerts-limiter" value={limiterId} onChange={setLimiterId} limiters={limiters.data} testId="alerts-limiter-filter" />
+          <FilterField id="alerts-status" label="Status" width="w-40">
+            <Select id="alerts-status" value={status} onChange={(e) => setStatus(e.target.value)} data-testid="alerts-status-filter">
               <option value="">Any status</option>
               {STATUSES.map((s) => (
                 <option key={s} value={s}>
@@ -230,32 +180,20 @@ export function AlertsPage() {
                 </option>
               ))}
             </Select>
-          </div>
-        </div>
-      </div>
+          </FilterField>
+        </FilterBar>
+      </PageHeader>
 
       {alerts.error && <ErrorAlert title="Could not load the alerts" error={alerts.error} onRetry={() => void alerts.reload()} />}
 
       {defaults && <Settings d={defaults} />}
 
       {!rows ? (
-        !alerts.error && (
-          <Card className="grid gap-3 p-5" aria-busy="true">
-            <Skeleton className="h-5 w-full" />
-            <Skeleton className="h-5 w-full" />
-            <Skeleton className="h-5 w-full" />
-          </Card>
-        )
+        !alerts.error && <ListSkeleton />
       ) : rows.length === 0 ? (
-        <Card className="flex flex-col items-center gap-3 border-dashed px-6 py-16 text-center" data-testid="empty-alerts">
-          <span className="flex h-12 w-12 items-center justify-center rounded-full bg-zinc-100">
-            <Bell className="h-6 w-6 text-zinc-500" />
-          </span>
-          <h2 className="text-lg font-semibold">{filtered ? "Nothing matches these filters" : "No alerts yet"}</h2>
-          <p className="max-w-md text-sm text-muted-foreground">
-            {filtered ? "Try another limiter or status." : "Alerts appear here when spend reaches a threshold or a limiter is exhausted, deactivated, expires or is deleted."}
-          </p>
-        </Card>
+        <EmptyState icon={Bell} title={filtered ? "Nothing matches these filters" : "No alerts yet"} testId="empty-alerts">
+          {filtered ? "Try another limiter or status." : "Alerts appear here when spend reaches a threshold or a limiter is exhausted, deactivated, expires or is deleted."}
+        </EmptyState>
       ) : (
         <>
           <Card className="min-w-0 p-2">
@@ -280,16 +218,13 @@ export function AlertsPage() {
               </TableBody>
             </Table>
           </Card>
-          <div className="flex items-center justify-between gap-4 text-sm text-muted-foreground">
-            <span data-testid="alerts-count">
-              {rows.length} alert{rows.length === 1 ? "" : "s"}, newest first
-            </span>
-            {mayHaveMoreAlerts(rows.length, limit) && (
-              <Button variant="outline" size="sm" onClick={() => setLimit(nextAlertsLimit(limit))} disabled={loadingMore} data-testid="alerts-load-more">
-                {loadingMore ? "Loading…" : "Load more"}
-              </Button>
-            )}
-          </div>
+          <LoadMoreFooter
+            count={`${rows.length} alert${rows.length === 1 ? "" : "s"}, newest first`}
+            more={alerts.mayHaveMore(rows.length)}
+            loading={alerts.loadingMore}
+            onMore={alerts.loadMore}
+            testIdPrefix="alerts"
+          />
         </>
       )}
     </div>

@@ -1,15 +1,15 @@
 import { History, ShieldAlert } from "lucide-react";
 import { useEffect, useMemo, useState } from "react";
-import { useSearchParams } from "react-router-dom";
 import { ErrorAlert } from "../components/ErrorAlert";
+import { EmptyState, FilterBar, FilterField, LimiterFilter, ListSkeleton, LoadMoreFooter, PageHeader } from "../components/ListPage";
 import { Badge } from "../components/ui/badge";
-import { Button } from "../components/ui/button";
 import { Card } from "../components/ui/card";
 import { Input } from "../components/ui/input";
 import { Select } from "../components/ui/select";
-import { Skeleton } from "../components/ui/skeleton";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "../components/ui/table";
+import { useLoadMore } from "../hooks/useLoadMore";
 import { usePolled } from "../hooks/usePolled";
+import { useSearchParam } from "../hooks/useSearchParam";
 import { api, type AuditEntry } from "../lib/api";
 import {
   AUDIT_PAGE,
@@ -28,6 +28,8 @@ import {
 } from "../lib/audit";
 import { RANGES, type RangeId } from "../lib/ranges";
 import { cn } from "../lib/utils";
+
+const PAGING = { first: AUDIT_PAGE, next: nextLimit, mayHaveMore };
 
 /** Lines shown before "N more". */
 const SHOWN_LINES = 4;
@@ -120,89 +122,37 @@ function AuditRow({ e, limiter, target }: { e: AuditEntry; limiter: string | nul
 
 /** The audit trail: who did what, when, from where, newest first, with filters. */
 export function AuditPage() {
-  const [params, setParams] = useSearchParams();
-  const limiterId = params.get("limiter_id") ?? "";
-  const setLimiterId = (id: string) =>
-    setParams(
-      (p) => {
-        const next = new URLSearchParams(p);
-        if (id) next.set("limiter_id", id);
-        else next.delete("limiter_id");
-        return next;
-      },
-      { replace: true },
-    );
+  const [limiterId, setLimiterId] = useSearchParam("limiter_id");
   const [actorInput, setActorInput] = useState("");
   const [actor, setActor] = useState("");
   const [rangeId, setRangeId] = useState<RangeId>("7d");
-  const [limit, setLimit] = useState(AUDIT_PAGE);
 
   // Type freely: the filter applies once typing pauses.
   useEffect(() => {
     const t = window.setTimeout(() => setActor(actorInput.trim()), 350);
     return () => window.clearTimeout(t);
   }, [actorInput]);
-  // A new filter starts from the first page again.
-  const filterKey = `${limiterId}\n${actor}\n${rangeId}`;
-  const [keyOfLimit, setKeyOfLimit] = useState(filterKey);
-  if (keyOfLimit !== filterKey) {
-    setKeyOfLimit(filterKey);
-    setLimit(AUDIT_PAGE);
-  }
 
-  const audit = usePolled(() => api.audit(auditQuery({ limiterId, actor, rangeId, limit }, Date.now())), [limiterId, actor, rangeId, limit], 15_000);
+  const audit = useLoadMore((limit) => api.audit(auditQuery({ limiterId, actor, rangeId, limit }, Date.now())), [limiterId, actor, rangeId], PAGING, 15_000);
   const limiters = usePolled(() => api.allLimiters(), [], 30_000);
   const credentials = usePolled(() => api.credentials(), [], 30_000);
-  // While "Load more" fetches, keep showing what was there.
-  const [kept, setKept] = useState<{ key: string; rows: AuditEntry[] } | null>(null);
-  if (audit.data && kept?.rows !== audit.data) setKept({ key: filterKey, rows: audit.data });
-  const rows = audit.data ?? (kept?.key === filterKey ? kept.rows : undefined);
-  const loadingMore = !audit.data && rows !== undefined;
+  const rows = audit.data;
 
-  const limiterOptions = useMemo(
-    () => [...(limiters.data ?? [])].sort((a, b) => Number(!!a.deleted_at) - Number(!!b.deleted_at) || a.name.localeCompare(b.name)),
-    [limiters.data],
-  );
   const keyNames = useMemo(() => credentialNames(rows ?? [], credentials.data), [rows, credentials.data]);
-  const listed = limiterOptions.some((l) => l.id === limiterId);
   const filtered = !!limiterId || !!actor || rangeId !== "all";
 
   return (
     <div className="grid gap-6">
-      <div className="flex flex-wrap items-end justify-between gap-4">
-        <div>
-          <h1 className="text-2xl font-semibold tracking-tight">Audit</h1>
-          <p className="mt-1 max-w-2xl text-sm text-muted-foreground">
-            Every admin action: sign-ins (failed ones too), limiter, budget and key changes, with who, when, from which address and what changed. Codes are shown masked;
-            upstream keys never.
-          </p>
-        </div>
-        <div className="flex flex-wrap items-center gap-2">
-          <div className="w-52">
-            <label htmlFor="audit-limiter" className="sr-only">
-              Limiter
-            </label>
-            <Select id="audit-limiter" value={limiterId} onChange={(e) => setLimiterId(e.target.value)} data-testid="audit-limiter-filter">
-              <option value="">All limiters</option>
-              {limiterOptions.map((l) => (
-                <option key={l.id} value={l.id}>
-                  {l.name}
-                  {l.deleted_at ? " (deleted)" : ""}
-                </option>
-              ))}
-              {limiterId && !listed && <option value={limiterId}>{limiterId}</option>}
-            </Select>
-          </div>
-          <div className="w-40">
-            <label htmlFor="audit-actor" className="sr-only">
-              Actor
-            </label>
+      <PageHeader
+        title="Audit"
+        description="Every admin action: sign-ins (failed ones too), limiter, budget and key changes, with who, when, from which address and what changed. Codes are shown masked; upstream keys never."
+      >
+        <FilterBar>
+          <LimiterFilter id="audit-limiter" value={limiterId} onChange={setLimiterId} limiters={limiters.data} testId="audit-limiter-filter" />
+          <FilterField id="audit-actor" label="Actor" width="w-40">
             <Input id="audit-actor" placeholder="Actor" value={actorInput} onChange={(e) => setActorInput(e.target.value)} data-testid="audit-actor-filter" autoComplete="off" />
-          </div>
-          <div className="w-44">
-            <label htmlFor="audit-range" className="sr-only">
-              Time range
-            </label>
+          </FilterField>
+          <FilterField id="audit-range" label="Time range" width="w-44">
             <Select id="audit-range" value={rangeId} onChange={(e) => setRangeId(e.target.value as RangeId)} data-testid="audit-range-select">
               {RANGES.map((r) => (
                 <option key={r.id} value={r.id}>
@@ -210,30 +160,18 @@ export function AuditPage() {
                 </option>
               ))}
             </Select>
-          </div>
-        </div>
-      </div>
+          </FilterField>
+        </FilterBar>
+      </PageHeader>
 
       {audit.error && <ErrorAlert title="Could not load the audit trail" error={audit.error} onRetry={() => void audit.reload()} />}
 
       {!rows ? (
-        !audit.error && (
-          <Card className="grid gap-3 p-5" aria-busy="true">
-            <Skeleton className="h-5 w-full" />
-            <Skeleton className="h-5 w-full" />
-            <Skeleton className="h-5 w-full" />
-          </Card>
-        )
+        !audit.error && <ListSkeleton />
       ) : rows.length === 0 ? (
-        <Card className="flex flex-col items-center gap-3 border-dashed px-6 py-16 text-center" data-testid="empty-audit">
-          <span className="flex h-12 w-12 items-center justify-center rounded-full bg-zinc-100">
-            <History className="h-6 w-6 text-zinc-500" />
-          </span>
-          <h2 className="text-lg font-semibold">{filtered ? "Nothing matches these filters" : "No admin actions yet"}</h2>
-          <p className="max-w-md text-sm text-muted-foreground">
-            {filtered ? "Try a longer time range, another limiter or clear the actor." : "Sign-ins and changes to limiters and keys appear here as they happen."}
-          </p>
-        </Card>
+        <EmptyState icon={History} title={filtered ? "Nothing matches these filters" : "No admin actions yet"} testId="empty-audit">
+          {filtered ? "Try a longer time range, another limiter or clear the actor." : "Sign-ins and changes to limiters and keys appear here as they happen."}
+        </EmptyState>
       ) : (
         <>
           <Card className="min-w-0 p-2">
@@ -256,16 +194,13 @@ export function AuditPage() {
               </TableBody>
             </Table>
           </Card>
-          <div className="flex items-center justify-between gap-4 text-sm text-muted-foreground">
-            <span data-testid="audit-count">
-              {rows.length} entr{rows.length === 1 ? "y" : "ies"}, newest first
-            </span>
-            {mayHaveMore(rows.length, limit) && (
-              <Button variant="outline" size="sm" onClick={() => setLimit(nextLimit(limit))} disabled={loadingMore} data-testid="audit-load-more">
-                {loadingMore ? "Loading…" : "Load more"}
-              </Button>
-            )}
-          </div>
+          <LoadMoreFooter
+            count={`${rows.length} entr${rows.length === 1 ? "y" : "ies"}, newest first`}
+            more={audit.mayHaveMore(rows.length)}
+            loading={audit.loadingMore}
+            onMore={audit.loadMore}
+            testIdPrefix="audit"
+          />
         </>
       )}
     </div>

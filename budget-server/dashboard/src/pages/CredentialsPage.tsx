@@ -1,12 +1,13 @@
-import { CircleAlert, KeyRound, Loader2, Pencil, Plus, RefreshCw, Trash2 } from "lucide-react";
+import { KeyRound, Loader2, Pencil, Plus, RefreshCw, Trash2 } from "lucide-react";
 import { useState } from "react";
 import { CredentialFormDialog, type CredentialFormMode } from "../components/CredentialFormDialog";
 import { ErrorAlert } from "../components/ErrorAlert";
+import { FormError } from "../components/FormDialog";
+import { EmptyState, ListSkeleton, PageHeader } from "../components/ListPage";
 import { Badge } from "../components/ui/badge";
 import { Button } from "../components/ui/button";
 import { Card } from "../components/ui/card";
 import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "../components/ui/dialog";
-import { Skeleton } from "../components/ui/skeleton";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "../components/ui/table";
 import { useToast } from "../components/ui/toast";
 import { Tooltip } from "../components/ui/tooltip";
@@ -104,12 +105,7 @@ function DeleteCredentialDialog({ credential, onOpenChange, onDeleted }: { crede
             The server forgets the key. A credential that limiters still use cannot be deleted: attach another key to them, or switch them to pass-through, first.
           </DialogDescription>
         </DialogHeader>
-        {error && (
-          <p role="alert" data-testid="delete-credential-error" className="flex items-start gap-2 rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
-            <CircleAlert className="mt-0.5 h-4 w-4 shrink-0" />
-            {error}
-          </p>
-        )}
+        {error && <FormError testId="delete-credential-error">{error}</FormError>}
         <DialogFooter>
           <Button variant="outline" onClick={() => onOpenChange(false)}>
             Cancel
@@ -158,46 +154,38 @@ export function CredentialsPage() {
 
   return (
     <div className="grid gap-6">
-      <div className="flex flex-wrap items-end justify-between gap-4">
-        <div>
-          <h1 className="text-2xl font-semibold tracking-tight">Credentials</h1>
-          <p className="mt-1 max-w-2xl text-sm text-muted-foreground">
-            OpenAI and Azure keys the server holds, encrypted. A limiter with a stored key sends it upstream and drops the client&apos;s; its clients use the limiter code as their
-            API key and never see the real one.
-          </p>
-        </div>
+      <PageHeader
+        title="Credentials"
+        description="OpenAI and Azure keys the server holds, encrypted. A limiter with a stored key sends it upstream and drops the client's; its clients use the limiter code as their API key and never see the real one."
+      >
         {canWrite && (
           <Button onClick={() => setForm({ mode: "create", credential: null })} data-testid="create-credential">
             <Plus />
             Add key
           </Button>
         )}
-      </div>
+      </PageHeader>
 
       {credentials.error && <ErrorAlert title="Could not load credentials" error={credentials.error} onRetry={() => void credentials.reload()} />}
 
       {credentials.loading && !list ? (
-        <Card className="grid gap-3 p-5" aria-busy="true">
-          <Skeleton className="h-5 w-full" />
-          <Skeleton className="h-5 w-full" />
-        </Card>
+        <ListSkeleton rows={2} />
       ) : list && list.length === 0 ? (
-        <Card className="flex flex-col items-center gap-3 border-dashed px-6 py-16 text-center" data-testid="empty-credentials">
-          <span className="flex h-12 w-12 items-center justify-center rounded-full bg-zinc-100">
-            <KeyRound className="h-6 w-6 text-zinc-500" />
-          </span>
-          <h2 className="text-lg font-semibold">No stored keys — limiters pass the client&apos;s key through</h2>
-          <p className="max-w-md text-sm text-muted-foreground">
-            Store an OpenAI or Azure key here and attach it to a limiter: its customers then get the limiter code as their only credential, and cannot call OpenAI
-            around the budget.
-          </p>
-          {canWrite && (
-            <Button onClick={() => setForm({ mode: "create", credential: null })} className="mt-2">
-              <Plus />
-              Add key
-            </Button>
-          )}
-        </Card>
+        <EmptyState
+          icon={KeyRound}
+          title="No stored keys — limiters pass the client's key through"
+          testId="empty-credentials"
+          action={
+            canWrite && (
+              <Button onClick={() => setForm({ mode: "create", credential: null })} className="mt-2">
+                <Plus />
+                Add key
+              </Button>
+            )
+          }
+        >
+          Store an OpenAI or Azure key here and attach it to a limiter: its customers then get the limiter code as their only credential, and cannot call OpenAI around the budget.
+        </EmptyState>
       ) : list ? (
         <Card className="min-w-0 p-2">
           <Table data-testid="credentials-table">

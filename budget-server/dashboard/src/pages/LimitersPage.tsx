@@ -1,20 +1,12 @@
 import { Gauge, Plus } from "lucide-react";
 import { useState } from "react";
+import { ConfirmDialog } from "../components/ConfirmDialog";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { LimiterCard } from "../components/LimiterCard";
 import { LimiterFormDialog } from "../components/LimiterFormDialog";
 import { LimiterStatsDialog } from "../components/LimiterStatsDialog";
+import { EmptyState, PageHeader } from "../components/ListPage";
 import { RotateCodeDialog } from "../components/RotateCodeDialog";
-import {
-  AlertDialog,
-  AlertDialogAction,
-  AlertDialogCancel,
-  AlertDialogContent,
-  AlertDialogDescription,
-  AlertDialogFooter,
-  AlertDialogHeader,
-  AlertDialogTitle,
-} from "../components/ui/alert-dialog";
 import { Button } from "../components/ui/button";
 import { Card } from "../components/ui/card";
 import { Skeleton } from "../components/ui/skeleton";
@@ -104,15 +96,15 @@ export function LimitersPage() {
 
   return (
     <div className="grid gap-6">
-      <div className="flex flex-wrap items-end justify-between gap-4">
-        <div>
-          <h1 className="text-2xl font-semibold tracking-tight">Limiters</h1>
-          <p className="mt-1 text-sm text-muted-foreground">
-            {list && list.length > 0
-              ? `${list.length} limiter${list.length === 1 ? "" : "s"}, ${list.filter((l) => l.is_active).length} active · ${formatMoney(totalBudget)} in active budgets`
-              : "Each limiter is a budget with its own OpenAI-compatible endpoint."}
-          </p>
-        </div>
+      <PageHeader
+        title="Limiters"
+        wide
+        description={
+          list && list.length > 0
+            ? `${list.length} limiter${list.length === 1 ? "" : "s"}, ${list.filter((l) => l.is_active).length} active · ${formatMoney(totalBudget)} in active budgets`
+            : "Each limiter is a budget with its own OpenAI-compatible endpoint."
+        }
+      >
         {canWrite && (
           <Button
             onClick={() => {
@@ -125,7 +117,7 @@ export function LimitersPage() {
             Create limiter
           </Button>
         )}
-      </div>
+      </PageHeader>
 
       {limiters.error && <ErrorAlert title="Could not load limiters" error={limiters.error} onRetry={() => void limiters.reload()} />}
 
@@ -136,21 +128,22 @@ export function LimitersPage() {
           <CardSkeleton />
         </div>
       ) : list && list.length === 0 ? (
-        <Card className="flex flex-col items-center gap-3 border-dashed px-6 py-16 text-center" data-testid="empty-limiters">
-          <span className="flex h-12 w-12 items-center justify-center rounded-full bg-zinc-100">
-            <Gauge className="h-6 w-6 text-zinc-500" />
-          </span>
-          <h2 className="text-lg font-semibold">No limiters yet — create one</h2>
-          <p className="max-w-sm text-sm text-muted-foreground">
-            Give a customer, team or project a dollar budget per minute, hour, day, week, month or year, and hand them the endpoint.
-          </p>
-          {canWrite && (
-            <Button onClick={() => setFormOpen(true)} className="mt-2">
-              <Plus />
-              Create limiter
-            </Button>
-          )}
-        </Card>
+        <EmptyState
+          icon={Gauge}
+          title="No limiters yet — create one"
+          testId="empty-limiters"
+          narrow
+          action={
+            canWrite && (
+              <Button onClick={() => setFormOpen(true)} className="mt-2">
+                <Plus />
+                Create limiter
+              </Button>
+            )
+          }
+        >
+          Give a customer, team or project a dollar budget per minute, hour, day, week, month or year, and hand them the endpoint.
+        </EmptyState>
       ) : list ? (
         <div className="grid grid-cols-1 items-start gap-4 md:grid-cols-2 xl:grid-cols-3" data-testid="limiter-grid">
           {list.map((l) => (
@@ -188,22 +181,16 @@ export function LimitersPage() {
       />
       <LimiterStatsDialog limiter={statsFor} onOpenChange={(o) => !o && setStatsFor(null)} onChanged={replace} readOnly={!canWrite} />
 
-      <AlertDialog open={!!deleting} onOpenChange={(o) => !o && setDeleting(null)}>
-        <AlertDialogContent data-testid="delete-dialog">
-          <AlertDialogHeader>
-            <AlertDialogTitle>Delete “{deleting?.name}”?</AlertDialogTitle>
-            <AlertDialogDescription>
-              Its endpoint stops working at once and cannot be restored. Its past usage stays in the statistics, shown as deleted.
-            </AlertDialogDescription>
-          </AlertDialogHeader>
-          <AlertDialogFooter>
-            <AlertDialogCancel>Cancel</AlertDialogCancel>
-            <AlertDialogAction destructive data-testid="confirm-delete" onClick={() => deleting && void confirmDelete(deleting)}>
-              Delete
-            </AlertDialogAction>
-          </AlertDialogFooter>
-        </AlertDialogContent>
-      </AlertDialog>
+      <ConfirmDialog
+        open={!!deleting}
+        onClose={() => setDeleting(null)}
+        title={`Delete “${deleting?.name}”?`}
+        description="Its endpoint stops working at once and cannot be restored. Its past usage stays in the statistics, shown as deleted."
+        confirmLabel="Delete"
+        testId="delete-dialog"
+        confirmTestId="confirm-delete"
+        onConfirm={() => deleting && void confirmDelete(deleting)}
+      />
 
       <RotateCodeDialog limiter={rotating} onOpenChange={(o) => !o && setRotating(null)} onRotated={rotated} />
     </div>
