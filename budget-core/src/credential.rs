@@ -123,6 +123,19 @@ pub struct Credential {
 }
 
 impl Credential {
+    /// The form a database keeps: times to the microsecond. Stores answer with this form
+    /// from memory too, so what they say reads the same before and after a restart.
+    pub fn normalized(&self) -> Credential {
+        let us =
+            |t: DateTime<Utc>| DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t);
+        Credential {
+            created_at: us(self.created_at),
+            updated_at: us(self.updated_at),
+            rotated_at: us(self.rotated_at),
+            ..self.clone()
+        }
+    }
+
     /// Check the fields a user typed: the name (1–100 characters of letters, digits, `.`,
     /// `_`, `-`, space) and the organization and project headers (printable ASCII, at most
     /// 200). The key itself is checked by whoever seals it.

@@ -2,7 +2,6 @@
 
 use budget_core::credential::{Credential, CredentialId, SealedSecret};
 use budget_core::store::{CredentialIndex, Error, Result};
-use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::store::Shared;
@@ -50,16 +49,6 @@ fn from_row(row: &sqlx::postgres::PgRow) -> std::result::Result<Credential, Post
 }
 
 /// `c` with its times to the microsecond, as it reads back.
-fn as_stored(c: &Credential) -> Credential {
-    let us = |t: DateTime<Utc>| DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t);
-    Credential {
-        created_at: us(c.created_at),
-        updated_at: us(c.updated_at),
-        rotated_at: us(c.rotated_at),
-        ..c.clone()
-    }
-}
-
 impl PostgresStore {
     /// Insert (`new`) or replace a credential and tell every replica, in one transaction.
     pub(crate) async fn write_credential(&self, c: &Credential, new: bool) -> Result<()> {
@@ -116,7 +105,7 @@ impl PostgresStore {
         }
         notify(&mut tx, c.id).await?;
         tx.commit().await.map_err(PostgresStoreError::from)?;
-        s.lock().credentials.put(as_stored(c));
+        s.lock().credentials.put(c.normalized());
         Ok(())
     }
 

@@ -53,16 +53,6 @@ fn from_row(row: &SqliteRow) -> std::result::Result<Credential, SqliteStoreError
 }
 
 /// `c` with its times to the microsecond, as it reads back.
-fn as_stored(c: &Credential) -> Credential {
-    let us = |t: DateTime<Utc>| DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t);
-    Credential {
-        created_at: us(c.created_at),
-        updated_at: us(c.updated_at),
-        rotated_at: us(c.rotated_at),
-        ..c.clone()
-    }
-}
-
 impl SqliteStore {
     pub(crate) async fn write_credential(&self, c: &Credential, new: bool) -> Result<()> {
         self.check_open()?;
@@ -98,7 +88,7 @@ impl SqliteStore {
         q.execute(&self.inner.pool)
             .await
             .map_err(SqliteStoreError::from)?;
-        self.lock().credentials.put(as_stored(c));
+        self.lock().credentials.put(c.normalized());
         Ok(())
     }
 
