@@ -1,18 +1,11 @@
 // @vitest-environment jsdom
-import { cleanup, render, screen, waitFor, within } from "@testing-library/react";
+import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { MemoryRouter, Route, Routes, useLocation } from "react-router-dom";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { AlertDefaults, AlertDelivery } from "../lib/alerts";
+import { A, B, limiters, NOW, renderPage, search, stubApi, unstubApi } from "../test/filtered-page";
 import { AlertsPage } from "./AlertsPage";
 
-const NOW = Date.parse("2026-03-10T12:34:56Z");
-const A = "0a0a0a0a-0000-4000-8000-00000000000a";
-const B = "0b0b0b0b-0000-4000-8000-00000000000b";
-const limiters = [
-  { id: B, name: "Zeta team", deleted_at: null },
-  { id: A, name: "Customer A", deleted_at: "2026-03-09T00:00:00Z" },
-];
 const DEFAULTS: AlertDefaults = { enabled: true, webhook: "https://hooks.example.com/…", format: "slack", thresholds: [80, 100], retry_for_seconds: 86400 };
 
 const delivery = (n: number, over: Partial<AlertDelivery>): AlertDelivery => ({
@@ -46,46 +39,13 @@ let calls: URL[];
 let answer: (url: URL) => { defaults: AlertDefaults; deliveries: AlertDelivery[] };
 
 beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(NOW);
-  calls = [];
   answer = () => ({ defaults: DEFAULTS, deliveries: DELIVERIES });
-  vi.stubGlobal("fetch", (url: string) => {
-    const u = new URL(url, "http://dashboard.test");
-    const body = u.pathname === "/api/limiters" ? limiters : (calls.push(u), answer(u));
-    return Promise.resolve(new Response(JSON.stringify(body), { status: 200 }));
-  });
+  calls = stubApi({ "/api/limiters": limiters }, (u) => answer(u));
 });
 
-afterEach(() => {
-  cleanup();
-  vi.useRealTimers();
-  vi.unstubAllGlobals();
-});
+afterEach(unstubApi);
 
-let search = "";
-function Where() {
-  search = useLocation().search;
-  return null;
-}
-
-function renderAt(path: string) {
-  return render(
-    <MemoryRouter initialEntries={[path]}>
-      <Routes>
-        <Route
-          path="/alerts"
-          element={
-            <>
-              <AlertsPage />
-              <Where />
-            </>
-          }
-        />
-      </Routes>
-    </MemoryRouter>,
-  );
-}
+const renderAt = (path: string) => renderPage(path, <AlertsPage />);
 
 const lastQuery = () => Object.fromEntries(calls.at(-1)!.searchParams);
 const rowOf = (id: string) => document.querySelector<HTMLElement>(`[data-testid="alert-row"][data-event-id="${id}"]`)!;

@@ -1,20 +1,13 @@
 // @vitest-environment jsdom
-import { cleanup, render, screen, waitFor, within } from "@testing-library/react";
+import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { MemoryRouter, Route, Routes, useLocation } from "react-router-dom";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { AuditEntry } from "../lib/api";
+import { A, B, limiters, NOW, renderPage, search, stubApi, unstubApi } from "../test/filtered-page";
 import { AuditPage } from "./AuditPage";
 
-const NOW = Date.parse("2026-03-10T12:34:56Z");
-const A = "0a0a0a0a-0000-4000-8000-00000000000a";
-const B = "0b0b0b0b-0000-4000-8000-00000000000b";
 const GONE = "0c0c0c0c-0000-4000-8000-00000000000c";
 const CRED = "0d0d0d0d-0000-4000-8000-00000000000d";
-const limiters = [
-  { id: B, name: "Zeta team", deleted_at: null },
-  { id: A, name: "Customer A", deleted_at: "2026-03-09T00:00:00Z" },
-];
 const credentials = [{ id: CRED, name: "openai-prod" }];
 
 const entry = (n: number, over: Partial<AuditEntry>): AuditEntry => ({
@@ -42,46 +35,13 @@ let calls: URL[];
 let answer: (url: URL) => AuditEntry[];
 
 beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(NOW);
-  calls = [];
   answer = () => ENTRIES;
-  vi.stubGlobal("fetch", (url: string) => {
-    const u = new URL(url, "http://dashboard.test");
-    const body = u.pathname === "/api/limiters" ? limiters : u.pathname === "/api/credentials" ? credentials : (calls.push(u), answer(u));
-    return Promise.resolve(new Response(JSON.stringify(body), { status: 200 }));
-  });
+  calls = stubApi({ "/api/limiters": limiters, "/api/credentials": credentials }, (u) => answer(u));
 });
 
-afterEach(() => {
-  cleanup();
-  vi.useRealTimers();
-  vi.unstubAllGlobals();
-});
+afterEach(unstubApi);
 
-let search = "";
-function Where() {
-  search = useLocation().search;
-  return null;
-}
-
-function renderAt(path: string) {
-  return render(
-    <MemoryRouter initialEntries={[path]}>
-      <Routes>
-        <Route
-          path="/audit"
-          element={
-            <>
-              <AuditPage />
-              <Where />
-            </>
-          }
-        />
-      </Routes>
-    </MemoryRouter>,
-  );
-}
+const renderAt = (path: string) => renderPage(path, <AuditPage />);
 
 const lastQuery = () => Object.fromEntries(calls.at(-1)!.searchParams);
 const rowOf = (action: string) => document.querySelector<HTMLElement>(`[data-testid="audit-row"][data-action="${action}"]`)!;
