@@ -2,8 +2,8 @@
 import { cleanup, render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { Credential, Limiter } from "../lib/api";
-import { limiterFixture } from "../test/fixtures";
+import type { Limiter } from "../lib/api";
+import { credentialFixture, limiterFixture } from "../test/fixtures";
 import { LimiterCard, type LimiterCardProps } from "./LimiterCard";
 import { TooltipProvider } from "./ui/tooltip";
 
@@ -158,19 +158,7 @@ describe("LimiterCard", () => {
   it("a limiter with a stored key names it, offers the code as the API key, and its snippets need no OpenAI key", async () => {
     const user = userEvent.setup();
     const code = "sk-budget-0123456789abcdef0123456789abcdef";
-    const cred: Credential = {
-      id: "0c0c0c0c-0000-4000-8000-00000000000a",
-      name: "openai-prod",
-      kind: "openai",
-      organization: null,
-      project: null,
-      key_hint: "…wxyz",
-      fingerprint: "sha256:0123456789ab",
-      created_at: "2026-03-01T00:00:00Z",
-      updated_at: "2026-03-01T00:00:00Z",
-      rotated_at: "2026-03-01T00:00:00Z",
-      limiter_count: 1,
-    };
+    const cred = credentialFixture({ rotated_at: "2026-03-01T00:00:00Z", limiter_count: 1 });
     renderCard(limiter({ code, proxy_endpoint: `http://localhost:8000/v1/${code}`, credential_id: cred.id }), { credential: cred });
     expect(screen.getByTestId("limiter-credential").textContent).toBe("Upstream key: openai-prod …wxyz");
     expect(screen.getByTestId("limiter-code").textContent).toBe(code);
