@@ -273,28 +273,7 @@ impl UsageStats for PostgresStore {
     }
 
     async fn recent_usage(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>> {
-        self.read_barrier().await?;
-        let (lo, hi) = bounds(query);
-        let mut sql = Sql::default();
-        sql.push(&format!(
-            "SELECT {EVENT_COLUMNS} FROM usage_events WHERE TRUE"
-        ));
-        sql.range(
-            "at",
-            &Segment {
-                source: Source::Raw,
-                lo,
-                hi,
-            },
-        )?;
-        if let Some(l) = query.limiter_id {
-            sql.push(" AND limiter_id = ");
-            sql.bind(l.0)?;
-        }
-        sql.push(" ORDER BY at DESC, id DESC LIMIT ");
-        sql.bind(i64::try_from(limit).unwrap_or(i64::MAX))?;
-        let rows = self.fetch_all(sql).await?;
-        rows.iter().map(|r| Ok(record_from_row(r)?)).collect()
+        self.records(query, None, limit, true).await
     }
 
     async fn refusals(
@@ -309,6 +288,46 @@ impl UsageStats for PostgresStore {
         query: &UsageQuery,
         after: Option<budget_core::store::UsageCursor>,
         limit: usize,
+    ) -> Result<Vec<UsageRecord>> {
+        self.records(query, after, limit, false).await
+    }
+}
+
+/// The buckets (of `width`, whose roll-up level is `level`) that `segs` covers only in part,
+/// each with the pieces of `segs` inside it: the segments of other sources, cut at bucket
+/// edges. A bucket read from `level` is whole and has none.
+fn partial_buckets(segs: &[Segment], level: Level, width: i64) -> Vec<(i64, Vec<Segment>)> {
+    let mut out: Vec<(i64, Vec<Segment>)> = Vec::new();
+    for s in segs.iter().filter(|s| s.source != Source::Rollup(level)) {
+        let mut b = s.lo - s.lo.rem_euclid(width);
+        while b < s.hi {
+            let piece = Segment {
+                source: s.source,
+                lo: s.lo.max(b),
+                hi: s.hi.min(b.saturating_add(width)),
+            };
+            match out.last_mut() {
+                Some((start, pieces)) if *start == b => pieces.push(piece),
+                _ => out.push((b, vec![piece])),
+            }
+            b = match b.checked_add(width) {
+                Some(next) => next,
+                None => break,
+            };
+        }
+    }
+    out
+}
+
+impl PostgresStore {
+    /// The records matching `query` in `(at, id)` order (`newest_first`: reversed), after
+    /// the cursor `after` when given (oldest first only), at most `limit`.
+    async fn records(
+        &self,
+        query: &UsageQuery,
+        after: Option<budget_core::store::UsageCursor>,
+        limit: usize,
+        newest_first: bool,
     ) -> Result<Vec<UsageRecord>> {
         self.read_barrier().await?;
         let (lo, hi) = bounds(query);
@@ -338,35 +357,13 @@ impl UsageStats for PostgresStore {
             sql.bind(c.id)?;
             sql.push(")");
         }
-        sql.push(" ORDER BY at, id LIMIT ");
+        sql.push(if newest_first {
+            " ORDER BY at DESC, id DESC LIMIT "
+        } else {
+            " ORDER BY at, id LIMIT "
+        });
         sql.bind(i64::try_from(limit).unwrap_or(i64::MAX))?;
         let rows = self.fetch_all(sql).await?;
         rows.iter().map(|r| Ok(record_from_row(r)?)).collect()
     }
-}
-
-/// The buckets (of `width`, whose roll-up level is `level`) that `segs` covers only in part,
-/// each with the pieces of `segs` inside it: the segments of other sources, cut at bucket
-/// edges. A bucket read from `level` is whole and has none.
-fn partial_buckets(segs: &[Segment], level: Level, width: i64) -> Vec<(i64, Vec<Segment>)> {
-    let mut out: Vec<(i64, Vec<Segment>)> = Vec::new();
-    for s in segs.iter().filter(|s| s.source != Source::Rollup(level)) {
-        let mut b = s.lo - s.lo.rem_euclid(width);
-        while b < s.hi {
-            let piece = Segment {
-                source: s.source,
-                lo: s.lo.max(b),
-                hi: s.hi.min(b.saturating_add(width)),
-            };
-            match out.last_mut() {
-                Some((start, pieces)) if *start == b => pieces.push(piece),
-                _ => out.push((b, vec![piece])),
-            }
-            b = match b.checked_add(width) {
-                Some(next) => next,
-                None => break,
-            };
-        }
-    }
-    out
 }

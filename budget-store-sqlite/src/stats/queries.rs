@@ -163,30 +163,13 @@ fn partial_buckets(segs: &[Segment], level: Level, width: i64) -> Vec<(i64, Vec<
     out
 }
 
-/// The most recent records matching `q`, newest first.
+/// The newest records matching `q`, newest first, at most `limit`.
 pub(crate) async fn recent(
     pool: &SqlitePool,
     q: &UsageQuery,
     limit: usize,
 ) -> Result<Vec<UsageRecord>, SqliteStoreError> {
-    let (lo, hi) = bounds(q);
-    let mut sql = format!(
-        "SELECT {} FROM usage_events WHERE at >= ? AND at < ?",
-        crate::rows::EVENT_COLUMNS
-    );
-    if q.limiter_id.is_some() {
-        sql.push_str(" AND limiter_id = ?");
-    }
-    sql.push_str(" ORDER BY at DESC, id DESC LIMIT ?");
-    let mut query = sqlx::query(&sql).bind(lo).bind(hi);
-    if let Some(l) = q.limiter_id {
-        query = query.bind(l.to_string());
-    }
-    let rows = query
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(record_from_row).collect()
+    records(pool, q, None, limit, true).await
 }
 
 /// A page of an export: the records matching `q` after `after` in `(at, id)` order, oldest
@@ -196,6 +179,18 @@ pub(crate) async fn page(
     q: &UsageQuery,
     after: Option<budget_core::store::UsageCursor>,
     limit: usize,
+) -> Result<Vec<UsageRecord>, SqliteStoreError> {
+    records(pool, q, after, limit, false).await
+}
+
+/// The records matching `q` in `(at, id)` order (`newest_first`: reversed), after the
+/// cursor `after` when given (oldest first only), at most `limit`.
+async fn records(
+    pool: &SqlitePool,
+    q: &UsageQuery,
+    after: Option<budget_core::store::UsageCursor>,
+    limit: usize,
+    newest_first: bool,
 ) -> Result<Vec<UsageRecord>, SqliteStoreError> {
     let (lo, hi) = bounds(q);
     // The cursor bounds the index range too: without it every page walked past all the
@@ -212,7 +207,11 @@ pub(crate) async fn page(
         // Ids are hyphenated lower-case UUIDs: as text they sort as the UUIDs do.
         sql.push_str(" AND (at > ? OR (at = ? AND id > ?))");
     }
-    sql.push_str(" ORDER BY at, id LIMIT ?");
+    sql.push_str(if newest_first {
+        " ORDER BY at DESC, id DESC LIMIT ?"
+    } else {
+        " ORDER BY at, id LIMIT ?"
+    });
     let mut query = sqlx::query(&sql).bind(lo).bind(hi);
     if let Some(l) = q.limiter_id {
         query = query.bind(l.to_string());
