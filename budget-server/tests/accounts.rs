@@ -4,21 +4,17 @@
 //! themselves; the login throttle and the audit trail cover named accounts; no password or
 //! hash is ever answered or audited; accounts survive a restart.
 
-use std::net::SocketAddr;
-
 use base64::Engine as _;
 use budget_core::store::UsageRecord;
 use budget_core::usage::{Endpoint, Usage};
 use budget_core::Money;
 use budget_server::admin::ROUTES;
-use budget_server::config::Config;
 use budget_server::state::AppState;
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::StatusCode;
 use serde_json::{json, Value};
+
+mod common;
+use common::{bearer, Answer, TestServer};
 
 const BOOTSTRAP_PASSWORD: &str = "bootstrap-password-123";
 const VIEWER_PASSWORD: &str = "viewer-password-1";
@@ -30,26 +26,17 @@ const KEY: &str = "sk-proj-ACCOUNTSKEY-abcdefghijklmnopqrstuvwxyz-0123";
 const HOOK: &str = "https://hooks.example.com/services/T0/B0/webhooksecret";
 
 async fn serve(dir: &std::path::Path) -> (String, AppState) {
-    let mut c = Config::for_tests();
-    c.database_url = format!("sqlite:{}", dir.join("accounts.db").display());
-    c.secrets_key =
-        Some(base64::engine::general_purpose::STANDARD.encode((1u8..=32).collect::<Vec<u8>>()));
-    c.admin_password = BOOTSTRAP_PASSWORD.into();
-    c.alert_webhook_secret = Some("accounts-test-webhook-secret-0123456789".into());
-    let state = AppState::build(c).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = budget_server::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), state)
+    let srv = TestServer::start(&dir.join("accounts.db"), |c| {
+        c.secrets_key =
+            Some(base64::engine::general_purpose::STANDARD.encode((1u8..=32).collect::<Vec<u8>>()));
+        c.admin_password = BOOTSTRAP_PASSWORD.into();
+        c.alert_webhook_secret = Some("accounts-test-webhook-secret-0123456789".into());
+    })
+    .await;
+    (srv.url.clone(), srv.state.clone())
 }
 
-struct Answer {
-    status: StatusCode,
-    json: Value,
-    text: String,
-}
-
+/// A JSON request with `token` (if any) as the bearer.
 async fn call(
     url: &str,
     method: &str,
@@ -57,31 +44,7 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Answer {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("{url}{path}"));
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let body = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            b.to_string()
-        }
-        None => String::new(),
-    };
-    let res = client
-        .request(req.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-    }
+    common::request(url, method, path, token.map(bearer).as_deref(), body).await
 }
 
 async fn login(url: &str, username: &str, password: &str) -> Answer {

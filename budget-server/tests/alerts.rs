@@ -3,7 +3,6 @@
 //! receiver that fails three times gets it on retry; a restart between a failure and its
 //! retry still delivers; a receiver that hangs does not slow the proxy.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,15 +12,14 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use budget_mock_upstream::{MockOptions, MockUpstream};
 use budget_server::config::Config;
-use budget_server::state::AppState;
 use bytes::Bytes;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::StatusCode;
 use serde_json::{json, Value};
+
+mod common;
+use common::TestServer;
 
 const SECRET: &str = "test-alert-secret-0123456789";
 
@@ -124,127 +122,44 @@ fn verify(headers: &HeaderMap, body: &[u8]) {
     assert!(headers.contains_key("x-budget-event-id"));
 }
 
-async fn call(
-    url: &str,
-    method: &str,
-    path: &str,
-    auth: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("{url}{path}"))
-        .header("authorization", auth);
-    let body = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            b.to_string()
-        }
-        None => String::new(),
-    };
-    let res = client
-        .request(req.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+/// A server on the SQLite file `db` that sends alerts to `webhook`, signed with [`SECRET`].
+async fn start_server(
+    db: &std::path::Path,
+    webhook: Option<&str>,
+    tune: impl FnOnce(&mut Config),
+) -> TestServer {
+    TestServer::start(db, |c| {
+        alerting(c, webhook);
+        tune(c)
+    })
+    .await
 }
 
-struct Server {
-    url: String,
-    admin: String,
-    state: AppState,
-    task: tokio::task::JoinHandle<()>,
+/// The same on any `DATABASE_URL`.
+async fn start_on(
+    database_url: String,
+    webhook: Option<&str>,
+    tune: impl FnOnce(&mut Config),
+) -> TestServer {
+    TestServer::on(database_url, |c| {
+        alerting(c, webhook);
+        tune(c)
+    })
+    .await
 }
 
-impl Server {
-    async fn start(
-        db: &std::path::Path,
-        webhook: Option<&str>,
-        tune: impl FnOnce(&mut Config),
-    ) -> Server {
-        Server::on(format!("sqlite:{}", db.display()), webhook, tune).await
-    }
+fn alerting(c: &mut Config, webhook: Option<&str>) {
+    c.allow_link_local_upstreams = true;
+    c.alert_webhook_url = webhook.map(str::to_owned);
+    c.alert_webhook_secret = Some(SECRET.into());
+    c.alert_retry_base_ms = 200;
+}
 
-    async fn on(
-        database_url: String,
-        webhook: Option<&str>,
-        tune: impl FnOnce(&mut Config),
-    ) -> Server {
-        let mut c = Config::for_tests();
-        c.database_url = database_url;
-        c.allow_link_local_upstreams = true;
-        c.alert_webhook_url = webhook.map(str::to_owned);
-        c.alert_webhook_secret = Some(SECRET.into());
-        c.alert_retry_base_ms = 200;
-        tune(&mut c);
-        let state = AppState::build(c).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app =
-            budget_server::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let admin = format!(
-            "Bearer {}",
-            state.auth.issue(chrono::Utc::now()).unwrap().token
-        );
-        Server {
-            url,
-            admin,
-            state,
-            task,
-        }
-    }
-
-    async fn stop(self) {
-        self.task.abort();
-        let _ = self.task.await;
-        self.state.layer.settlements().await;
-        if let Some(s) = &self.state.sqlite {
-            s.close().await;
-        }
-        if let Some(p) = &self.state.postgres {
-            p.close().await;
-        }
-    }
-
-    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (s, v) = call(&self.url, method, path, &self.admin, body).await;
-        assert!(s.is_success(), "{method} {path}: {s} {v}");
-        v
-    }
-
-    async fn limiter(&self, body: Value) -> (String, String) {
-        let l = self.api("POST", "/api/limiters", Some(body)).await;
-        (
-            l["id"].as_str().unwrap().to_owned(),
-            l["code"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    async fn chat(&self, code: &str) -> StatusCode {
-        call(
-            &self.url,
-            "POST",
-            &format!("/v1/{code}/chat/completions"),
-            "Bearer sk-client",
-            Some(json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20})),
-        )
-        .await
-        .0
-    }
-
-    async fn deliveries(&self) -> Vec<Value> {
-        self.api("GET", "/api/alerts", None).await["deliveries"]
-            .as_array()
-            .unwrap()
-            .clone()
-    }
+async fn deliveries(srv: &TestServer) -> Vec<Value> {
+    srv.api("GET", "/api/alerts", None).await["deliveries"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -252,7 +167,7 @@ async fn each_threshold_fires_once_under_200_concurrent_requests() {
     let dir = tempfile::tempdir().unwrap();
     let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     let (rx, hook) = Receiver::start().await;
-    let srv = Server::start(
+    let srv = start_server(
         &dir.path().join("a.db"),
         Some(&format!("{hook}/alerts")),
         |_| {},
@@ -334,7 +249,7 @@ async fn each_threshold_fires_once_under_200_concurrent_requests() {
     assert!(used >= 80.0, "{e80}");
 
     // The API lists them delivered, and /metrics counts them.
-    let listed = srv.deliveries().await;
+    let listed = deliveries(&srv).await;
     assert_eq!(listed.len(), 3);
     assert!(
         listed
@@ -348,22 +263,8 @@ async fn each_threshold_fires_once_under_200_concurrent_requests() {
             .all(|d| d["destination"] == format!("{hook}/…")),
         "redacted: {listed:#?}"
     );
-    let (_, metrics) = {
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-        let res = client
-            .request(
-                Request::get(format!("{}/metrics", srv.url))
-                    .body(Full::new(Bytes::new()))
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        (
-            (),
-            String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec())
-                .unwrap(),
-        )
-    };
+    let metrics =
+        String::from_utf8(srv.send("GET", "/metrics", &[], "").await.bytes.to_vec()).unwrap();
     assert!(
         metrics.contains("budget_alert_deliveries_total{outcome=\"delivered\"} 3"),
         "{metrics}"
@@ -375,7 +276,7 @@ async fn each_threshold_fires_once_under_200_concurrent_requests() {
 
     // A muted limiter raised nothing, and a new look (a restart) raises nothing again.
     srv.stop().await;
-    let again = Server::start(
+    let again = start_server(
         &dir.path().join("a.db"),
         Some(&format!("{hook}/alerts")),
         |_| {},
@@ -387,7 +288,7 @@ async fn each_threshold_fires_once_under_200_concurrent_requests() {
         3,
         "a restart finds the events already raised"
     );
-    assert_eq!(again.deliveries().await.len(), 3);
+    assert_eq!(deliveries(&again).await.len(), 3);
     again.stop().await;
 }
 
@@ -397,7 +298,7 @@ async fn a_receiver_that_fails_three_times_gets_the_event_on_retry() {
     let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     let (rx, hook) = Receiver::start().await;
     rx.fail.store(3, Ordering::SeqCst);
-    let srv = Server::start(&dir.path().join("b.db"), None, |_| {}).await;
+    let srv = start_server(&dir.path().join("b.db"), None, |_| {}).await;
     // Its own webhook, in Slack's format.
     let (id, _) = srv
         .limiter(json!({"name": "slacky", "budget_limit": 5, "period_type": "day", "base_url": mock.url(),
@@ -429,7 +330,7 @@ async fn a_receiver_that_fails_three_times_gets_the_event_on_retry() {
             json!({"text": "Limiter *slacky* was deactivated: it refuses every request."})
         );
     }
-    let d = srv.deliveries().await;
+    let d = deliveries(&srv).await;
     assert_eq!(d.len(), 1);
     assert_eq!(d[0]["status"], "delivered");
     assert_eq!(d[0]["attempts"], 4);
@@ -475,7 +376,7 @@ async fn a_restart_between_a_failure_and_its_retry_still_delivers() {
     let (rx, hook) = Receiver::start().await;
     rx.fail.store(usize::MAX, Ordering::SeqCst);
     // The first retry waits 4–8 s: long enough to stop the server in between.
-    let srv = Server::start(&db, Some(&hook), |c| c.alert_retry_base_ms = 8_000).await;
+    let srv = start_server(&db, Some(&hook), |c| c.alert_retry_base_ms = 8_000).await;
     let (id, _) = srv
         .limiter(
             json!({"name": "r", "budget_limit": 5, "period_type": "day", "base_url": mock.url()}),
@@ -489,7 +390,7 @@ async fn a_restart_between_a_failure_and_its_retry_still_delivers() {
     .await;
     let start = Instant::now();
     loop {
-        let d = srv.deliveries().await;
+        let d = deliveries(&srv).await;
         if d.first().is_some_and(|d| d["last_error"] == "HTTP 500") {
             assert_eq!(d[0]["status"], "pending");
             assert_eq!(d[0]["attempts"], 1);
@@ -506,18 +407,18 @@ async fn a_restart_between_a_failure_and_its_retry_still_delivers() {
 
     // The receiver is fixed; another server on the same database sends it when due.
     rx.fail.store(0, Ordering::SeqCst);
-    let srv = Server::start(&db, Some(&hook), |c| c.alert_retry_base_ms = 8_000).await;
+    let srv = start_server(&db, Some(&hook), |c| c.alert_retry_base_ms = 8_000).await;
     rx.wait_for(2).await;
     let got = rx.got();
     assert_eq!(got.len(), 2, "delivered once after the restart");
     assert_eq!(got[0].1["x-budget-event-id"], got[1].1["x-budget-event-id"]);
-    let d = srv.deliveries().await;
+    let d = deliveries(&srv).await;
     assert_eq!(d[0]["status"], "delivered");
     assert_eq!(d[0]["attempts"], 2);
     srv.stop().await;
 }
 
-async fn median_latency(srv: &Server, code: &str) -> Duration {
+async fn median_latency(srv: &TestServer, code: &str) -> Duration {
     let mut took = Vec::new();
     for _ in 0..60 {
         let t = Instant::now();
@@ -533,7 +434,7 @@ async fn a_receiver_that_hangs_does_not_slow_the_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     let (rx, hook) = Receiver::start().await;
-    let srv = Server::start(&dir.path().join("d.db"), Some(&hook), |c| {
+    let srv = start_server(&dir.path().join("d.db"), Some(&hook), |c| {
         c.alert_timeout_secs = 60
     })
     .await;
@@ -573,7 +474,7 @@ async fn a_receiver_that_hangs_does_not_slow_the_proxy() {
         during < before * 3 + Duration::from_millis(20),
         "a hanging receiver slowed the proxy: {before:?} -> {during:?}"
     );
-    let pending = srv.deliveries().await;
+    let pending = deliveries(&srv).await;
     assert_eq!(pending.len(), 12);
     assert!(pending.iter().all(|d| d["status"] == "pending"));
     srv.stop().await;
@@ -589,8 +490,8 @@ async fn two_replicas_on_postgresql_send_each_event_once() {
     let url = cluster.fresh_database().await;
     let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     let (rx, hook) = Receiver::start().await;
-    let a = Server::on(url.clone(), Some(&hook), |_| {}).await;
-    let b = Server::on(url, Some(&hook), |_| {}).await;
+    let a = start_on(url.clone(), Some(&hook), |_| {}).await;
+    let b = start_on(url, Some(&hook), |_| {}).await;
 
     let (probe_id, probe) = a
         .limiter(json!({"name": "probe", "budget_limit": 100, "period_type": "month", "base_url": mock.url(),
@@ -667,7 +568,7 @@ async fn two_replicas_on_postgresql_send_each_event_once() {
     }
     // Both replicas list the same three, delivered.
     for srv in [&a, &b] {
-        let d = srv.deliveries().await;
+        let d = deliveries(srv).await;
         let of_shared: Vec<&Value> = d.iter().filter(|d| d["limiter_name"] == "shared").collect();
         assert_eq!(of_shared.len(), 3);
         assert!(of_shared
@@ -684,7 +585,7 @@ async fn a_receiver_that_answers_2xx_then_dribbles_its_body_has_the_event() {
     let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     let (rx, hook) = Receiver::start().await;
     rx.dribble.store(true, Ordering::SeqCst);
-    let srv = Server::start(&dir.path().join("e.db"), Some(&hook), |c| {
+    let srv = start_server(&dir.path().join("e.db"), Some(&hook), |c| {
         c.alert_timeout_secs = 2
     })
     .await;
@@ -701,7 +602,7 @@ async fn a_receiver_that_answers_2xx_then_dribbles_its_body_has_the_event() {
     .await;
     let start = Instant::now();
     loop {
-        let d = srv.deliveries().await;
+        let d = deliveries(&srv).await;
         if d.first().is_some_and(|d| d["status"] == "delivered") {
             assert_eq!(d[0]["attempts"], 1, "the status decided: {d:?}");
             assert_eq!(d[0]["last_error"], Value::Null);

@@ -2,72 +2,31 @@
 //! with who, when, from where and what changed; codes are masked and keys never appear;
 //! `GET /api/audit` filters; the trail survives a restart and has no way to be changed.
 
-use std::net::SocketAddr;
-
 use base64::Engine as _;
-use budget_server::config::Config;
 use budget_server::state::AppState;
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{json, Value};
+use http::StatusCode;
+use serde_json::json;
+
+mod common;
+use common::{bearer, call, TestServer};
 
 const KEY: &str = "sk-proj-AUDITKEY-abcdefghijklmnopqrstuvwxyz-0123";
 
 async fn serve(dir: &std::path::Path) -> (String, AppState) {
-    let mut c = Config::for_tests();
-    c.database_url = format!("sqlite:{}", dir.join("audit.db").display());
-    c.secrets_key = Some(
-        base64::engine::general_purpose::STANDARD.encode(
-            [3u8; 31]
-                .iter()
-                .chain([4u8].iter())
-                .copied()
-                .collect::<Vec<_>>(),
-        ),
-    );
-    c.admin_password = "audit-password-123".into();
-    let state = AppState::build(c).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = budget_server::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), state)
-}
-
-async fn call(
-    url: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("{url}{path}"));
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let body = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            b.to_string()
-        }
-        None => String::new(),
-    };
-    let res = client
-        .request(req.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let srv = TestServer::start(&dir.join("audit.db"), |c| {
+        c.secrets_key = Some(
+            base64::engine::general_purpose::STANDARD.encode(
+                [3u8; 31]
+                    .iter()
+                    .chain([4u8].iter())
+                    .copied()
+                    .collect::<Vec<_>>(),
+            ),
+        );
+        c.admin_password = "audit-password-123".into();
+    })
+    .await;
+    (srv.url.clone(), srv.state.clone())
 }
 
 #[tokio::test]
@@ -93,7 +52,7 @@ async fn every_admin_action_is_in_the_audit_trail() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    let token = body["token"].as_str().unwrap().to_owned();
+    let token = bearer(body["token"].as_str().unwrap());
     let t = Some(token.as_str());
 
     let (_, l) = call(

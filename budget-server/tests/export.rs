@@ -2,60 +2,30 @@
 //! 4180 reader reads back to the stored records (awkward users included), JSON Lines, the
 //! range and limiter filters, pages beyond the first, and bad parameters.
 
-use std::net::SocketAddr;
-
 use budget_core::store::UsageRecord;
 use budget_core::usage::{Endpoint, Usage};
 use budget_core::{Limiter, Money, NewLimiter, Period};
-use budget_server::config::Config;
-use budget_server::state::AppState;
-use bytes::Bytes;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::StatusCode;
 
-struct Server {
-    url: String,
-    state: AppState,
-    token: String,
+mod common;
+use common::TestServer;
+
+async fn serve(dir: &std::path::Path) -> TestServer {
+    TestServer::start(&dir.join("export.db"), |_| {}).await
 }
 
-async fn serve(dir: &std::path::Path) -> Server {
-    let mut c = Config::for_tests();
-    c.database_url = format!("sqlite:{}", dir.join("export.db").display());
-    let state = AppState::build(c).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = budget_server::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Server {
-        url: format!("http://{addr}"),
-        token: state.auth.issue(Utc::now()).unwrap().token,
-        state,
-    }
-}
-
-impl Server {
-    async fn get(&self, path: &str, token: bool) -> (StatusCode, http::HeaderMap, String) {
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-        let mut req = Request::get(format!("{}{path}", self.url));
-        if token {
-            req = req.header("authorization", format!("Bearer {}", self.token));
-        }
-        let res = client
-            .request(req.body(Full::new(Bytes::new())).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = res.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        (
-            parts.status,
-            parts.headers,
-            String::from_utf8(bytes.to_vec()).unwrap(),
-        )
-    }
+/// A GET with the admin's token or none: the status, the headers and the body, which must be
+/// UTF-8.
+async fn get(s: &TestServer, path: &str, token: bool) -> (StatusCode, http::HeaderMap, String) {
+    let auth = [("authorization", s.admin.as_str())];
+    let headers: &[(&str, &str)] = if token { &auth } else { &[] };
+    let a = s.send("GET", path, headers, "").await;
+    (
+        a.status,
+        a.headers,
+        String::from_utf8(a.bytes.to_vec()).unwrap(),
+    )
 }
 
 /// A strict RFC 4180 reader: fields separated by `,`, records by CRLF, quoted fields with `""`.
@@ -155,7 +125,7 @@ async fn usage_exports_as_csv_and_json_lines_page_by_page() {
     }
     store.flush().await.unwrap();
 
-    let (status, headers, body) = s.get("/api/usage/export", true).await;
+    let (status, headers, body) = get(&s, "/api/usage/export", true).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
     assert!(headers["content-disposition"]
@@ -216,7 +186,7 @@ async fn usage_exports_as_csv_and_json_lines_page_by_page() {
         urlencode(&from),
         urlencode(&to)
     );
-    let (status, headers, body) = s.get(&q, true).await;
+    let (status, headers, body) = get(&s, &q, true).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(headers["content-type"], "application/x-ndjson");
     // The keys come in the CSV's column order.
@@ -251,12 +221,12 @@ async fn usage_exports_as_csv_and_json_lines_page_by_page() {
     );
 
     // An empty range is just the header row.
-    let (status, _, body) = s
-        .get(
-            "/api/usage/export?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z",
-            true,
-        )
-        .await;
+    let (status, _, body) = get(
+        &s,
+        "/api/usage/export?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z",
+        true,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(parse_csv(&body).len(), 1);
 
@@ -267,12 +237,12 @@ async fn usage_exports_as_csv_and_json_lines_page_by_page() {
         ("limiter_id=nope", "limiter_id"),
         ("from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
     ] {
-        let (status, _, body) = s.get(&format!("/api/usage/export?{q}"), true).await;
+        let (status, _, body) = get(&s, &format!("/api/usage/export?{q}"), true).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {body}");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["error"]["field"], field, "{q}");
     }
-    let (status, _, _) = s.get("/api/usage/export", false).await;
+    let (status, _, _) = get(&s, "/api/usage/export", false).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 

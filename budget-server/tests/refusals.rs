@@ -2,19 +2,15 @@
 //! stats and in the statistics overview, exported in `/metrics`, and stored as one row per
 //! limiter, minute and reason however many requests are refused.
 
-use std::net::SocketAddr;
-
 use budget_core::store::BudgetStore;
 use budget_mock_upstream::{MockOptions, MockUpstream};
-use budget_server::config::Config;
-use budget_server::state::AppState;
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::StatusCode;
 use serde_json::{json, Value};
 
+mod common;
+use common::TestServer;
+
+/// The status and the body's text; `auth` is sent as the `Authorization` header, empty or not.
 async fn call(
     url: &str,
     method: &str,
@@ -22,43 +18,19 @@ async fn call(
     auth: &str,
     body: Option<Value>,
 ) -> (StatusCode, String) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("{url}{path}"))
-        .header("authorization", auth);
-    let body = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            b.to_string()
-        }
-        None => String::new(),
-    };
-    let res = client
-        .request(req.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    let a = common::request(url, method, path, Some(auth), body).await;
+    (a.status, a.text)
 }
 
 #[tokio::test]
 async fn refusals_are_counted_by_reason_and_shown() {
     let dir = tempfile::tempdir().unwrap();
     let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let mut c = Config::for_tests();
-    c.database_url = format!("sqlite:{}", dir.path().join("refusals.db").display());
-    c.allow_link_local_upstreams = true;
-    let state = AppState::build(c).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = budget_server::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let admin = format!(
-        "Bearer {}",
-        state.auth.issue(chrono::Utc::now()).unwrap().token
-    );
+    let srv = TestServer::start(&dir.path().join("refusals.db"), |c| {
+        c.allow_link_local_upstreams = true
+    })
+    .await;
+    let (url, admin, state) = (srv.url.clone(), srv.admin.clone(), &srv.state);
 
     // A strict limiter too small for any request, and models limited to one.
     let (_, l) = call(

@@ -3,7 +3,6 @@
 //! both take effect at once (with a grace period for codes), and the key never shows in an
 //! answer, in `/metrics` or in the database file.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -12,12 +11,11 @@ use budget_core::MemoryStore;
 use budget_mock_upstream::{MockOptions, MockUpstream};
 use budget_server::config::Config;
 use budget_server::state::{AppState, StartError};
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{json, Value};
+use http::StatusCode;
+use serde_json::json;
+
+mod common;
+use common::TestServer;
 
 const SERVER_KEY: &str = "sk-proj-SERVERHELD-abcdefghijklmnopqrstuvwxyz-0123";
 const ROTATED_KEY: &str = "sk-proj-ROTATEDKEY-zyxwvutsrqponmlkjihgfedcba-9876";
@@ -29,36 +27,8 @@ fn secrets_key(byte: u8) -> String {
     base64::engine::general_purpose::STANDARD.encode(k)
 }
 
-struct Server {
-    url: String,
-    state: AppState,
-    token: String,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-async fn serve(state: AppState) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = budget_server::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Server {
-        url: format!("http://{addr}"),
-        token: state.auth.issue(chrono::Utc::now()).unwrap().token,
-        state,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    }
+async fn serve(state: AppState) -> TestServer {
+    TestServer::serve(state).await
 }
 
 fn sqlite_config(dir: &std::path::Path, key: Option<String>) -> Config {
@@ -67,39 +37,6 @@ fn sqlite_config(dir: &std::path::Path, key: Option<String>) -> Config {
     c.secrets_key = key;
     c.allow_link_local_upstreams = true;
     c
-}
-
-impl Server {
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.url));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let res = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = res.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-
-    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
-        let auth = format!("Bearer {}", self.token);
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut headers = vec![("authorization", auth.as_str())];
-        if !body.is_empty() {
-            headers.push(("content-type", "application/json"));
-        }
-        self.send(method, path, &headers, &body).await
-    }
 }
 
 const CHAT: &str =
@@ -127,15 +64,15 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
 
     // A credential: the answer shows a hint and a fingerprint, never the key.
     let created = s
-        .admin(
+        .as_admin(
             "POST",
             "/api/credentials",
             Some(json!({"name": "openai-prod", "kind": "openai", "api_key": SERVER_KEY, "organization": "org-server"})),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert!(!created.body.contains("SERVERHELD"), "{}", created.body);
-    let cred = created.json();
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert!(!created.text.contains("SERVERHELD"), "{}", created.text);
+    let cred = created.json;
     assert_eq!(cred["key_hint"], "…0123");
     assert!(cred["fingerprint"].as_str().unwrap().starts_with("sha256:"));
     let cred_id = cred["id"].as_str().unwrap().to_owned();
@@ -143,24 +80,24 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
     // Two limiters: one with the server's key, one pass-through.
     let limiter = |name: &str, cred: Option<&str>| json!({"name": name, "budget_limit": 5, "period_type": "day", "base_url": mock.url(), "credential_id": cred});
     let keyed = s
-        .admin(
+        .as_admin(
             "POST",
             "/api/limiters",
             Some(limiter("keyed", Some(&cred_id))),
         )
         .await;
-    assert_eq!(keyed.status, StatusCode::CREATED, "{}", keyed.body);
-    let keyed = keyed.json();
+    assert_eq!(keyed.status, StatusCode::CREATED, "{}", keyed.text);
+    let keyed = keyed.json;
     assert_eq!(keyed["credential_id"], cred_id.as_str());
     let code = keyed["code"].as_str().unwrap().to_owned();
     assert!(code.starts_with("sk-budget-"), "{code}");
     let plain = s
-        .admin("POST", "/api/limiters", Some(limiter("plain", None)))
+        .as_admin("POST", "/api/limiters", Some(limiter("plain", None)))
         .await
-        .json();
+        .json;
     let plain_code = plain["code"].as_str().unwrap().to_owned();
     let unknown = s
-        .admin(
+        .as_admin(
             "POST",
             "/api/limiters",
             Some(limiter(
@@ -173,9 +110,9 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
         unknown.status,
         StatusCode::UNPROCESSABLE_ENTITY,
         "{}",
-        unknown.body
+        unknown.text
     );
-    assert_eq!(unknown.json()["error"]["field"], "credential_id");
+    assert_eq!(unknown.json["error"]["field"], "credential_id");
 
     // Path mode, with the client's own (real-looking) key and headers: none of it goes up.
     let client_auth = format!("Bearer {CLIENT_KEY}");
@@ -193,7 +130,7 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
             CHAT,
         )
         .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(
         last_auth(&mock),
         (
@@ -226,7 +163,7 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
     let before = mock.request_count();
     for (path, body) in &bodies {
         let a = s.send("POST", path, &as_key, body).await;
-        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.body);
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text);
         assert_eq!(
             last_auth(&mock).0,
             Some(format!("Bearer {SERVER_KEY}")),
@@ -243,8 +180,8 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
         }
     }
     let own = s.send("GET", "/v1/budget", &as_key, "").await;
-    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
-    assert!(own.body.contains("budget_limit"), "{}", own.body);
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    assert!(own.text.contains("budget_limit"), "{}", own.text);
 
     // Code as key for a pass-through limiter, or an unknown code: 401 invalid_api_key.
     let plain_bearer = format!("Bearer {plain_code}");
@@ -263,9 +200,9 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
                 CHAT,
             )
             .await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
-        assert_eq!(a.json()["error"]["code"], "invalid_api_key");
-        assert!(!a.body.contains(&plain_code), "the code is not echoed");
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
+        assert_eq!(a.json["error"]["code"], "invalid_api_key");
+        assert!(!a.text.contains(&plain_code), "the code is not echoed");
     }
     // The pass-through limiter still forwards the client's key in path mode.
     let a = s
@@ -279,37 +216,37 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
             CHAT,
         )
         .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(last_auth(&mock).0, Some(client_auth.clone()));
 
     // Rotating the credential: the next request sends the new key.
     let rotated = s
-        .admin(
+        .as_admin(
             "PUT",
             &format!("/api/credentials/{cred_id}"),
             Some(json!({"api_key": ROTATED_KEY})),
         )
         .await;
-    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
-    assert_eq!(rotated.json()["key_hint"], "…9876");
-    assert_ne!(rotated.json()["fingerprint"], cred["fingerprint"]);
-    assert_eq!(rotated.json()["limiter_count"], 1);
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    assert_eq!(rotated.json["key_hint"], "…9876");
+    assert_ne!(rotated.json["fingerprint"], cred["fingerprint"]);
+    assert_eq!(rotated.json["limiter_count"], 1);
     let a = s.send("POST", "/v1/chat/completions", &as_key, CHAT).await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(last_auth(&mock).0, Some(format!("Bearer {ROTATED_KEY}")));
 
     // Rotating the code with a grace period: both work; then without one: only the newest.
     let keyed_id = keyed["id"].as_str().unwrap().to_owned();
     let r = s
-        .admin(
+        .as_admin(
             "POST",
             &format!("/api/limiters/{keyed_id}/rotate-code"),
             Some(json!({"grace_seconds": 3600})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let new_code = r.json()["code"].as_str().unwrap().to_owned();
-    assert_eq!(r.json()["previous_code"]["code"], code.as_str());
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let new_code = r.json["code"].as_str().unwrap().to_owned();
+    assert_eq!(r.json["previous_code"]["code"], code.as_str());
     for c in [&code, &new_code] {
         let bearer = format!("Bearer {c}");
         let a = s
@@ -323,10 +260,10 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
                 CHAT,
             )
             .await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     }
     let too_long = s
-        .admin(
+        .as_admin(
             "POST",
             &format!("/api/limiters/{keyed_id}/rotate-code"),
             Some(json!({"grace_seconds": 99999999})),
@@ -336,17 +273,17 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
         too_long.status,
         StatusCode::UNPROCESSABLE_ENTITY,
         "{}",
-        too_long.body
+        too_long.text
     );
     let r = s
-        .admin(
+        .as_admin(
             "POST",
             &format!("/api/limiters/{keyed_id}/rotate-code"),
             None,
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert!(r.json()["previous_code"].is_null());
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.json["previous_code"].is_null());
     let a = s
         .send(
             "POST",
@@ -358,7 +295,7 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
             CHAT,
         )
         .await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
 
     // Nowhere to be seen: admin answers, metrics, the database file.
     let mut seen = String::new();
@@ -368,9 +305,9 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
         "/api/limiters",
         "/metrics",
     ] {
-        let a = s.admin("GET", path, None).await;
-        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.body);
-        seen.push_str(&a.body);
+        let a = s.as_admin("GET", path, None).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text);
+        seen.push_str(&a.text);
     }
     for key in [SERVER_KEY, ROTATED_KEY] {
         assert!(
@@ -393,25 +330,25 @@ async fn the_server_key_replaces_the_clients_and_the_code_is_an_api_key() {
 
     // In use: not deleted; detached: deleted.
     let d = s
-        .admin("DELETE", &format!("/api/credentials/{cred_id}"), None)
+        .as_admin("DELETE", &format!("/api/credentials/{cred_id}"), None)
         .await;
-    assert_eq!(d.status, StatusCode::CONFLICT, "{}", d.body);
-    assert!(d.body.contains("keyed"), "{}", d.body);
+    assert_eq!(d.status, StatusCode::CONFLICT, "{}", d.text);
+    assert!(d.text.contains("keyed"), "{}", d.text);
     let u = s
-        .admin(
+        .as_admin(
             "PUT",
             &format!("/api/limiters/{keyed_id}"),
             Some(json!({"credential_id": null})),
         )
         .await;
-    assert_eq!(u.status, StatusCode::OK, "{}", u.body);
-    assert!(u.json()["credential_id"].is_null());
+    assert_eq!(u.status, StatusCode::OK, "{}", u.text);
+    assert!(u.json["credential_id"].is_null());
     let d = s
-        .admin("DELETE", &format!("/api/credentials/{cred_id}"), None)
+        .as_admin("DELETE", &format!("/api/credentials/{cred_id}"), None)
         .await;
-    assert_eq!(d.status, StatusCode::NO_CONTENT, "{}", d.body);
+    assert_eq!(d.status, StatusCode::NO_CONTENT, "{}", d.text);
     assert_eq!(
-        s.admin("GET", &format!("/api/credentials/{cred_id}"), None)
+        s.as_admin("GET", &format!("/api/credentials/{cred_id}"), None)
             .await
             .status,
         StatusCode::NOT_FOUND
@@ -427,9 +364,9 @@ async fn a_wrong_or_missing_secrets_key_stops_the_server_at_start() {
             .unwrap();
         let s = serve(state).await;
         let a = s
-            .admin("POST", "/api/credentials", Some(json!({"name": "azure-east", "kind": "azure", "api_key": "0123456789abcdef0123456789abcdef"})))
+            .as_admin("POST", "/api/credentials", Some(json!({"name": "azure-east", "kind": "azure", "api_key": "0123456789abcdef0123456789abcdef"})))
             .await;
-        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
         s.state.sqlite.as_ref().unwrap().close().await;
     }
     for (key, why) in [
@@ -471,15 +408,15 @@ async fn without_secrets_key_credentials_are_refused_and_broken_ones_fail_closed
         serve(AppState::with_store(config.clone(), Arc::new(MemoryStore::new()), None).unwrap())
             .await;
     let a = s
-        .admin(
+        .as_admin(
             "POST",
             "/api/credentials",
             Some(json!({"name": "x", "api_key": SERVER_KEY})),
         )
         .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
-    assert_eq!(a.json()["error"]["code"], "secrets_key_missing");
-    assert!(!a.body.contains("SERVERHELD"));
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert_eq!(a.json["error"]["code"], "secrets_key_missing");
+    assert!(!a.text.contains("SERVERHELD"));
 
     // A credential sealed under another key: the request is refused, nothing goes upstream,
     // and the client's key is not forwarded instead.
@@ -527,8 +464,8 @@ async fn without_secrets_key_credentials_are_refused_and_broken_ones_fail_closed
             CHAT,
         )
         .await;
-    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
-    assert_eq!(a.json()["error"]["code"], "upstream_credential_unavailable");
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text);
+    assert_eq!(a.json["error"]["code"], "upstream_credential_unavailable");
     assert_eq!(a.headers.get("x-should-retry").unwrap(), "false");
     assert_eq!(mock.request_count(), 0, "nothing was forwarded");
 }
@@ -545,26 +482,26 @@ async fn azure_limiters_send_the_server_held_api_key() {
     .await;
     let azure_key = "0123456789abcdef0123456789abcdefAZURE";
     let cred = s
-        .admin(
+        .as_admin(
             "POST",
             "/api/credentials",
             Some(json!({"name": "azure-east", "kind": "azure", "api_key": azure_key})),
         )
         .await
-        .json();
+        .json;
     let l = s
-        .admin(
+        .as_admin(
             "POST",
             "/api/limiters",
             Some(json!({"name": "az", "budget_limit": 5, "period_type": "day", "base_url": mock.url(), "provider": "azure", "credential_id": cred["id"]})),
         )
         .await
-        .json();
+        .json;
     let code = l["code"].as_str().unwrap();
     // An Azure key on an OpenAI limiter (or the provider changed under it) would go out in
     // the wrong header: refused.
     let wrong = s
-        .admin(
+        .as_admin(
             "POST",
             "/api/limiters",
             Some(json!({"name": "oa", "budget_limit": 5, "period_type": "day", "base_url": mock.url(), "credential_id": cred["id"]})),
@@ -574,12 +511,12 @@ async fn azure_limiters_send_the_server_held_api_key() {
         wrong.status,
         StatusCode::UNPROCESSABLE_ENTITY,
         "{}",
-        wrong.body
+        wrong.text
     );
-    assert_eq!(wrong.json()["error"]["field"], "credential_id");
+    assert_eq!(wrong.json["error"]["field"], "credential_id");
     let id = l["id"].as_str().unwrap();
     let wrong = s
-        .admin(
+        .as_admin(
             "PUT",
             &format!("/api/limiters/{id}"),
             Some(json!({"provider": "openai"})),
@@ -589,23 +526,23 @@ async fn azure_limiters_send_the_server_held_api_key() {
         wrong.status,
         StatusCode::UNPROCESSABLE_ENTITY,
         "{}",
-        wrong.body
+        wrong.text
     );
     // A previous code is shown while it works, and not after.
     let r = s
-        .admin(
+        .as_admin(
             "POST",
             &format!("/api/limiters/{id}/rotate-code"),
             Some(json!({"grace_seconds": 1})),
         )
         .await
-        .json();
+        .json;
     assert_eq!(r["previous_code"]["code"], code);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let after = s
-        .admin("GET", &format!("/api/limiters/{id}"), None)
+        .as_admin("GET", &format!("/api/limiters/{id}"), None)
         .await
-        .json();
+        .json;
     assert!(after["previous_code"].is_null(), "{after}");
     let code = r["code"].as_str().unwrap();
     let path = "openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21";
@@ -621,7 +558,7 @@ async fn azure_limiters_send_the_server_held_api_key() {
             CHAT,
         )
         .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(last_auth(&mock), (None, Some(azure_key.to_owned()), None));
     let a = s
         .send(
@@ -631,7 +568,7 @@ async fn azure_limiters_send_the_server_held_api_key() {
             CHAT,
         )
         .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(last_auth(&mock), (None, Some(azure_key.to_owned()), None));
     let seen = mock.requests().last().cloned().unwrap();
     assert!(
@@ -657,21 +594,21 @@ async fn an_upstream_that_refuses_the_held_key_is_reported_without_the_key() {
     )
     .await;
     let cred = s
-        .admin(
+        .as_admin(
             "POST",
             "/api/credentials",
             Some(json!({"name": "revoked", "api_key": SERVER_KEY})),
         )
         .await
-        .json();
+        .json;
     let l = s
-        .admin(
+        .as_admin(
             "POST",
             "/api/limiters",
             Some(json!({"name": "r", "budget_limit": 5, "period_type": "day", "base_url": mock.url(), "credential_id": cred["id"]})),
         )
         .await
-        .json();
+        .json;
     let bearer = format!("Bearer {}", l["code"].as_str().unwrap());
     let a = s
         .send(
@@ -684,24 +621,24 @@ async fn an_upstream_that_refuses_the_held_key_is_reported_without_the_key() {
             CHAT,
         )
         .await;
-    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.body);
-    assert_eq!(a.json()["error"]["code"], "upstream_credential_rejected");
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text);
+    assert_eq!(a.json["error"]["code"], "upstream_credential_rejected");
     assert_eq!(a.headers.get("x-should-retry").unwrap(), "false");
     assert!(
-        !a.body.contains("0123") && !a.body.contains("SERVERHELD"),
+        !a.text.contains("0123") && !a.text.contains("SERVERHELD"),
         "{}",
-        a.body
+        a.text
     );
     assert_eq!(mock.request_count(), 1, "it did go upstream, once");
     // Nothing was charged for it.
     let stats = s
-        .admin(
+        .as_admin(
             "GET",
             &format!("/api/limiters/{}/stats", l["id"].as_str().unwrap()),
             None,
         )
         .await
-        .json();
+        .json;
     assert_eq!(stats["current_spend"], 0.0, "{stats}");
 }
 
@@ -717,21 +654,21 @@ async fn a_new_secrets_key_takes_over_with_the_previous_one_beside_it() {
         )
         .await;
         let cred = s
-            .admin(
+            .as_admin(
                 "POST",
                 "/api/credentials",
                 Some(json!({"name": "prod", "api_key": SERVER_KEY})),
             )
             .await
-            .json();
+            .json;
         let l = s
-            .admin(
+            .as_admin(
                 "POST",
                 "/api/limiters",
                 Some(json!({"name": "k", "budget_limit": 5, "period_type": "day", "base_url": mock.url(), "credential_id": cred["id"]})),
             )
             .await
-            .json();
+            .json;
         s.state.sqlite.as_ref().unwrap().close().await;
         l["code"].as_str().unwrap().to_owned()
     };
@@ -773,7 +710,7 @@ async fn a_new_secrets_key_takes_over_with_the_previous_one_beside_it() {
             CHAT,
         )
         .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(last_auth(&mock).0, Some(format!("Bearer {SERVER_KEY}")));
     s.state.sqlite.as_ref().unwrap().close().await;
     // The old key no longer opens anything; a previous key without a key is refused.
