@@ -1,5 +1,6 @@
-import { useEffect, useId, useState } from "react";
-import { accountFieldFor, EMPTY_ACCOUNT, MIN_PASSWORD_CHARS, toAccountCreate, validateAccountForm, type AccountFormErrors, type AccountFormValues } from "../lib/accounts";
+import { useEffect, useId } from "react";
+import { useFormState } from "../hooks/useFormState";
+import { accountFieldFor, EMPTY_ACCOUNT, MIN_PASSWORD_CHARS, toAccountCreate, validateAccountForm, type AccountFormValues } from "../lib/accounts";
 import { ApiError, api, type Account } from "../lib/api";
 import { FormDialog, FormField, invalidProps } from "./FormDialog";
 import { Input } from "./ui/input";
@@ -22,52 +23,34 @@ export function AccountFormDialog({
   onOpenChange: (open: boolean) => void;
   onSaved: (a: Account, mode: AccountFormMode) => void;
 }) {
-  const [values, setValues] = useState<AccountFormValues>(EMPTY_ACCOUNT);
-  const [errors, setErrors] = useState<AccountFormErrors>({});
-  const [formError, setFormError] = useState<string | null>(null);
-  const [submitted, setSubmitted] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const uid = "a" + useId().replace(/[^a-zA-Z0-9]/g, "");
   const creating = mode === "create";
+  const { values, setValues, errors, setErrors, formError, setFormError, busy, reset, update, submit } = useFormState(EMPTY_ACCOUNT, (v: AccountFormValues) =>
+    validateAccountForm(v, creating),
+  );
+  const uid = "a" + useId().replace(/[^a-zA-Z0-9]/g, "");
 
   useEffect(() => {
-    if (!open) return;
-    setValues(EMPTY_ACCOUNT);
-    setErrors({});
-    setFormError(null);
-    setSubmitted(false);
-  }, [open, mode, account]);
-
-  const update = (next: AccountFormValues) => {
-    setValues(next);
-    if (submitted) setErrors(validateAccountForm(next, creating));
-  };
+    if (open) reset(EMPTY_ACCOUNT);
+  }, [open, mode, account, reset]);
   const set = (k: keyof AccountFormValues) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) => update({ ...values, [k]: e.target.value });
 
-  async function onSubmit(e: React.FormEvent) {
-    e.preventDefault();
-    setSubmitted(true);
-    setFormError(null);
-    const errs = validateAccountForm(values, creating);
-    setErrors(errs);
-    if (Object.keys(errs).length > 0) return;
-    setBusy(true);
-    try {
-      const saved = creating || !account ? await api.createAccount(toAccountCreate(values)) : await api.updateAccount(account.id, { password: values.password });
-      // Forget the typed password at once.
-      setValues(EMPTY_ACCOUNT);
-      onSaved(saved, mode);
-      onOpenChange(false);
-    } catch (err) {
-      // A 409 when creating is the name: taken (ignoring case) or the bootstrap admin's.
-      const field = err instanceof ApiError ? (err.status === 409 && creating ? "username" : accountFieldFor(err.field)) : null;
-      const message = err instanceof Error ? err.message : String(err);
-      if (field && field !== "current") setErrors((prev) => ({ ...prev, [field]: message }));
-      else setFormError(message);
-    } finally {
-      setBusy(false);
-    }
-  }
+  const onSubmit = (e: React.FormEvent) =>
+    submit(e, {
+      save: async () => {
+        const saved = creating || !account ? await api.createAccount(toAccountCreate(values)) : await api.updateAccount(account.id, { password: values.password });
+        // Forget the typed password at once.
+        setValues(EMPTY_ACCOUNT);
+        onSaved(saved, mode);
+        onOpenChange(false);
+      },
+      fail: (err) => {
+        // A 409 when creating is the name: taken (ignoring case) or the bootstrap admin's.
+        const field = err instanceof ApiError ? (err.status === 409 && creating ? "username" : accountFieldFor(err.field)) : null;
+        const message = err instanceof Error ? err.message : String(err);
+        if (field && field !== "current") setErrors((prev) => ({ ...prev, [field]: message }));
+        else setFormError(message);
+      },
+    });
 
   const id = (k: string) => `${uid}-${k}`;
   const inv = (k: keyof AccountFormValues) => invalidProps(id(k), errors[k]);

@@ -1,5 +1,6 @@
-import { useEffect, useId, useState } from "react";
+import { useEffect, useId } from "react";
 import { useAuth } from "../hooks/auth";
+import { useFormState } from "../hooks/useFormState";
 import { accountFieldFor, MIN_PASSWORD_CHARS, passwordProblem } from "../lib/accounts";
 import { ApiError } from "../lib/api";
 import { FormDialog, FormField, invalidProps } from "./FormDialog";
@@ -20,49 +21,30 @@ function problems(v: Fields): Partial<Fields> {
 /** Change the signed-in account's own password (any role). Its other sessions end; this one continues. */
 export function ChangePasswordDialog({ open, onOpenChange, onChanged }: { open: boolean; onOpenChange: (open: boolean) => void; onChanged: () => void }) {
   const { changePassword } = useAuth();
-  const [values, setValues] = useState<Fields>(EMPTY);
-  const [errors, setErrors] = useState<Partial<Fields>>({});
-  const [formError, setFormError] = useState<string | null>(null);
-  const [submitted, setSubmitted] = useState(false);
-  const [busy, setBusy] = useState(false);
+  const { values, setValues, errors, setErrors, formError, setFormError, busy, reset, update, submit } = useFormState(EMPTY, problems);
   const uid = "p" + useId().replace(/[^a-zA-Z0-9]/g, "");
 
   useEffect(() => {
-    if (!open) return;
-    setValues(EMPTY);
-    setErrors({});
-    setFormError(null);
-    setSubmitted(false);
-  }, [open]);
+    if (open) reset(EMPTY);
+  }, [open, reset]);
 
-  const set = (k: keyof Fields) => (e: React.ChangeEvent<HTMLInputElement>) => {
-    const next = { ...values, [k]: e.target.value };
-    setValues(next);
-    if (submitted) setErrors(problems(next));
-  };
+  const set = (k: keyof Fields) => (e: React.ChangeEvent<HTMLInputElement>) => update({ ...values, [k]: e.target.value });
 
-  async function onSubmit(e: React.FormEvent) {
-    e.preventDefault();
-    setSubmitted(true);
-    setFormError(null);
-    const errs = problems(values);
-    setErrors(errs);
-    if (Object.keys(errs).length > 0) return;
-    setBusy(true);
-    try {
-      await changePassword(values.current, values.password);
-      setValues(EMPTY);
-      onChanged();
-      onOpenChange(false);
-    } catch (err) {
-      const field = err instanceof ApiError ? accountFieldFor(err.field) : null;
-      const message = err instanceof Error ? err.message : String(err);
-      if (field === "current" || field === "password") setErrors((prev) => ({ ...prev, [field]: message }));
-      else setFormError(message);
-    } finally {
-      setBusy(false);
-    }
-  }
+  const onSubmit = (e: React.FormEvent) =>
+    submit(e, {
+      save: async () => {
+        await changePassword(values.current, values.password);
+        setValues(EMPTY);
+        onChanged();
+        onOpenChange(false);
+      },
+      fail: (err) => {
+        const field = err instanceof ApiError ? accountFieldFor(err.field) : null;
+        const message = err instanceof Error ? err.message : String(err);
+        if (field === "current" || field === "password") setErrors((prev) => ({ ...prev, [field]: message }));
+        else setFormError(message);
+      },
+    });
 
   const id = (k: string) => `${uid}-${k}`;
   const inv = (k: keyof Fields) => invalidProps(id(k), errors[k]);

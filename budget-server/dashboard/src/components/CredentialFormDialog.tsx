@@ -1,5 +1,6 @@
 import { KeyRound } from "lucide-react";
 import { useEffect, useId, useState } from "react";
+import { useFormState } from "../hooks/useFormState";
 import { ApiError, api, type Credential } from "../lib/api";
 import {
   credentialFieldFor,
@@ -10,7 +11,6 @@ import {
   toCredentialCreate,
   toCredentialUpdate,
   validateCredentialForm,
-  type CredentialFormErrors,
   type CredentialFormValues,
 } from "../lib/credentials";
 import { FormDialog, FormField, invalidProps } from "./FormDialog";
@@ -51,65 +51,49 @@ export function CredentialFormDialog({
   onOpenChange: (open: boolean) => void;
   onSaved: (c: Credential, mode: CredentialFormMode) => void;
 }) {
-  const [values, setValues] = useState<CredentialFormValues>(EMPTY_CREDENTIAL);
-  const [errors, setErrors] = useState<CredentialFormErrors>({});
-  const [formError, setFormError] = useState<string | null>(null);
-  const [secretsMissing, setSecretsMissing] = useState<string | null>(null);
-  const [submitted, setSubmitted] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const uid = "c" + useId().replace(/[^a-zA-Z0-9]/g, "");
   const keyShown = mode !== "edit";
   const namesShown = mode !== "rotate";
+  const { values, setValues, errors, setErrors, formError, setFormError, busy, reset, update, submit } = useFormState(EMPTY_CREDENTIAL, (v: CredentialFormValues) =>
+    validateCredentialForm(v, keyShown),
+  );
+  const [secretsMissing, setSecretsMissing] = useState<string | null>(null);
+  const uid = "c" + useId().replace(/[^a-zA-Z0-9]/g, "");
 
   useEffect(() => {
     if (!open) return;
     // The key field always starts empty: a stored key is never sent back to the dashboard.
-    setValues(credential && mode !== "create" ? credentialValues(credential) : EMPTY_CREDENTIAL);
-    setErrors({});
-    setFormError(null);
+    reset(credential && mode !== "create" ? credentialValues(credential) : EMPTY_CREDENTIAL);
     setSecretsMissing(null);
-    setSubmitted(false);
-  }, [open, credential, mode]);
-
-  const update = (next: CredentialFormValues) => {
-    setValues(next);
-    if (submitted) setErrors(validateCredentialForm(next, keyShown));
-  };
+  }, [open, credential, mode, reset]);
   const set = (k: keyof CredentialFormValues) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) => update({ ...values, [k]: e.target.value });
 
-  async function onSubmit(e: React.FormEvent) {
-    e.preventDefault();
-    setSubmitted(true);
-    setFormError(null);
+  function onSubmit(e: React.FormEvent) {
     setSecretsMissing(null);
-    const errs = validateCredentialForm(values, keyShown);
-    setErrors(errs);
-    if (Object.keys(errs).length > 0) return;
-    setBusy(true);
-    try {
-      let saved: Credential;
-      if (mode === "create" || !credential) saved = await api.createCredential(toCredentialCreate(values));
-      else {
-        const body = mode === "rotate" ? { api_key: values.api_key.trim() } : toCredentialUpdate(credential, { ...values, api_key: "" });
-        saved = Object.keys(body).length === 0 ? credential : await api.updateCredential(credential.id, body);
-      }
-      // Forget the typed key at once; only its hint is shown from now on.
-      setValues((v) => ({ ...v, api_key: "" }));
-      onSaved(saved, mode);
-      onOpenChange(false);
-    } catch (err) {
-      if (isSecretsKeyMissing(err)) {
-        setSecretsMissing((err as ApiError).message);
-        return;
-      }
-      // A 409 is the one conflict a credential has: its name is another's.
-      const field = err instanceof ApiError ? (err.status === 409 && namesShown ? "name" : credentialFieldFor(err.field)) : null;
-      const message = err instanceof Error ? err.message : String(err);
-      if (field && (field !== "api_key" || keyShown)) setErrors((prev) => ({ ...prev, [field]: message }));
-      else setFormError(message);
-    } finally {
-      setBusy(false);
-    }
+    return submit(e, {
+      save: async () => {
+        let saved: Credential;
+        if (mode === "create" || !credential) saved = await api.createCredential(toCredentialCreate(values));
+        else {
+          const body = mode === "rotate" ? { api_key: values.api_key.trim() } : toCredentialUpdate(credential, { ...values, api_key: "" });
+          saved = Object.keys(body).length === 0 ? credential : await api.updateCredential(credential.id, body);
+        }
+        // Forget the typed key at once; only its hint is shown from now on.
+        setValues((v) => ({ ...v, api_key: "" }));
+        onSaved(saved, mode);
+        onOpenChange(false);
+      },
+      fail: (err) => {
+        if (isSecretsKeyMissing(err)) {
+          setSecretsMissing((err as ApiError).message);
+          return;
+        }
+        // A 409 is the one conflict a credential has: its name is another's.
+        const field = err instanceof ApiError ? (err.status === 409 && namesShown ? "name" : credentialFieldFor(err.field)) : null;
+        const message = err instanceof Error ? err.message : String(err);
+        if (field && (field !== "api_key" || keyShown)) setErrors((prev) => ({ ...prev, [field]: message }));
+        else setFormError(message);
+      },
+    });
   }
 
   const id = (k: string) => `${uid}-${k}`;

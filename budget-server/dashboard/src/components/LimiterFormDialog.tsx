@@ -1,5 +1,6 @@
 import { Plus, X } from "lucide-react";
 import { useEffect, useId, useMemo, useState } from "react";
+import { useFormState } from "../hooks/useFormState";
 import { usePolled } from "../hooks/usePolled";
 import { alertFieldFor, alertValuesFrom, EMPTY_ALERTS, toAlertSettings, validateAlerts, type AlertFormErrors, type AlertFormValues } from "../lib/alerts";
 import { ApiError, api, type Limiter } from "../lib/api";
@@ -15,7 +16,6 @@ import {
   toLimiterInput,
   toLimiterUpdate,
   validateLimiterForm,
-  type FormErrors,
   type LimiterFormValues,
   type WindowValues,
 } from "../lib/validation";
@@ -102,17 +102,15 @@ export function LimiterFormDialog({
   onSaved: (l: Limiter, created: boolean) => void;
 }) {
   const editing = !!limiter;
-  const [values, setValues] = useState<LimiterFormValues>(EMPTY_FORM);
-  const [initial, setInitial] = useState<LimiterFormValues>(EMPTY_FORM);
-  const [errors, setErrors] = useState<FormErrors>({});
-  const [formError, setFormError] = useState<string | null>(null);
-  const [submitted, setSubmitted] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const uid = "f" + useId().replace(/[^a-zA-Z0-9]/g, "");
-  const zones = useMemo(timeZones, []);
   // The upstream keys the server holds, for the "Upstream key" choice (loaded while open).
   const credentials = usePolled(() => api.credentials(), [], 30_000, open);
   const credentialList = credentials.data;
+  const { values, setErrors, errors, formError, setFormError, submitted, busy, reset, update, submit } = useFormState(EMPTY_FORM, (v: LimiterFormValues) =>
+    validateLimiterForm(v, credentialList),
+  );
+  const [initial, setInitial] = useState<LimiterFormValues>(EMPTY_FORM);
+  const uid = "f" + useId().replace(/[^a-zA-Z0-9]/g, "");
+  const zones = useMemo(timeZones, []);
   // The alerts section: its own values and errors; the server's defaults are its hints.
   const [alerts, setAlerts] = useState<AlertFormValues>(EMPTY_ALERTS);
   const [initialAlerts, setInitialAlerts] = useState<AlertFormValues>(EMPTY_ALERTS);
@@ -122,22 +120,14 @@ export function LimiterFormDialog({
   useEffect(() => {
     if (!open) return;
     const start = limiter ? valuesFrom(limiter) : EMPTY_FORM;
-    setValues(start);
+    reset(start);
     setInitial(start);
-    setErrors({});
     const startAlerts = alertValuesFrom(limiter?.alerts);
     setAlerts(startAlerts);
     setInitialAlerts(startAlerts);
     setAlertErrors({});
-    setFormError(null);
-    setSubmitted(false);
-  }, [open, limiter]);
+  }, [open, limiter, reset]);
 
-  const update = (next: LimiterFormValues) => {
-    setValues(next);
-    // After a first submit, re-validate as the user types so messages go away when fixed.
-    if (submitted) setErrors(validateLimiterForm(next, credentialList));
-  };
   const set = (k: keyof LimiterFormValues) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>) =>
     update({ ...values, [k]: e.target.value });
   const setWindow = (i: number, k: keyof WindowValues) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) =>
@@ -145,36 +135,32 @@ export function LimiterFormDialog({
   const setUserBudget = (k: keyof WindowValues) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) =>
     update({ ...values, user_budget: { ...values.user_budget, [k]: e.target.value } });
 
-  async function onSubmit(e: React.FormEvent) {
-    e.preventDefault();
-    setSubmitted(true);
-    setFormError(null);
-    const errs = validateLimiterForm(values, credentialList);
-    setErrors(errs);
-    const alertErrs = validateAlerts(alerts);
-    setAlertErrors(alertErrs);
-    if (Object.keys(errs).length > 0 || Object.keys(alertErrs).length > 0) return;
-    setBusy(true);
-    try {
-      // An edit sends only what changed (cleared policies as null or []; alerts back to the server's as null).
-      const alertSettings = toAlertSettings(alerts);
-      const alertsChanged = JSON.stringify(alertSettings) !== JSON.stringify(toAlertSettings(initialAlerts));
-      const saved = limiter
-        ? await api.updateLimiter(limiter.id, { ...toLimiterUpdate(initial, values), ...(alertsChanged ? { alerts: alertSettings } : {}) })
-        : await api.createLimiter({ ...toLimiterInput(values), ...(alertSettings ? { alerts: alertSettings } : {}) });
-      onSaved(saved, !limiter);
-      onOpenChange(false);
-    } catch (err) {
-      const field = err instanceof ApiError ? formFieldFor(err.field) : null;
-      const alertField = err instanceof ApiError ? alertFieldFor(err.field) : null;
-      const message = err instanceof Error ? err.message : String(err);
-      if (field) setErrors((prev) => ({ ...prev, [field]: message }));
-      else if (alertField) setAlertErrors((prev) => ({ ...prev, [alertField]: message }));
-      else setFormError(message);
-    } finally {
-      setBusy(false);
-    }
-  }
+  const onSubmit = (e: React.FormEvent) =>
+    submit(e, {
+      alsoValid: () => {
+        const alertErrs = validateAlerts(alerts);
+        setAlertErrors(alertErrs);
+        return Object.keys(alertErrs).length === 0;
+      },
+      save: async () => {
+        // An edit sends only what changed (cleared policies as null or []; alerts back to the server's as null).
+        const alertSettings = toAlertSettings(alerts);
+        const alertsChanged = JSON.stringify(alertSettings) !== JSON.stringify(toAlertSettings(initialAlerts));
+        const saved = limiter
+          ? await api.updateLimiter(limiter.id, { ...toLimiterUpdate(initial, values), ...(alertsChanged ? { alerts: alertSettings } : {}) })
+          : await api.createLimiter({ ...toLimiterInput(values), ...(alertSettings ? { alerts: alertSettings } : {}) });
+        onSaved(saved, !limiter);
+        onOpenChange(false);
+      },
+      fail: (err) => {
+        const field = err instanceof ApiError ? formFieldFor(err.field) : null;
+        const alertField = err instanceof ApiError ? alertFieldFor(err.field) : null;
+        const message = err instanceof Error ? err.message : String(err);
+        if (field) setErrors((prev) => ({ ...prev, [field]: message }));
+        else if (alertField) setAlertErrors((prev) => ({ ...prev, [alertField]: message }));
+        else setFormError(message);
+      },
+    });
 
   const id = (k: string) => `${uid}-${k}`;
   const inv = (k: keyof LimiterFormValues) => invalidProps(id(k), errors[k]);
