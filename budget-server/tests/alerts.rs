@@ -155,6 +155,19 @@ fn alerting(c: &mut Config, webhook: Option<&str>) {
     c.alert_retry_base_ms = 200;
 }
 
+/// A small chat completion through the limiter `code`; its status.
+async fn chat(srv: &TestServer, code: &str) -> StatusCode {
+    common::call(
+        &srv.url,
+        "POST",
+        &format!("/v1/{code}/chat/completions"),
+        Some("Bearer sk-client"),
+        Some(json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20})),
+    )
+    .await
+    .0
+}
+
 async fn deliveries(srv: &TestServer) -> Vec<Value> {
     srv.api("GET", "/api/alerts", None).await["deliveries"]
         .as_array()
@@ -179,7 +192,7 @@ async fn each_threshold_fires_once_under_200_concurrent_requests() {
         .limiter(json!({"name": "probe", "budget_limit": 100, "period_type": "month", "base_url": mock.url(),
                         "alerts": {"muted": true}}))
         .await;
-    assert_eq!(srv.chat(&probe).await, StatusCode::OK);
+    assert_eq!(chat(&srv, &probe).await, StatusCode::OK);
     srv.state.layer.settlements().await;
     let cost = srv
         .api("GET", &format!("/api/limiters/{probe_id}"), None)
@@ -193,7 +206,7 @@ async fn each_threshold_fires_once_under_200_concurrent_requests() {
     let (id, code) = srv
         .limiter(json!({"name": "team <a&b>", "budget_limit": budget, "period_type": "month", "base_url": mock.url()}))
         .await;
-    let statuses = futures::future::join_all((0..200).map(|_| srv.chat(&code))).await;
+    let statuses = futures::future::join_all((0..200).map(|_| chat(&srv, &code))).await;
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     assert!(
         ok >= 100,
@@ -202,7 +215,7 @@ async fn each_threshold_fires_once_under_200_concurrent_requests() {
     srv.state.layer.settlements().await;
     // Once spent, a request is refused: the window is exhausted (the first refusal only).
     for _ in 0..5 {
-        assert_eq!(srv.chat(&code).await, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(chat(&srv, &code).await, StatusCode::TOO_MANY_REQUESTS);
     }
     rx.wait_for(3).await;
 
@@ -422,7 +435,7 @@ async fn median_latency(srv: &TestServer, code: &str) -> Duration {
     let mut took = Vec::new();
     for _ in 0..60 {
         let t = Instant::now();
-        assert_eq!(srv.chat(code).await, StatusCode::OK);
+        assert_eq!(chat(srv, code).await, StatusCode::OK);
         took.push(t.elapsed());
     }
     took.sort();
@@ -497,7 +510,7 @@ async fn two_replicas_on_postgresql_send_each_event_once() {
         .limiter(json!({"name": "probe", "budget_limit": 100, "period_type": "month", "base_url": mock.url(),
                         "alerts": {"muted": true}}))
         .await;
-    assert_eq!(a.chat(&probe).await, StatusCode::OK);
+    assert_eq!(chat(&a, &probe).await, StatusCode::OK);
     a.state.layer.settlements().await;
     let start = Instant::now();
     let cost = loop {
@@ -520,7 +533,7 @@ async fn two_replicas_on_postgresql_send_each_event_once() {
         .await;
     let requests = (0..120).map(|i| {
         let (srv, code) = (if i % 2 == 0 { &a } else { &b }, code.clone());
-        async move { srv.chat(&code).await }
+        async move { chat(srv, &code).await }
     });
     futures::future::join_all(requests).await;
     a.state.layer.settlements().await;
@@ -529,8 +542,8 @@ async fn two_replicas_on_postgresql_send_each_event_once() {
     let start = Instant::now();
     let (mut refused_a, mut refused_b) = (false, false);
     while !(refused_a && refused_b) && start.elapsed() < Duration::from_secs(20) {
-        refused_a |= a.chat(&code).await == StatusCode::TOO_MANY_REQUESTS;
-        refused_b |= b.chat(&code).await == StatusCode::TOO_MANY_REQUESTS;
+        refused_a |= chat(&a, &code).await == StatusCode::TOO_MANY_REQUESTS;
+        refused_b |= chat(&b, &code).await == StatusCode::TOO_MANY_REQUESTS;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(

@@ -14,12 +14,12 @@ use budget_core::MemoryStore;
 use budget_server::config::Config;
 use budget_server::security_headers::CONTENT_SECURITY_POLICY;
 use budget_server::state::AppState;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
+
+mod common;
+use common::TestServer;
 
 const GOOD: &str = r#"{"username": "admin", "password": "changeme"}"#;
 const BAD: &str = r#"{"username": "admin", "password": "nope"}"#;
@@ -399,27 +399,15 @@ async fn metrics_token_guards_metrics_when_set() {
 /// A server on a real socket (the test client connects from 127.0.0.1).
 async fn serve(config: Config) -> String {
     let state = AppState::with_store(config, Arc::new(MemoryStore::new()), None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = budget_server::app(state).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    TestServer::serve(state).await.url
 }
 
 async fn login(url: &str, body: &str, headers: &[(&str, &str)]) -> StatusCode {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::builder()
-        .method("POST")
-        .uri(format!("{url}/api/auth/login"))
-        .header("content-type", "application/json");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let res = client
-        .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    common::send(url, "POST", "/api/auth/login", &all, body)
         .await
-        .unwrap();
-    res.status()
+        .status
 }
 
 #[tokio::test]

@@ -16,14 +16,12 @@ use budget_core::store::UsageQuery;
 use budget_core::{Limiter, Money, NewLimiter, Period};
 use budget_mock_upstream::{MockOptions, MockUpstream};
 use budget_store_sqlite::SqliteStore;
-use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::StatusCode;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
+
+mod common;
+use common::{bearer, Answer};
 
 /// Unsaved events past which the server refuses new requests.
 const MAX_UNSAVED: u64 = 150;
@@ -31,36 +29,17 @@ const PASSWORD: &str = "full-disk-test-password";
 
 struct Server {
     url: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
 }
 
 impl Server {
     async fn send(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Answer {
         // The upstream's key for the proxy, the admin token for `/api`.
-        let bearer = token.unwrap_or("sk-test");
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.url))
-            .header("authorization", format!("Bearer {bearer}"))
-            .header("content-type", "application/json");
-        let res = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = res.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
+        let auth = bearer(token.unwrap_or("sk-test"));
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        common::send(&self.url, method, path, &headers, body).await
     }
 
     async fn chat(&self, l: &Limiter) -> Answer {
@@ -75,13 +54,13 @@ impl Server {
 
     async fn json(&self, path: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
         let a = self.send("GET", path, token, "").await;
-        (a.status, serde_json::from_str(&a.body).unwrap_or_default())
+        (a.status, serde_json::from_str(&a.text).unwrap_or_default())
     }
 
     /// A sample of `/metrics`.
     async fn metric(&self, name: &str) -> Option<f64> {
         let a = self.send("GET", "/metrics", None, "").await;
-        a.body
+        a.text
             .lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     }
@@ -166,7 +145,6 @@ async fn usage_survives_a_full_disk_through_the_server() {
             .strip_prefix("listening on ")
             .expect("first line names the address")
             .to_owned(),
-        client: Client::builder(TokioExecutor::new()).build_http(),
     };
     let login = server
         .send(
@@ -176,8 +154,8 @@ async fn usage_survives_a_full_disk_through_the_server() {
             &format!(r#"{{"username":"admin","password":"{PASSWORD}"}}"#),
         )
         .await;
-    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
-    let token: serde_json::Value = serde_json::from_str(&login.body).unwrap();
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    let token: serde_json::Value = serde_json::from_str(&login.text).unwrap();
     let token = token["token"].as_str().unwrap().to_owned();
 
     // A trickle of single requests (each batch commits alone) while the file fills up, then
@@ -186,7 +164,7 @@ async fn usage_survives_a_full_disk_through_the_server() {
     let mut answered = 0u64;
     for _ in 0..40 {
         let a = server.chat(&limiter).await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         answered += 1;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
@@ -244,7 +222,7 @@ async fn usage_survives_a_full_disk_through_the_server() {
                 r#"{"name":"after recovery","budget_limit":30.00,"period_type":"day"}"#,
             )
             .await;
-        Some((a.status, created.status, created.body))
+        Some((a.status, created.status, created.text))
     } else {
         None
     };
@@ -276,7 +254,7 @@ async fn usage_survives_a_full_disk_through_the_server() {
          budget_store_errors_total {store_errors:?}, budget_unsaved_usage_events {unsaved_metric:?}; \
          stats while failing {stats:?}; freeing room: {freed:?}; after recovery: {recovered:?} {after:?}; \
          exit {status:?}; in the file: {rows} rows, {distinct} distinct, {} in roll-ups; lost {}",
-        refusal.as_ref().map(|a| (a.status, a.headers.get("retry-after"), &a.body)),
+        refusal.as_ref().map(|a| (a.status, a.headers.get("retry-after"), &a.text)),
         totals.requests,
         answered as i64 - distinct,
     );
@@ -294,7 +272,7 @@ async fn usage_survives_a_full_disk_through_the_server() {
     let refusal = refusal.expect("the server refused once too much usage waited unsaved");
     assert_eq!(refusal.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refusal.headers["retry-after"], "5");
-    let v: serde_json::Value = serde_json::from_str(&refusal.body).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&refusal.text).unwrap();
     assert_eq!(v["error"]["code"], "budget_store_unavailable");
     assert_eq!(v["error"]["type"], "server_error");
     assert_eq!(refused_health_status, StatusCode::SERVICE_UNAVAILABLE);

@@ -2,14 +2,9 @@
 //! sockets against the mock upstream — several windows, per-user budgets and overrides, model
 //! rules, the price guard, expiry, a required user, and the price table on every record.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::StatusCode;
 use serde_json::{json, Value};
 
 use budget_core::store::prelude::*;
@@ -19,64 +14,47 @@ use budget_mock_upstream::{MockOptions, MockUpstream};
 use budget_server::config::Config;
 use budget_server::state::AppState;
 
+mod common;
+use common::{Answer, TestServer};
+
 struct Harness {
-    url: String,
-    token: String,
+    server: TestServer,
     store: Arc<dyn Store>,
     state: AppState,
     mock: MockUpstream,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    json: Value,
 }
 
 async fn start() -> Harness {
     let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let state = AppState::with_store(Config::for_tests(), store.clone(), None).unwrap();
-    let token = state.auth.issue(chrono::Utc::now()).unwrap().token;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = budget_server::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Harness {
-        url: format!("http://{addr}"),
-        token,
+        server: TestServer::serve(state.clone()).await,
         store,
         state,
         mock,
-        client: Client::builder(TokioExecutor::new()).build_http(),
     }
 }
 
 impl Harness {
     async fn call(&self, method: &str, path: &str, admin: bool, body: Option<Value>) -> Answer {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.url))
-            .header("content-type", "application/json");
-        if admin {
-            req = req.header("authorization", format!("Bearer {}", self.token));
+        let auth = if admin {
+            self.server.admin.as_str()
         } else {
-            req = req.header("authorization", "Bearer sk-client");
-        }
+            "Bearer sk-client"
+        };
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let res = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body))).unwrap())
+        self.server
+            .send(
+                method,
+                path,
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", auth),
+                ],
+                &body,
+            )
             .await
-            .unwrap();
-        let (parts, body) = res.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
     }
 
     /// Create a limiter through the admin API; its code.

@@ -2,7 +2,6 @@
 
 use budget_core::store::prelude::*;
 use budget_core::store::primary_window_spend;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,32 +10,25 @@ use budget_core::{EnforcementMode, Limiter, MemoryStore, Money, NewLimiter, Peri
 use budget_mock_upstream::{MockOptions, MockUpstream};
 use budget_server::config::Config;
 use budget_server::state::AppState;
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::StatusCode;
+
+mod common;
+use common::TestServer;
 
 struct Harness {
-    url: String,
+    server: TestServer,
     store: Arc<dyn Store>,
     mock: MockUpstream,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
 async fn start_with(config: Config, opts: MockOptions) -> Harness {
     let mock = MockUpstream::start(opts).await.unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let state = AppState::with_store(config, store.clone(), None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = budget_server::app(state).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Harness {
-        url: format!("http://{addr}"),
+        server: TestServer::serve(state).await,
         store,
         mock,
-        client: Client::builder(TokioExecutor::new()).build_http(),
     }
 }
 
@@ -66,24 +58,8 @@ impl Harness {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (StatusCode, http::HeaderMap, String) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.url));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let res = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = res.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        (
-            parts.status,
-            parts.headers,
-            String::from_utf8_lossy(&bytes).into_owned(),
-        )
+        let a = self.server.send(method, path, headers, body).await;
+        (a.status, a.headers, a.text)
     }
 
     async fn chat(&self, l: &Limiter, body: &str) -> (StatusCode, http::HeaderMap, String) {
@@ -142,7 +118,7 @@ async fn chat_json_is_forwarded_with_the_clients_key_and_metered() {
     assert_eq!(seen.header("accept-encoding"), Some("identity"));
     assert_ne!(
         seen.header("host"),
-        Some(h.url.trim_start_matches("http://")),
+        Some(h.server.url.trim_start_matches("http://")),
         "Host is the upstream's"
     );
     h.settled(&l).await;

@@ -661,16 +661,11 @@ async fn a_new_secrets_key_takes_over_with_the_previous_one_beside_it() {
             )
             .await
             .json;
-        let l = s
-            .as_admin(
-                "POST",
-                "/api/limiters",
-                Some(json!({"name": "k", "budget_limit": 5, "period_type": "day", "base_url": mock.url(), "credential_id": cred["id"]})),
-            )
-            .await
-            .json;
+        let (_, code) = s
+            .limiter(json!({"name": "k", "budget_limit": 5, "period_type": "day", "base_url": mock.url(), "credential_id": cred["id"]}))
+            .await;
         s.state.sqlite.as_ref().unwrap().close().await;
-        l["code"].as_str().unwrap().to_owned()
+        code
     };
     let with = |key: u8, previous: Option<u8>| {
         let mut c = sqlite_config(dir.path(), Some(secrets_key(key)));

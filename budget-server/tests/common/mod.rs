@@ -14,7 +14,7 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The server on 127.0.0.1 and an ephemeral port, as `budget_server::app` serves it.
 pub(crate) struct TestServer {
@@ -55,11 +55,6 @@ impl TestServer {
             state,
             task,
         }
-    }
-
-    /// The admin token without `Bearer `.
-    pub(crate) fn token(&self) -> &str {
-        self.admin.trim_start_matches("Bearer ")
     }
 
     /// Stop serving, wait for the settlements in flight and close the database, as a
@@ -106,19 +101,6 @@ impl TestServer {
             l["id"].as_str().unwrap().to_owned(),
             l["code"].as_str().unwrap().to_owned(),
         )
-    }
-
-    /// A small chat completion through the limiter `code`; its status.
-    pub(crate) async fn chat(&self, code: &str) -> StatusCode {
-        call(
-            &self.url,
-            "POST",
-            &format!("/v1/{code}/chat/completions"),
-            Some("Bearer sk-client"),
-            Some(json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20})),
-        )
-        .await
-        .0
     }
 }
 
