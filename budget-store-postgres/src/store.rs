@@ -906,10 +906,7 @@ impl PostgresStore {
     }
 }
 
-/// `t` to the microsecond, as it reads back.
-fn micros(t: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
-    chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
-}
+use budget_core::store::to_micros as micros;
 
 #[async_trait]
 impl LimiterCatalog for PostgresStore {
