@@ -315,6 +315,11 @@ pub struct AlertQuery {
     pub limit: usize,
 }
 
+/// Stores keep instants to the microsecond: cut `t` to that.
+pub fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ impl AuditEntry {
         AuditEntry {
             id: Uuid::new_v4(),
             // To the microsecond, as stores keep it.
-            at: crate::store::to_micros(now),
+            at: DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now),
             actor: actor.into(),
             client: None,
             action: action.into(),

@@ -126,7 +126,8 @@ impl Credential {
     /// The form a database keeps: times to the microsecond. Stores answer with this form
     /// from memory too, so what they say reads the same before and after a restart.
     pub fn normalized(&self) -> Credential {
-        let us = crate::store::to_micros;
+        let us =
+            |t: DateTime<Utc>| DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t);
         Credential {
             created_at: us(self.created_at),
             updated_at: us(self.updated_at),

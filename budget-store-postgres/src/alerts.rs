@@ -15,7 +15,7 @@ impl PostgresStore {
         let s = &self.inner;
         s.trip();
         let mut e = e.clone();
-        e.at = budget_core::store::to_micros(e.at);
+        e.at = budget_core::alert::to_micros(e.at);
         let json = serde_json::to_value(&e).map_err(Error::backend)?;
         let done = sqlx::query(
             "INSERT INTO alert_outbox (id, limiter_id, created_at, status, next_attempt_at, event) \

@@ -906,7 +906,10 @@ impl PostgresStore {
     }
 }
 
-use budget_core::store::to_micros as micros;
+/// `t` to the microsecond, as it reads back.
+fn micros(t: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
 
 #[async_trait]
 impl LimiterCatalog for PostgresStore {

@@ -14,7 +14,7 @@ impl SqliteStore {
     pub(crate) async fn alert_enqueue(&self, e: &AlertEvent) -> Result<bool> {
         self.check_open()?;
         let mut e = e.clone();
-        e.at = budget_core::store::to_micros(e.at);
+        e.at = budget_core::alert::to_micros(e.at);
         let json = serde_json::to_string(&e).map_err(budget_core::store::Error::backend)?;
         let done = sqlx::query(
             "INSERT INTO alert_outbox (id, limiter_id, created_at, status, next_attempt_at, event) \

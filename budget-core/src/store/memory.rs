@@ -255,7 +255,7 @@ impl LimiterCatalog for MemoryStore {
             return Ok(false);
         }
         let mut event = event.clone();
-        event.at = super::to_micros(event.at);
+        event.at = crate::alert::to_micros(event.at);
         inner.alerts.push(crate::alert::AlertDelivery {
             next_attempt_at: event.at,
             event,
@@ -287,7 +287,7 @@ impl LimiterCatalog for MemoryStore {
             .map(|i| {
                 let d = &mut inner.alerts[i];
                 d.attempts += 1;
-                d.next_attempt_at = super::to_micros(claim_until);
+                d.next_attempt_at = crate::alert::to_micros(claim_until);
                 d.clone()
             })
             .collect())
@@ -300,10 +300,10 @@ impl LimiterCatalog for MemoryStore {
             match outcome {
                 AlertOutcome::Delivered(at) => {
                     d.status = DeliveryStatus::Delivered;
-                    d.delivered_at = Some(super::to_micros(*at));
+                    d.delivered_at = Some(crate::alert::to_micros(*at));
                 }
                 AlertOutcome::Retry { at, error } => {
-                    d.next_attempt_at = super::to_micros(*at);
+                    d.next_attempt_at = crate::alert::to_micros(*at);
                     d.last_error = Some(error.clone());
                 }
                 AlertOutcome::Failed { error } => {

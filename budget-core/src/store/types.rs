@@ -389,7 +389,7 @@ impl UsageRecord {
     pub fn normalize(&mut self) {
         self.model = self.model.take().filter(|m| !m.is_empty());
         self.user = self.user.take().filter(|u| !u.is_empty());
-        self.at = to_micros(self.at);
+        self.at = DateTime::from_timestamp_micros(self.at.timestamp_micros()).unwrap_or(self.at);
     }
 
     /// `prompt_tokens + completion_tokens`.
@@ -431,12 +431,6 @@ impl UsageCursor {
     pub fn precedes(&self, r: &UsageRecord) -> bool {
         (r.at, r.id) > (self.at, self.id)
     }
-}
-
-/// `t` cut to the microsecond: the precision stores keep instants in, so that what a store
-/// answers from memory reads the same as after a restart.
-pub fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 
 impl UsageQuery {

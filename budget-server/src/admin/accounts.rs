@@ -26,7 +26,6 @@ use super::auth::{
     attempt_succeeded, begin_attempt, session_answer, AdminUser, LoginAddress, LoginClient,
     LoginResponse, RoleSchema, SessionCookies, SignedIn,
 };
-use super::credentials::micros_now;
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::session::OverTls;
 use crate::state::AppState;
@@ -173,6 +172,12 @@ async fn hash(password: String) -> Result<String, ApiError> {
         .await
         .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))?
         .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))
+}
+
+/// Now, to the microsecond: what the stores keep, so answers before and after a restart agree.
+fn micros_now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
 /// An account as the audit trail shows it: never the password or its hash.

@@ -117,9 +117,10 @@ fn audit_json(c: &Credential) -> serde_json::Value {
     })
 }
 
-/// Now, to the microsecond: what the stores keep, so answers before and after a restart agree.
-pub(crate) fn micros_now() -> DateTime<Utc> {
-    budget_core::store::to_micros(Utc::now())
+/// Now, to the microsecond: what the store keeps, so answers before and after a restart agree.
+fn micros_now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
 /// A present field (even `null`) is `Some`.
